@@ -1,0 +1,1 @@
+"""service layer: one business operation per activity; the only callers of ``commit()``."""

@@ -1,0 +1,101 @@
+"""One pure-ASGI middleware for what every request needs: a request id bound to every log
+line and echoed in ``X-Request-ID``, a body-size limit, metrics and an access log line."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from casedesk.api.problems import problem
+from casedesk.kit.logging import get_logger
+from casedesk.kit.metrics import HTTP_DURATION, HTTP_REQUESTS
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+log = get_logger("casedesk.access")
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(413, f"the request body is larger than {limit} bytes")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        incoming = headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _too_large(self.max_body_bytes)
+            return message
+
+        try:
+            rejection = self._reject_by_headers(headers)
+            if rejection is not None:
+                await rejection(scope, receive, send_with_id)
+            else:
+                await self.app(scope, limited_receive, send_with_id)
+        finally:
+            self._observe(scope, status, time.perf_counter() - started)
+
+    def _reject_by_headers(self, headers: Headers) -> Response | None:
+        declared = headers.get("content-length")
+        if declared is None:
+            return None
+        if not declared.isdigit():
+            return problem(400, detail="Content-Length is not a number")
+        if int(declared) > self.max_body_bytes:
+            return problem(
+                413, detail=f"the request body is larger than {self.max_body_bytes} bytes"
+            )
+        return None
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope.get("method", "")
+        HTTP_REQUESTS.labels(method, template, str(status)).inc()
+        HTTP_DURATION.labels(method, template).observe(seconds)
+        if scope.get("path") in _QUIET_PATHS and status < 400:
+            return
+        log.info(
+            "request",
+            method=method,
+            path=scope.get("path"),
+            route=template,
+            status=status,
+            duration_ms=round(seconds * 1000, 2),
+        )

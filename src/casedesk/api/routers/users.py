@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from casedesk.activities import identity
+from casedesk.api import API_V1
+from casedesk.api.deps import PrincipalDep, UnitOfWorkDep
+from casedesk.api.schemas.identity import UserCreate, UserOut, UserPage, UserUpdate
+
+router = APIRouter(prefix=f"{API_V1}/users", tags=["users"])
+
+Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
+
+
+@router.get("", response_model=UserPage, summary="List the tenant's users")
+async def list_users(uow: UnitOfWorkDep, limit: Limit = 50, cursor: str | None = None) -> UserPage:
+    page = await uow.users.list_page(limit=limit, cursor=cursor)
+    return UserPage(
+        items=[UserOut.model_validate(user) for user in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.post(
+    "", response_model=UserOut, status_code=status.HTTP_201_CREATED, summary="Create a user"
+)
+async def create_user(body: UserCreate, principal: PrincipalDep, uow: UnitOfWorkDep) -> UserOut:
+    user = await identity.create_user(
+        uow, principal, email=body.email, name=body.name, role=body.role
+    )
+    return UserOut.model_validate(user)
+
+
+@router.get("/{user_id}", response_model=UserOut, summary="Read a user")
+async def read_user(user_id: uuid.UUID, uow: UnitOfWorkDep) -> UserOut:
+    return UserOut.model_validate(await uow.users.get(user_id))
+
+
+@router.patch("/{user_id}", response_model=UserOut, summary="Rename, change role, (de)activate")
+async def update_user(
+    user_id: uuid.UUID, body: UserUpdate, principal: PrincipalDep, uow: UnitOfWorkDep
+) -> UserOut:
+    user = await identity.update_user(
+        uow, principal, user_id, name=body.name, role=body.role, active=body.active
+    )
+    return UserOut.model_validate(user)

@@ -1,0 +1,111 @@
+"""Request and response bodies of the identity endpoints."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from casedesk.domain.identity.roles import Role
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(value: str) -> str:
+    value = value.strip()
+    if not _EMAIL.match(value):
+        raise ValueError("not an e-mail address")
+    return value.lower()
+
+
+Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_email)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class TenantOut(Output):
+    id: uuid.UUID
+    slug: str
+    name: str
+    edition: str
+
+
+class UserOut(Output):
+    id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserCreate(Input):
+    email: Email
+    name: Name
+    role: Role = Role.AGENT
+
+
+class UserUpdate(Input):
+    name: Name | None = None
+    role: Role | None = None
+    active: bool | None = None
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    next_cursor: str | None
+
+
+class ApiKeyOut(Output):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    prefix: str = Field(description="the first characters of the key, to recognise it")
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    expires_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="the key itself; shown only in this response")
+
+
+class ApiKeyCreate(Input):
+    name: Name
+    user_id: uuid.UUID | None = Field(
+        default=None, description="whose key; defaults to the caller (admins may name another)"
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="when the key stops working (with a time zone)"
+    )
+
+
+class ApiKeyPage(BaseModel):
+    items: list[ApiKeyOut]
+    next_cursor: str | None
+
+
+class MeUser(Output):
+    id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+
+
+class Me(BaseModel):
+    tenant: TenantOut
+    user: MeUser
+    role: Role
+    api_key_id: uuid.UUID

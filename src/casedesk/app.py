@@ -1,0 +1,56 @@
+"""The ASGI application: ``create_app()`` for uvicorn, with the container built from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from casedesk import __version__
+from casedesk.api import problems
+from casedesk.api.middleware import RequestContextMiddleware
+from casedesk.api.routers import api_keys, health, me, users
+from casedesk.bootstrap import Container, build
+from casedesk.config import Settings, get_settings
+from casedesk.kit.logging import configure_logging
+from casedesk.store.migrate import migration_state
+
+
+class NotMigrated(RuntimeError):
+    """The database schema is behind the code."""
+
+
+async def ensure_migrated(container: Container) -> None:
+    state = await migration_state(container.database.engine)
+    if not state.up_to_date:
+        current = ", ".join(state.current) or "empty"
+        raise NotMigrated(
+            f"the database is not migrated (at {current}, code needs {', '.join(state.heads)}); "
+            "run `casedesk db upgrade` first"
+        )
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    settings = settings or (container.settings if container else get_settings())
+    configure_logging(settings.log_level, settings.log_format)
+    container = container or build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ensure_migrated(container)
+        yield
+        await container.close()
+
+    app = FastAPI(
+        title="casedesk",
+        version=__version__,
+        summary="Customer-service cases with a built-in integration platform",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    problems.install(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    for router in (health.router, me.router, users.router, api_keys.router):
+        app.include_router(router)
+    return app

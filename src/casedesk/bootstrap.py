@@ -1,0 +1,27 @@
+"""Composition root: builds the long-lived components from the settings, in one place."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from casedesk.config import Settings
+from casedesk.store.database import Database
+from casedesk.store.unit_of_work import UnitOfWork
+
+
+@dataclass
+class Container:
+    settings: Settings
+    database: Database
+
+    def unit_of_work(self, tenant_id: uuid.UUID | None = None) -> UnitOfWork:
+        return UnitOfWork(self.database, tenant_id)
+
+    async def close(self) -> None:
+        await self.database.dispose()
+
+
+def build(settings: Settings) -> Container:
+    database = Database(settings.database_url, pool_size=settings.database_pool_size)
+    return Container(settings=settings, database=database)

@@ -1,0 +1,339 @@
+"""The ``casedesk`` command: serve, migrate, and manage tenants, users and API keys."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from casedesk.activities import identity
+from casedesk.app import NotMigrated, ensure_migrated
+from casedesk.bootstrap import Container, build
+from casedesk.config import Settings, SettingsError, get_settings
+from casedesk.domain.identity.roles import Role
+from casedesk.kit.errors import CasedeskError, NotFound
+from casedesk.kit.logging import configure_logging
+from casedesk.store import migrate
+from casedesk.store.models import Tenant
+from casedesk.store.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="casedesk: customer-service cases with a built-in integration platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
+user_app = typer.Typer(help="Users of a tenant.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(user_app, name="user")
+app.add_typer(apikey_app, name="apikey")
+
+out = Console()
+err = Console(stderr=True)
+
+DEMO_SLUG = "demo"
+DEMO_ADMIN = "admin@demo.casedesk.local"
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        raise fail(str(exc), code=2) from None
+
+
+def run(work: Callable[[Container], Awaitable[T]]) -> T:
+    """Build the container, run one piece of async work on it, and turn errors into exits."""
+    settings = settings_or_exit()
+    configure_logging("warning", "console")
+    container = build(settings)
+
+    async def main() -> T:
+        try:
+            return await work(container)
+        finally:
+            await container.close()
+
+    try:
+        return asyncio.run(main())
+    except NotMigrated as exc:
+        raise fail(str(exc)) from None
+    except CasedeskError as exc:
+        raise fail(exc.detail) from None
+    except (OSError, InterfaceError, OperationalError) as exc:
+        raise fail(
+            f"cannot use the database ({exc.__class__.__name__}: {str(exc).splitlines()[0]}); "
+            "check CASEDESK_DATABASE_URL and that the server is up"
+        ) from None
+
+
+async def _tenant(container: Container, slug: str) -> Tenant:
+    async with container.unit_of_work() as uow:
+        tenant = await uow.tenants.by_slug(slug)
+    if tenant is None:
+        raise NotFound(f"no tenant with slug {slug!r}; `casedesk tenant list` shows them")
+    return tenant
+
+
+async def _tenant_work(container: Container, slug: str) -> UnitOfWork:
+    tenant = await _tenant(container, slug)
+    return container.unit_of_work(tenant.id)
+
+
+def _migrated(work: Callable[[Container], Awaitable[T]]) -> Callable[[Container], Awaitable[T]]:
+    async def guarded(container: Container) -> T:
+        await ensure_migrated(container)
+        return await work(container)
+
+    return guarded
+
+
+# --- serve -------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address [CASEDESK_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="port [CASEDESK_PORT]")] = None,
+    workers: Annotated[int | None, typer.Option(help="processes [CASEDESK_WORKERS]")] = None,
+) -> None:
+    """Serve the HTTP API (and, in the embedded mode, the background workers)."""
+    import uvicorn
+
+    settings = settings_or_exit()
+    run(ensure_migrated)
+    worker_count = workers or settings.workers
+    if worker_count > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="casedesk-metrics-")
+    bind_host, bind_port = host or settings.host, port or settings.port
+    err.print(f"casedesk serving on http://{bind_host}:{bind_port} ({worker_count} worker(s))")
+    uvicorn.run(
+        "casedesk.app:create_app",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        workers=worker_count,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=True,
+    )
+
+
+# --- db ----------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations up to REVISION (default: the latest)."""
+
+    async def work(container: Container) -> migrate.MigrationState:
+        with out.status(f"migrating {container.database.url.render_as_string()} ..."):
+            await migrate.upgrade(container.database.engine, revision)
+        return await migrate.migration_state(container.database.engine)
+
+    state = run(work)
+    out.print(
+        f"[green]database at {', '.join(state.current) or 'empty'}[/] "
+        f"(latest: {', '.join(state.heads)})"
+    )
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="target, e.g. -1 or base")]) -> None:
+    """Revert migrations down to REVISION."""
+
+    async def work(container: Container) -> None:
+        await migrate.downgrade(container.database.engine, revision)
+
+    run(work)
+    out.print(f"[yellow]database downgraded to {revision}[/]")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the applied and the latest revision."""
+    state = run(lambda container: migrate.migration_state(container.database.engine))
+    marker = (
+        "[green]up to date[/]" if state.up_to_date else "[yellow]needs `casedesk db upgrade`[/]"
+    )
+    current, heads = ", ".join(state.current) or "empty", ", ".join(state.heads)
+    out.print(f"current: {current}  latest: {heads}  {marker}")
+
+
+# --- tenants -----------------------------------------------------------------------------
+
+
+@tenant_app.command("create")
+def tenant_create(
+    slug: Annotated[str, typer.Argument(help="short unique name, e.g. acme")],
+    name: Annotated[str | None, typer.Option(help="display name")] = None,
+    edition: Annotated[str, typer.Option(help="business edition")] = "standard",
+) -> None:
+    """Create a tenant."""
+
+    async def work(container: Container) -> Tenant:
+        async with container.unit_of_work() as uow:
+            return await identity.create_tenant(uow, slug=slug, name=name or slug, edition=edition)
+
+    tenant = run(_migrated(work))
+    out.print(f"[green]tenant {tenant.slug}[/] created (id {tenant.id}, edition {tenant.edition})")
+
+
+@tenant_app.command("list")
+def tenant_list() -> None:
+    """List tenants."""
+
+    async def work(container: Container) -> list[Tenant]:
+        async with container.unit_of_work() as uow:
+            return await uow.tenants.all()
+
+    table = Table("slug", "name", "edition", "enabled", "id")
+    for tenant in run(_migrated(work)):
+        table.add_row(tenant.slug, tenant.name, tenant.edition, str(tenant.enabled), str(tenant.id))
+    out.print(table)
+
+
+# --- users -------------------------------------------------------------------------------
+
+
+@user_app.command("create")
+def user_create(
+    tenant: Annotated[str, typer.Option(help="tenant slug")],
+    email: Annotated[str, typer.Option(help="e-mail address, unique in the tenant")],
+    name: Annotated[str | None, typer.Option(help="display name")] = None,
+    role: Annotated[Role, typer.Option(help="admin, agent or viewer")] = Role.AGENT,
+) -> None:
+    """Create a user in a tenant."""
+
+    async def work(container: Container) -> Any:
+        async with await _tenant_work(container, tenant) as uow:
+            return await identity.create_user(
+                uow, None, email=email, name=name or email.split("@")[0], role=role
+            )
+
+    user = run(_migrated(work))
+    out.print(f"[green]user {user.email}[/] created in {tenant} as {user.role} (id {user.id})")
+
+
+# --- API keys ----------------------------------------------------------------------------
+
+
+@apikey_app.command("create")
+def apikey_create(
+    tenant: Annotated[str, typer.Option(help="tenant slug")],
+    user: Annotated[str, typer.Option(help="e-mail of the key's user")],
+    name: Annotated[str, typer.Option(help="what the key is for")] = "cli",
+) -> None:
+    """Create an API key; it is printed once and never shown again."""
+
+    async def work(container: Container) -> identity.CreatedKey:
+        async with await _tenant_work(container, tenant) as uow:
+            owner = await uow.users.by_email(user.strip().lower())
+            if owner is None:
+                raise NotFound(f"no user {user} in tenant {tenant}")
+            return await identity.create_api_key(uow, None, name=name, user_id=owner.id)
+
+    created = run(_migrated(work))
+    out.print(
+        f"API key {created.key.id} for {user} ({tenant}); store it now, it is not shown again:"
+    )
+    out.print(created.plaintext, soft_wrap=True, highlight=False)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    tenant: Annotated[str, typer.Option(help="tenant slug")],
+    key_id: Annotated[str, typer.Argument(help="the key's id")],
+) -> None:
+    """Revoke an API key: requests with it get 401 from now on."""
+    try:
+        parsed = uuid.UUID(key_id)
+    except ValueError:
+        raise fail(f"{key_id!r} is not a key id; `casedesk apikey list` shows them") from None
+
+    async def work(container: Container) -> None:
+        async with await _tenant_work(container, tenant) as uow:
+            await identity.revoke_api_key(uow, None, parsed)
+
+    run(_migrated(work))
+    out.print(f"[yellow]API key {parsed} revoked[/]")
+
+
+@apikey_app.command("list")
+def apikey_list(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> None:
+    """List a tenant's API keys (never the keys themselves)."""
+
+    async def work(container: Container) -> list[Any]:
+        async with await _tenant_work(container, tenant) as uow:
+            page = await uow.api_keys.list_page(limit=1000, cursor=None)
+            return list(page.items)
+
+    table = Table("id", "prefix", "name", "user", "last used", "revoked")
+    for key in run(_migrated(work)):
+        table.add_row(
+            str(key.id),
+            key.prefix,
+            key.name,
+            str(key.user_id),
+            str(key.last_used_at or "-"),
+            str(key.revoked_at or "-"),
+        )
+    out.print(table)
+
+
+# --- demo --------------------------------------------------------------------------------
+
+
+@app.command()
+def demo() -> None:
+    """Create the demo tenant with an admin and an API key (once; later runs change nothing)."""
+
+    async def work(container: Container) -> str | None:
+        async with container.unit_of_work() as uow:
+            if await uow.tenants.by_slug(DEMO_SLUG) is not None:
+                return None
+            tenant = await identity.create_tenant(
+                uow, slug=DEMO_SLUG, name="Demo", edition="standard"
+            )
+        async with container.unit_of_work(tenant.id) as uow:
+            admin = await identity.create_user(
+                uow, None, email=DEMO_ADMIN, name="Demo Admin", role=Role.ADMIN
+            )
+        async with container.unit_of_work(tenant.id) as uow:
+            created = await identity.create_api_key(uow, None, name="demo", user_id=admin.id)
+        return created.plaintext
+
+    key = run(_migrated(work))
+    if key is None:
+        out.print(
+            f"demo tenant exists; its admin is {DEMO_ADMIN}. For a new key: "
+            f"casedesk apikey create --tenant {DEMO_SLUG} --user {DEMO_ADMIN}",
+            soft_wrap=True,
+        )
+        return
+    out.print(f"[green]demo tenant created[/]; admin {DEMO_ADMIN}. Its API key, shown once:")
+    out.print(key, soft_wrap=True, highlight=False)
+    out.print("try: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8000/api/v1/me")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,115 @@
+"""Settings, read from ``CASEDESK_*`` environment variables.
+
+The defaults are the embedded mode: a SQLite file next to the working directory,
+no Redis, no broker. A wrong value fails at start with the variable named.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CASEDESK_"
+
+_DATABASE_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "mysql": "mysql+asyncmy",
+    "mariadb": "mysql+asyncmy",
+    "mysql+asyncmy": "mysql+asyncmy",
+    "mariadb+asyncmy": "mysql+asyncmy",
+    "mysql+aiomysql": "mysql+aiomysql",
+}
+
+
+class SettingsError(Exception):
+    """A setting is wrong; the message names each variable and what to do."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./casedesk.db",
+        description="SQLAlchemy URL: sqlite:///path, postgresql://..., mysql:// or mariadb://...",
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=500)
+    redis_url: str | None = Field(default=None, description="redis://host:port/db; off when unset")
+    broker_url: str | None = Field(
+        default=None, description="amqp://user:pass@host/; off when unset"
+    )
+    secret_key: str = Field(
+        default="casedesk-embedded-insecure-secret-change-me",
+        min_length=16,
+        description="Keys API-key hashes and signatures; set a long random value in production",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    separate_workers: bool = Field(
+        default=False, description="true when `casedesk worker` processes run the background work"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body")
+    api_key_touch_seconds: int = Field(
+        default=60, ge=0, description="how often an API key's last-used time is written"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep:
+            raise ValueError("must look like scheme://..., e.g. sqlite:///./casedesk.db")
+        driver = _DATABASE_DRIVERS.get(scheme.lower())
+        if driver is None:
+            known = "sqlite, postgresql, mysql, mariadb"
+            raise ValueError(f"unsupported database scheme {scheme!r}; use one of {known}")
+        return f"{driver}://{rest}"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("amqp://", "amqps://")):
+            raise ValueError("must start with amqp:// or amqps://")
+        return value
+
+    @property
+    def database_dialect(self) -> str:
+        return self.database_url.split("+", 1)[0].split(":", 1)[0]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning validation errors into one message per variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            variable = f"{ENV_PREFIX}{field.upper()}"
+            lines.append(f"{variable}: {error['msg']}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

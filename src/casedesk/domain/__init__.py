@@ -1,0 +1,1 @@
+"""manager layer: domain capabilities that activities reuse."""

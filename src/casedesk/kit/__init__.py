@@ -1,0 +1,1 @@
+"""Domain-free helpers shared by every layer: errors, identifiers, time, logging."""

@@ -1,0 +1,1 @@
+"""dao layer: SQLAlchemy models, generic repository, unit of work, migrations' runtime."""

@@ -1,0 +1,50 @@
+"""The unit of work: the only place that commits.
+
+It opens one session bound to one tenant (or to none, for system work such as
+creating a tenant), exposes the repositories, and rolls back on exit unless
+``commit()`` was called.
+"""
+
+from __future__ import annotations
+
+import uuid
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casedesk.store.database import Database
+from casedesk.store.identity import ApiKeyRepository, TenantRepository, UserRepository
+
+
+class UnitOfWork:
+    session: AsyncSession
+    tenants: TenantRepository
+    users: UserRepository
+    api_keys: ApiKeyRepository
+
+    def __init__(self, database: Database, tenant_id: uuid.UUID | None = None) -> None:
+        self.database = database
+        self.tenant_id = tenant_id
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self.database.session(self.tenant_id)
+        self.tenants = TenantRepository(self.session)
+        self.users = UserRepository(self.session)
+        self.api_keys = ApiKeyRepository(self.session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Closing rolls back whatever was not committed and detaches the loaded objects
+        # without expiring them, so callers may still read what they fetched.
+        await self.session.close()
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def commit(self) -> None:
+        await self.session.commit()
