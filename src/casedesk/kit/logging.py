@@ -53,6 +53,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         logging.getLogger(name).propagate = True
     # The MySQL driver logs every server note (e.g. on DDL) as a warning.
     logging.getLogger("asyncmy").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # Access lines are written by our own middleware, with the request id.
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False

@@ -1,0 +1,40 @@
+# casedesk: `make run` serves the embedded default, `make test` runs every check.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint unit bench clean
+
+$(VENV)/.run-deps: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "casedesk needs Python 3.11 or newer; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.test-deps: $(VENV)/.run-deps
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+## run: set up, migrate the SQLite file, create the demo tenant (key printed once), serve on :8000
+run: $(VENV)/.run-deps
+	$(BIN)/casedesk db upgrade
+	$(BIN)/casedesk demo
+	$(BIN)/casedesk serve
+
+## lint: ruff, mypy --strict on the package, and the layer contract
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## test: lint, then the whole suite on SQLite, PostgreSQL and MariaDB (and Redis, RabbitMQ)
+test: lint
+	$(BIN)/pytest
+
+unit: $(VENV)/.test-deps
+	$(BIN)/pytest tests/unit
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache casedesk.db casedesk.db-wal casedesk.db-shm

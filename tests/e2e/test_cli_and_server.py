@@ -1,0 +1,177 @@
+"""The README path on every backend: migrate, create the demo, serve, call the API.
+
+These run the real ``casedesk`` command and a real server process over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from tests.support.backends import ScratchDatabase
+
+pytestmark = pytest.mark.e2e
+
+
+def _env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
+    env.update(CASEDESK_DATABASE_URL=database_url, CASEDESK_LOG_FORMAT="json", **extra)
+    return env
+
+
+def casedesk(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "casedesk", *args],
+        env=_env(database_url, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def served(database_url: str, workers: int = 1) -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "casedesk", "serve", "--port", str(port), "--workers", str(workers)],
+        env=_env(database_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"casedesk serve exited early:\n{process.stdout.read()}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("casedesk serve did not answer /healthz within 30 s")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    log = process.stdout.read()  # type: ignore[union-attr]
+    # uvicorn finishes its graceful shutdown, then re-raises SIGTERM as its exit status
+    assert process.returncode in (0, -signal.SIGTERM), log
+    assert "Application shutdown complete" in log
+
+
+def _last_line(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout.strip().splitlines()[-1].strip()
+
+
+async def test_the_readme_path_serves_the_demo_key(empty_database: ScratchDatabase) -> None:
+    url = empty_database.url
+    refused = casedesk(url, "serve", "--port", str(_free_port()))
+    assert refused.returncode != 0
+    assert "casedesk db upgrade" in refused.stderr
+
+    assert casedesk(url, "db", "upgrade").returncode == 0
+    demo = casedesk(url, "demo")
+    assert demo.returncode == 0, demo.stderr
+    key = next(line for line in demo.stdout.splitlines() if line.startswith("cdk_"))
+    again = casedesk(url, "demo")
+    assert again.returncode == 0
+    assert "cdk_" not in again.stdout
+
+    with served(url) as base:
+        me = httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {key}"})
+        assert me.status_code == 200
+        assert me.json()["tenant"]["slug"] == "demo"
+        assert me.json()["role"] == "admin"
+        assert me.headers["x-request-id"]
+        ready = httpx.get(f"{base}/readyz")
+        assert ready.json()["checks"]["database"] == "ok"
+
+
+async def test_cli_manages_tenants_users_and_keys(empty_database: ScratchDatabase) -> None:
+    url = empty_database.url
+    assert casedesk(url, "db", "upgrade").returncode == 0
+    assert casedesk(url, "tenant", "create", "acme", "--edition", "ecommerce").returncode == 0
+    duplicate = casedesk(url, "tenant", "create", "acme")
+    assert duplicate.returncode == 1
+    assert "already exists" in duplicate.stderr
+    for email, role in (("boss@acme.io", "admin"), ("view@acme.io", "viewer")):
+        made = casedesk(url, "user", "create", "--tenant", "acme", "--email", email, "--role", role)
+        assert made.returncode == 0, made.stderr
+    admin_key = _last_line(
+        casedesk(url, "apikey", "create", "--tenant", "acme", "--user", "boss@acme.io")
+    )
+    viewer_key = _last_line(
+        casedesk(url, "apikey", "create", "--tenant", "acme", "--user", "view@acme.io")
+    )
+    missing = casedesk(url, "user", "create", "--tenant", "nope", "--email", "x@y.io")
+    assert missing.returncode == 1
+    assert "tenant list" in missing.stderr
+
+    with served(url) as base:
+        viewer = {"Authorization": f"Bearer {viewer_key}"}
+        admin = {"Authorization": f"Bearer {admin_key}"}
+        forbidden = httpx.post(
+            f"{base}/api/v1/users", json={"email": "n@acme.io", "name": "N"}, headers=viewer
+        )
+        assert forbidden.status_code == 403
+        me = httpx.get(f"{base}/api/v1/me", headers=admin).json()
+        assert me["tenant"]["edition"] == "ecommerce"
+
+        revoked = casedesk(url, "apikey", "revoke", "--tenant", "acme", me["api_key_id"])
+        assert revoked.returncode == 0, revoked.stderr
+        assert httpx.get(f"{base}/api/v1/me", headers=admin).status_code == 401
+        assert httpx.get(f"{base}/api/v1/me", headers=viewer).status_code == 200
+
+
+async def test_several_workers_share_the_database(empty_database: ScratchDatabase) -> None:
+    url = empty_database.url
+    assert casedesk(url, "db", "upgrade").returncode == 0
+    key = next(
+        line for line in casedesk(url, "demo").stdout.splitlines() if line.startswith("cdk_")
+    )
+    with served(url, workers=2) as base:
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=base, headers=headers) as http:
+            codes = [http.get("/api/v1/me").status_code for _ in range(20)]
+            metrics = http.get("/metrics").text
+    assert codes == [200] * 20
+    assert 'casedesk_http_requests_total{method="GET",route="/api/v1/me",status="200"}' in metrics
+
+
+def test_a_wrong_setting_stops_the_command_and_names_the_variable() -> None:
+    result = casedesk("sqlite:///x.db", "db", "current", CASEDESK_PORT="99999")
+    assert result.returncode == 2
+    assert "CASEDESK_PORT" in result.stderr
+    bad_url = casedesk("oracle://nowhere/db", "db", "current")
+    assert bad_url.returncode == 2
+    assert "CASEDESK_DATABASE_URL" in bad_url.stderr
+
+
+def test_an_unreachable_database_says_what_to_check() -> None:
+    result = casedesk("postgresql://postgres@127.0.0.1:1/nothing", "db", "current")
+    assert result.returncode == 1
+    assert "CASEDESK_DATABASE_URL" in result.stderr
