@@ -17,6 +17,7 @@ $(VENV)/.test-deps: $(VENV)/.run-deps
 	@touch $@
 
 ## run: set up, migrate the SQLite file, create the demo tenant (key printed once), serve on :8000
+run: export CASEDESK_LOG_FORMAT ?= console
 run: $(VENV)/.run-deps
 	$(BIN)/casedesk db upgrade
 	$(BIN)/casedesk demo

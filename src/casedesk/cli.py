@@ -115,7 +115,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port [CASEDESK_PORT]")] = None,
     workers: Annotated[int | None, typer.Option(help="processes [CASEDESK_WORKERS]")] = None,
 ) -> None:
-    """Serve the HTTP API (and, in the embedded mode, the background workers)."""
+    """Serve the HTTP API."""
     import uvicorn
 
     settings = settings_or_exit()

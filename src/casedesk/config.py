@@ -47,14 +47,11 @@ class Settings(BaseSettings):
     secret_key: str = Field(
         default="casedesk-embedded-insecure-secret-change-me",
         min_length=16,
-        description="Keys API-key hashes and signatures; set a long random value in production",
+        description="Key for signing and encrypting stored secrets; set a long random value",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
-    separate_workers: bool = Field(
-        default=False, description="true when `casedesk worker` processes run the background work"
-    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body")
