@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from casedesk import __version__
 from casedesk.api import problems
 from casedesk.api.middleware import RequestContextMiddleware
-from casedesk.api.routers import api_keys, health, me, users
+from casedesk.api.routers import api_keys, cases, configuration, events, health, me, users
 from casedesk.bootstrap import Container, build
 from casedesk.config import Settings, get_settings
 from casedesk.kit.logging import configure_logging
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.container = container
     problems.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    for router in (health.router, me.router, users.router, api_keys.router):
-        app.include_router(router)
+    routers = (health, me, users, api_keys, configuration, cases, events)
+    for module in routers:
+        app.include_router(module.router)
     return app

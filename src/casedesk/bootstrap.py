@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from casedesk.config import Settings
+from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.store.database import Database
 from casedesk.store.unit_of_work import UnitOfWork
 
@@ -14,6 +15,7 @@ from casedesk.store.unit_of_work import UnitOfWork
 class Container:
     settings: Settings
     database: Database
+    extensions: ExtensionRegistry
 
     def unit_of_work(self, tenant_id: uuid.UUID | None = None) -> UnitOfWork:
         return UnitOfWork(self.database, tenant_id)
@@ -24,4 +26,6 @@ class Container:
 
 def build(settings: Settings) -> Container:
     database = Database(settings.database_url, pool_size=settings.database_pool_size)
-    return Container(settings=settings, database=database)
+    extensions = ExtensionRegistry()
+    extensions.load_entry_points()
+    return Container(settings=settings, database=database, extensions=extensions)

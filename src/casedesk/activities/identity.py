@@ -18,6 +18,7 @@ from casedesk.domain.identity.roles import Role
 from casedesk.domain.identity.users import ensure_admin_remains, ensure_email_free, normalise_email
 from casedesk.kit.clock import utcnow
 from casedesk.kit.errors import Conflict, InvalidInput, NotFound
+from casedesk.kit.ids import uuid7
 from casedesk.store.models import ApiKey, Tenant, User
 from casedesk.store.unit_of_work import UnitOfWork
 
@@ -37,7 +38,9 @@ async def create_tenant(uow: UnitOfWork, *, slug: str, name: str, edition: str) 
         )
     if await uow.tenants.by_slug(slug) is not None:
         raise Conflict(f"a tenant with slug {slug!r} already exists", field="slug")
-    tenant = uow.tenants.add(Tenant(slug=slug, name=name, edition=edition))
+    tenant = uow.tenants.add(Tenant(id=uuid7(), slug=slug, name=name, edition=edition))
+    await uow.flush()
+    await uow.cases.start_numbering(tenant.id)
     await uow.commit()
     return tenant
 

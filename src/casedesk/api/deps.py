@@ -7,13 +7,15 @@ from datetime import timedelta
 from typing import Annotated
 
 import structlog
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from casedesk.activities.base import ActivityContext, Operator
 from casedesk.activities.identity import authenticate
 from casedesk.bootstrap import Container
 from casedesk.domain.identity.principal import Principal
-from casedesk.kit.errors import Unauthenticated
+from casedesk.kit.errors import InvalidInput, Unauthenticated
+from casedesk.kit.tracing import trace_or_new
 from casedesk.store.unit_of_work import UnitOfWork
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cdk_...`")
@@ -53,3 +55,34 @@ async def get_unit_of_work(
 
 
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise InvalidInput(
+            'If-Match must be the case version as sent in ETag, e.g. "3"', field="If-Match"
+        )
+    return int(tag)
+
+
+async def get_activity_context(
+    container: ContainerDep,
+    principal: PrincipalDep,
+    uow: UnitOfWorkDep,
+    if_match: Annotated[str | None, Header(description="the case version (ETag) you saw")] = None,
+) -> ActivityContext:
+    return ActivityContext(
+        uow=uow,
+        operator=Operator.of(principal),
+        tenant_id=principal.tenant_id,
+        edition=principal.edition,
+        extensions=container.extensions,
+        trace=trace_or_new(),
+        expected_version=_expected_version(if_match),
+    )
+
+
+ActivityContextDep = Annotated[ActivityContext, Depends(get_activity_context)]

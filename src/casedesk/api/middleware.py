@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from casedesk.api.problems import problem
 from casedesk.kit.logging import get_logger
 from casedesk.kit.metrics import HTTP_DURATION, HTTP_REQUESTS
+from casedesk.kit.tracing import current_trace, new_trace, parse_traceparent
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -39,8 +40,10 @@ class RequestContextMiddleware:
         headers = Headers(scope=scope)
         incoming = headers.get(REQUEST_ID_HEADER, "")
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        trace = (parse_traceparent(headers.get("traceparent")) or new_trace()).child()
+        current_trace.set(trace)
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        structlog.contextvars.bind_contextvars(request_id=request_id, trace_id=trace.trace_id)
         started = time.perf_counter()
         status = 500
 
@@ -48,7 +51,9 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+                response_headers = MutableHeaders(scope=message)
+                response_headers.append(REQUEST_ID_HEADER, request_id)
+                response_headers.append("traceparent", trace.traceparent)
             await send(message)
 
         received = 0

@@ -16,14 +16,24 @@ from sqlalchemy.pool import NullPool
 
 from casedesk.store import tenancy
 
+WRITE_OPTION = "casedesk_write"
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver must not open transactions itself: _sqlite_begin does, so that a
+    # writing transaction takes the write lock at BEGIN instead of failing on upgrade.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    writing = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
 class Database:
@@ -45,6 +55,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self, tenant_id: Any = None) -> AsyncSession:

@@ -12,7 +12,19 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from casedesk.store.database import Database
+from casedesk.store.cases import (
+    ActionRecordRepository,
+    CaseRepository,
+    CommentRepository,
+    CustomerRepository,
+    IdempotencyRepository,
+    OutboxRepository,
+    QueueRepository,
+    StateMachineRepository,
+    TaskRepository,
+    TemplateRepository,
+)
+from casedesk.store.database import WRITE_OPTION, Database
 from casedesk.store.identity import ApiKeyRepository, TenantRepository, UserRepository
 
 
@@ -21,6 +33,16 @@ class UnitOfWork:
     tenants: TenantRepository
     users: UserRepository
     api_keys: ApiKeyRepository
+    queues: QueueRepository
+    machines: StateMachineRepository
+    templates: TemplateRepository
+    customers: CustomerRepository
+    cases: CaseRepository
+    tasks: TaskRepository
+    comments: CommentRepository
+    actions: ActionRecordRepository
+    idempotency: IdempotencyRepository
+    outbox: OutboxRepository
 
     def __init__(self, database: Database, tenant_id: uuid.UUID | None = None) -> None:
         self.database = database
@@ -31,6 +53,16 @@ class UnitOfWork:
         self.tenants = TenantRepository(self.session)
         self.users = UserRepository(self.session)
         self.api_keys = ApiKeyRepository(self.session)
+        self.queues = QueueRepository(self.session)
+        self.machines = StateMachineRepository(self.session)
+        self.templates = TemplateRepository(self.session)
+        self.customers = CustomerRepository(self.session)
+        self.cases = CaseRepository(self.session)
+        self.tasks = TaskRepository(self.session)
+        self.comments = CommentRepository(self.session)
+        self.actions = ActionRecordRepository(self.session)
+        self.idempotency = IdempotencyRepository(self.session)
+        self.outbox = OutboxRepository(self.session)
         return self
 
     async def __aexit__(
@@ -42,6 +74,10 @@ class UnitOfWork:
         # Closing rolls back whatever was not committed and detaches the loaded objects
         # without expiring them, so callers may still read what they fetched.
         await self.session.close()
+
+    async def begin_write(self) -> None:
+        """Open the transaction as a writer (on SQLite: take the write lock now, at BEGIN)."""
+        await self.session.connection(execution_options={WRITE_OPTION: True})
 
     async def flush(self) -> None:
         await self.session.flush()

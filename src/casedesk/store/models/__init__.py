@@ -1,6 +1,37 @@
 """Every mapped table, imported here so that metadata and migrations see them all."""
 
 from casedesk.store.base import Base
+from casedesk.store.models.cases import (
+    ActionRecord,
+    Case,
+    CaseCounter,
+    Comment,
+    Customer,
+    IdempotencyRecord,
+    Queue,
+    StateMachine,
+    StateMachineVersion,
+    Task,
+    Template,
+)
+from casedesk.store.models.events import OutboxEvent
 from casedesk.store.models.identity import ApiKey, Tenant, User
 
-__all__ = ["ApiKey", "Base", "Tenant", "User"]
+__all__ = [
+    "ActionRecord",
+    "ApiKey",
+    "Base",
+    "Case",
+    "CaseCounter",
+    "Comment",
+    "Customer",
+    "IdempotencyRecord",
+    "OutboxEvent",
+    "Queue",
+    "StateMachine",
+    "StateMachineVersion",
+    "Task",
+    "Template",
+    "Tenant",
+    "User",
+]

@@ -1,0 +1,78 @@
+"""Add a public or internal comment by a user, a customer or the system."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from casedesk.activities.base import Activity
+from casedesk.domain.cases.inputs import CommentInput
+from casedesk.kit.errors import InvalidInput
+from casedesk.kit.ids import uuid7
+from casedesk.store.models import Comment
+
+
+@dataclass(frozen=True, slots=True)
+class CommentParams:
+    case_id: uuid.UUID
+    body: CommentInput
+
+
+class AddCommentActivity(Activity[CommentParams, Comment]):
+    name = "comment.add"
+
+    async def validate(self, params: CommentParams) -> None:
+        author = params.body.author
+        if author is None or author.type == "user":
+            return
+        if author.type == "customer" and author.email is None:
+            raise InvalidInput("a customer author needs an email", field="author.email")
+        if author.type == "customer" and not params.body.public:
+            raise InvalidInput("a customer cannot write an internal comment", field="public")
+
+    @property
+    def _by_agent(self) -> bool:
+        return self.params.body.author is None or self.params.body.author.type == "user"
+
+    async def execute(self, params: CommentParams) -> Comment:
+        self.params = params
+        case = self.case = await self.load_case(params.case_id)
+        body, operator = params.body, self.ctx.operator
+        author_type, author_id, author_name = operator.type, operator.user_id, operator.name
+        if body.author is not None and body.author.type != "user":
+            author_type, author_id = body.author.type, None
+            author_name = body.author.email or body.author.name or body.author.type
+        comment = self.uow.comments.add(
+            Comment(
+                id=uuid7(),
+                tenant_id=self.ctx.tenant_id,
+                case_id=case.id,
+                body=body.body,
+                public=body.public,
+                author_type=author_type,
+                author_id=author_id,
+                author_name=author_name,
+                channel=body.channel,
+                external_id=body.external_id,
+            )
+        )
+        excerpt = body.body if len(body.body) <= 200 else body.body[:197] + "..."
+        self.record(
+            case,
+            "comment.add",
+            {
+                "comment_id": str(comment.id),
+                "public": body.public,
+                "author_type": author_type,
+                "excerpt": excerpt,
+            },
+        )
+        self.emit(
+            "comment.added",
+            case,
+            {"comment_id": str(comment.id), "public": body.public, "author_type": author_type},
+        )
+        return comment
+
+    def moves_task_to_processing(self) -> bool:
+        return self.params.body.public and self._by_agent

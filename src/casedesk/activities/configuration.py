@@ -1,0 +1,117 @@
+"""Admin configuration: queues, state machines (draft → published versions) and templates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from casedesk.domain.cases.forms import check_form_schema
+from casedesk.domain.cases.priority import Priority
+from casedesk.domain.identity.principal import Principal
+from casedesk.domain.identity.roles import Role
+from casedesk.domain.statemachine.definition import Definition, validate_definition
+from casedesk.kit.errors import Conflict, InvalidInput, NotFound
+from casedesk.store.models import Queue, StateMachine, StateMachineVersion, Template
+from casedesk.store.unit_of_work import UnitOfWork
+
+
+async def create_queue(uow: UnitOfWork, actor: Principal, *, code: str, name: str) -> Queue:
+    actor.require(Role.ADMIN, "creating a queue")
+    await uow.begin_write()
+    if await uow.queues.by_code(code) is not None:
+        raise Conflict(f"a queue {code!r} already exists", field="code")
+    queue: Queue = uow.queues.add(Queue(code=code, name=name))
+    await uow.commit()
+    return queue
+
+
+async def save_machine_draft(
+    uow: UnitOfWork, actor: Principal, *, code: str, name: str, definition: Definition
+) -> StateMachine:
+    """Create the machine or replace its draft; published versions are never touched."""
+    actor.require(Role.ADMIN, "editing a state machine")
+    await uow.begin_write()
+    draft = definition.model_dump(mode="json", by_alias=True)
+    machine: StateMachine | None = await uow.machines.by_code(code)
+    if machine is None:
+        machine = uow.machines.add(
+            StateMachine(code=code, name=name, draft=draft, latest_version=0)
+        )
+    else:
+        machine.name, machine.draft = name, draft
+    await uow.commit()
+    return machine
+
+
+async def machine_by_code(uow: UnitOfWork, code: str) -> StateMachine:
+    machine: StateMachine | None = await uow.machines.by_code(code)
+    if machine is None:
+        raise NotFound(f"no state machine {code!r}")
+    return machine
+
+
+async def publish_machine(uow: UnitOfWork, actor: Principal, code: str) -> StateMachineVersion:
+    """Validate the draft and freeze it as version N+1; a problem list is one 422."""
+    actor.require(Role.ADMIN, "publishing a state machine")
+    await uow.begin_write()
+    machine = await machine_by_code(uow, code)
+    definition = Definition.model_validate(machine.draft)
+    problems = validate_definition(definition)
+    if problems:
+        raise InvalidInput(
+            f"the draft of {code!r} has {len(problems)} problem(s): "
+            + "; ".join(problem.message for problem in problems),
+            errors=[
+                {"field": p.field, "rule": p.rule, "message": p.message, "type": p.rule}
+                for p in problems
+            ],
+        )
+    machine.latest_version += 1
+    version = uow.machines.add_version(
+        StateMachineVersion(
+            machine_id=machine.id,
+            version=machine.latest_version,
+            definition=machine.draft,
+            published_by=actor.user_id,
+        )
+    )
+    await uow.commit()
+    return version
+
+
+async def save_template(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    code: str,
+    name: str,
+    state_machine: str,
+    form_schema: dict[str, Any],
+    default_queue: str,
+    default_priority: Priority,
+    create: bool,
+) -> Template:
+    actor.require(Role.ADMIN, "editing a template")
+    await uow.begin_write()
+    machine = await uow.machines.by_code(state_machine)
+    if machine is None:
+        raise InvalidInput(f"no state machine {state_machine!r}", field="state_machine")
+    if machine.latest_version == 0:
+        raise InvalidInput(
+            f"state machine {state_machine!r} has no published version; publish it first",
+            field="state_machine",
+        )
+    check_form_schema(form_schema)
+    queue = await uow.queues.by_code(default_queue)
+    if queue is None:
+        raise InvalidInput(f"no queue {default_queue!r}", field="default_queue")
+    template: Template | None = await uow.templates.by_code(code)
+    if create and template is not None:
+        raise Conflict(f"a template {code!r} already exists", field="code")
+    if not create and template is None:
+        raise NotFound(f"no template {code!r}")
+    if template is None:
+        template = uow.templates.add(Template(code=code))
+    template.name, template.machine_id, template.form_schema = name, machine.id, form_schema
+    template.default_queue_id, template.default_priority = queue.id, default_priority.rank
+    await uow.commit()
+    return template

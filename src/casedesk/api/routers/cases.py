@@ -1,0 +1,214 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+from pydantic import AwareDatetime, BaseModel
+from starlette.responses import JSONResponse
+
+from casedesk.activities.accept_task import AcceptTaskActivity
+from casedesk.activities.add_comment import AddCommentActivity, CommentParams
+from casedesk.activities.apply_action import ActionParams, ApplyActionActivity
+from casedesk.activities.base import ActivityContext
+from casedesk.activities.create_case import Idempotency, create_case, fingerprint, replay
+from casedesk.activities.rate_case import RateCaseActivity, RatingParams
+from casedesk.activities.transfer_case import TransferCaseActivity, TransferParams
+from casedesk.activities.update_case import UpdateCaseActivity, UpdateParams
+from casedesk.api import API_V1
+from casedesk.api.deps import ActivityContextDep, UnitOfWorkDep
+from casedesk.domain.cases.inputs import (
+    ActionInput,
+    CaseChanges,
+    CaseDraft,
+    CommentInput,
+    RatingInput,
+    TransferInput,
+)
+from casedesk.domain.cases.priority import Priority
+from casedesk.domain.cases.views import (
+    CaseDetail,
+    CaseSummary,
+    HistoryEntry,
+    detail,
+    history_entry,
+    summary,
+)
+from casedesk.kit.errors import InvalidInput
+from casedesk.store.cases import SORTS, CaseFilter
+from casedesk.store.models import Case
+
+router = APIRouter(prefix=f"{API_V1}/cases", tags=["cases"])
+
+Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(max_length=255, description="same key and body → same response, once"),
+]
+
+
+class CasePage(BaseModel):
+    items: list[CaseSummary]
+    next_cursor: str | None
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryEntry]
+    next_cursor: str | None
+
+
+def _with_etag(view: CaseDetail, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(
+        view.model_dump(mode="json"),
+        status_code=status_code,
+        headers={"ETag": f'"{view.version}"'},
+    )
+
+
+async def _detail(context: ActivityContext, case: Case) -> JSONResponse:
+    return _with_etag(await detail(context.uow, case, context.extensions, context.edition))
+
+
+@router.post(
+    "",
+    response_model=CaseDetail,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a case (200 with the existing case for a known external_ref)",
+)
+async def create(
+    body: CaseDraft, context: ActivityContextDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    ticket = None
+    if idempotency_key is not None:
+        ticket = Idempotency(idempotency_key, fingerprint(body))
+        replayed = await replay(context.uow, ticket)
+        if replayed is not None:
+            return JSONResponse(
+                replayed.response,
+                status_code=replayed.status_code,
+                headers={
+                    "Idempotent-Replayed": "true",
+                    "ETag": f'"{replayed.response["version"]}"',
+                },
+            )
+    created = await create_case(context, body, ticket)
+    return _with_etag(created.detail, 201 if created.created else 200)
+
+
+@router.get("", response_model=CasePage, summary="List cases with filters, sort and a cursor")
+async def list_cases(
+    uow: UnitOfWorkDep,
+    state: str | None = None,
+    closed: bool | None = None,
+    queue: str | None = Query(default=None, description="queue code"),
+    assignee_id: uuid.UUID | None = None,
+    template: str | None = Query(default=None, description="template code"),
+    priority: Priority | None = None,
+    customer: str | None = Query(default=None, description="customer e-mail"),
+    created_after: AwareDatetime | None = None,
+    created_before: AwareDatetime | None = None,
+    sort: str = Query(default="-created", description=f"one of {', '.join(SORTS)}"),
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> CasePage:
+    queue_id = template_id = customer_id = None
+    if queue is not None:
+        found_queue = await uow.queues.by_code(queue)
+        if found_queue is None:
+            raise InvalidInput(f"no queue {queue!r}", field="queue")
+        queue_id = found_queue.id
+    if template is not None:
+        found_template = await uow.templates.by_code(template)
+        if found_template is None:
+            raise InvalidInput(f"no template {template!r}", field="template")
+        template_id = found_template.id
+    if customer is not None:
+        found_customer = await uow.customers.by_email(customer.strip().lower())
+        if found_customer is None:
+            return CasePage(items=[], next_cursor=None)
+        customer_id = found_customer.id
+    where = CaseFilter(
+        state=state,
+        closed=closed,
+        queue_id=queue_id,
+        assignee_id=assignee_id,
+        template_id=template_id,
+        priority=priority.rank if priority is not None else None,
+        customer_id=customer_id,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    page = await uow.cases.list_page(where, sort=sort, limit=limit, cursor=cursor)
+    return CasePage(items=[summary(case) for case in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{case_id}", response_model=CaseDetail)
+async def read(case_id: uuid.UUID, context: ActivityContextDep) -> Response:
+    return await _detail(context, await context.uow.cases.get(case_id))
+
+
+@router.get(
+    "/{case_id}/history", response_model=HistoryPage, summary="Action records, oldest first"
+)
+async def history(
+    case_id: uuid.UUID, uow: UnitOfWorkDep, limit: Limit = 100, cursor: str | None = None
+) -> HistoryPage:
+    await uow.cases.get(case_id)
+    page = await uow.actions.history(case_id, limit=limit, cursor=cursor)
+    return HistoryPage(items=[history_entry(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.patch("/{case_id}", response_model=CaseDetail, summary="Change title, priority, form, tags")
+async def update(case_id: uuid.UUID, body: CaseChanges, context: ActivityContextDep) -> Response:
+    case = await UpdateCaseActivity(context).run(UpdateParams(case_id, body))
+    return await _detail(context, case)
+
+
+@router.post(
+    "/{case_id}/actions/{action}",
+    response_model=CaseDetail,
+    summary="Apply a state-machine action (409 lists the allowed ones)",
+)
+async def apply_action(
+    case_id: uuid.UUID,
+    action: str,
+    context: ActivityContextDep,
+    body: ActionInput | None = None,
+) -> Response:
+    params = ActionParams(case_id, action, body or ActionInput())
+    case = await ApplyActionActivity(context).run(params)
+    return await _detail(context, case)
+
+
+@router.post("/{case_id}/transfer", response_model=CaseDetail, summary="Move to a queue/assignee")
+async def transfer(
+    case_id: uuid.UUID, body: TransferInput, context: ActivityContextDep
+) -> Response:
+    case = await TransferCaseActivity(context).run(TransferParams(case_id, body))
+    return await _detail(context, case)
+
+
+@router.post("/{case_id}/accept", response_model=CaseDetail, summary="Take the open task")
+async def accept(case_id: uuid.UUID, context: ActivityContextDep) -> Response:
+    case = await AcceptTaskActivity(context).run(case_id)
+    return await _detail(context, case)
+
+
+@router.post(
+    "/{case_id}/comments",
+    response_model=CaseDetail,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a public or internal comment",
+)
+async def comment(case_id: uuid.UUID, body: CommentInput, context: ActivityContextDep) -> Response:
+    await AddCommentActivity(context).run(CommentParams(case_id, body))
+    view = await detail(
+        context.uow, await context.uow.cases.get(case_id), context.extensions, context.edition
+    )
+    return _with_etag(view, 201)
+
+
+@router.post("/{case_id}/rating", response_model=CaseDetail, summary="Rate a closed case, once")
+async def rate(case_id: uuid.UUID, body: RatingInput, context: ActivityContextDep) -> Response:
+    case = await RateCaseActivity(context).run(RatingParams(case_id, body))
+    return await _detail(context, case)

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from casedesk.api import API_V1
+from casedesk.api.deps import UnitOfWorkDep
+from casedesk.domain.events import EVENT_TYPES, envelope
+from casedesk.kit.errors import InvalidInput
+
+router = APIRouter(prefix=API_V1, tags=["events"])
+
+
+class EventPage(BaseModel):
+    items: list[dict[str, Any]]
+    next_after: int | None
+
+
+@router.get(
+    "/events",
+    response_model=EventPage,
+    summary="The tenant's outbox in order, as CloudEvents 1.0",
+)
+async def read_events(
+    uow: UnitOfWorkDep,
+    after: Annotated[int, Query(ge=0, description="the sequence of the last event seen")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    type: Annotated[list[str] | None, Query(description="only these event types")] = None,
+) -> EventPage:
+    unknown = sorted(set(type or ()) - set(EVENT_TYPES))
+    if unknown:
+        raise InvalidInput(f"unknown event type(s): {', '.join(unknown)}", field="type")
+    events = await uow.outbox.after(after, limit=limit, types=type or ())
+    return EventPage(
+        items=[envelope(event) for event in events],
+        next_after=events[-1].id if events else None,
+    )

@@ -1,0 +1,1 @@
+"""Cases, their tasks, comments and history."""

@@ -1,0 +1,185 @@
+"""What a reader sees of a case: the detail (one case) and the summary (lists)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from casedesk.domain.cases.machines import machine_of_version
+from casedesk.domain.cases.priority import Priority
+from casedesk.domain.extensions.registry import ExtensionRegistry
+from casedesk.domain.extensions.scenes import CASE_DETAIL_EXTRA
+from casedesk.store.models import ActionRecord, Case, Comment, Task
+from casedesk.store.unit_of_work import UnitOfWork
+
+
+class StateView(BaseModel):
+    code: str
+    name: str
+    type: str
+
+
+class ActionView(BaseModel):
+    action: str
+    name: str
+    to: str
+
+
+class TaskView(BaseModel):
+    id: uuid.UUID
+    queue_id: uuid.UUID
+    assignee_id: uuid.UUID | None
+    status: str
+    created_at: datetime
+    accepted_at: datetime | None
+    done_at: datetime | None
+
+
+class CommentView(BaseModel):
+    id: uuid.UUID
+    body: str
+    public: bool
+    author_type: str
+    author_id: uuid.UUID | None
+    author_name: str | None
+    channel: str | None
+    external_id: str | None
+    created_at: datetime
+
+
+class RatingView(BaseModel):
+    score: int
+    comment: str | None
+    rated_at: datetime
+
+
+class CustomerView(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str | None
+
+
+class CaseSummary(BaseModel):
+    id: uuid.UUID
+    number: int
+    title: str
+    state: str
+    closed: bool
+    priority: Priority
+    queue_id: uuid.UUID
+    assignee_id: uuid.UUID | None
+    customer_id: uuid.UUID | None
+    template_id: uuid.UUID
+    channel: str
+    external_ref: str | None
+    parent_id: uuid.UUID | None
+    tags: list[str]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+
+class CaseDetail(CaseSummary):
+    description: str | None
+    template: str
+    state_machine: dict[str, Any]
+    current_state: StateView
+    allowed_actions: list[ActionView]
+    queue: str
+    customer: CustomerView | None
+    form: dict[str, Any]
+    tasks: list[TaskView]
+    comments: list[CommentView]
+    rating: RatingView | None
+    extra: dict[str, Any]
+
+
+class HistoryEntry(BaseModel):
+    id: uuid.UUID
+    code: str
+    memo: dict[str, Any]
+    operator: dict[str, Any]
+    task_id: uuid.UUID | None
+    trace_id: str
+    created_at: datetime
+
+
+def summary(case: Case) -> CaseSummary:
+    return CaseSummary(
+        id=case.id,
+        number=case.number,
+        title=case.title,
+        state=case.state,
+        closed=case.closed,
+        priority=Priority.from_rank(case.priority),
+        queue_id=case.queue_id,
+        assignee_id=case.assignee_id,
+        customer_id=case.customer_id,
+        template_id=case.template_id,
+        channel=case.channel,
+        external_ref=case.external_ref,
+        parent_id=case.parent_id,
+        tags=list(case.tags),
+        version=case.version,
+        created_at=case.created_at,
+        updated_at=case.updated_at,
+        closed_at=case.closed_at,
+    )
+
+
+def history_entry(record: ActionRecord) -> HistoryEntry:
+    return HistoryEntry(
+        id=record.id,
+        code=record.code,
+        memo=record.memo,
+        operator={
+            "type": record.operator_type,
+            "id": record.operator_id,
+            "name": record.operator_name,
+        },
+        task_id=record.task_id,
+        trace_id=record.trace_id,
+        created_at=record.created_at,
+    )
+
+
+async def detail(
+    uow: UnitOfWork, case: Case, extensions: ExtensionRegistry, edition: str
+) -> CaseDetail:
+    machine = await machine_of_version(uow, case.machine_version_id)
+    version = await uow.machines.version_by_id(case.machine_version_id)
+    state_machine = await uow.machines.get(version.machine_id)
+    template = await uow.templates.get(case.template_id)
+    queue = await uow.queues.get(case.queue_id)
+    customer = await uow.customers.get(case.customer_id) if case.customer_id else None
+    state = machine.state(case.state)
+    tasks: list[Task] = await uow.tasks.of_case(case.id)
+    comments: list[Comment] = await uow.comments.of_case(case.id)
+    rating = (
+        RatingView(score=case.rating_score, comment=case.rating_comment, rated_at=case.rated_at)
+        if case.rating_score is not None and case.rated_at is not None
+        else None
+    )
+    return CaseDetail(
+        **summary(case).model_dump(),
+        description=case.description,
+        template=template.code,
+        state_machine={"code": state_machine.code, "version": version.version},
+        current_state=StateView(code=state.code, name=state.name, type=state.type.value),
+        allowed_actions=[
+            ActionView(action=t.action, name=t.name, to=t.to) for t in machine.allowed(case.state)
+        ],
+        queue=queue.code,
+        customer=CustomerView(id=customer.id, email=customer.email, name=customer.name)
+        if customer
+        else None,
+        form=case.form,
+        tasks=[TaskView.model_validate(task, from_attributes=True) for task in tasks],
+        comments=[CommentView.model_validate(c, from_attributes=True) for c in comments],
+        rating=rating,
+        extra=await extensions.call(CASE_DETAIL_EXTRA, edition, case),
+    )

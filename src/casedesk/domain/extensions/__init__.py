@@ -1,0 +1,1 @@
+"""Extension points keyed by (scene, edition), each with a required default."""

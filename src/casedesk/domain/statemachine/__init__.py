@@ -1,0 +1,1 @@
+"""Case state machines: definitions checked as a whole, then compiled for fast lookups."""

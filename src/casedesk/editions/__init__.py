@@ -1,0 +1,1 @@
+"""Business editions: extension implementations chosen per tenant by its ``edition``."""

@@ -1,0 +1,292 @@
+"""Repositories of the ticket domain: every query on cases and their parts lives here."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, update
+
+from casedesk.kit.errors import InvalidInput
+from casedesk.store.models import (
+    ActionRecord,
+    Case,
+    CaseCounter,
+    Comment,
+    Customer,
+    IdempotencyRecord,
+    OutboxEvent,
+    Queue,
+    StateMachine,
+    StateMachineVersion,
+    Task,
+    Template,
+)
+from casedesk.store.repository import Page, Repository
+from casedesk.store.tenancy import bound_tenant
+
+
+class ByCodeRepository(Repository[Any]):
+    """Configuration objects addressed by a per-tenant code."""
+
+    async def by_code(self, code: str) -> Any:
+        return await self.session.scalar(select(self.model).where(self.model.code == code))
+
+    async def all(self) -> list[Any]:
+        statement = select(self.model).order_by(self.model.code)
+        return list((await self.session.scalars(statement)).all())
+
+
+class QueueRepository(ByCodeRepository):
+    model = Queue
+    label = "queue"
+
+
+class StateMachineRepository(ByCodeRepository):
+    model = StateMachine
+    label = "state machine"
+
+    async def versions(self, machine_id: uuid.UUID) -> list[StateMachineVersion]:
+        statement = (
+            select(StateMachineVersion)
+            .where(StateMachineVersion.machine_id == machine_id)
+            .order_by(StateMachineVersion.version)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def version(self, machine_id: uuid.UUID, number: int) -> StateMachineVersion | None:
+        result: StateMachineVersion | None = await self.session.scalar(
+            select(StateMachineVersion).where(
+                StateMachineVersion.machine_id == machine_id,
+                StateMachineVersion.version == number,
+            )
+        )
+        return result
+
+    async def version_by_id(self, version_id: uuid.UUID) -> StateMachineVersion:
+        found: StateMachineVersion | None = await self.session.scalar(
+            select(StateMachineVersion).where(StateMachineVersion.id == version_id)
+        )
+        if found is None:
+            raise LookupError(f"state machine version {version_id} is missing")
+        return found
+
+    def add_version(self, version: StateMachineVersion) -> StateMachineVersion:
+        self.session.add(version)
+        return version
+
+
+class TemplateRepository(ByCodeRepository):
+    model = Template
+    label = "template"
+
+
+class CustomerRepository(Repository[Customer]):
+    model = Customer
+    label = "customer"
+
+    async def by_email(self, email: str) -> Customer | None:
+        result: Customer | None = await self.session.scalar(
+            select(Customer).where(Customer.email == email)
+        )
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFilter:
+    state: str | None = None
+    closed: bool | None = None
+    queue_id: uuid.UUID | None = None
+    assignee_id: uuid.UUID | None = None
+    template_id: uuid.UUID | None = None
+    priority: int | None = None
+    customer_id: uuid.UUID | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+SORTS = ("-created", "created", "-updated", "updated", "-priority", "priority", "-number", "number")
+
+
+def _sort_column(sort: str) -> Any:
+    return {
+        "created": Case.id,
+        "updated": Case.updated_at,
+        "priority": Case.priority,
+        "number": Case.number,
+    }[sort.lstrip("-")]
+
+
+def _encode(sort: str, value: Any, last_id: uuid.UUID) -> str:
+    raw = orjson.dumps([sort, value, str(last_id)], default=str)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        cursor_sort, value, last_id = orjson.loads(raw)
+        if cursor_sort != sort:
+            raise ValueError("cursor of another sort")
+        if sort.lstrip("-") == "updated":
+            value = datetime.fromisoformat(value)
+        elif sort.lstrip("-") == "created":
+            value = uuid.UUID(value)
+        return value, uuid.UUID(last_id)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise InvalidInput(
+            "cursor is not one this list returned for this sort", field="cursor"
+        ) from None
+
+
+class CaseRepository(Repository[Case]):
+    model = Case
+    label = "case"
+
+    async def next_number(self) -> int:
+        """Take the tenant's next case number; the counter row stays locked until commit."""
+        tenant_id = bound_tenant(self.session.sync_session)
+        bump = (
+            update(CaseCounter)
+            .where(CaseCounter.tenant_id == tenant_id)
+            .values(last_number=CaseCounter.last_number + 1)
+        )
+        if self.session.get_bind().dialect.update_returning:
+            number = await self.session.scalar(bump.returning(CaseCounter.last_number))
+        else:
+            await self.session.execute(bump)
+            number = await self.session.scalar(
+                select(CaseCounter.last_number).where(CaseCounter.tenant_id == tenant_id)
+            )
+        if number is None:
+            raise LookupError(f"tenant {tenant_id} has no case counter")
+        return int(number)
+
+    async def start_numbering(self, tenant_id: uuid.UUID) -> None:
+        await self.session.execute(insert(CaseCounter).values(tenant_id=tenant_id, last_number=0))
+
+    async def by_external_ref(self, channel: str, external_ref: str) -> Case | None:
+        result: Case | None = await self.session.scalar(
+            select(Case).where(Case.channel == channel, Case.external_ref == external_ref)
+        )
+        return result
+
+    async def list_page(
+        self, where: CaseFilter, *, sort: str, limit: int, cursor: str | None
+    ) -> Page[Case]:
+        if sort not in SORTS:
+            raise InvalidInput(f"sort must be one of {', '.join(SORTS)}", field="sort")
+        statement = select(Case).where(*self._conditions(where))
+        column, descending = _sort_column(sort), sort.startswith("-")
+        if cursor is not None:
+            value, last_id = _decode(cursor, sort)
+            statement = statement.where(_after(column, value, last_id, descending))
+        order: list[Any] = [column.desc(), Case.id.desc()] if descending else [column, Case.id]
+        if column is Case.id:
+            order = order[:1]
+        rows = list((await self.session.scalars(statement.order_by(*order).limit(limit + 1))).all())
+        items = rows[:limit]
+        next_cursor = None
+        if len(rows) > limit and items:
+            last = items[-1]
+            key = getattr(last, column.key)
+            next_cursor = _encode(
+                sort, key.isoformat() if isinstance(key, datetime) else key, last.id
+            )
+        return Page(items=items, next_cursor=next_cursor)
+
+    @staticmethod
+    def _conditions(where: CaseFilter) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        equalities = {
+            Case.state: where.state,
+            Case.closed: where.closed,
+            Case.queue_id: where.queue_id,
+            Case.assignee_id: where.assignee_id,
+            Case.template_id: where.template_id,
+            Case.priority: where.priority,
+            Case.customer_id: where.customer_id,
+        }
+        conditions += [column == value for column, value in equalities.items() if value is not None]
+        if where.created_after is not None:
+            conditions.append(Case.created_at >= where.created_after)
+        if where.created_before is not None:
+            conditions.append(Case.created_at < where.created_before)
+        return conditions
+
+    async def children_count(self, case_id: uuid.UUID) -> int:
+        statement = select(func.count()).select_from(Case).where(Case.parent_id == case_id)
+        return int(await self.session.scalar(statement) or 0)
+
+
+def _after(column: Any, value: Any, last_id: uuid.UUID, descending: bool) -> ColumnElement[bool]:
+    if column is Case.id:
+        newer_first: ColumnElement[bool] = Case.id < last_id if descending else Case.id > last_id
+        return newer_first
+    if descending:
+        return or_(column < value, and_(column == value, Case.id < last_id))
+    return or_(column > value, and_(column == value, Case.id > last_id))
+
+
+class TaskRepository(Repository[Task]):
+    model = Task
+    label = "task"
+
+    async def of_case(self, case_id: uuid.UUID) -> list[Task]:
+        statement = select(Task).where(Task.case_id == case_id).order_by(Task.id)
+        return list((await self.session.scalars(statement)).all())
+
+
+class CommentRepository(Repository[Comment]):
+    model = Comment
+    label = "comment"
+
+    async def of_case(self, case_id: uuid.UUID) -> list[Comment]:
+        statement = select(Comment).where(Comment.case_id == case_id).order_by(Comment.id)
+        return list((await self.session.scalars(statement)).all())
+
+
+class ActionRecordRepository(Repository[ActionRecord]):
+    model = ActionRecord
+    label = "action record"
+
+    async def history(
+        self, case_id: uuid.UUID, *, limit: int, cursor: str | None
+    ) -> Page[ActionRecord]:
+        statement = select(ActionRecord).where(ActionRecord.case_id == case_id)
+        return await self.page(statement, limit=limit, cursor=cursor)
+
+
+class IdempotencyRepository(Repository[IdempotencyRecord]):
+    model = IdempotencyRecord
+    label = "idempotency record"
+
+    async def find_key(self, scope: str, key: str) -> IdempotencyRecord | None:
+        result: IdempotencyRecord | None = await self.session.scalar(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+            )
+        )
+        return result
+
+
+class OutboxRepository:
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def add_all(self, events: Sequence[OutboxEvent]) -> None:
+        self.session.add_all(events)
+
+    async def after(
+        self, after_id: int, *, limit: int, types: Sequence[str] = ()
+    ) -> list[OutboxEvent]:
+        statement: Select[OutboxEvent] = select(OutboxEvent).where(OutboxEvent.id > after_id)
+        if types:
+            statement = statement.where(OutboxEvent.type.in_(types))
+        statement = statement.order_by(OutboxEvent.id).limit(limit)
+        return list((await self.session.scalars(statement)).all())

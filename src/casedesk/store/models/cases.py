@@ -1,0 +1,198 @@
+"""Queues, state machines, templates, customers, cases, tasks, comments and action records."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from casedesk.kit.clock import utcnow
+from casedesk.store.base import Base, IdMixin, TenantScoped, TimestampMixin
+
+
+class Queue(IdMixin, TimestampMixin, TenantScoped, Base):
+    __tablename__ = "queues"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    code: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class StateMachine(IdMixin, TimestampMixin, TenantScoped, Base):
+    """A named machine with an editable draft; publishing freezes the draft as a version."""
+
+    __tablename__ = "state_machines"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    code: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(200))
+    draft: Mapped[dict[str, Any]] = mapped_column(JSON)
+    latest_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StateMachineVersion(IdMixin, TenantScoped, Base):
+    __tablename__ = "state_machine_versions"
+    __table_args__ = (UniqueConstraint("machine_id", "version"),)
+
+    machine_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("state_machines.id", ondelete="CASCADE")
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_by: Mapped[uuid.UUID | None]
+
+
+class Template(IdMixin, TimestampMixin, TenantScoped, Base):
+    """A case type: its form, its state machine and where its cases start."""
+
+    __tablename__ = "templates"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    code: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(200))
+    machine_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("state_machines.id"))
+    form_schema: Mapped[dict[str, Any]] = mapped_column(JSON)
+    default_queue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("queues.id"))
+    default_priority: Mapped[int] = mapped_column(SmallInteger, default=1)
+
+
+class Customer(IdMixin, TimestampMixin, TenantScoped, Base):
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
+
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200))
+
+
+class CaseCounter(Base):
+    """The next case number of a tenant; its row lock serialises numbering, not whole creates."""
+
+    __tablename__ = "case_counters"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_number: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Case(IdMixin, TimestampMixin, TenantScoped, Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "number"),
+        UniqueConstraint("tenant_id", "channel", "external_ref"),
+        Index("ix_cases_tenant_id_id", "tenant_id", "id"),
+        Index("ix_cases_tenant_state", "tenant_id", "state", "id"),
+        Index("ix_cases_tenant_queue", "tenant_id", "queue_id", "id"),
+        Index("ix_cases_tenant_assignee", "tenant_id", "assignee_id", "id"),
+        Index("ix_cases_tenant_customer", "tenant_id", "customer_id", "id"),
+        Index("ix_cases_tenant_template", "tenant_id", "template_id", "id"),
+        Index("ix_cases_tenant_priority", "tenant_id", "priority", "id"),
+        Index("ix_cases_tenant_updated", "tenant_id", "updated_at", "id"),
+        Index("ix_cases_parent_id", "parent_id"),
+    )
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        # UPDATE ... WHERE version = :seen, so a concurrent change fails instead of winning.
+        return {"version_id_col": cls.__table__.c.version}
+
+    number: Mapped[int] = mapped_column(BigInteger)
+    template_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("templates.id"))
+    machine_version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("state_machine_versions.id"))
+    state: Mapped[str] = mapped_column(String(63))
+    closed: Mapped[bool] = mapped_column(default=False)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(Text)
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    queue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("queues.id"))
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id"))
+    channel: Mapped[str] = mapped_column(String(63))
+    external_ref: Mapped[str | None] = mapped_column(String(255))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.id"))
+    form: Mapped[dict[str, Any]] = mapped_column(JSON)
+    tags: Mapped[list[str]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer)
+    closed_at: Mapped[datetime | None]
+    rating_score: Mapped[int | None] = mapped_column(SmallInteger)
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None]
+
+
+class Task(IdMixin, TimestampMixin, TenantScoped, Base):
+    """The unit of assignment: pending → processing → done."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_case_id", "case_id"),
+        Index("ix_tasks_tenant_queue_status", "tenant_id", "queue_id", "status"),
+        Index("ix_tasks_tenant_assignee_status", "tenant_id", "assignee_id", "status"),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    queue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("queues.id"))
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    status_before_close: Mapped[str | None] = mapped_column(String(16))
+    accepted_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+
+
+class Comment(IdMixin, TenantScoped, Base):
+    __tablename__ = "comments"
+    __table_args__ = (Index("ix_comments_case_id", "case_id", "id"),)
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    body: Mapped[str] = mapped_column(Text)
+    public: Mapped[bool]
+    author_type: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[uuid.UUID | None]
+    author_name: Mapped[str | None] = mapped_column(String(320))
+    channel: Mapped[str | None] = mapped_column(String(63))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ActionRecord(IdMixin, TenantScoped, Base):
+    """The audit trail of a case: one row per activity, with what changed and who did it."""
+
+    __tablename__ = "action_records"
+    __table_args__ = (Index("ix_action_records_case_id", "case_id", "id"),)
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    task_id: Mapped[uuid.UUID | None]
+    code: Mapped[str] = mapped_column(String(63))
+    memo: Mapped[dict[str, Any]] = mapped_column(JSON)
+    operator_type: Mapped[str] = mapped_column(String(16))
+    operator_id: Mapped[str | None] = mapped_column(String(64))
+    operator_name: Mapped[str | None] = mapped_column(String(320))
+    trace_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdempotencyRecord(IdMixin, TenantScoped, Base):
+    """A request made with an ``Idempotency-Key``: its fingerprint and the response it got."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("tenant_id", "scope", "key"),)
+
+    scope: Mapped[str] = mapped_column(String(63))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(SmallInteger)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
