@@ -151,15 +151,7 @@ class Activity(ABC, Generic[In, Out]):
 
     def emit(self, event_type: str, case: Case, data: dict[str, Any] | None = None) -> None:
         actor = {"type": self.ctx.operator.type, "id": self.ctx.operator.id}
-        self.ctx.events.append(
-            new_event(
-                self.ctx.tenant_id,
-                event_type,
-                case,
-                {"actor": actor, **(data or {})},
-                self.ctx.trace,
-            )
-        )
+        self.ctx.events.append(PendingEvent(event_type, case, {"actor": actor, **(data or {})}))
 
     async def open_task(self, case: Case) -> Task | None:
         tasks = await self.uow.tasks.of_case(case.id)
