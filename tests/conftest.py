@@ -69,7 +69,7 @@ async def empty_database(
 
 
 def settings_for(url: str, **overrides: object) -> Settings:
-    return load_settings(database_url=url, log_format="console", **overrides)
+    return load_settings(database_url=url, log_format="console", log_level="warning", **overrides)
 
 
 @pytest.fixture(scope="session")
@@ -140,3 +140,10 @@ class Tenants:
 @pytest.fixture
 def tenants(container: Container) -> Tenants:
     return Tenants(container)
+
+
+@pytest.fixture
+async def desk(client: httpx.AsyncClient, tenants: Tenants):  # type: ignore[no-untyped-def]
+    from tests.support.cases import make_desk
+
+    return await make_desk(client, await tenants.create())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from sqlalchemy.exc import IntegrityError
@@ -218,21 +219,41 @@ def _str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a create request answers: a new case, an existing one, or a replayed response."""
+
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+    @property
+    def version(self) -> int:
+        return int(self.body["version"])
+
+
 async def create_case(
     context: ActivityContext, draft: CaseDraft, idempotency: Idempotency | None = None
-) -> Created:
-    """Run CreateCase; a concurrent create of the same external reference returns that case."""
+) -> Outcome:
+    """Create a case once per Idempotency-Key and once per external reference."""
+    uow = context.uow
+    await uow.begin_write()
+    if idempotency is not None:
+        earlier = await replay(uow, idempotency)
+        if earlier is not None:
+            return Outcome(earlier.status_code, earlier.response, replayed=True)
     try:
-        return await CreateCaseActivity(context, idempotency).run(draft)
+        created = await CreateCaseActivity(context, idempotency).run(draft)
     except ExternalRefTaken:
-        await context.uow.session.rollback()
+        await uow.rollback()
         context.records.clear()
         context.events.clear()
-        existing = await context.uow.cases.by_external_ref(draft.channel, draft.external_ref or "")
+        existing = await uow.cases.by_external_ref(draft.channel, draft.external_ref or "")
         if existing is None:
             raise
-        view = await detail(context.uow, existing, context.extensions, context.edition)
-        return Created(view, created=False)
+        view = await detail(uow, existing, context.extensions, context.edition)
+        return Outcome(200, view.model_dump(mode="json"))
+    return Outcome(201 if created.created else 200, created.detail.model_dump(mode="json"))
 
 
 async def replay(uow: UnitOfWork, ticket: Idempotency) -> IdempotencyRecord | None:

@@ -50,6 +50,7 @@ class UnitOfWork:
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self.database.session(self.tenant_id)
+        self._writing = False
         self.tenants = TenantRepository(self.session)
         self.users = UserRepository(self.session)
         self.api_keys = ApiKeyRepository(self.session)
@@ -76,11 +77,24 @@ class UnitOfWork:
         await self.session.close()
 
     async def begin_write(self) -> None:
-        """Open the transaction as a writer (on SQLite: take the write lock now, at BEGIN)."""
+        """Open the transaction as a writer (on SQLite: take the write lock now, at BEGIN).
+
+        It must come before the first query of the transaction; a second call is a no-op.
+        """
+        if self._writing:
+            return
+        if self.session.in_transaction():
+            raise RuntimeError("begin_write() must run before the transaction's first query")
         await self.session.connection(execution_options={WRITE_OPTION: True})
+        self._writing = True
 
     async def flush(self) -> None:
         await self.session.flush()
 
     async def commit(self) -> None:
         await self.session.commit()
+        self._writing = False
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+        self._writing = False

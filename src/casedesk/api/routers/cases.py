@@ -11,7 +11,7 @@ from casedesk.activities.accept_task import AcceptTaskActivity
 from casedesk.activities.add_comment import AddCommentActivity, CommentParams
 from casedesk.activities.apply_action import ActionParams, ApplyActionActivity
 from casedesk.activities.base import ActivityContext
-from casedesk.activities.create_case import Idempotency, create_case, fingerprint, replay
+from casedesk.activities.create_case import Idempotency, create_case, fingerprint
 from casedesk.activities.rate_case import RateCaseActivity, RatingParams
 from casedesk.activities.transfer_case import TransferCaseActivity, TransferParams
 from casedesk.activities.update_case import UpdateCaseActivity, UpdateParams
@@ -78,21 +78,12 @@ async def _detail(context: ActivityContext, case: Case) -> JSONResponse:
 async def create(
     body: CaseDraft, context: ActivityContextDep, idempotency_key: IdempotencyKey = None
 ) -> Response:
-    ticket = None
-    if idempotency_key is not None:
-        ticket = Idempotency(idempotency_key, fingerprint(body))
-        replayed = await replay(context.uow, ticket)
-        if replayed is not None:
-            return JSONResponse(
-                replayed.response,
-                status_code=replayed.status_code,
-                headers={
-                    "Idempotent-Replayed": "true",
-                    "ETag": f'"{replayed.response["version"]}"',
-                },
-            )
-    created = await create_case(context, body, ticket)
-    return _with_etag(created.detail, 201 if created.created else 200)
+    ticket = Idempotency(idempotency_key, fingerprint(body)) if idempotency_key else None
+    outcome = await create_case(context, body, ticket)
+    headers = {"ETag": f'"{outcome.version}"'}
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
 
 
 @router.get("", response_model=CasePage, summary="List cases with filters, sort and a cursor")
