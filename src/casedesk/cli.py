@@ -248,8 +248,9 @@ def apikey_create(
     async def work(container: Container) -> identity.CreatedKey:
         async with await _tenant_work(container, tenant) as uow:
             owner = await uow.users.by_email(user.strip().lower())
-            if owner is None:
-                raise NotFound(f"no user {user} in tenant {tenant}")
+        if owner is None:
+            raise NotFound(f"no user {user} in tenant {tenant}")
+        async with await _tenant_work(container, tenant) as uow:
             return await identity.create_api_key(uow, None, name=name, user_id=owner.id)
 
     created = run(_migrated(work))
@@ -311,6 +312,7 @@ def demo() -> None:
         async with container.unit_of_work() as uow:
             if await uow.tenants.by_slug(DEMO_SLUG) is not None:
                 return None
+        async with container.unit_of_work() as uow:
             tenant = await identity.create_tenant(
                 uow, slug=DEMO_SLUG, name="Demo", edition="standard"
             )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar, final
 
@@ -90,6 +89,16 @@ class Activity(ABC, Generic[In, Out]):
     async def run(self, params: In) -> Out:
         await self.uow.begin_write()
         await self._check_permission()
+        try:
+            return await self._run_steps(params)
+        except StaleDataError:
+            raise Conflict(
+                "the case was changed by someone else while this ran; reload it and retry"
+            ) from None
+        except IntegrityError as exc:
+            raise self.on_integrity_error(exc) from None
+
+    async def _run_steps(self, params: In) -> Out:
         await self.validate(params)
         await self._extend(ACTIVITY_BEFORE, None)
         result = await self.execute(params)
@@ -98,14 +107,14 @@ class Activity(ABC, Generic[In, Out]):
             await self._accept_open_task(case)
         await self._extend(ACTIVITY_AFTER, case)
         self.uow.session.add_all(self.ctx.records)
-        await self._settle(self.uow.flush)
+        await self.uow.flush()
         self.uow.outbox.add_all(
             [
                 new_event(self.ctx.tenant_id, e.type, e.case, e.data, self.ctx.trace)
                 for e in self.ctx.events
             ]
         )
-        await self._settle(self.uow.commit)
+        await self.uow.commit()
         return result
 
     async def validate(self, params: In) -> None:
@@ -179,17 +188,6 @@ class Activity(ABC, Generic[In, Out]):
         self.emit(
             "task.accepted", case, {"task_id": str(task.id), "assignee_id": _str(task.assignee_id)}
         )
-
-    async def _settle(self, step: Callable[[], Awaitable[None]]) -> None:
-        """Flush or commit, turning lost races into domain errors."""
-        try:
-            await step()
-        except StaleDataError:
-            raise Conflict(
-                "the case was changed by someone else while this ran; reload it and retry"
-            ) from None
-        except IntegrityError as exc:
-            raise self.on_integrity_error(exc) from None
 
     def on_integrity_error(self, exc: IntegrityError) -> Exception:
         """Turn a unique-constraint race into a domain error; subclasses refine it."""

@@ -32,6 +32,7 @@ class CreatedKey:
 
 
 async def create_tenant(uow: UnitOfWork, *, slug: str, name: str, edition: str) -> Tenant:
+    await uow.begin_write()
     if not _SLUG.match(slug):
         raise InvalidInput(
             "slug must be 1-63 lower-case letters, digits or inner hyphens", field="slug"
@@ -50,6 +51,7 @@ async def create_user(
 ) -> User:
     if actor is not None:
         actor.require(Role.ADMIN, "creating a user")
+    await uow.begin_write()
     email = normalise_email(email)
     await ensure_email_free(uow, email)
     user = uow.users.add(User(email=email, name=name, role=role.value, active=True))
@@ -67,6 +69,7 @@ async def update_user(
     active: bool | None = None,
 ) -> User:
     actor.require(Role.ADMIN, "changing a user")
+    await uow.begin_write()
     user = await uow.users.get(user_id)
     new_role = role if role is not None else Role(user.role)
     new_active = active if active is not None else user.active
@@ -91,6 +94,7 @@ async def create_api_key(
         actor.require(Role.ADMIN, "creating an API key for another user")
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidInput("expires_at must be in the future", field="expires_at")
+    await uow.begin_write()
     user = await uow.users.get(user_id)
     if not user.active:
         raise Conflict("cannot create a key for a deactivated user", field="user_id")
@@ -117,6 +121,7 @@ async def visible_api_key(uow: UnitOfWork, actor: Principal, key_id: uuid.UUID) 
 
 
 async def revoke_api_key(uow: UnitOfWork, actor: Principal | None, key_id: uuid.UUID) -> ApiKey:
+    await uow.begin_write()
     key = (
         await uow.api_keys.get(key_id)
         if actor is None
@@ -129,7 +134,14 @@ async def revoke_api_key(uow: UnitOfWork, actor: Principal | None, key_id: uuid.
 
 
 async def authenticate(uow: UnitOfWork, token: str, touch_interval: timedelta) -> Principal:
-    """Resolve the request's key and record its use (at most once per ``touch_interval``)."""
-    principal = await resolve_principal(uow, token, touch_interval)
-    await uow.commit()
+    """Resolve the request's key and record its use (at most once per ``touch_interval``).
+
+    The write is a transaction of its own, so the lookup itself never takes a write lock.
+    """
+    principal, stale = await resolve_principal(uow, token, touch_interval)
+    await uow.rollback()
+    if stale:
+        await uow.begin_write()
+        await uow.api_keys.touch_any_tenant(principal.api_key_id)
+        await uow.commit()
     return principal

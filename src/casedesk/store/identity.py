@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import func, select, update
 
 from casedesk.kit.clock import utcnow
@@ -58,10 +60,10 @@ class ApiKeyRepository(Repository[ApiKey]):
         row = (await self.session.execute(statement)).first()
         return None if row is None else (row[0], row[1], row[2])
 
-    async def touch_any_tenant(self, key: ApiKey) -> None:
+    async def touch_any_tenant(self, key_id: uuid.UUID) -> None:
         await self.session.execute(
             update(ApiKey)
-            .where(ApiKey.id == key.id)
+            .where(ApiKey.id == key_id)
             .values(last_used_at=utcnow())
             .execution_options(**{ALL_TENANTS: True, "synchronize_session": False})
         )

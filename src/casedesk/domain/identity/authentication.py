@@ -17,11 +17,11 @@ def _needs_touch(key: ApiKey, interval: timedelta) -> bool:
     return key.last_used_at is None or utcnow() - key.last_used_at >= interval
 
 
-async def authenticate(uow: UnitOfWork, token: str, touch_interval: timedelta) -> Principal:
-    """The principal behind ``token``; 401 for an unknown, revoked or expired key.
-
-    A stale ``last_used_at`` is staged for update; the caller's unit of work commits it.
-    """
+async def authenticate(
+    uow: UnitOfWork, token: str, touch_interval: timedelta
+) -> tuple[Principal, bool]:
+    """The principal behind ``token`` (401 for an unknown, revoked or expired key), and
+    whether the key's ``last_used_at`` is older than ``touch_interval``."""
     if not looks_like_key(token):
         raise Unauthenticated("the bearer token is not a casedesk API key")
     found = await uow.api_keys.by_hash_any_tenant(hash_key(token))
@@ -37,9 +37,7 @@ async def authenticate(uow: UnitOfWork, token: str, touch_interval: timedelta) -
         raise Unauthenticated("the user of this API key is deactivated")
     if not tenant.enabled:
         raise Unauthenticated("this tenant is disabled")
-    if _needs_touch(key, touch_interval):
-        await uow.api_keys.touch_any_tenant(key)
-    return Principal(
+    principal = Principal(
         tenant_id=tenant.id,
         tenant_slug=tenant.slug,
         tenant_name=tenant.name,
@@ -50,3 +48,4 @@ async def authenticate(uow: UnitOfWork, token: str, touch_interval: timedelta) -
         role=Role(user.role),
         api_key_id=key.id,
     )
+    return principal, _needs_touch(key, touch_interval)
