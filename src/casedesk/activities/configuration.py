@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from casedesk.domain.cases.forms import check_form_schema
 from casedesk.domain.cases.priority import Priority
 from casedesk.domain.identity.principal import Principal
@@ -14,13 +16,21 @@ from casedesk.store.models import Queue, StateMachine, StateMachineVersion, Temp
 from casedesk.store.unit_of_work import UnitOfWork
 
 
+async def _commit(uow: UnitOfWork, what: str) -> None:
+    """Commit; a unique constraint lost to a concurrent request is a 409, not a 500."""
+    try:
+        await uow.commit()
+    except IntegrityError:
+        raise Conflict(f"{what} was changed by another request at the same time; retry") from None
+
+
 async def create_queue(uow: UnitOfWork, actor: Principal, *, code: str, name: str) -> Queue:
     actor.require(Role.ADMIN, "creating a queue")
     await uow.begin_write()
     if await uow.queues.by_code(code) is not None:
         raise Conflict(f"a queue {code!r} already exists", field="code")
     queue: Queue = uow.queues.add(Queue(code=code, name=name))
-    await uow.commit()
+    await _commit(uow, f"queue {code!r}")
     return queue
 
 
@@ -38,12 +48,12 @@ async def save_machine_draft(
         )
     else:
         machine.name, machine.draft = name, draft
-    await uow.commit()
+    await _commit(uow, f"state machine {code!r}")
     return machine
 
 
-async def machine_by_code(uow: UnitOfWork, code: str) -> StateMachine:
-    machine: StateMachine | None = await uow.machines.by_code(code)
+async def machine_by_code(uow: UnitOfWork, code: str, *, lock: bool = False) -> StateMachine:
+    machine: StateMachine | None = await uow.machines.by_code(code, lock=lock)
     if machine is None:
         raise NotFound(f"no state machine {code!r}")
     return machine
@@ -53,7 +63,7 @@ async def publish_machine(uow: UnitOfWork, actor: Principal, code: str) -> State
     """Validate the draft and freeze it as version N+1; a problem list is one 422."""
     actor.require(Role.ADMIN, "publishing a state machine")
     await uow.begin_write()
-    machine = await machine_by_code(uow, code)
+    machine = await machine_by_code(uow, code, lock=True)
     definition = Definition.model_validate(machine.draft)
     problems = validate_definition(definition)
     if problems:
@@ -74,7 +84,7 @@ async def publish_machine(uow: UnitOfWork, actor: Principal, code: str) -> State
             published_by=actor.user_id,
         )
     )
-    await uow.commit()
+    await _commit(uow, f"state machine {code!r}")
     return version
 
 
@@ -113,5 +123,5 @@ async def save_template(
         template = uow.templates.add(Template(code=code))
     template.name, template.machine_id, template.form_schema = name, machine.id, form_schema
     template.default_queue_id, template.default_priority = queue.id, default_priority.rank
-    await uow.commit()
+    await _commit(uow, f"template {code!r}")
     return template

@@ -34,8 +34,12 @@ from casedesk.store.tenancy import bound_tenant
 class ByCodeRepository(Repository[Any]):
     """Configuration objects addressed by a per-tenant code."""
 
-    async def by_code(self, code: str) -> Any:
-        return await self.session.scalar(select(self.model).where(self.model.code == code))
+    async def by_code(self, code: str, *, lock: bool = False) -> Any:
+        """``lock`` holds the row (FOR UPDATE) until commit, serialising writers of it."""
+        statement = select(self.model).where(self.model.code == code)
+        if lock:
+            statement = statement.with_for_update()
+        return await self.session.scalar(statement)
 
     async def all(self) -> list[Any]:
         statement = select(self.model).order_by(self.model.code)

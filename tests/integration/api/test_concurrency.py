@@ -38,10 +38,10 @@ async def test_the_same_action_twice_at_once_applies_once(desk: Desk) -> None:
 
 
 async def test_concurrent_creates_get_distinct_consecutive_numbers(desk: Desk) -> None:
-    results = await asyncio.gather(
-        *(desk.create_case(title=f"Case {n}") for n in range(200))
-    )
-    assert [r.status_code for r in results] == [201] * 200, {r.text for r in results if r.status_code != 201}
+    results = await asyncio.gather(*(desk.create_case(title=f"Case {n}") for n in range(200)))
+    assert [r.status_code for r in results] == [201] * 200, {
+        r.text for r in results if r.status_code != 201
+    }
     numbers = sorted(r.json()["number"] for r in results)
     assert numbers == list(range(1, 201))
     created = [e for e in await desk.events() if e["type"] == "case.created"]

@@ -320,7 +320,7 @@ async def test_without_a_traceparent_the_response_names_the_trace_it_started(
         "garbage",
         f"00-{'0' * 32}-{'1' * 16}-01",
         f"00-{'1' * 32}-{'0' * 16}-01",
-        f"01-{'1' * 32}-{'1' * 16}-01",
+        f"ff-{'1' * 32}-{'1' * 16}-01",
     ],
 )
 async def test_an_invalid_traceparent_starts_a_new_trace(desk: Desk, traceparent: str) -> None:

@@ -286,18 +286,8 @@ async def test_a_draft_breaking_several_rules_reports_all_of_them_and_publishes_
 
 
 async def test_concurrent_publishes_get_consecutive_versions_or_a_conflict(
-    client: httpx.AsyncClient, tenants: Tenants, backend: str, request: pytest.FixtureRequest
+    client: httpx.AsyncClient, tenants: Tenants
 ) -> None:
-    if backend != "sqlite":  # SQLite's write lock at BEGIN serialises the publishes
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="publish_machine reads latest_version and inserts version N+1 without"
-                " locking the machine row, and the IntegrityError of the losing insert on"
-                " uq_state_machine_versions_machine_id_version is not turned into a Conflict:"
-                " concurrent publishes of one machine are 500s on PostgreSQL and MariaDB",
-                strict=True,
-            )
-        )
     tenant = await tenants.create()
     await save(client, tenant.headers, machine_body())
     statuses: list[int] = []

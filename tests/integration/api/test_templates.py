@@ -201,13 +201,6 @@ async def test_a_form_schema_that_is_not_an_object_is_422(
     assert "object" in response.json()["detail"]
 
 
-@pytest.mark.xfail(
-    reason="check_form_schema only checks the schema against the meta-schema, so a $ref that"
-    " cannot be resolved is stored (201); every case created with the template then fails"
-    " in validate_form with jsonschema's _WrappedReferencingError, an unhandled 500, and a"
-    " remote $ref makes the server fetch that URL (urllib) on each case creation",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "ref",
     [

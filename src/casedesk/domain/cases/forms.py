@@ -6,6 +6,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from casedesk.kit.errors import InvalidInput
 
@@ -30,11 +33,44 @@ def check_form_schema(schema: dict[str, Any]) -> None:
         ) from None
     if schema.get("type", "object") != "object":
         raise InvalidInput("form_schema must describe an object", field="form_schema.type")
+    _check_references(schema)
+
+
+_SELF = "urn:casedesk:form"
+# No retrieval: a reference outside the schema itself is never fetched from anywhere.
+_NO_REMOTE = Registry()
+
+
+def _references(node: Any, path: str) -> list[tuple[str, str]]:
+    if isinstance(node, dict):
+        found = [(path + ".$ref", node["$ref"])] if isinstance(node.get("$ref"), str) else []
+        for key, value in node.items():
+            found += _references(value, f"{path}.{key}")
+        return found
+    if isinstance(node, list):
+        return [ref for i, item in enumerate(node) for ref in _references(item, f"{path}[{i}]")]
+    return []
+
+
+def _check_references(schema: dict[str, Any]) -> None:
+    """Only references inside the schema (``#/...``) that resolve are allowed."""
+    resolver = _NO_REMOTE.with_resource(_SELF, DRAFT202012.create_resource(schema)).resolver(
+        base_uri=_SELF
+    )
+    for field, ref in _references(schema, "form_schema"):
+        if not ref.startswith("#"):
+            raise InvalidInput(
+                f"only references inside the schema (#/...) are allowed, not {ref!r}", field=field
+            )
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            raise InvalidInput(f"reference {ref!r} points at nothing", field=field) from None
 
 
 def validate_form(schema: dict[str, Any], form: dict[str, Any]) -> None:
     """Raise one 422 naming every failing field path of ``form``."""
-    validator = Draft202012Validator(schema)
+    validator = Draft202012Validator(schema, registry=_NO_REMOTE)
     errors = sorted(validator.iter_errors(form), key=lambda error: list(error.absolute_path))
     if not errors:
         return
