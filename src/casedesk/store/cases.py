@@ -137,15 +137,25 @@ def _decode(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
         cursor_sort, value, last_id = orjson.loads(raw)
         if cursor_sort != sort:
             raise ValueError("cursor of another sort")
-        if sort.lstrip("-") == "updated":
-            value = datetime.fromisoformat(value)
-        elif sort.lstrip("-") == "created":
-            value = uuid.UUID(value)
-        return value, uuid.UUID(last_id)
+        return _key_of(sort.lstrip("-"), value), uuid.UUID(last_id)
     except (ValueError, TypeError, orjson.JSONDecodeError):
         raise InvalidInput(
             "cursor is not one this list returned for this sort", field="cursor"
         ) from None
+
+
+def _key_of(sort: str, value: Any) -> Any:
+    """The cursor's sort key, checked to be of the sort column's type."""
+    if sort == "updated":
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("naive time in cursor")
+        return moment
+    if sort == "created":
+        return uuid.UUID(value)
+    if type(value) is not int:
+        raise ValueError("number expected in cursor")
+    return value
 
 
 class CaseRepository(Repository[Case]):

@@ -318,13 +318,6 @@ def _forged_cursor(sort: str, value: Any) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-@pytest.mark.xfail(
-    reason="CaseRepository._decode only checks the key of created/updated cursors: a decodable "
-    "cursor whose key has the wrong type (a string or list for number, null for priority, a "
-    "naive datetime for updated) reaches the SQL and ends in a 500 (or, on SQLite/MariaDB, a "
-    "silently wrong page for a string number) instead of a 422 on cursor",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("sort", "value"),
     [
@@ -343,12 +336,6 @@ async def test_a_forged_cursor_with_a_key_of_the_wrong_type_is_422(
     assert _named(response.json()) >= {"cursor"}
 
 
-@pytest.mark.xfail(
-    reason="UTCDateTime.process_bind_param calls astimezone(UTC) on the bound, which overflows "
-    "for an aware datetime that is valid in its own zone but outside year 1..9999 in UTC; the "
-    "OverflowError becomes a 500",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("name", "bound"),
     [

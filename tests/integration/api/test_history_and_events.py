@@ -230,14 +230,6 @@ async def test_bad_feed_bounds_are_422(desk: Desk, params: dict[str, int]) -> No
 async def test_an_after_beyond_any_sequence_is_not_a_server_error(
     desk: Desk, backend: str, request: pytest.FixtureRequest, after: int
 ) -> None:
-    if backend != "mariadb":  # MariaDB compares the out-of-range number without complaint
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="/events bounds `after` only below (ge=0); a value past BIGINT reaches "
-                "the driver (SQLite OverflowError, asyncpg out-of-int64-range) and is a 500",
-                strict=True,
-            )
-        )
     await desk.new_case()
     response = await _feed(desk, after=after)
     assert response.status_code in (200, 422), response.text

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
@@ -126,11 +127,20 @@ async def list_cases(
         template_id=template_id,
         priority=priority.rank if priority is not None else None,
         customer_id=customer_id,
-        created_after=created_after,
-        created_before=created_before,
+        created_after=_in_utc(created_after, "created_after"),
+        created_before=_in_utc(created_before, "created_before"),
     )
     page = await uow.cases.list_page(where, sort=sort, limit=limit, cursor=cursor)
     return CasePage(items=[summary(case) for case in page.items], next_cursor=page.next_cursor)
+
+
+def _in_utc(moment: datetime | None, field: str) -> datetime | None:
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{field} is out of range in UTC", field=field) from None
 
 
 @router.get("/{case_id}", response_model=CaseDetail)

@@ -25,7 +25,9 @@ class EventPage(BaseModel):
 )
 async def read_events(
     uow: UnitOfWorkDep,
-    after: Annotated[int, Query(ge=0, description="the sequence of the last event seen")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="the sequence of the last event seen")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     type: Annotated[list[str] | None, Query(description="only these event types")] = None,
 ) -> EventPage:
