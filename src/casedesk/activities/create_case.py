@@ -15,7 +15,7 @@ from casedesk.domain.cases.forms import validate_form
 from casedesk.domain.cases.inputs import CaseDraft, CustomerRef
 from casedesk.domain.cases.machines import machine_of_version
 from casedesk.domain.cases.priority import Priority
-from casedesk.domain.cases.views import CaseDetail, detail
+from casedesk.domain.cases.views import CaseDetail, Known, detail
 from casedesk.domain.extensions.scenes import CASE_CREATE_DEFAULTS, CASE_CREATE_VALIDATE
 from casedesk.kit.errors import Conflict, InvalidInput
 from casedesk.kit.ids import uuid7
@@ -77,12 +77,10 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
             if existing is not None:
                 self.case = existing
                 return Created(await self._detail(existing), created=False)
-        machine_row = await self.uow.machines.get(self.template.machine_id)
-        version = await self.uow.machines.version(machine_row.id, machine_row.latest_version)
+        version = await self.uow.machines.latest_version_of(self.template.machine_id)
         if version is None:
             raise InvalidInput(
-                f"template {self.template.code!r} uses state machine {machine_row.code!r}, "
-                "which has no published version",
+                f"template {self.template.code!r} has a state machine with no published version",
                 field="template",
             )
         machine = await machine_of_version(self.uow, version.id)
@@ -143,7 +141,9 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
                 {"child_id": str(case.id), "child_number": case.number},
             )
         await self.uow.flush()
-        created = Created(await self._detail(case), created=True)
+        known = Known(self.template.code, self.queue.code, customer, [task], [])
+        view = await detail(self.uow, case, self.ctx.extensions, self.ctx.edition, known)
+        created = Created(view, created=True)
         if self.idempotency is not None:
             self.uow.idempotency.add(
                 IdempotencyRecord(

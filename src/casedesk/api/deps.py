@@ -21,7 +21,8 @@ from casedesk.store.unit_of_work import UnitOfWork
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cdk_...`")
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
+    # async: a plain def dependency would be run in a worker thread on every request
     container: Container = request.app.state.container
     return container
 

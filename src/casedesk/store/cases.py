@@ -80,6 +80,18 @@ class StateMachineRepository(ByCodeRepository):
             raise LookupError(f"state machine version {version_id} is missing")
         return found
 
+    async def latest_version_of(self, machine_id: uuid.UUID) -> StateMachineVersion | None:
+        """The newest published version, in one query."""
+        result: StateMachineVersion | None = await self.session.scalar(
+            select(StateMachineVersion)
+            .join(StateMachine, StateMachine.id == StateMachineVersion.machine_id)
+            .where(
+                StateMachine.id == machine_id,
+                StateMachineVersion.version == StateMachine.latest_version,
+            )
+        )
+        return result
+
     def add_version(self, version: StateMachineVersion) -> StateMachineVersion:
         self.session.add(version)
         return version
@@ -232,6 +244,18 @@ class CaseRepository(Repository[Case]):
         if where.created_before is not None:
             conditions.append(Case.created_at < where.created_before)
         return conditions
+
+    async def labels(self, case: Case) -> tuple[str, str, Customer | None]:
+        """The template and queue codes and the customer of a case, in one query."""
+        template_code = select(Template.code).where(Template.id == case.template_id)
+        queue_code = select(Queue.code).where(Queue.id == case.queue_id)
+        statement = (
+            select(template_code.scalar_subquery(), queue_code.scalar_subquery(), Customer)
+            .outerjoin_from(Template, Customer, Customer.id == case.customer_id)
+            .where(Template.id == case.template_id)
+        )
+        row = (await self.session.execute(statement)).one()
+        return row[0], row[1], row[2]
 
     async def children_count(self, case_id: uuid.UUID) -> int:
         statement = select(func.count()).select_from(Case).where(Case.parent_id == case_id)

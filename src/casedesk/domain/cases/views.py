@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
-from casedesk.domain.cases.machines import machine_of_version
+from casedesk.domain.cases.machines import published
 from casedesk.domain.cases.priority import Priority
 from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.domain.extensions.scenes import CASE_DETAIL_EXTRA
-from casedesk.store.models import ActionRecord, Case, Comment, Task
+from casedesk.store.models import ActionRecord, Case, Comment, Customer, Task
 from casedesk.store.unit_of_work import UnitOfWork
 
 
@@ -147,39 +148,58 @@ def history_entry(record: ActionRecord) -> HistoryEntry:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Known:
+    """Parts of a case its caller already holds, so that ``detail`` need not read them."""
+
+    template_code: str
+    queue_code: str
+    customer: Customer | None
+    tasks: list[Task]
+    comments: list[Comment]
+
+
 async def detail(
-    uow: UnitOfWork, case: Case, extensions: ExtensionRegistry, edition: str
+    uow: UnitOfWork,
+    case: Case,
+    extensions: ExtensionRegistry,
+    edition: str,
+    known: Known | None = None,
 ) -> CaseDetail:
-    machine = await machine_of_version(uow, case.machine_version_id)
-    version = await uow.machines.version_by_id(case.machine_version_id)
-    state_machine = await uow.machines.get(version.machine_id)
-    template = await uow.templates.get(case.template_id)
-    queue = await uow.queues.get(case.queue_id)
-    customer = await uow.customers.get(case.customer_id) if case.customer_id else None
-    state = machine.state(case.state)
-    tasks: list[Task] = await uow.tasks.of_case(case.id)
-    comments: list[Comment] = await uow.comments.of_case(case.id)
+    machine = await published(uow, case.machine_version_id)
+    if known is None:
+        template_code, queue_code, customer = await uow.cases.labels(case)
+        known = Known(
+            template_code,
+            queue_code,
+            customer,
+            await uow.tasks.of_case(case.id),
+            await uow.comments.of_case(case.id),
+        )
+    state = machine.machine.state(case.state)
     rating = (
         RatingView(score=case.rating_score, comment=case.rating_comment, rated_at=case.rated_at)
         if case.rating_score is not None and case.rated_at is not None
         else None
     )
+    customer = known.customer
     return CaseDetail(
         **summary(case).model_dump(),
         description=case.description,
-        template=template.code,
-        state_machine={"code": state_machine.code, "version": version.version},
+        template=known.template_code,
+        state_machine={"code": machine.code, "version": machine.version},
         current_state=StateView(code=state.code, name=state.name, type=state.type.value),
         allowed_actions=[
-            ActionView(action=t.action, name=t.name, to=t.to) for t in machine.allowed(case.state)
+            ActionView(action=t.action, name=t.name, to=t.to)
+            for t in machine.machine.allowed(case.state)
         ],
-        queue=queue.code,
+        queue=known.queue_code,
         customer=CustomerView(id=customer.id, email=customer.email, name=customer.name)
         if customer
         else None,
         form=case.form,
-        tasks=[TaskView.model_validate(task, from_attributes=True) for task in tasks],
-        comments=[CommentView.model_validate(c, from_attributes=True) for c in comments],
+        tasks=[TaskView.model_validate(task, from_attributes=True) for task in known.tasks],
+        comments=[CommentView.model_validate(c, from_attributes=True) for c in known.comments],
         rating=rating,
         extra=await extensions.call(CASE_DETAIL_EXTRA, edition, case),
     )
