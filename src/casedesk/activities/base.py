@@ -27,10 +27,12 @@ from casedesk.domain.identity.principal import Principal
 from casedesk.domain.identity.roles import Role
 from casedesk.kit.clock import utcnow
 from casedesk.kit.errors import Conflict, Forbidden, PreconditionFailed
+from casedesk.kit.logging import get_logger
 from casedesk.kit.tracing import TraceContext
 from casedesk.store.models import ActionRecord, Case, Task
 from casedesk.store.unit_of_work import UnitOfWork
 
+log = get_logger(__name__)
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -108,6 +110,7 @@ class Activity(ABC, Generic[In, Out]):
         await self._extend(ACTIVITY_AFTER, case)
         self.uow.session.add_all(self.ctx.records)
         await self.uow.flush()
+        await self.before_commit()
         self.uow.outbox.add_all(
             [
                 new_event(self.ctx.tenant_id, e.type, e.case, e.data, self.ctx.trace)
@@ -122,6 +125,9 @@ class Activity(ABC, Generic[In, Out]):
 
     @abstractmethod
     async def execute(self, params: In) -> Out: ...
+
+    async def before_commit(self) -> None:
+        """After the flush, before the events are written: last changes to the rows."""
 
     def moves_task_to_processing(self) -> bool:
         return self.accepts_task
@@ -191,6 +197,7 @@ class Activity(ABC, Generic[In, Out]):
 
     def on_integrity_error(self, exc: IntegrityError) -> Exception:
         """Turn a unique-constraint race into a domain error; subclasses refine it."""
+        log.warning("integrity error", error=str(exc.orig)[:300])
         return Conflict("this change conflicts with another one made at the same time")
 
 

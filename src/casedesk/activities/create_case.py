@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -36,9 +37,9 @@ def fingerprint(draft: CaseDraft) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Created:
-    detail: CaseDetail
+    detail: CaseDetail | None
     created: bool
 
 
@@ -76,7 +77,8 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
             existing = await self.uow.cases.by_external_ref(draft.channel, draft.external_ref)
             if existing is not None:
                 self.case = existing
-                return Created(await self._detail(existing), created=False)
+                self.created = Created(await self._detail(existing), created=False)
+                return self.created
         version = await self.uow.machines.latest_version_of(self.template.machine_id)
         if version is None:
             raise InvalidInput(
@@ -89,7 +91,9 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
         case = Case(
             id=uuid7(),
             tenant_id=self.ctx.tenant_id,
-            number=await self.uow.cases.next_number(),
+            # A placeholder until before_commit: the tenant's counter row is locked only
+            # for the last statements of the transaction, not for all of it.
+            number=-secrets.randbits(62) - 1,
             template_id=self.template.id,
             machine_version_id=version.id,
             state=machine.start.code,
@@ -133,6 +137,17 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
         )
         self.emit("case.created", case, {"template": self.template.code})
         self.emit("task.created", case, {"task_id": str(task.id), "queue": self.queue.code})
+        await self.uow.flush()  # the case row must exist before the rows that refer to it
+        self.customer = customer
+        self.created = Created(None, created=True)
+        self.task = task
+        return self.created
+
+    async def before_commit(self) -> None:
+        case = self.subject()
+        if case is None or not self.created.created:
+            return
+        await self.uow.cases.assign_number(case, await self.uow.cases.next_number())
         if case.parent_id is not None:
             parent = await self.uow.cases.get(case.parent_id)
             self.emit(
@@ -140,10 +155,9 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
                 parent,
                 {"child_id": str(case.id), "child_number": case.number},
             )
-        await self.uow.flush()
-        known = Known(self.template.code, self.queue.code, customer, [task], [])
+        known = Known(self.template.code, self.queue.code, self.customer, [self.task], [])
         view = await detail(self.uow, case, self.ctx.extensions, self.ctx.edition, known)
-        created = Created(view, created=True)
+        self.created.detail = view
         if self.idempotency is not None:
             self.uow.idempotency.add(
                 IdempotencyRecord(
@@ -152,10 +166,9 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
                     key=self.idempotency.key,
                     fingerprint=self.idempotency.fingerprint,
                     status_code=201,
-                    response=created.detail.model_dump(mode="json"),
+                    response=view.model_dump(mode="json"),
                 )
             )
-        return created
 
     def on_integrity_error(self, exc: IntegrityError) -> Exception:
         message = str(exc.orig)
@@ -253,6 +266,7 @@ async def create_case(
             raise
         view = await detail(uow, existing, context.extensions, context.edition)
         return Outcome(200, view.model_dump(mode="json"))
+    assert created.detail is not None
     return Outcome(201 if created.created else 200, created.detail.model_dump(mode="json"))
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from casedesk.kit.errors import InvalidInput
 from casedesk.store.models import (
@@ -192,6 +193,16 @@ class CaseRepository(Repository[Case]):
         if number is None:
             raise LookupError(f"tenant {tenant_id} has no case counter")
         return int(number)
+
+    async def assign_number(self, case: Case, number: int) -> None:
+        """Give a just-inserted case its number without counting it as a change."""
+        await self.session.execute(
+            update(Case)
+            .where(Case.id == case.id)
+            .values(number=number, updated_at=case.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        set_committed_value(case, "number", number)
 
     async def start_numbering(self, tenant_id: uuid.UUID) -> None:
         await self.session.execute(insert(CaseCounter).values(tenant_id=tenant_id, last_number=0))

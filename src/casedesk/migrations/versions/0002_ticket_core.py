@@ -287,6 +287,9 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_cases_tenant_queue", ["tenant_id", "queue_id", "id"], unique=False
         )
+        batch_op.create_index(
+            "ix_cases_tenant_queue_state", ["tenant_id", "queue_id", "state", "id"], unique=False
+        )
         batch_op.create_index("ix_cases_tenant_state", ["tenant_id", "state", "id"], unique=False)
         batch_op.create_index(
             "ix_cases_tenant_template", ["tenant_id", "template_id", "id"], unique=False

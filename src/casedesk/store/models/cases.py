@@ -97,6 +97,7 @@ class Case(IdMixin, TimestampMixin, TenantScoped, Base):
         Index("ix_cases_tenant_id_id", "tenant_id", "id"),
         Index("ix_cases_tenant_state", "tenant_id", "state", "id"),
         Index("ix_cases_tenant_queue", "tenant_id", "queue_id", "id"),
+        Index("ix_cases_tenant_queue_state", "tenant_id", "queue_id", "state", "id"),
         Index("ix_cases_tenant_assignee", "tenant_id", "assignee_id", "id"),
         Index("ix_cases_tenant_customer", "tenant_id", "customer_id", "id"),
         Index("ix_cases_tenant_template", "tenant_id", "template_id", "id"),
