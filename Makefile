@@ -34,6 +34,11 @@ lint: $(VENV)/.test-deps
 test: lint
 	$(BIN)/pytest
 
+## bench: the case API benchmark (PostgreSQL, 100,000 cases, wrk at concurrency 32)
+bench: $(VENV)/.test-deps
+	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "install wrk (apt-get install wrk) and retry"; exit 1; }
+	$(BIN)/python bench/cases.py $(BENCH_ARGS)
+
 unit: $(VENV)/.test-deps
 	$(BIN)/pytest tests/unit
 
