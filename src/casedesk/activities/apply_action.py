@@ -10,7 +10,6 @@ from casedesk.domain.cases.inputs import ActionInput
 from casedesk.domain.cases.machines import machine_of_version
 from casedesk.kit.clock import utcnow
 from casedesk.kit.errors import Conflict
-from casedesk.kit.ids import uuid7
 from casedesk.store.models import Case, Comment
 
 
@@ -85,18 +84,4 @@ class ApplyActionActivity(Activity[ActionParams, Case]):
         self.emit("case.reopened", case)
 
     def _comment(self, case: Case, body: ActionInput) -> Comment | None:
-        if not body.comment:
-            return None
-        operator = self.ctx.operator
-        return self.uow.comments.add(
-            Comment(
-                id=uuid7(),
-                tenant_id=self.ctx.tenant_id,
-                case_id=case.id,
-                body=body.comment,
-                public=body.public,
-                author_type=operator.type,
-                author_id=operator.user_id,
-                author_name=operator.name,
-            )
-        )
+        return self.add_comment(case, body.comment, public=body.public) if body.comment else None

@@ -27,9 +27,11 @@ from casedesk.domain.identity.principal import Principal
 from casedesk.domain.identity.roles import Role
 from casedesk.kit.clock import utcnow
 from casedesk.kit.errors import Conflict, Forbidden, PreconditionFailed
+from casedesk.kit.ids import uuid7
 from casedesk.kit.logging import get_logger
+from casedesk.kit.text import optional_str
 from casedesk.kit.tracing import TraceContext
-from casedesk.store.models import ActionRecord, Case, Task
+from casedesk.store.models import ActionRecord, Case, Comment, Task
 from casedesk.store.unit_of_work import UnitOfWork
 
 log = get_logger(__name__)
@@ -168,6 +170,23 @@ class Activity(ABC, Generic[In, Out]):
         actor = {"type": self.ctx.operator.type, "id": self.ctx.operator.id}
         self.ctx.events.append(PendingEvent(event_type, case, {"actor": actor, **(data or {})}))
 
+    def add_comment(self, case: Case, body: str, *, public: bool) -> Comment:
+        """A comment written by the operator of this activity."""
+        operator = self.ctx.operator
+        comment: Comment = self.uow.comments.add(
+            Comment(
+                id=uuid7(),
+                tenant_id=self.ctx.tenant_id,
+                case_id=case.id,
+                body=body,
+                public=public,
+                author_type=operator.type,
+                author_id=operator.user_id,
+                author_name=operator.name,
+            )
+        )
+        return comment
+
     async def open_task(self, case: Case) -> Task | None:
         tasks = await self.uow.tasks.of_case(case.id)
         return next((task for task in reversed(tasks) if task.status != "done"), None)
@@ -192,14 +211,12 @@ class Activity(ABC, Generic[In, Out]):
         if task.assignee_id is None and self.ctx.operator.user_id is not None:
             task.assignee_id = self.ctx.operator.user_id
         self.emit(
-            "task.accepted", case, {"task_id": str(task.id), "assignee_id": _str(task.assignee_id)}
+            "task.accepted",
+            case,
+            {"task_id": str(task.id), "assignee_id": optional_str(task.assignee_id)},
         )
 
     def on_integrity_error(self, exc: IntegrityError) -> Exception:
         """Turn a unique-constraint race into a domain error; subclasses refine it."""
         log.warning("integrity error", error=str(exc.orig)[:300])
         return Conflict("this change conflicts with another one made at the same time")
-
-
-def _str(value: object) -> str | None:
-    return None if value is None else str(value)

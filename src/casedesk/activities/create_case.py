@@ -20,6 +20,7 @@ from casedesk.domain.cases.views import CaseDetail, Known, detail
 from casedesk.domain.extensions.scenes import CASE_CREATE_DEFAULTS, CASE_CREATE_VALIDATE
 from casedesk.kit.errors import Conflict, InvalidInput
 from casedesk.kit.ids import uuid7
+from casedesk.kit.text import optional_str
 from casedesk.store.models import Case, Customer, IdempotencyRecord, Queue, Task, Template
 from casedesk.store.unit_of_work import UnitOfWork
 
@@ -129,7 +130,7 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
                 "state": case.state,
                 "queue": self.queue.code,
                 "priority": priority.value,
-                "assignee_id": _str(case.assignee_id),
+                "assignee_id": optional_str(case.assignee_id),
                 "channel": case.channel,
                 "form": _key_fields(draft.form),
             },
@@ -226,10 +227,6 @@ def _key_fields(form: dict[str, object]) -> dict[str, object]:
         for k, v in form.items()
         if isinstance(v, str | int | float | bool) and len(str(v)) <= 200
     }
-
-
-def _str(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from casedesk.activities.base import Activity
 from casedesk.domain.cases.inputs import TransferInput
 from casedesk.kit.errors import Conflict, InvalidInput
-from casedesk.kit.ids import uuid7
-from casedesk.store.models import Case, Comment
+from casedesk.kit.text import optional_str
+from casedesk.store.models import Case
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class TransferCaseActivity(Activity[TransferParams, Case]):
         task = await self.open_task(case)
         if case.closed or task is None:
             raise Conflict("a closed case cannot be transferred; reopen it first")
-        source = {"queue_id": str(case.queue_id), "assignee_id": _str(case.assignee_id)}
+        source = {"queue_id": str(case.queue_id), "assignee_id": optional_str(case.assignee_id)}
         if body.queue is not None:
             queue = await self.uow.queues.by_code(body.queue)
             if queue is None:
@@ -47,30 +47,15 @@ class TransferCaseActivity(Activity[TransferParams, Case]):
             case.assignee_id = task.assignee_id = user.id
         if body.unassign:
             case.assignee_id = task.assignee_id = None
-        if _str(case.assignee_id) != source["assignee_id"]:
+        if optional_str(case.assignee_id) != source["assignee_id"]:
             task.status, task.accepted_at = "pending", None
-        target = {"queue_id": str(case.queue_id), "assignee_id": _str(case.assignee_id)}
+        target = {"queue_id": str(case.queue_id), "assignee_id": optional_str(case.assignee_id)}
         if target == source:
             raise Conflict("the case is already there", **target)
         if body.comment:
-            self.uow.comments.add(
-                Comment(
-                    id=uuid7(),
-                    tenant_id=self.ctx.tenant_id,
-                    case_id=case.id,
-                    body=body.comment,
-                    public=False,
-                    author_type=self.ctx.operator.type,
-                    author_id=self.ctx.operator.user_id,
-                    author_name=self.ctx.operator.name,
-                )
-            )
+            self.add_comment(case, body.comment, public=False)
         self.record(
             case, "case.transfer", {"from": source, "to": target, "comment": body.comment}, task
         )
         self.emit("case.transferred", case, {"from": source, "to": target, "task_id": str(task.id)})
         return case
-
-
-def _str(value: object) -> str | None:
-    return None if value is None else str(value)

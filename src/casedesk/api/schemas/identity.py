@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from casedesk.domain.identity.roles import Role
+from casedesk.kit.text import Email
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def _email(value: str) -> str:
-    value = value.strip()
-    if not _EMAIL.match(value):
-        raise ValueError("not an e-mail address")
-    return value.lower()
-
-
-Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_email)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 

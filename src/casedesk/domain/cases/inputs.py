@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from casedesk.domain.cases.priority import Priority
+from casedesk.kit.text import Email
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def _email(value: str) -> str:
-    value = value.strip()
-    if not _EMAIL.match(value):
-        raise ValueError("not an e-mail address")
-    return value.lower()
-
-
-Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_email)]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Text = Annotated[str, StringConstraints(max_length=65_536)]
