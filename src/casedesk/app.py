@@ -10,8 +10,17 @@ from fastapi import FastAPI
 from casedesk import __version__
 from casedesk.api import problems
 from casedesk.api.middleware import RequestContextMiddleware
-from casedesk.api.routers import api_keys, cases, configuration, events, health, me, users
-from casedesk.bootstrap import Container, build
+from casedesk.api.routers import (
+    api_keys,
+    cases,
+    configuration,
+    dead_letters,
+    events,
+    health,
+    me,
+    users,
+)
+from casedesk.bootstrap import Container, background, build
 from casedesk.config import Settings, get_settings
 from casedesk.kit.logging import configure_logging
 from casedesk.store.migrate import migration_state
@@ -39,7 +48,12 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_migrated(container)
+        work = None if settings.separate_workers else background(container)
+        if work is not None:
+            await work.start()
         yield
+        if work is not None:
+            await work.stop()
         await container.close()
 
     app = FastAPI(
@@ -51,7 +65,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.container = container
     problems.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    routers = (health, me, users, api_keys, configuration, cases, events)
+    routers = (health, me, users, api_keys, configuration, cases, events, dead_letters)
     for module in routers:
         app.include_router(module.router)
     return app

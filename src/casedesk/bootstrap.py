@@ -9,6 +9,8 @@ from casedesk.config import Settings
 from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.store.database import Database
 from casedesk.store.unit_of_work import UnitOfWork
+from casedesk.worker.consumers import ConsumerGroup
+from casedesk.worker.runner import Background, make_bus
 
 
 @dataclass
@@ -22,6 +24,16 @@ class Container:
 
     async def close(self) -> None:
         await self.database.dispose()
+
+
+def consumer_groups() -> dict[str, ConsumerGroup]:
+    """Every consumer group of the product, by name; routing is this literal map."""
+    return {}
+
+
+def background(container: Container) -> Background:
+    bus = make_bus(container.settings.broker_url)
+    return Background(container.database, bus, consumer_groups())
 
 
 def build(settings: Settings) -> Container:

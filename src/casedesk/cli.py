@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,12 +17,13 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from casedesk.activities import identity
 from casedesk.app import NotMigrated, ensure_migrated
-from casedesk.bootstrap import Container, build
+from casedesk.bootstrap import Container, background, build
 from casedesk.config import Settings, SettingsError, get_settings
 from casedesk.domain.identity.roles import Role
 from casedesk.kit.errors import CasedeskError, NotFound
 from casedesk.kit.logging import configure_logging
 from casedesk.store import migrate
+from casedesk.store.bus.base import BusUnavailable
 from casedesk.store.models import Tenant
 from casedesk.store.unit_of_work import UnitOfWork
 
@@ -136,6 +138,36 @@ def serve(
         server_header=False,
         proxy_headers=True,
     )
+
+
+@app.command()
+def worker() -> None:
+    """Run the outbox relay and the event consumers until SIGTERM or Ctrl-C."""
+    settings = settings_or_exit()
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        container = build(settings)
+        await ensure_migrated(container)
+        work = background(container)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await work.start()
+            err.print("casedesk worker running (relay and consumers); SIGTERM stops it")
+            await stop.wait()
+        finally:
+            await work.stop()
+            await container.close()
+
+    try:
+        asyncio.run(main())
+    except NotMigrated as exc:
+        raise fail(str(exc)) from None
+    except BusUnavailable as exc:
+        raise fail(f"{exc}; check CASEDESK_BROKER_URL and that the broker is up") from None
 
 
 # --- db ----------------------------------------------------------------------------------

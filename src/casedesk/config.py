@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    separate_workers: bool = Field(
+        default=False,
+        description="true when `casedesk worker` processes run the relay and consumers, "
+        "so that `casedesk serve` does not",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body")

@@ -46,11 +46,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def served(database_url: str, workers: int = 1) -> Iterator[str]:
+def served(database_url: str, workers: int = 1, **env: str) -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "casedesk", "serve", "--port", str(port), "--workers", str(workers)],
-        env=_env(database_url),
+        env=_env(database_url, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

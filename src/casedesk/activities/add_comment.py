@@ -36,7 +36,9 @@ class AddCommentActivity(Activity[CommentParams, Comment]):
 
     async def execute(self, params: CommentParams) -> Comment:
         self.params = params
-        case = self.case = await self.load_case(params.case_id)
+        # A comment does not change the case row, so lock it: the case's events then reach
+        # the outbox in the order their transactions commit.
+        case = self.case = await self.load_case(params.case_id, lock=True)
         body, operator = params.body, self.ctx.operator
         author_type, author_id, author_name = operator.type, operator.user_id, operator.name
         if body.author is not None and body.author.type != "user":

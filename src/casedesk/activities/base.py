@@ -140,8 +140,8 @@ class Activity(ABC, Generic[In, Out]):
 
     # --- helpers for subclasses --------------------------------------------------------
 
-    async def load_case(self, case_id: uuid.UUID) -> Case:
-        case = await self.uow.cases.get(case_id)
+    async def load_case(self, case_id: uuid.UUID, *, lock: bool = False) -> Case:
+        case = await (self.uow.cases.locked(case_id) if lock else self.uow.cases.get(case_id))
         expected = self.ctx.expected_version
         if expected is not None and case.version != expected:
             raise PreconditionFailed(

@@ -13,15 +13,18 @@ import orjson
 from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from casedesk.kit.errors import InvalidInput
+from casedesk.kit.clock import utcnow
+from casedesk.kit.errors import InvalidInput, NotFound
 from casedesk.store.models import (
     ActionRecord,
     Case,
     CaseCounter,
     Comment,
     Customer,
+    DeadLetter,
     IdempotencyRecord,
     OutboxEvent,
+    ProcessedEvent,
     Queue,
     StateMachine,
     StateMachineVersion,
@@ -29,7 +32,7 @@ from casedesk.store.models import (
     Template,
 )
 from casedesk.store.repository import Page, Repository
-from casedesk.store.tenancy import bound_tenant
+from casedesk.store.tenancy import ALL_TENANTS, bound_tenant
 
 
 class ByCodeRepository(Repository[Any]):
@@ -207,6 +210,15 @@ class CaseRepository(Repository[Case]):
     async def start_numbering(self, tenant_id: uuid.UUID) -> None:
         await self.session.execute(insert(CaseCounter).values(tenant_id=tenant_id, last_number=0))
 
+    async def locked(self, case_id: uuid.UUID) -> Case:
+        """The case, its row held until commit: serialises writers that do not change it."""
+        case: Case | None = await self.session.scalar(
+            select(Case).where(Case.id == case_id).with_for_update()
+        )
+        if case is None:
+            raise NotFound(f"case {case_id} not found")
+        return case
+
     async def by_external_ref(self, channel: str, external_ref: str) -> Case | None:
         result: Case | None = await self.session.scalar(
             select(Case).where(Case.channel == channel, Case.external_ref == external_ref)
@@ -311,6 +323,35 @@ class ActionRecordRepository(Repository[ActionRecord]):
         return await self.page(statement, limit=limit, cursor=cursor)
 
 
+class ProcessedEventRepository:
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    async def seen(self, group: str, event_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(
+            select(ProcessedEvent.event_id).where(
+                ProcessedEvent.consumer_group == group, ProcessedEvent.event_id == event_id
+            )
+        )
+        return found is not None
+
+    def mark(self, group: str, event_id: uuid.UUID) -> None:
+        self.session.add(ProcessedEvent(consumer_group=group, event_id=event_id))
+
+
+class DeadLetterRepository(Repository[DeadLetter]):
+    model = DeadLetter
+    label = "dead letter"
+
+    async def list_page(
+        self, *, group: str | None, limit: int, cursor: str | None
+    ) -> Page[DeadLetter]:
+        statement = select(DeadLetter)
+        if group is not None:
+            statement = statement.where(DeadLetter.consumer_group == group)
+        return await self.page(statement, limit=limit, cursor=cursor)
+
+
 class IdempotencyRepository(Repository[IdempotencyRecord]):
     model = IdempotencyRecord
     label = "idempotency record"
@@ -327,6 +368,25 @@ class IdempotencyRepository(Repository[IdempotencyRecord]):
 class OutboxRepository:
     def __init__(self, session: Any) -> None:
         self.session = session
+
+    async def pending(self, *, limit: int) -> list[OutboxEvent]:
+        """Committed events not yet on the bus, oldest first, of every tenant (the relay)."""
+        statement = (
+            select(OutboxEvent)
+            .where(OutboxEvent.published_at.is_(None))
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+            .execution_options(**{ALL_TENANTS: True})
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def mark_published(self, ids: Sequence[int]) -> None:
+        await self.session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_(ids))
+            .values(published_at=utcnow())
+            .execution_options(**{ALL_TENANTS: True, "synchronize_session": False})
+        )
 
     def add_all(self, events: Sequence[OutboxEvent]) -> None:
         self.session.add_all(events)

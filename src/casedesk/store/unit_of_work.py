@@ -17,8 +17,10 @@ from casedesk.store.cases import (
     CaseRepository,
     CommentRepository,
     CustomerRepository,
+    DeadLetterRepository,
     IdempotencyRepository,
     OutboxRepository,
+    ProcessedEventRepository,
     QueueRepository,
     StateMachineRepository,
     TaskRepository,
@@ -43,6 +45,8 @@ class UnitOfWork:
     actions: ActionRecordRepository
     idempotency: IdempotencyRepository
     outbox: OutboxRepository
+    processed: ProcessedEventRepository
+    dead_letters: DeadLetterRepository
 
     def __init__(self, database: Database, tenant_id: uuid.UUID | None = None) -> None:
         self.database = database
@@ -64,6 +68,8 @@ class UnitOfWork:
         self.actions = ActionRecordRepository(self.session)
         self.idempotency = IdempotencyRepository(self.session)
         self.outbox = OutboxRepository(self.session)
+        self.processed = ProcessedEventRepository(self.session)
+        self.dead_letters = DeadLetterRepository(self.session)
         return self
 
     async def __aexit__(

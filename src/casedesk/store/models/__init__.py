@@ -14,7 +14,7 @@ from casedesk.store.models.cases import (
     Task,
     Template,
 )
-from casedesk.store.models.events import OutboxEvent
+from casedesk.store.models.events import DeadLetter, OutboxEvent, ProcessedEvent
 from casedesk.store.models.identity import ApiKey, Tenant, User
 
 __all__ = [
@@ -25,8 +25,10 @@ __all__ = [
     "CaseCounter",
     "Comment",
     "Customer",
+    "DeadLetter",
     "IdempotencyRecord",
     "OutboxEvent",
+    "ProcessedEvent",
     "Queue",
     "StateMachine",
     "StateMachineVersion",

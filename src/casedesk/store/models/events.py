@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casedesk.kit.clock import utcnow
-from casedesk.store.base import Base, TenantScoped
+from casedesk.store.base import Base, IdMixin, TenantScoped
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, not a BIGINT one.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -21,6 +21,7 @@ class OutboxEvent(TenantScoped, Base):
     __table_args__ = (
         Index("ix_outbox_events_tenant_id_id", "tenant_id", "id"),
         Index("ix_outbox_events_subject", "subject_id", "id"),
+        Index("ix_outbox_events_pending", "published_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -31,3 +32,30 @@ class OutboxEvent(TenantScoped, Base):
     time: Mapped[datetime] = mapped_column(default=utcnow)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     traceparent: Mapped[str] = mapped_column(String(55))
+    published_at: Mapped[datetime | None]
+
+
+class ProcessedEvent(TenantScoped, Base):
+    """An event a consumer group has handled; redelivery of it is skipped."""
+
+    __tablename__ = "processed_events"
+
+    consumer_group: Mapped[str] = mapped_column(String(63), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeadLetter(IdMixin, TenantScoped, Base):
+    """An event a consumer group gave up on after its attempts, kept for people to look at."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_tenant_group", "tenant_id", "consumer_group", "id"),)
+
+    consumer_group: Mapped[str] = mapped_column(String(63))
+    event_id: Mapped[uuid.UUID]
+    type: Mapped[str] = mapped_column(String(63))
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text)
+    envelope: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""The event bus: one interface, an in-process and a RabbitMQ implementation."""

@@ -1,0 +1,345 @@
+"""The RabbitMQ bus: confirmed publishing to a topic exchange, one quorum queue per group.
+
+Every event is published persistent to a durable topic exchange with its type as routing
+key, and ``publish`` returns only once the broker has confirmed each one. Every consumer
+group owns a durable quorum queue ``{prefix}.{group}`` bound with the group's type patterns.
+A handler that raises has its message requeued; on the last attempt the message goes to the
+dead-letter sink and is rejected into ``{prefix}.{group}.dead`` through the ``{exchange}.dead``
+exchange. The queue's ``x-delivery-limit`` makes the broker dead-letter the message itself
+should a consumer keep dying before it can reject it.
+
+The attempt number comes from the ``x-delivery-count`` header that quorum queues keep; a
+message requeued because its channel closed (shutdown, lost connection) counts as an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aio_pika
+import aiormq
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+    ConsumerTag,
+    HeadersType,
+)
+
+from casedesk.kit.logging import get_logger
+from casedesk.store.bus.base import Bus, BusUnavailable, DeadLetterSink, Message, Subscription
+
+log = get_logger(__name__)
+
+CONTENT_TYPE = "application/cloudevents+json"
+DELIVERY_COUNT = "x-delivery-count"
+
+# What "the broker is not there" looks like: refused or lost connections, a channel used
+# after its connection dropped, and a round trip that outlived its deadline.
+_UNREACHABLE = (
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+class MalformedMessage(ValueError):
+    """A delivery lacks what ``publish`` always sets; it cannot become a Message."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Consumer:
+    channel: AbstractChannel
+    queue: AbstractQueue
+    tag: ConsumerTag
+
+
+class RabbitMQBus(Bus):
+    def __init__(
+        self,
+        url: str,
+        *,
+        exchange: str = "casedesk.events",
+        queue_prefix: str = "casedesk",
+        confirm_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.exchange_name = exchange
+        self.dead_exchange_name = f"{exchange}.dead"
+        self.queue_prefix = queue_prefix
+        self.confirm_timeout = confirm_timeout
+        """Deadline of every broker round trip: a confirm, connecting, a declaration."""
+        self._connection: AbstractRobustConnection | None = None
+        self._publisher: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._consumers: list[_Consumer] = []
+        self._running: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    def queue_name(self, group: str) -> str:
+        return f"{self.queue_prefix}.{group}"
+
+    def dead_queue_name(self, group: str) -> str:
+        return f"{self.queue_prefix}.{group}.dead"
+
+    async def start(self) -> None:
+        try:
+            async with asyncio.timeout(self.confirm_timeout):
+                self._connection = await aio_pika.connect_robust(
+                    self.url, timeout=self.confirm_timeout
+                )
+                self._publisher = await self._connection.channel(publisher_confirms=True)
+                self._exchange = await self._publisher.declare_exchange(
+                    self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+                )
+        except _UNREACHABLE as exc:
+            await self._release()
+            raise BusUnavailable(f"RabbitMQ at {self._where()} is unreachable: {exc!r}") from exc
+        self._closing = False
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        exchange = self._exchange
+        if exchange is None:
+            raise BusUnavailable("the RabbitMQ bus is not started or already closed")
+        # One at a time, so the broker receives the events in outbox order.
+        for message in messages:
+            async with self._unavailable_on_failure(f"publishing {message.type} {message.id}"):
+                async with asyncio.timeout(self.confirm_timeout):
+                    await exchange.publish(_outgoing(message), message.type, mandatory=False)
+
+    async def subscribe(self, subscription: Subscription, on_dead_letter: DeadLetterSink) -> None:
+        connection = self._connection
+        if connection is None:
+            raise BusUnavailable("the RabbitMQ bus is not started or already closed")
+        group = subscription.group
+        async with (
+            self._unavailable_on_failure(f"subscribing {group}"),
+            asyncio.timeout(self.confirm_timeout),
+        ):
+            channel = await connection.channel()
+            try:
+                queue = await self._declare_group(channel, subscription)
+
+                async def on_delivery(incoming: AbstractIncomingMessage) -> None:
+                    self._spawn(subscription, on_dead_letter, incoming)
+
+                tag = await queue.consume(on_delivery)
+            except BaseException:
+                await channel.close()
+                raise
+        self._consumers.append(_Consumer(channel, queue, tag))
+        log.info("consuming", group=group, queue=queue.name, types=list(subscription.types))
+
+    async def close(self) -> None:
+        """Stop consuming, let in-flight handlers finish, release the connection; idempotent."""
+        self._closing = True
+        consumers, self._consumers = self._consumers, []
+        for consumer in consumers:
+            await self._cancel(consumer)
+        while self._running:
+            await asyncio.wait(set(self._running))
+        for consumer in consumers:
+            await consumer.channel.close()
+        await self._release()
+
+    async def purge(self, group: str) -> None:
+        """Drop every ready message of the group's main and dead-letter queues."""
+        connection = self._connection
+        if connection is None:
+            raise BusUnavailable("the RabbitMQ bus is not started or already closed")
+        async with connection.channel() as channel:
+            for name in (self.queue_name(group), self.dead_queue_name(group)):
+                queue = await channel.get_queue(name)
+                await queue.purge()
+
+    async def _declare_group(
+        self, channel: AbstractChannel, subscription: Subscription
+    ) -> AbstractQueue:
+        group = subscription.group
+        await channel.set_qos(prefetch_count=subscription.prefetch)
+        dead_exchange = await channel.declare_exchange(
+            self.dead_exchange_name, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        dead_queue = await channel.declare_queue(
+            self.dead_queue_name(group), durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await dead_queue.bind(dead_exchange, routing_key=group)
+        queue = await channel.declare_queue(
+            self.queue_name(group),
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                # The broker counts returns, not deliveries: after max_attempts - 1 requeues
+                # the next return dead-letters the message.
+                "x-delivery-limit": subscription.max_attempts - 1,
+                "x-dead-letter-exchange": self.dead_exchange_name,
+                "x-dead-letter-routing-key": group,
+            },
+        )
+        exchange = await channel.declare_exchange(
+            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        for routing_key in topic_patterns(subscription.types):
+            await queue.bind(exchange, routing_key=routing_key)
+        return queue
+
+    def _spawn(
+        self,
+        subscription: Subscription,
+        on_dead_letter: DeadLetterSink,
+        incoming: AbstractIncomingMessage,
+    ) -> None:
+        if self._closing:
+            # Left unacknowledged: the broker requeues it when the channel closes.
+            return
+        task = asyncio.create_task(self._deliver(subscription, on_dead_letter, incoming))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _deliver(
+        self,
+        subscription: Subscription,
+        on_dead_letter: DeadLetterSink,
+        incoming: AbstractIncomingMessage,
+    ) -> None:
+        group = subscription.group
+        try:
+            message = _incoming(incoming)
+        except MalformedMessage as exc:
+            log.error("malformed message dead-lettered", group=group, error=str(exc))
+            await _settle(incoming.reject(requeue=False), group)
+            return
+        try:
+            await subscription.handler(message)
+        except Exception as exc:  # the bus's failure policy: retry, then dead-letter
+            await self._handler_failed(subscription, on_dead_letter, incoming, message, exc)
+            return
+        await _settle(incoming.ack(), group)
+
+    async def _handler_failed(
+        self,
+        subscription: Subscription,
+        on_dead_letter: DeadLetterSink,
+        incoming: AbstractIncomingMessage,
+        message: Message,
+        exc: Exception,
+    ) -> None:
+        group = subscription.group
+        error = repr(exc)
+        log.warning(
+            "handler failed", group=group, event_id=message.id, attempt=message.attempt, error=error
+        )
+        if message.attempt < subscription.max_attempts:
+            await _settle(incoming.nack(requeue=True), group)
+            return
+        try:
+            await on_dead_letter(group, message, error)
+        except Exception as sink_exc:  # the broker's dead-letter queue still has it
+            log.error(
+                "dead-letter sink failed", group=group, event_id=message.id, error=repr(sink_exc)
+            )
+        await _settle(incoming.reject(requeue=False), group)
+
+    async def _cancel(self, consumer: _Consumer) -> None:
+        try:
+            async with asyncio.timeout(self.confirm_timeout):
+                await consumer.queue.cancel(consumer.tag)
+        except _UNREACHABLE as exc:
+            # The broker cancels the consumer itself when the channel closes below.
+            log.warning("cancelling consumer failed", queue=consumer.queue.name, error=repr(exc))
+
+    async def _release(self) -> None:
+        connection = self._connection
+        self._connection = self._publisher = self._exchange = None
+        if connection is not None:
+            await connection.close()
+
+    @asynccontextmanager
+    async def _unavailable_on_failure(self, doing: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except aiormq.exceptions.DeliveryError as exc:
+            raise BusUnavailable(f"RabbitMQ refused {doing}: {exc!r}") from exc
+        except _UNREACHABLE as exc:
+            raise BusUnavailable(f"RabbitMQ at {self._where()} failed {doing}: {exc!r}") from exc
+
+    def _where(self) -> str:
+        url = urlsplit(self.url)
+        return f"{url.hostname}:{url.port or 5672}"
+
+
+def topic_patterns(types: Iterable[str]) -> list[str]:
+    """Shell-style type patterns as AMQP topic binding keys, without duplicates.
+
+    A lone ``*`` becomes ``#`` (every type); any other pattern is bound as written, so
+    ``case.*`` matches exactly one word after ``case.`` where the shell pattern would
+    match several.
+    """
+    return list(dict.fromkeys("#" if pattern == "*" else pattern for pattern in types))
+
+
+def _outgoing(message: Message) -> aio_pika.Message:
+    headers: HeadersType = {
+        "tenant_id": message.tenant_id,
+        "sequence": message.sequence,
+        "traceparent": message.traceparent,
+    }
+    if message.subject is not None:
+        headers["subject"] = message.subject
+    return aio_pika.Message(
+        message.body,
+        headers=headers,
+        content_type=CONTENT_TYPE,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.id,
+        type=message.type,
+    )
+
+
+def _incoming(incoming: AbstractIncomingMessage) -> Message:
+    headers = incoming.headers
+    subject = headers.get("subject")
+    if incoming.message_id is None or incoming.routing_key is None:
+        raise MalformedMessage("message_id or routing key missing")
+    if subject is not None and not isinstance(subject, str):
+        raise MalformedMessage(f"subject is {type(subject).__name__}")
+    return Message(
+        id=incoming.message_id,
+        type=incoming.routing_key,
+        tenant_id=_text(headers, "tenant_id"),
+        subject=subject,
+        sequence=_integer(headers, "sequence"),
+        traceparent=_text(headers, "traceparent"),
+        body=incoming.body,
+        attempt=1 + _integer(headers, DELIVERY_COUNT, default=0),
+    )
+
+
+def _text(headers: HeadersType, key: str) -> str:
+    value = headers.get(key)
+    if not isinstance(value, str):
+        raise MalformedMessage(f"header {key} is {type(value).__name__}, not str")
+    return value
+
+
+def _integer(headers: HeadersType, key: str, *, default: int | None = None) -> int:
+    value = headers.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise MalformedMessage(f"header {key} is {type(value).__name__}, not int")
+    return value
+
+
+async def _settle(outcome: Awaitable[None], group: str) -> None:
+    """Await an ack, nack or reject; when the channel is gone the broker redelivers anyway."""
+    try:
+        await outcome
+    except _UNREACHABLE as exc:
+        log.warning("settling a delivery failed", group=group, error=repr(exc))

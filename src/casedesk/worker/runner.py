@@ -1,0 +1,49 @@
+"""Runs the background work of one process: bus, consumer groups and relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+
+from casedesk.kit.logging import get_logger
+from casedesk.store.bus.base import Bus
+from casedesk.store.bus.inprocess import InProcessBus
+from casedesk.store.database import Database
+from casedesk.worker.consumers import ConsumerGroup, Consumers
+from casedesk.worker.relay import Relay
+
+log = get_logger(__name__)
+
+
+def make_bus(broker_url: str | None) -> Bus:
+    if broker_url is None:
+        return InProcessBus()
+    from casedesk.store.bus.rabbitmq import RabbitMQBus
+
+    return RabbitMQBus(broker_url)
+
+
+class Background:
+    """Start with ``start()``; ``stop()`` finishes the batch in hand and closes the bus."""
+
+    def __init__(self, database: Database, bus: Bus, groups: Mapping[str, ConsumerGroup]) -> None:
+        self.bus = bus
+        self.consumers = Consumers(database, groups)
+        self.relay = Relay(database, bus)
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.bus.start()
+        await self.consumers.subscribe_all(self.bus)
+        self._task = asyncio.create_task(self.relay.run(self._stop), name="casedesk-relay")
+        log.info("background work started", groups=sorted(self.consumers.groups))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.bus.close()
+        log.info("background work stopped")

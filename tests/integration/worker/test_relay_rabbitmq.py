@@ -1,0 +1,109 @@
+"""The relay and consumer groups over RabbitMQ, on every database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from casedesk.bootstrap import Container
+from casedesk.store.bus.base import BusUnavailable, Message
+from casedesk.store.bus.rabbitmq import RabbitMQBus
+from casedesk.store.models import Comment
+from casedesk.store.unit_of_work import UnitOfWork
+from casedesk.worker.consumers import ConsumerGroup, Consumers
+from casedesk.worker.relay import Relay
+from tests.support.cases import Desk
+
+
+@pytest.fixture
+async def rabbit(broker_url: str) -> AsyncIterator[RabbitMQBus]:
+    name = uuid.uuid4().hex[:8]
+    bus = RabbitMQBus(broker_url, exchange=f"test.{name}", queue_prefix=f"test.{name}")
+    await bus.start()
+    yield bus
+    await bus.purge("commenter")
+    await bus.close()
+
+
+def _commenter(calls: list[str]) -> ConsumerGroup:
+    async def handler(message: Message, uow: UnitOfWork) -> None:
+        calls.append(message.id)
+        uow.comments.add(
+            Comment(
+                case_id=uuid.UUID(message.subject or ""),
+                body=f"saw {message.type}",
+                public=False,
+                author_type="system",
+            )
+        )
+
+    return ConsumerGroup("commenter", ["case.created"], handler, max_attempts=3)
+
+
+async def _pending_for(container: Container, case_id: str) -> int:
+    async with UnitOfWork(container.database) as uow:
+        events = await uow.outbox.pending(limit=10_000)
+    return sum(1 for e in events if str(e.subject_id) == case_id)
+
+
+async def _drain(relay: Relay) -> None:
+    while await relay.relay_once():
+        pass
+
+
+async def _eventually(check, seconds: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail("the consumer did not act in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_events_flow_through_rabbitmq_to_a_consumer_once(
+    desk: Desk, container: Container, rabbit: RabbitMQBus
+) -> None:
+    calls: list[str] = []
+    await Consumers(container.database, {"commenter": _commenter(calls)}).subscribe_all(rabbit)
+    relay = Relay(container.database, rabbit)
+    case = await desk.new_case()
+    await _drain(relay)
+    assert await _pending_for(container, case["id"]) == 0
+
+    async def commented() -> bool:
+        detail = await desk.http.get(f"/api/v1/cases/{case['id']}", headers=desk.headers)
+        return [c["body"] for c in detail.json()["comments"]] == ["saw case.created"]
+
+    await _eventually(commented)
+
+
+async def test_while_the_broker_is_away_events_wait_and_then_flow(
+    desk: Desk, container: Container, broker_url: str
+) -> None:
+    name = uuid.uuid4().hex[:8]
+    away = RabbitMQBus(broker_url, exchange=f"test.{name}", queue_prefix=f"test.{name}")
+    await away.start()
+    calls: list[str] = []
+    await Consumers(container.database, {"commenter": _commenter(calls)}).subscribe_all(away)
+    await away.close()  # the connection is gone: publishing must fail, not lose events
+    case = await desk.new_case()
+    with pytest.raises(BusUnavailable):
+        await Relay(container.database, away).relay_once()
+    assert await _pending_for(container, case["id"]) == 2
+
+    back = RabbitMQBus(broker_url, exchange=f"test.{name}", queue_prefix=f"test.{name}")
+    await back.start()
+    try:
+        await Consumers(container.database, {"commenter": _commenter(calls)}).subscribe_all(back)
+        await _drain(Relay(container.database, back))
+        assert await _pending_for(container, case["id"]) == 0
+
+        async def handled() -> bool:
+            return any(True for _ in calls)
+
+        await _eventually(handled)
+    finally:
+        await back.purge("commenter")
+        await back.close()
