@@ -18,6 +18,7 @@ from casedesk.api.routers import (
     events,
     health,
     me,
+    rules,
     users,
 )
 from casedesk.bootstrap import Container, background, build
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.container = container
     problems.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    routers = (health, me, users, api_keys, configuration, cases, events, dead_letters)
+    routers = (health, me, users, api_keys, configuration, cases, events, dead_letters, rules)
     for module in routers:
         app.include_router(module.router)
     return app

@@ -9,6 +9,7 @@ from casedesk.config import Settings
 from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.store.database import Database
 from casedesk.store.unit_of_work import UnitOfWork
+from casedesk.worker.automation import Automation
 from casedesk.worker.consumers import ConsumerGroup
 from casedesk.worker.runner import Background, make_bus
 
@@ -26,14 +27,15 @@ class Container:
         await self.database.dispose()
 
 
-def consumer_groups() -> dict[str, ConsumerGroup]:
+def consumer_groups(container: Container) -> dict[str, ConsumerGroup]:
     """Every consumer group of the product, by name; routing is this literal map."""
-    return {}
+    automation = Automation(container.database, container.extensions).group()
+    return {automation.name: automation}
 
 
 def background(container: Container) -> Background:
     bus = make_bus(container.settings.broker_url)
-    return Background(container.database, bus, consumer_groups())
+    return Background(container.database, bus, consumer_groups(container))
 
 
 def build(settings: Settings) -> Container:

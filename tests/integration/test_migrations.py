@@ -58,3 +58,23 @@ async def test_an_unmigrated_database_is_refused_with_the_fix(
     finally:
         await container.close()
     assert "casedesk db upgrade" in str(caught.value)
+
+
+async def test_the_migrations_build_exactly_the_mapped_schema(
+    empty_database: ScratchDatabase,
+) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    engine = nullpool_engine(empty_database.url)
+    try:
+        await migrate.upgrade(engine)
+        async with engine.connect() as connection:
+            differences = await connection.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": False}), Base.metadata
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert differences == []

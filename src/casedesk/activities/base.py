@@ -39,6 +39,10 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 
 
+class ConcurrentChange(Conflict):
+    """Another transaction changed the case first; trying again may succeed."""
+
+
 @dataclass(frozen=True, slots=True)
 class Operator:
     """Who acts: a user, a rule, a connector, a customer or the system."""
@@ -66,6 +70,8 @@ class ActivityContext:
     extensions: ExtensionRegistry
     trace: TraceContext
     expected_version: int | None = None
+    depth: int = 0
+    """How many rule-made changes led to this one: 0 for a person's or a connector's."""
     records: list[ActionRecord] = field(default_factory=list)
     events: list[PendingEvent] = field(default_factory=list)
 
@@ -96,7 +102,7 @@ class Activity(ABC, Generic[In, Out]):
         try:
             return await self._run_steps(params)
         except StaleDataError:
-            raise Conflict(
+            raise ConcurrentChange(
                 "the case was changed by someone else while this ran; reload it and retry"
             ) from None
         except IntegrityError as exc:
@@ -168,7 +174,8 @@ class Activity(ABC, Generic[In, Out]):
 
     def emit(self, event_type: str, case: Case, data: dict[str, Any] | None = None) -> None:
         actor = {"type": self.ctx.operator.type, "id": self.ctx.operator.id}
-        self.ctx.events.append(PendingEvent(event_type, case, {"actor": actor, **(data or {})}))
+        facts = {"actor": actor, "chain_depth": self.ctx.depth, **(data or {})}
+        self.ctx.events.append(PendingEvent(event_type, case, facts))
 
     def add_comment(self, case: Case, body: str, *, public: bool) -> Comment:
         """A comment written by the operator of this activity."""

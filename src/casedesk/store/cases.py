@@ -26,6 +26,7 @@ from casedesk.store.models import (
     OutboxEvent,
     ProcessedEvent,
     Queue,
+    Rule,
     StateMachine,
     StateMachineVersion,
     Task,
@@ -350,6 +351,30 @@ class DeadLetterRepository(Repository[DeadLetter]):
         if group is not None:
             statement = statement.where(DeadLetter.consumer_group == group)
         return await self.page(statement, limit=limit, cursor=cursor)
+
+
+class RuleRepository(Repository[Rule]):
+    model = Rule
+    label = "rule"
+
+    async def in_order(self, *, enabled_only: bool = False) -> list[Rule]:
+        statement = select(Rule).order_by(Rule.position, Rule.id)
+        if enabled_only:
+            statement = statement.where(Rule.enabled.is_(True))
+        return list((await self.session.scalars(statement)).all())
+
+    async def make_room_at(self, position: int) -> None:
+        """Move the rules at ``position`` and after one place down."""
+        await self.session.execute(
+            update(Rule)
+            .where(Rule.position >= position)
+            .values(position=Rule.position + 1)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def next_position(self) -> int:
+        last = await self.session.scalar(select(func.max(Rule.position)))
+        return 0 if last is None else int(last) + 1
 
 
 class IdempotencyRepository(Repository[IdempotencyRecord]):

@@ -7,7 +7,9 @@ creating a tenant), exposes the repositories, and rolls back on exit unless
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +24,7 @@ from casedesk.store.cases import (
     OutboxRepository,
     ProcessedEventRepository,
     QueueRepository,
+    RuleRepository,
     StateMachineRepository,
     TaskRepository,
     TemplateRepository,
@@ -47,6 +50,7 @@ class UnitOfWork:
     outbox: OutboxRepository
     processed: ProcessedEventRepository
     dead_letters: DeadLetterRepository
+    rules: RuleRepository
 
     def __init__(self, database: Database, tenant_id: uuid.UUID | None = None) -> None:
         self.database = database
@@ -55,6 +59,7 @@ class UnitOfWork:
     async def __aenter__(self) -> UnitOfWork:
         self.session = self.database.session(self.tenant_id)
         self._writing = False
+        self._held = False
         self.tenants = TenantRepository(self.session)
         self.users = UserRepository(self.session)
         self.api_keys = ApiKeyRepository(self.session)
@@ -70,6 +75,7 @@ class UnitOfWork:
         self.outbox = OutboxRepository(self.session)
         self.processed = ProcessedEventRepository(self.session)
         self.dead_letters = DeadLetterRepository(self.session)
+        self.rules = RuleRepository(self.session)
         return self
 
     async def __aexit__(
@@ -98,8 +104,20 @@ class UnitOfWork:
         await self.session.flush()
 
     async def commit(self) -> None:
+        if self._held:
+            await self.session.flush()
+            return
         await self.session.commit()
         self._writing = False
+
+    @contextlib.asynccontextmanager
+    async def one_transaction(self) -> AsyncIterator[None]:
+        """Inside, ``commit()`` only flushes: several activities commit together, once, after."""
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
 
     async def rollback(self) -> None:
         await self.session.rollback()

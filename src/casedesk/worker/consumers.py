@@ -21,7 +21,7 @@ from casedesk.store.database import Database
 from casedesk.store.models import DeadLetter
 from casedesk.store.unit_of_work import UnitOfWork
 
-GroupHandler = Callable[[Message, UnitOfWork], Awaitable[None]]
+GroupHandler = Callable[[Message, UnitOfWork | None], Awaitable[None]]
 
 CONSUMED = Counter("casedesk_consumer_events_total", "Events handled", ["group"])
 SKIPPED = Counter("casedesk_consumer_duplicates_total", "Redelivered events skipped", ["group"])
@@ -36,6 +36,8 @@ class ConsumerGroup:
     handler: GroupHandler
     prefetch: int = 16
     max_attempts: int = 5
+    own_transactions: bool = False
+    """The handler keeps its own processed-event records and commits (it gets no unit of work)."""
 
 
 class Consumers:
@@ -56,6 +58,10 @@ class Consumers:
 
     def _once(self, group: ConsumerGroup) -> Callable[[Message], Awaitable[None]]:
         async def handle(message: Message) -> None:
+            if group.own_transactions:
+                await group.handler(message, None)
+                CONSUMED.labels(group.name).inc()
+                return
             event_id = uuid.UUID(message.id)
             async with UnitOfWork(self.database, uuid.UUID(message.tenant_id)) as uow:
                 await uow.begin_write()

@@ -1,4 +1,5 @@
-"""event delivery: published marker on the outbox, processed events, dead letters
+"""event delivery and rules: published marker on the outbox, processed events, dead letters,
+event rules
 
 Revision ID: 0003
 Revises: 0002
@@ -69,8 +70,34 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_outbox_events_pending", ["published_at", "id"], unique=False)
 
+    op.create_table(
+        "rules",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("on", sa.JSON(), nullable=False),
+        sa.Column("conditions", sa.JSON(), nullable=False),
+        sa.Column("actions", sa.JSON(), nullable=False),
+        sa.Column("stop", sa.Boolean(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", casedesk.store.types.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", casedesk.store.types.UTCDateTime(), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_rules_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rules")),
+    )
+    with op.batch_alter_table("rules", schema=None) as batch_op:
+        batch_op.create_index("ix_rules_tenant_position", ["tenant_id", "position"], unique=False)
+        batch_op.create_index(batch_op.f("ix_rules_tenant_id"), ["tenant_id"], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_table("rules")
     op.drop_table("processed_events")
     op.drop_table("dead_letters")
     with op.batch_alter_table("outbox_events", schema=None) as batch_op:

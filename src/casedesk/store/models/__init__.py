@@ -1,6 +1,7 @@
 """Every mapped table, imported here so that metadata and migrations see them all."""
 
 from casedesk.store.base import Base
+from casedesk.store.models.automation import Rule
 from casedesk.store.models.cases import (
     ActionRecord,
     Case,
@@ -30,6 +31,7 @@ __all__ = [
     "OutboxEvent",
     "ProcessedEvent",
     "Queue",
+    "Rule",
     "StateMachine",
     "StateMachineVersion",
     "Task",

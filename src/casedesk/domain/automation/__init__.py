@@ -1,0 +1,1 @@
+"""Automation: event rules over case events, run through the normal activities."""

@@ -1,0 +1,79 @@
+"""What a rule says: the event types it listens to, its conditions and its ordered actions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from casedesk.domain.automation.conditions import AllOf, AnyOf, Comparison, Condition
+from casedesk.domain.cases.priority import Priority
+from casedesk.domain.events import EVENT_TYPES
+
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=63)]
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+MAX_CHAIN_DEPTH = 10
+"""A change caused by a rule, causing a rule, ... stops being automated at this depth."""
+
+
+class _Action(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Assign(_Action):
+    type: Literal["assign"]
+    user_id: uuid.UUID | None = Field(description="null unassigns")
+
+
+class Transfer(_Action):
+    type: Literal["transfer"]
+    queue: Code
+
+
+class SetPriority(_Action):
+    type: Literal["set_priority"]
+    priority: Priority
+
+
+class AddTag(_Action):
+    type: Literal["add_tag"]
+    tag: Tag
+
+
+class RemoveTag(_Action):
+    type: Literal["remove_tag"]
+    tag: Tag
+
+
+class ApplyAction(_Action):
+    type: Literal["apply_action"]
+    action: Code
+
+
+class AddComment(_Action):
+    type: Literal["add_comment"]
+    body: Annotated[str, StringConstraints(min_length=1, max_length=65_536)]
+    public: bool = False
+
+
+Action = Annotated[
+    Union[Assign, Transfer, SetPriority, AddTag, RemoveTag, ApplyAction, AddComment],  # noqa: UP007
+    Field(discriminator="type"),
+]
+
+
+class RuleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    enabled: bool = True
+    on: list[EventType] = Field(min_length=1)
+    conditions: Condition = Field(default_factory=lambda: AllOf(all=[]))
+    actions: list[Action] = Field(min_length=1, max_length=20)
+    stop: bool = Field(default=False, description="later rules do not run after this one acts")
+    position: int | None = Field(default=None, ge=0, description="order; default: last")
+
+
+__all__ = ["AllOf", "AnyOf", "Comparison", "RuleSpec"]
