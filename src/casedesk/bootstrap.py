@@ -34,7 +34,7 @@ def consumer_groups(container: Container) -> dict[str, ConsumerGroup]:
 
 
 def background(container: Container) -> Background:
-    bus = make_bus(container.settings.broker_url)
+    bus = make_bus(container.settings.broker_url, container.settings.broker_namespace)
     return Background(container.database, bus, consumer_groups(container))
 
 

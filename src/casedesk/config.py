@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         default=None, description="amqp://user:pass@host/; off when unset"
     )
+    broker_namespace: str = Field(
+        default="casedesk",
+        pattern=r"^[a-z][a-z0-9_.-]{0,62}$",
+        description="prefix of the exchange and queue names, so deployments can share a broker",
+    )
     secret_key: str = Field(
         default="casedesk-embedded-insecure-secret-change-me",
         min_length=16,

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,10 +49,12 @@ def _free_port() -> int:
 @contextmanager
 def served(database_url: str, workers: int = 1, **env: str) -> Iterator[str]:
     port = _free_port()
+    # A file, not a pipe: a pipe nobody reads fills up and blocks the server's logging.
+    output = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed after the process ends
     process = subprocess.Popen(
         [sys.executable, "-m", "casedesk", "serve", "--port", str(port), "--workers", str(workers)],
         env=_env(database_url, **env),
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -60,7 +63,8 @@ def served(database_url: str, workers: int = 1, **env: str) -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                pytest.fail(f"casedesk serve exited early:\n{process.stdout.read()}")  # type: ignore[union-attr]
+                output.seek(0)
+                pytest.fail(f"casedesk serve exited early:\n{output.read()}")
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
@@ -77,7 +81,9 @@ def served(database_url: str, workers: int = 1, **env: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             raise
-    log = process.stdout.read()  # type: ignore[union-attr]
+    output.seek(0)
+    log = output.read()
+    output.close()
     # uvicorn finishes its graceful shutdown, then re-raises SIGTERM as its exit status
     assert process.returncode in (0, -signal.SIGTERM), log
     assert "Application shutdown complete" in log

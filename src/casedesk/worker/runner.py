@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from casedesk.kit.logging import get_logger
 from casedesk.store.bus.base import Bus
 from casedesk.store.bus.inprocess import InProcessBus
+from casedesk.store.bus.rabbitmq import RabbitMQBus
 from casedesk.store.database import Database
 from casedesk.worker.consumers import ConsumerGroup, Consumers
 from casedesk.worker.relay import Relay
@@ -16,12 +17,10 @@ from casedesk.worker.relay import Relay
 log = get_logger(__name__)
 
 
-def make_bus(broker_url: str | None) -> Bus:
+def make_bus(broker_url: str | None, namespace: str = "casedesk") -> Bus:
     if broker_url is None:
         return InProcessBus()
-    from casedesk.store.bus.rabbitmq import RabbitMQBus
-
-    return RabbitMQBus(broker_url)
+    return RabbitMQBus(broker_url, exchange=f"{namespace}.events", queue_prefix=namespace)
 
 
 class Background:

@@ -1,0 +1,138 @@
+"""Reliability of event delivery with real worker processes.
+
+On PostgreSQL and MariaDB the workers use RabbitMQ (a namespace of their own per test); on
+SQLite the in-process bus. A rule comments on every new case; whatever happens to the
+workers, every case ends with exactly one such comment.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+import aio_pika
+import httpx
+import pytest
+
+from tests.e2e.test_cli_and_server import _env, served
+from tests.e2e.test_worker import _demo_key, _setup, _unpublished
+from tests.support.backends import ScratchDatabase
+from tests.support.services import require_broker
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def worker_env(backend: str) -> AsyncIterator[dict[str, str]]:
+    if backend == "sqlite":
+        yield {}
+        return
+    broker = await require_broker()
+    namespace = f"test-{uuid.uuid4().hex[:10]}"
+    yield {"CASEDESK_BROKER_URL": broker, "CASEDESK_BROKER_NAMESPACE": namespace}
+    connection = await aio_pika.connect(broker)
+    async with connection:
+        channel = await connection.channel()
+        for queue in (f"{namespace}.automation", f"{namespace}.automation.dead"):
+            await channel.queue_delete(queue, if_unused=False, if_empty=False)
+        for exchange in (f"{namespace}.events", f"{namespace}.events.dead"):
+            await channel.exchange_delete(exchange)
+
+
+@contextmanager
+def workers(url: str, count: int, env: dict[str, str]) -> Iterator[list[subprocess.Popen[str]]]:
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-m", "casedesk", "worker"],
+            env=_env(url, **env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+    try:
+        yield started
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in started:
+            process.wait(timeout=30)
+
+
+def _comments_per_case(http: httpx.Client, ids: list[str]) -> list[int]:
+    counts = []
+    for case_id in ids:
+        comments = http.get(f"/api/v1/cases/{case_id}").json()["comments"]
+        counts.append(sum(1 for c in comments if c["body"] == "auto"))
+    return counts
+
+
+async def _wait_for_exactly_once(url: str, http: httpx.Client, ids: list[str]) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        counts = _comments_per_case(http, ids)
+        if await _unpublished(url) == 0 and all(c >= 1 for c in counts):
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(f"not every case was handled: {counts}")
+        time.sleep(0.2)
+    time.sleep(1.0)  # give any duplicate delivery the time to show
+    assert _comments_per_case(http, ids) == [1] * len(ids)
+
+
+def _rule(http: httpx.Client) -> None:
+    http.post(
+        "/api/v1/rules",
+        json={
+            "name": "auto",
+            "on": ["case.created"],
+            "actions": [{"type": "add_comment", "body": "auto"}],
+        },
+    ).raise_for_status()
+
+
+async def test_two_workers_never_run_a_rule_twice(
+    empty_database: ScratchDatabase, worker_env: dict[str, str]
+) -> None:
+    url = empty_database.url
+    key = _demo_key(url)
+    with served(url, CASEDESK_SEPARATE_WORKERS="true", **worker_env) as base:
+        http = _setup(base, key)
+        _rule(http)
+        with workers(url, 2, worker_env):
+            ids = [
+                http.post("/api/v1/cases", json={"template": "q", "title": f"c{n}"}).json()["id"]
+                for n in range(30)
+            ]
+            await _wait_for_exactly_once(url, http, ids)
+
+
+async def test_a_killed_worker_loses_and_repeats_nothing(
+    empty_database: ScratchDatabase, worker_env: dict[str, str]
+) -> None:
+    url = empty_database.url
+    key = _demo_key(url)
+    with served(url, CASEDESK_SEPARATE_WORKERS="true", **worker_env) as base:
+        http = _setup(base, key)
+        _rule(http)
+        with workers(url, 1, worker_env) as (first,):
+            ids = [
+                http.post("/api/v1/cases", json={"template": "q", "title": f"c{n}"}).json()["id"]
+                for n in range(40)
+            ]
+            deadline = time.monotonic() + 30
+            while sum(_comments_per_case(http, ids[:10])) == 0:
+                if time.monotonic() > deadline:
+                    pytest.fail("the first worker did not start working")
+                time.sleep(0.05)
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(timeout=10)
+        with workers(url, 1, worker_env):
+            await _wait_for_exactly_once(url, http, ids)
