@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit bench clean
+.PHONY: run test lint unit bench bench-automation clean
 
 $(VENV)/.run-deps: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "casedesk needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -37,7 +37,11 @@ test: lint
 ## bench: the case API benchmark (PostgreSQL, 100,000 cases, wrk at concurrency 32)
 bench: $(VENV)/.test-deps
 	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "install wrk (apt-get install wrk) and retry"; exit 1; }
-	$(BIN)/python bench/cases.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.cases $(BENCH_ARGS)
+
+## bench-automation: commit → rule effect latency and events/s with one and two workers
+bench-automation: $(VENV)/.test-deps
+	$(BIN)/python -m bench.automation $(BENCH_ARGS)
 
 unit: $(VENV)/.test-deps
 	$(BIN)/pytest tests/unit

@@ -5,8 +5,8 @@ README runs it in production (PostgreSQL, several workers), and drives it with w
 fixed concurrency. ``GET /healthz`` is measured in the same run as the baseline: the cost
 of the HTTP stack alone. Every scenario runs ``--repeat`` times; the median is reported.
 
-    .venv/bin/python bench/cases.py                 # PostgreSQL, 100,000 cases
-    .venv/bin/python bench/cases.py --backend sqlite --cases 20000 --workers 1
+    .venv/bin/python -m bench.cases                 # PostgreSQL, 100,000 cases
+    .venv/bin/python -m bench.cases --backend sqlite --cases 20000 --workers 1
 """
 
 from __future__ import annotations

@@ -109,11 +109,20 @@ class RabbitMQBus(Bus):
         exchange = self._exchange
         if exchange is None:
             raise BusUnavailable("the RabbitMQ bus is not started or already closed")
-        # One at a time, so the broker receives the events in outbox order.
-        for message in messages:
-            async with self._unavailable_on_failure(f"publishing {message.type} {message.id}"):
+        # All in flight at once, confirms awaited together. The publishes start in outbox
+        # order and the channel sends frames under a FIFO lock, so the broker receives the
+        # events in that order.
+        pending = [
+            asyncio.ensure_future(exchange.publish(_outgoing(m), m.type, mandatory=False))
+            for m in messages
+        ]
+        try:
+            async with self._unavailable_on_failure(f"publishing {len(messages)} events"):
                 async with asyncio.timeout(self.confirm_timeout):
-                    await exchange.publish(_outgoing(message), message.type, mandatory=False)
+                    await asyncio.gather(*pending)
+        finally:
+            for task in pending:
+                task.cancel()
 
     async def subscribe(self, subscription: Subscription, on_dead_letter: DeadLetterSink) -> None:
         connection = self._connection
