@@ -12,6 +12,7 @@ from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.worker.automation import Automation
 from casedesk.worker.consumers import ConsumerGroup
 from casedesk.worker.runner import Background, make_bus
+from casedesk.worker.scheduler import JobHandler
 
 
 @dataclass
@@ -33,9 +34,14 @@ def consumer_groups(container: Container) -> dict[str, ConsumerGroup]:
     return {automation.name: automation}
 
 
+def job_handlers(container: Container) -> dict[str, JobHandler]:
+    """Every kind of scheduled job, by name; routing is this literal map."""
+    return {}
+
+
 def background(container: Container) -> Background:
     bus = make_bus(container.settings.broker_url, container.settings.broker_namespace)
-    return Background(container.database, bus, consumer_groups(container))
+    return Background(container.database, bus, consumer_groups(container), job_handlers(container))
 
 
 def build(settings: Settings) -> Container:

@@ -31,6 +31,7 @@ from casedesk.store.cases import (
 )
 from casedesk.store.database import WRITE_OPTION, Database
 from casedesk.store.identity import ApiKeyRepository, TenantRepository, UserRepository
+from casedesk.store.jobs import JobRepository
 
 
 class UnitOfWork:
@@ -51,6 +52,7 @@ class UnitOfWork:
     processed: ProcessedEventRepository
     dead_letters: DeadLetterRepository
     rules: RuleRepository
+    jobs: JobRepository
 
     def __init__(self, database: Database, tenant_id: uuid.UUID | None = None) -> None:
         self.database = database
@@ -76,6 +78,7 @@ class UnitOfWork:
         self.processed = ProcessedEventRepository(self.session)
         self.dead_letters = DeadLetterRepository(self.session)
         self.rules = RuleRepository(self.session)
+        self.jobs = JobRepository(self.session)
         return self
 
     async def __aexit__(

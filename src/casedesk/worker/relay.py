@@ -14,6 +14,7 @@ import orjson
 from prometheus_client import Counter, Gauge
 
 from casedesk.domain.events import envelope
+from casedesk.kit.aio import pause
 from casedesk.kit.logging import get_logger
 from casedesk.store.bus.base import Bus, BusUnavailable, Message
 from casedesk.store.database import Database
@@ -80,24 +81,17 @@ class Relay:
             while not stop.is_set():
                 if not await self.lease.try_acquire() or not await self.lease.alive():
                     RELAY_LEADER.set(0)
-                    await _sleep(stop, self.retry_seconds)
+                    await pause(stop, self.retry_seconds)
                     continue
                 RELAY_LEADER.set(1)
                 try:
                     moved = await self.relay_once()
                 except BusUnavailable as exc:
                     log.warning("bus unavailable; events wait in the outbox", error=str(exc))
-                    await _sleep(stop, self.retry_seconds)
+                    await pause(stop, self.retry_seconds)
                     continue
                 if moved < self.batch_size:
-                    await _sleep(stop, self.idle_seconds)
+                    await pause(stop, self.idle_seconds)
         finally:
             RELAY_LEADER.set(0)
             await self.lease.release()
-
-
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        return

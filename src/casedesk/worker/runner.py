@@ -13,6 +13,7 @@ from casedesk.store.bus.rabbitmq import RabbitMQBus
 from casedesk.store.database import Database
 from casedesk.worker.consumers import ConsumerGroup, Consumers
 from casedesk.worker.relay import Relay
+from casedesk.worker.scheduler import JobHandler, Scheduler
 
 log = get_logger(__name__)
 
@@ -26,23 +27,33 @@ def make_bus(broker_url: str | None, namespace: str = "casedesk") -> Bus:
 class Background:
     """Start with ``start()``; ``stop()`` finishes the batch in hand and closes the bus."""
 
-    def __init__(self, database: Database, bus: Bus, groups: Mapping[str, ConsumerGroup]) -> None:
+    def __init__(
+        self,
+        database: Database,
+        bus: Bus,
+        groups: Mapping[str, ConsumerGroup],
+        jobs: Mapping[str, JobHandler],
+    ) -> None:
         self.bus = bus
         self.consumers = Consumers(database, groups)
         self.relay = Relay(database, bus)
+        self.scheduler = Scheduler(database, jobs)
         self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self.bus.start()
         await self.consumers.subscribe_all(self.bus)
-        self._task = asyncio.create_task(self.relay.run(self._stop), name="casedesk-relay")
+        self._tasks = [
+            asyncio.create_task(self.relay.run(self._stop), name="casedesk-relay"),
+            asyncio.create_task(self.scheduler.run(self._stop), name="casedesk-scheduler"),
+        ]
         log.info("background work started", groups=sorted(self.consumers.groups))
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._task is not None:
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         await self.bus.close()
         log.info("background work stopped")

@@ -1,5 +1,5 @@
 """event delivery and rules: published marker on the outbox, processed events, dead letters,
-event rules
+event rules, scheduled jobs
 
 Revision ID: 0003
 Revises: 0002
@@ -95,8 +95,41 @@ def upgrade() -> None:
         batch_op.create_index("ix_rules_tenant_position", ["tenant_id", "position"], unique=False)
         batch_op.create_index(batch_op.f("ix_rules_tenant_id"), ["tenant_id"], unique=False)
 
+    op.create_table(
+        "scheduled_jobs",
+        sa.Column("kind", sa.String(length=63), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("due_at", casedesk.store.types.UTCDateTime(), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("traceparent", sa.String(length=55), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("lease_owner", sa.String(length=64), nullable=True),
+        sa.Column("lease_until", casedesk.store.types.UTCDateTime(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("case_id", sa.Uuid(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", casedesk.store.types.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", casedesk.store.types.UTCDateTime(), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_scheduled_jobs_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_scheduled_jobs")),
+        sa.UniqueConstraint("tenant_id", "key", name=op.f("uq_scheduled_jobs_tenant_id_key")),
+    )
+    with op.batch_alter_table("scheduled_jobs", schema=None) as batch_op:
+        batch_op.create_index("ix_scheduled_jobs_claim", ["status", "due_at"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_scheduled_jobs_tenant_id"), ["tenant_id"], unique=False
+        )
+
 
 def downgrade() -> None:
+    op.drop_table("scheduled_jobs")
     op.drop_table("rules")
     op.drop_table("processed_events")
     op.drop_table("dead_letters")

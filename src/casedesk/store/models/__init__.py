@@ -17,6 +17,7 @@ from casedesk.store.models.cases import (
 )
 from casedesk.store.models.events import DeadLetter, OutboxEvent, ProcessedEvent
 from casedesk.store.models.identity import ApiKey, Tenant, User
+from casedesk.store.models.jobs import ScheduledJob
 
 __all__ = [
     "ActionRecord",
@@ -32,6 +33,7 @@ __all__ = [
     "ProcessedEvent",
     "Queue",
     "Rule",
+    "ScheduledJob",
     "StateMachine",
     "StateMachineVersion",
     "Task",
