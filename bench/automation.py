@@ -354,7 +354,9 @@ def _percentile(values: list[float], fraction: float) -> float:
 def main(
     backend: str = typer.Option("postgresql", help="postgresql (with RabbitMQ), mariadb or sqlite"),
     backlog: int = typer.Option(3000, help="events drained for the throughput figures"),
-    rates: str = typer.Option("100,200,500", help="steady rates (events/s) for the latency figures"),
+    rates: str = typer.Option(
+        "100,200,500", help="steady rates (events/s) for the latency figures"
+    ),
     seconds: int = typer.Option(10, help="length of one steady-rate run"),
     repeat: int = typer.Option(3, help="runs per figure; the median is reported"),
 ) -> None:
