@@ -1,7 +1,8 @@
 """Case API benchmark: create, read and filtered list over HTTP against a real server.
 
 It makes a fresh database, seeds it with N cases, starts ``casedesk serve`` the way the
-README runs it in production (PostgreSQL, several workers), and drives it with wrk at a
+README runs it in production (PostgreSQL, several server processes, the event relay and
+automation in a ``casedesk worker`` beside them), and drives it with wrk at a
 fixed concurrency. ``GET /healthz`` is measured in the same run as the baseline: the cost
 of the HTTP stack alone. Every scenario runs ``--repeat`` times; the median is reported.
 
@@ -338,7 +339,11 @@ def _wrk(base: str, path: str, script: Path, concurrency: int, seconds: int) -> 
 
 def _serve(url: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
-    env.update(CASEDESK_DATABASE_URL=url, CASEDESK_DATABASE_POOL_SIZE="16")
+    env.update(
+        CASEDESK_DATABASE_URL=url,
+        CASEDESK_DATABASE_POOL_SIZE="16",
+        CASEDESK_SEPARATE_WORKERS="true",
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "casedesk", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
@@ -373,6 +378,15 @@ def main(
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = _serve(url, port, workers, workdir / "server.log")
+    # As in production: the event relay and automation run in a worker process beside the servers.
+    worker_env = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
+    worker_env.update(CASEDESK_DATABASE_URL=url)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "casedesk", "worker"],
+        env=worker_env,
+        stdout=(workdir / "worker.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         _configure(base, {"Authorization": f"Bearer {key}"})
         other_keys = [asyncio.run(_tenant_key(url, f"bench-{n}")) for n in range(8)]
@@ -396,8 +410,10 @@ def main(
                     results[name].append(_wrk(base, path, scripts[script], concurrency, seconds))
                     progress.advance(job)
     finally:
-        server.send_signal(signal.SIGTERM)
+        for process in (server, worker):
+            process.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+        worker.wait(timeout=30)
     _report(results, backend, cases, workers, concurrency, seconds, repeat)
 
 
