@@ -107,3 +107,51 @@ async def test_while_the_broker_is_away_events_wait_and_then_flow(
     finally:
         await back.purge("commenter")
         await back.close()
+
+
+async def test_a_broker_outage_holds_events_back_and_loses_none(
+    desk: Desk, container: Container, broker_url: str
+) -> None:
+    from urllib.parse import urlsplit
+
+    from tests.support.proxy import CuttableProxy
+
+    target = urlsplit(broker_url)
+    proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 5672)
+    await proxy.start()
+    name = uuid.uuid4().hex[:8]
+    via_proxy = broker_url.replace(f":{target.port or 5672}", f":{proxy.port}")
+    bus = RabbitMQBus(
+        via_proxy, exchange=f"test.{name}", queue_prefix=f"test.{name}", confirm_timeout=2.0
+    )
+    await bus.start()
+    calls: list[str] = []
+    await Consumers(container.database, {"commenter": _commenter(calls)}).subscribe_all(bus)
+    relay = Relay(container.database, bus)
+    try:
+        await _drain(relay)
+        await proxy.cut()
+        during = await desk.new_case()  # commits go on while the broker is away
+        with pytest.raises(BusUnavailable):
+            await relay.relay_once()
+        assert await _pending_for(container, during["id"]) == 2
+        await proxy.restore()
+
+        async def relayed() -> bool:
+            try:
+                await _drain(relay)
+            except BusUnavailable:
+                return False  # still reconnecting
+            return await _pending_for(container, during["id"]) == 0
+
+        await _eventually(relayed, seconds=30)
+
+        async def commented() -> bool:
+            detail = await desk.http.get(f"/api/v1/cases/{during['id']}", headers=desk.headers)
+            return [c["body"] for c in detail.json()["comments"]] == ["saw case.created"]
+
+        await _eventually(commented, seconds=30)
+    finally:
+        await bus.purge("commenter")
+        await bus.close()
+        await proxy.cut()
