@@ -11,8 +11,10 @@ does not allow) is final: it is recorded on the case and not retried.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -98,10 +100,44 @@ ACTIONS: dict[type[Any], ActionHandler] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class TenantRules:
+    """A tenant's enabled rules, parsed once, as the automation consumer sees them."""
+
+    enabled: bool
+    edition: str
+    rules: list[tuple[Rule, RuleSpec]]
+    loaded_at: float
+
+    def listening_to(self, event_type: str) -> list[tuple[Rule, RuleSpec]]:
+        return [(rule, spec) for rule, spec in self.rules if event_type in rule.on]
+
+
 class Automation:
-    def __init__(self, database: Database, extensions: ExtensionRegistry) -> None:
+    def __init__(
+        self, database: Database, extensions: ExtensionRegistry, *, rules_ttl: float = 1.0
+    ) -> None:
         self.database = database
         self.extensions = extensions
+        self.rules_ttl = rules_ttl
+        """How long a tenant's rules are reused: a changed rule applies within this time."""
+        self._rules: dict[uuid.UUID, TenantRules] = {}
+
+    async def rules_of(self, tenant_id: uuid.UUID) -> TenantRules:
+        cached = self._rules.get(tenant_id)
+        if cached is not None and time.monotonic() - cached.loaded_at < self.rules_ttl:
+            return cached
+        async with UnitOfWork(self.database, tenant_id) as uow:
+            tenant = await uow.tenants.get(tenant_id)
+            rules = await uow.rules.in_order(enabled_only=True)
+        loaded = TenantRules(
+            tenant.enabled,
+            tenant.edition,
+            [(rule, RuleSpec.model_validate(_spec_of(rule))) for rule in rules],
+            time.monotonic(),
+        )
+        self._rules[tenant_id] = loaded
+        return loaded
 
     def group(self) -> ConsumerGroup:
         return ConsumerGroup(
@@ -109,28 +145,23 @@ class Automation:
         )
 
     async def handle(self, message: Message, _: UnitOfWork | None = None) -> None:
-        envelope = orjson.loads(message.body)
-        data: dict[str, Any] = envelope["data"]
         tenant_id = uuid.UUID(message.tenant_id)
-        async with UnitOfWork(self.database, tenant_id) as uow:
-            tenant = await uow.tenants.get(tenant_id)
-            rules = await uow.rules.in_order(enabled_only=True)
-        if not tenant.enabled:
+        tenant = await self.rules_of(tenant_id)
+        listening = tenant.listening_to(message.type)
+        if not tenant.enabled or not listening:
             return
+        data: dict[str, Any] = orjson.loads(message.body)["data"]
         actor = data.get("actor", {})
         depth = int(data.get("chain_depth", 0))
         facts = {"case": data.get("case", {}), "event": {"type": message.type}, "actor": actor}
         changes = changes_of(message.type, data)
         failed: list[str] = []
-        for rule in rules:
-            if message.type not in rule.on:
-                continue
+        for rule, spec in listening:
             if actor.get("type") == "rule" and actor.get("id") == str(rule.id):
                 continue  # a rule never re-fires on a change it made itself
             if depth >= MAX_CHAIN_DEPTH:
                 await self._stop_chain(message, tenant_id, depth)
                 return
-            spec = RuleSpec.model_validate({**_spec_of(rule)})
             if not holds(spec.conditions, facts, changes):
                 continue
             try:

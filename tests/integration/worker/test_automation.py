@@ -32,7 +32,8 @@ async def settle(container: Container) -> AsyncIterator[Settle]:
     relay = Relay(container.database, bus)
     while await relay.relay_once():
         pass  # earlier tests' events, before any rule exists
-    group = Automation(container.database, container.extensions).group()
+    # rules_ttl=0: each test changes rules between events and wants them applied at once
+    group = Automation(container.database, container.extensions, rules_ttl=0).group()
     await Consumers(container.database, {group.name: group}).subscribe_all(bus)
 
     async def run() -> None:
@@ -254,7 +255,7 @@ async def test_a_redelivered_event_does_not_make_a_rule_act_twice(
             e for e in await uow.outbox.pending(limit=10_000) if str(e.subject_id) == case["id"]
         ]
     await settle()
-    group = Automation(container.database, container.extensions)
+    group = Automation(container.database, container.extensions, rules_ttl=0)
     for event in events:
         await group.handle(to_message(event))
     assert [c["body"] for c in (await _case(desk, case["id"]))["comments"]] == ["hello"]
@@ -321,3 +322,18 @@ async def test_a_disabled_tenant_runs_no_rules(
     async with container.unit_of_work(desk.tenant.id) as uow:
         stored = await uow.cases.get(__import__("uuid").UUID(case["id"]))
     assert stored.tags == []
+
+
+async def test_rules_are_reused_for_their_ttl_then_reloaded(
+    desk: Desk, container: Container
+) -> None:
+    automation = Automation(container.database, container.extensions, rules_ttl=3600)
+    before = await automation.rules_of(desk.tenant.id)
+    assert before.rules == []
+    await _rule(desk, name="new", on=["case.created"], actions=[{"type": "add_tag", "tag": "n"}])
+    assert (await automation.rules_of(desk.tenant.id)).rules == []
+    automation.rules_ttl = 0
+    after = await automation.rules_of(desk.tenant.id)
+    assert [rule.name for rule, _ in after.rules] == ["new"]
+    assert after.listening_to("case.created")
+    assert not after.listening_to("comment.added")
