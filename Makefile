@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit bench bench-automation clean
+.PHONY: run test lint unit bench bench-automation bench-traces clean
 
 $(VENV)/.run-deps: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "casedesk needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -42,6 +42,10 @@ bench: $(VENV)/.test-deps
 ## bench-automation: commit → rule effect latency and events/s with one and two workers
 bench-automation: $(VENV)/.test-deps
 	$(BIN)/python -m bench.automation $(BENCH_ARGS)
+
+## bench-traces: tracing overhead per call, ingest records/s, time to queryable, a 10x burst
+bench-traces: $(VENV)/.test-deps
+	$(BIN)/python -m bench.traces $(BENCH_ARGS)
 
 unit: $(VENV)/.test-deps
 	$(BIN)/pytest tests/unit

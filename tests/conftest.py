@@ -74,7 +74,10 @@ def settings_for(url: str, **overrides: object) -> Settings:
 
 @pytest.fixture(scope="session")
 async def container(backend_url: str) -> AsyncIterator[Container]:
-    container = build(settings_for(backend_url, api_key_touch_seconds=0))
+    # Loopback is allowed: tests send webhooks to receivers on 127.0.0.1.
+    container = build(
+        settings_for(backend_url, api_key_touch_seconds=0, outbound_allowed_networks="127.0.0.0/8")
+    )
     yield container
     await container.close()
 

@@ -19,9 +19,13 @@ from casedesk.api.routers import (
     health,
     me,
     rules,
+    sla,
+    time_rules,
+    traces,
     users,
+    webhooks,
 )
-from casedesk.bootstrap import Container, background, build
+from casedesk.bootstrap import Container, background, build, trace_work
 from casedesk.config import Settings, get_settings
 from casedesk.kit.logging import configure_logging
 from casedesk.store.migrate import migration_state
@@ -50,11 +54,17 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_migrated(container)
         work = None if settings.separate_workers else background(container)
+        # Without a broker the trace queue lives in this process, so this process persists it.
+        traces = trace_work(
+            container, persist=not settings.separate_workers or settings.broker_url is None
+        )
+        await traces.start()
         if work is not None:
             await work.start()
         yield
         if work is not None:
             await work.stop()
+        await traces.stop()
         await container.close()
 
     app = FastAPI(
@@ -66,7 +76,21 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.container = container
     problems.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    routers = (health, me, users, api_keys, configuration, cases, events, dead_letters, rules)
+    routers = (
+        health,
+        me,
+        users,
+        api_keys,
+        configuration,
+        cases,
+        events,
+        dead_letters,
+        rules,
+        sla,
+        time_rules,
+        webhooks,
+        traces,
+    )
     for module in routers:
         app.include_router(module.router)
     return app

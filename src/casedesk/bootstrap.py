@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from casedesk.config import Settings
 from casedesk.domain.extensions.registry import ExtensionRegistry
+from casedesk.domain.webhooks.deliveries import DELIVER
+from casedesk.integrations.hub import Hub
+from casedesk.kit.crypto import SecretBox
 from casedesk.store.database import Database
+from casedesk.store.trace_queue import InProcessTraceQueue, RabbitMQTraceQueue, TraceQueue
 from casedesk.store.unit_of_work import UnitOfWork
+from casedesk.traces.buffer import TraceBuffer
+from casedesk.traces.hot import HotStore, hot_store
+from casedesk.traces.reader import TraceReader
 from casedesk.worker.automation import Automation
 from casedesk.worker.consumers import ConsumerGroup
 from casedesk.worker.runner import Background, make_bus
 from casedesk.worker.scheduler import JobHandler
+from casedesk.worker.sla import BREACH, WARNING, Sla
+from casedesk.worker.timers import RUN, SCAN, Timers
+from casedesk.worker.trace_work import TraceWork
+from casedesk.worker.webhooks import Webhooks
 
 
 @dataclass
@@ -20,23 +32,65 @@ class Container:
     settings: Settings
     database: Database
     extensions: ExtensionRegistry
+    hub: Hub
+    """The one way out to third parties; every call leaves a record in ``traces``."""
+    traces: TraceBuffer
+    hot: HotStore
+    """The hot tier of the trace store: Redis when configured, this process's memory if not."""
+    trace_queue: TraceQueue
+    trace_reader: TraceReader
+    box: SecretBox
+    """Seals the secrets casedesk keeps (webhook signing keys)."""
 
     def unit_of_work(self, tenant_id: uuid.UUID | None = None) -> UnitOfWork:
         return UnitOfWork(self.database, tenant_id)
 
     async def close(self) -> None:
+        await self.hub.aclose()
+        await self.hot.aclose()
         await self.database.dispose()
 
 
 def consumer_groups(container: Container) -> dict[str, ConsumerGroup]:
     """Every consumer group of the product, by name; routing is this literal map."""
     automation = Automation(container.database, container.extensions).group()
-    return {automation.name: automation}
+    sla = Sla(container.database, container.extensions).group()
+    timers = Timers(container.database, container.extensions).group()
+    webhooks = Webhooks(container.database, container.hub, container.box).group()
+    return {
+        automation.name: automation,
+        sla.name: sla,
+        timers.name: timers,
+        webhooks.name: webhooks,
+    }
 
 
 def job_handlers(container: Container) -> dict[str, JobHandler]:
     """Every kind of scheduled job, by name; routing is this literal map."""
-    return {}
+    sla = Sla(container.database, container.extensions)
+    timers = Timers(container.database, container.extensions)
+    webhooks = Webhooks(container.database, container.hub, container.box)
+    return {
+        WARNING: sla.run_job,
+        BREACH: sla.run_job,
+        RUN: timers.run_job,
+        SCAN: timers.scan_job,
+        DELIVER: webhooks.run_job,
+    }
+
+
+def trace_work(container: Container, *, persist: bool) -> TraceWork:
+    """Flush this process's trace records; with ``persist``, also write the queue to SQL."""
+    settings = container.settings
+    return TraceWork(
+        container.database,
+        container.traces,
+        container.hot,
+        container.trace_queue,
+        persist=persist,
+        rate=settings.trace_persist_rate,
+        keep=timedelta(days=settings.trace_retention_days),
+    )
 
 
 def background(container: Container) -> Background:
@@ -48,4 +102,25 @@ def build(settings: Settings) -> Container:
     database = Database(settings.database_url, pool_size=settings.database_pool_size)
     extensions = ExtensionRegistry()
     extensions.load_entry_points()
-    return Container(settings=settings, database=database, extensions=extensions)
+    traces = TraceBuffer(settings.trace_buffer_size)
+    hot = hot_store(
+        settings.redis_url,
+        namespace=settings.broker_namespace,
+        ttl=timedelta(hours=settings.trace_hot_hours),
+    )
+    queue: TraceQueue = (
+        InProcessTraceQueue()
+        if settings.broker_url is None
+        else RabbitMQTraceQueue(settings.broker_url, namespace=settings.broker_namespace)
+    )
+    return Container(
+        settings=settings,
+        database=database,
+        extensions=extensions,
+        hub=Hub(settings, recorder=traces),
+        traces=traces,
+        hot=hot,
+        trace_queue=queue,
+        trace_reader=TraceReader(database, hot),
+        box=SecretBox(settings.secret_key),
+    )

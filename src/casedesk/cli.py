@@ -17,7 +17,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from casedesk.activities import identity
 from casedesk.app import NotMigrated, ensure_migrated
-from casedesk.bootstrap import Container, background, build
+from casedesk.bootstrap import Container, background, build, trace_work
 from casedesk.config import Settings, SettingsError, get_settings
 from casedesk.domain.identity.roles import Role
 from casedesk.kit.errors import CasedeskError, NotFound
@@ -150,16 +150,19 @@ def worker() -> None:
         container = build(settings)
         await ensure_migrated(container)
         work = background(container)
+        traces = trace_work(container, persist=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         try:
+            await traces.start()
             await work.start()
-            err.print("casedesk worker running (relay and consumers); SIGTERM stops it")
+            err.print("casedesk worker running (relay, consumers, trace store); SIGTERM stops it")
             await stop.wait()
         finally:
             await work.stop()
+            await traces.stop()
             await container.close()
 
     try:

@@ -7,6 +7,7 @@ no Redis, no broker. A wrong value fails at start with the variable named.
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_interface
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
@@ -26,6 +27,23 @@ _DATABASE_DRIVERS = {
     "mariadb+asyncmy": "mysql+asyncmy",
     "mysql+aiomysql": "mysql+aiomysql",
 }
+
+
+def _parse_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Comma-separated CIDRs (``10.0.0.0/8,::1/128``); a bare address means just that address."""
+    return tuple(_parse_network(part.strip()) for part in value.split(",") if part.strip())
+
+
+def _parse_network(text: str) -> IPv4Network | IPv6Network:
+    try:
+        interface = ip_interface(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an IP network in CIDR notation, e.g. 10.0.0.0/8 or ::1/128"
+        ) from None
+    if interface.ip != interface.network.network_address:
+        raise ValueError(f"{text!r} has host bits set; did you mean {interface.network}?")
+    return interface.network
 
 
 class SettingsError(Exception):
@@ -68,6 +86,41 @@ class Settings(BaseSettings):
     api_key_touch_seconds: int = Field(
         default=60, ge=0, description="how often an API key's last-used time is written"
     )
+    outbound_allowed_networks: str = Field(
+        default="",
+        description="comma-separated CIDRs that outbound calls may reach although they are "
+        "private, loopback or link-local, e.g. 127.0.0.0/8,::1/128; empty allows none",
+    )
+    outbound_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="longest one outbound call attempt may take"
+    )
+    outbound_max_attempts: int = Field(
+        default=4, ge=1, le=20, description="attempts per outbound call, the first included"
+    )
+    trace_body_limit_bytes: int = Field(
+        default=65_536,
+        ge=0,
+        le=16_777_216,
+        description="request/response body bytes kept per trace",
+    )
+    trace_buffer_size: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="trace records held in memory before the oldest are dropped",
+    )
+    trace_hot_hours: float = Field(
+        default=24, gt=0, le=720, description="how long trace records stay in the hot tier"
+    )
+    trace_retention_days: float = Field(
+        default=7, gt=0, le=3650, description="how long trace records are kept in SQL"
+    )
+    trace_persist_rate: float = Field(
+        default=20_000,
+        gt=0,
+        le=1_000_000,
+        description="most trace records written to SQL per second; bursts wait in the queue",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -98,6 +151,15 @@ class Settings(BaseSettings):
         if not value.startswith(("amqp://", "amqps://")):
             raise ValueError("must start with amqp:// or amqps://")
         return value
+
+    @field_validator("outbound_allowed_networks")
+    @classmethod
+    def _normalise_outbound_networks(cls, value: str) -> str:
+        return ",".join(str(network) for network in _parse_networks(value))
+
+    @property
+    def outbound_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return _parse_networks(self.outbound_allowed_networks)
 
     @property
     def database_dialect(self) -> str:

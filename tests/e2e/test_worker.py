@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -94,3 +95,30 @@ async def test_separate_workers_relay_what_serve_leaves_and_stop_on_sigterm(
             output, _ = worker.communicate(timeout=20)
     assert worker.returncode == 0, output
     assert "background work stopped" in output
+
+
+async def test_the_embedded_server_delivers_a_signed_webhook(
+    empty_database: ScratchDatabase,
+) -> None:
+    from standardwebhooks import Webhook
+
+    from tests.support.http_server import local_http_server
+
+    url = empty_database.url
+    key = _demo_key(url)
+    async with local_http_server() as receiver:
+        with served(url, CASEDESK_OUTBOUND_ALLOWED_NETWORKS="127.0.0.0/8") as base:
+            http = _setup(base, key)
+            hook = http.post(
+                "/api/v1/webhooks",
+                json={"name": "r", "url": f"{receiver.url}/in", "events": ["case.created"]},
+            ).json()
+            case = http.post("/api/v1/cases", json={"template": "q", "title": "t"}).json()
+            deadline = time.monotonic() + 20
+            while not receiver.requests_to("/in"):
+                if time.monotonic() > deadline:
+                    pytest.fail("the webhook was not delivered in time")
+                await asyncio.sleep(0.1)
+            [request] = receiver.requests_to("/in")
+            event = Webhook(hook["secret"]).verify(request.body, dict(request.headers))
+            assert event["subject"] == case["id"]

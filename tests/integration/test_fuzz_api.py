@@ -60,7 +60,13 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, str, dic
 
 def test_no_request_gets_a_server_error(fuzz_target: tuple[Any, str, dict[str, str]]) -> None:
     api, key, known_ids = fuzz_target
-    operations = [result.ok() for result in api.get_all_operations()]
+    # A live stream never ends, so it cannot be fuzzed through an in-process client; the
+    # end-to-end tests read it over real HTTP.
+    operations = [
+        operation
+        for operation in (result.ok() for result in api.get_all_operations())
+        if not operation.path.endswith("/stream")
+    ]
     assert len(operations) >= 8
     seen: list[int] = []
     for operation in operations:

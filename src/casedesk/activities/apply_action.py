@@ -37,7 +37,8 @@ class ApplyActionActivity(Activity[ActionParams, Case]):
                 allowed_actions=allowed,
             )
         before = case.state
-        case.state = transition.to
+        if transition.to != before:
+            case.state, case.state_entered_at = transition.to, utcnow()
         if machine.is_end(transition.to) and not case.closed:
             await self._close(case)
         elif transition.reopen and case.closed:
@@ -60,7 +61,13 @@ class ApplyActionActivity(Activity[ActionParams, Case]):
         )
         if comment is not None:
             self.emit(
-                "comment.added", case, {"comment_id": str(comment.id), "public": comment.public}
+                "comment.added",
+                case,
+                {
+                    "comment_id": str(comment.id),
+                    "public": comment.public,
+                    "author_type": comment.author_type,
+                },
             )
         return case
 

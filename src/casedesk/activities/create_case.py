@@ -156,7 +156,9 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
                 parent,
                 {"child_id": str(case.id), "child_number": case.number},
             )
-        known = Known(self.template.code, self.queue.code, self.customer, [self.task], [])
+        known = Known(
+            self.template.code, self.queue.code, self.customer, [self.task], [], fresh=True
+        )
         view = await detail(self.uow, case, self.ctx.extensions, self.ctx.edition, known)
         self.created.detail = view
         if self.idempotency is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from casedesk.activities.webhooks import check_webhooks
 from casedesk.domain.automation.rules import RuleSpec
 from casedesk.domain.identity.principal import Principal
 from casedesk.domain.identity.roles import Role
@@ -19,6 +20,7 @@ def _stored(spec: RuleSpec) -> dict[str, object]:
 async def create_rule(uow: UnitOfWork, actor: Principal, spec: RuleSpec) -> Rule:
     actor.require(Role.ADMIN, "creating a rule")
     await uow.begin_write()
+    await check_webhooks(uow, spec.actions)
     if spec.position is None:
         position = await uow.rules.next_position()
     else:
@@ -34,6 +36,7 @@ async def replace_rule(
 ) -> Rule:
     actor.require(Role.ADMIN, "changing a rule")
     await uow.begin_write()
+    await check_webhooks(uow, spec.actions)
     rule = await uow.rules.get(rule_id)
     for key, value in _stored(spec).items():
         setattr(rule, key, value)

@@ -22,6 +22,8 @@ EVENT_TYPES = (
     "task.created",
     "task.accepted",
     "comment.added",
+    "sla.warning",
+    "sla.breached",
 )
 
 

@@ -57,5 +57,11 @@ class PreconditionFailed(CasedeskError):
     slug = "precondition-failed"
 
 
+class ServiceUnavailable(CasedeskError):
+    status = 503
+    title = "Service unavailable"
+    slug = "service-unavailable"
+
+
 class TenantScopeViolation(RuntimeError):
     """A query touched tenant-scoped rows without a tenant: a programming error."""

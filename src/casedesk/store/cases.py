@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, update
@@ -19,6 +19,7 @@ from casedesk.store.models import (
     ActionRecord,
     Case,
     CaseCounter,
+    CaseSla,
     Comment,
     Customer,
     DeadLetter,
@@ -27,10 +28,12 @@ from casedesk.store.models import (
     ProcessedEvent,
     Queue,
     Rule,
+    SlaPolicy,
     StateMachine,
     StateMachineVersion,
     Task,
     Template,
+    TimeRule,
 )
 from casedesk.store.repository import Page, Repository
 from casedesk.store.tenancy import ALL_TENANTS, bound_tenant
@@ -178,6 +181,15 @@ def _key_of(sort: str, value: Any) -> Any:
 class CaseRepository(Repository[Case]):
     model = Case
     label = "case"
+
+    async def batch_after(
+        self, after: uuid.UUID | None, *, closed: bool, limit: int = 500
+    ) -> list[Case]:
+        """The next ``limit`` open (or closed) cases in id order, for scans that page."""
+        statement = select(Case).where(Case.closed.is_(closed)).order_by(Case.id).limit(limit)
+        if after is not None:
+            statement = statement.where(Case.id > after)
+        return list((await self.session.scalars(statement)).all())
 
     async def next_number(self) -> int:
         """Take the tenant's next case number; the counter row stays locked until commit."""
@@ -344,6 +356,14 @@ class DeadLetterRepository(Repository[DeadLetter]):
     model = DeadLetter
     label = "dead letter"
 
+    async def exists(self, group: str, event_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(
+            select(DeadLetter.id).where(
+                DeadLetter.consumer_group == group, DeadLetter.event_id == event_id
+            )
+        )
+        return found is not None
+
     async def list_page(
         self, *, group: str | None, limit: int, cursor: str | None
     ) -> Page[DeadLetter]:
@@ -353,28 +373,62 @@ class DeadLetterRepository(Repository[DeadLetter]):
         return await self.page(statement, limit=limit, cursor=cursor)
 
 
-class RuleRepository(Repository[Rule]):
-    model = Rule
-    label = "rule"
+Ordered = TypeVar("Ordered", Rule, TimeRule)
 
-    async def in_order(self, *, enabled_only: bool = False) -> list[Rule]:
-        statement = select(Rule).order_by(Rule.position, Rule.id)
+
+class OrderedRuleRepository(Repository[Ordered]):
+    """Rules kept in an order an admin sets; positions are per tenant."""
+
+    async def in_order(self, *, enabled_only: bool = False) -> list[Ordered]:
+        statement = select(self.model).order_by(self.model.position, self.model.id)
         if enabled_only:
-            statement = statement.where(Rule.enabled.is_(True))
+            statement = statement.where(self.model.enabled.is_(True))
         return list((await self.session.scalars(statement)).all())
 
     async def make_room_at(self, position: int) -> None:
         """Move the rules at ``position`` and after one place down."""
         await self.session.execute(
-            update(Rule)
-            .where(Rule.position >= position)
-            .values(position=Rule.position + 1)
+            update(self.model)
+            .where(self.model.position >= position)
+            .values(position=self.model.position + 1)
             .execution_options(synchronize_session=False)
         )
 
     async def next_position(self) -> int:
-        last = await self.session.scalar(select(func.max(Rule.position)))
+        last = await self.session.scalar(select(func.max(self.model.position)))
         return 0 if last is None else int(last) + 1
+
+
+class RuleRepository(OrderedRuleRepository[Rule]):
+    model = Rule
+    label = "rule"
+
+
+class TimeRuleRepository(OrderedRuleRepository[TimeRule]):
+    model = TimeRule
+    label = "time rule"
+
+
+class SlaRepository(Repository[SlaPolicy]):
+    model = SlaPolicy
+    label = "SLA policy"
+
+    async def policies(self) -> list[SlaPolicy]:
+        return list((await self.session.scalars(select(SlaPolicy).order_by(SlaPolicy.id))).all())
+
+    async def clocks(self, case_id: uuid.UUID) -> list[CaseSla]:
+        statement = select(CaseSla).where(CaseSla.case_id == case_id).order_by(CaseSla.metric)
+        return list((await self.session.scalars(statement)).all())
+
+    async def in_use(self, policy_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(
+            select(CaseSla.id).where(CaseSla.policy_id == policy_id).limit(1)
+        )
+        return found is not None
+
+    def add_clock(self, clock: CaseSla) -> CaseSla:
+        self.session.add(clock)
+        return clock
 
 
 class IdempotencyRepository(Repository[IdempotencyRecord]):

@@ -34,14 +34,18 @@ class JobRepository:
         case_id: uuid.UUID | None = None,
     ) -> ScheduledJob:
         """Add the job, or move the pending job of the same key to the new time."""
-        job: ScheduledJob | None = await self.session.scalar(
-            select(ScheduledJob).where(ScheduledJob.key == key)
-        )
+        job = await self.find(key)
         if job is None:
             job = ScheduledJob(kind=kind, key=key, case_id=case_id, attempts=0)
             self.session.add(job)
         job.due_at, job.payload, job.traceparent = due_at, payload, traceparent
         job.status, job.lease_owner, job.lease_until, job.last_error = "pending", None, None, None
+        return job
+
+    async def find(self, key: str) -> ScheduledJob | None:
+        job: ScheduledJob | None = await self.session.scalar(
+            select(ScheduledJob).where(ScheduledJob.key == key)
+        )
         return job
 
     async def cancel(self, key: str) -> None:

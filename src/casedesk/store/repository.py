@@ -76,3 +76,16 @@ class Repository(Generic[M]):
         items = rows[:limit]
         next_cursor = encode_cursor(items[-1].id) if more and items else None
         return Page(items=items, next_cursor=next_cursor)
+
+    async def page_newest_first(
+        self, statement: Select[M], *, limit: int, cursor: str | None
+    ) -> Page[M]:
+        """Keyset pagination from the newest row back, for logs."""
+        if cursor is not None:
+            statement = statement.where(self.model.id < decode_cursor(cursor))
+        ordered = statement.order_by(self.model.id.desc()).limit(limit + 1)
+        rows: list[M] = list((await self.session.scalars(ordered)).all())
+        more = len(rows) > limit
+        items = rows[:limit]
+        next_cursor = encode_cursor(items[-1].id) if more and items else None
+        return Page(items=items, next_cursor=next_cursor)

@@ -25,13 +25,16 @@ from casedesk.store.cases import (
     ProcessedEventRepository,
     QueueRepository,
     RuleRepository,
+    SlaRepository,
     StateMachineRepository,
     TaskRepository,
     TemplateRepository,
+    TimeRuleRepository,
 )
 from casedesk.store.database import WRITE_OPTION, Database
 from casedesk.store.identity import ApiKeyRepository, TenantRepository, UserRepository
 from casedesk.store.jobs import JobRepository
+from casedesk.store.webhooks import DeliveryRepository, WebhookRepository
 
 
 class UnitOfWork:
@@ -52,7 +55,11 @@ class UnitOfWork:
     processed: ProcessedEventRepository
     dead_letters: DeadLetterRepository
     rules: RuleRepository
+    time_rules: TimeRuleRepository
     jobs: JobRepository
+    sla: SlaRepository
+    webhooks: WebhookRepository
+    deliveries: DeliveryRepository
 
     def __init__(self, database: Database, tenant_id: uuid.UUID | None = None) -> None:
         self.database = database
@@ -78,7 +85,11 @@ class UnitOfWork:
         self.processed = ProcessedEventRepository(self.session)
         self.dead_letters = DeadLetterRepository(self.session)
         self.rules = RuleRepository(self.session)
+        self.time_rules = TimeRuleRepository(self.session)
         self.jobs = JobRepository(self.session)
+        self.sla = SlaRepository(self.session)
+        self.webhooks = WebhookRepository(self.session)
+        self.deliveries = DeliveryRepository(self.session)
         return self
 
     async def __aexit__(

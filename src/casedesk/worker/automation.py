@@ -13,40 +13,24 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from prometheus_client import Counter
 
-from casedesk.activities.add_comment import AddCommentActivity, CommentParams
-from casedesk.activities.apply_action import ActionParams, ApplyActionActivity
 from casedesk.activities.base import ActivityContext, ConcurrentChange, Operator
-from casedesk.activities.transfer_case import TransferCaseActivity, TransferParams
-from casedesk.activities.update_case import UpdateCaseActivity, UpdateParams
 from casedesk.domain.automation.conditions import changes_of, holds
-from casedesk.domain.automation.rules import (
-    MAX_CHAIN_DEPTH,
-    Action,
-    AddComment,
-    AddTag,
-    ApplyAction,
-    Assign,
-    RemoveTag,
-    RuleSpec,
-    SetPriority,
-    Transfer,
-)
-from casedesk.domain.cases.inputs import ActionInput, CaseChanges, CommentInput, TransferInput
+from casedesk.domain.automation.rules import MAX_CHAIN_DEPTH, RuleSpec
 from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.kit.errors import CasedeskError
 from casedesk.kit.logging import get_logger
 from casedesk.kit.tracing import parse_traceparent, trace_or_new
 from casedesk.store.bus.base import Message
 from casedesk.store.database import Database
-from casedesk.store.models import ActionRecord, Rule
+from casedesk.store.models import Rule
 from casedesk.store.unit_of_work import UnitOfWork
+from casedesk.worker.actions import automation_record, refusal_record, run_actions
 from casedesk.worker.consumers import ConsumerGroup
 
 GROUP = "automation"
@@ -56,48 +40,6 @@ log = get_logger(__name__)
 
 class RuleFailed(RuntimeError):
     """At least one rule failed on this event; the bus retries it (acted rules are skipped)."""
-
-
-async def _assign(ctx: ActivityContext, case_id: uuid.UUID, action: Any) -> None:
-    body = TransferInput(assignee_id=action.user_id, unassign=action.user_id is None)
-    await TransferCaseActivity(ctx).run(TransferParams(case_id, body))
-
-
-async def _transfer(ctx: ActivityContext, case_id: uuid.UUID, action: Any) -> None:
-    await TransferCaseActivity(ctx).run(TransferParams(case_id, TransferInput(queue=action.queue)))
-
-
-async def _set_priority(ctx: ActivityContext, case_id: uuid.UUID, action: Any) -> None:
-    changes = CaseChanges(priority=action.priority)
-    await UpdateCaseActivity(ctx).run(UpdateParams(case_id, changes))
-
-
-async def _tags(ctx: ActivityContext, case_id: uuid.UUID, action: Any) -> None:
-    case = await ctx.uow.cases.get(case_id)
-    tags = set(case.tags)
-    tags = tags | {action.tag} if isinstance(action, AddTag) else tags - {action.tag}
-    await UpdateCaseActivity(ctx).run(UpdateParams(case_id, CaseChanges(tags=sorted(tags))))
-
-
-async def _apply(ctx: ActivityContext, case_id: uuid.UUID, action: Any) -> None:
-    await ApplyActionActivity(ctx).run(ActionParams(case_id, action.action, ActionInput()))
-
-
-async def _comment(ctx: ActivityContext, case_id: uuid.UUID, action: Any) -> None:
-    body = CommentInput(body=action.body, public=action.public)
-    await AddCommentActivity(ctx).run(CommentParams(case_id, body))
-
-
-ActionHandler = Callable[[ActivityContext, uuid.UUID, Any], Awaitable[None]]
-ACTIONS: dict[type[Any], ActionHandler] = {
-    Assign: _assign,
-    Transfer: _transfer,
-    SetPriority: _set_priority,
-    AddTag: _tags,
-    RemoveTag: _tags,
-    ApplyAction: _apply,
-    AddComment: _comment,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,8 +141,7 @@ class Automation:
             )
             try:
                 async with uow.one_transaction():
-                    for action in spec.actions:
-                        await _route(action)(context, case_id, action)
+                    await run_actions(context, case_id, spec.actions)
             except ConcurrentChange:
                 raise  # not a refusal: the event is retried and the rule runs again
             except CasedeskError as refusal:
@@ -218,19 +159,7 @@ class Automation:
         async with UnitOfWork(self.database, rule.tenant_id) as uow:
             await uow.begin_write()
             uow.processed.mark(f"rule:{rule.id}", uuid.UUID(message.id))
-            uow.session.add(
-                _record(
-                    rule.tenant_id,
-                    case_id,
-                    "automation.refused",
-                    message,
-                    {
-                        "rule_id": str(rule.id),
-                        "rule": rule.name,
-                        "reason": refusal.detail,
-                    },
-                )
-            )
+            uow.session.add(refusal_record(rule, case_id, refusal, message.traceparent))
             await uow.commit()
 
     async def _stop_chain(self, message: Message, tenant_id: uuid.UUID, depth: int) -> None:
@@ -241,19 +170,15 @@ class Automation:
                 return
             uow.processed.mark("automation:chain", uuid.UUID(message.id))
             uow.session.add(
-                _record(
+                automation_record(
                     tenant_id,
                     uuid.UUID(message.subject or ""),
                     "automation.chain_stopped",
-                    message,
                     {"depth": depth, "event": message.type},
+                    message.traceparent,
                 )
             )
             await uow.commit()
-
-
-def _route(action: Action) -> ActionHandler:
-    return ACTIONS[type(action)]
 
 
 def _spec_of(rule: Rule) -> dict[str, Any]:
@@ -265,19 +190,3 @@ def _spec_of(rule: Rule) -> dict[str, Any]:
         "actions": rule.actions,
         "stop": rule.stop,
     }
-
-
-def _record(
-    tenant_id: uuid.UUID, case_id: uuid.UUID, code: str, message: Message, memo: dict[str, Any]
-) -> ActionRecord:
-    trace = parse_traceparent(message.traceparent)
-    return ActionRecord(
-        tenant_id=tenant_id,
-        case_id=case_id,
-        code=code,
-        memo=memo,
-        operator_type="system",
-        operator_id=None,
-        operator_name="automation",
-        trace_id=trace.trace_id if trace else trace_or_new().trace_id,
-    )

@@ -38,6 +38,8 @@ class ConsumerGroup:
     max_attempts: int = 5
     own_transactions: bool = False
     """The handler keeps its own processed-event records and commits (it gets no unit of work)."""
+    wants: Callable[[Message], Awaitable[bool]] | None = None
+    """A cheap look before the transaction: False skips the event (no record is written)."""
 
 
 class Consumers:
@@ -58,6 +60,9 @@ class Consumers:
 
     def _once(self, group: ConsumerGroup) -> Callable[[Message], Awaitable[None]]:
         async def handle(message: Message) -> None:
+            if group.wants is not None and not await group.wants(message):
+                SKIPPED.labels(group.name).inc()
+                return
             if group.own_transactions:
                 await group.handler(message, None)
                 CONSUMED.labels(group.name).inc()
@@ -76,10 +81,13 @@ class Consumers:
         return handle
 
     async def dead_letter(self, group: str, message: Message, error: str) -> None:
+        """Keep a message a group gave up on, once, for people to look at."""
         DEAD.labels(group).inc()
         log.error("event dead-lettered", group=group, event_id=message.id, error=error)
         async with UnitOfWork(self.database, uuid.UUID(message.tenant_id)) as uow:
             await uow.begin_write()
+            if await uow.dead_letters.exists(group, uuid.UUID(message.id)):
+                return  # the broker handed the same dead message over again
             uow.dead_letters.add(
                 DeadLetter(
                     consumer_group=group,

@@ -17,7 +17,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from casedesk.store.bus.base import BusUnavailable, Handler, Message, Subscription
+from casedesk.store.bus.base import BusUnavailable, DeadLetterSink, Handler, Message, Subscription
 from casedesk.store.bus.rabbitmq import RabbitMQBus
 
 WAIT = 5.0
@@ -102,7 +102,7 @@ class Broker:
         group: str,
         types: list[str],
         handler: Handler,
-        dead_letters: DeadLetters,
+        dead_letters: DeadLetterSink,
         *,
         max_attempts: int = 5,
     ) -> None:
@@ -217,20 +217,56 @@ async def test_a_message_is_dead_lettered_after_max_attempts(broker: Broker) -> 
     [(group, given_up, error)] = dead.given_up
     assert (group, given_up) == ("broken", message.retried().retried())
     assert error == repr(RuntimeError("attempt 3 fails"))
-    dead_queue = f"{broker.prefix}.broken.dead"
-    dead_lettered: list[AbstractIncomingMessage] = []
-
-    async def arrived() -> None:
-        while not dead_lettered:
-            found = await broker.get(dead_queue)
-            dead_lettered.extend([found] if found else [])
-
-    await asyncio.wait_for(arrived(), WAIT)
-    [parked] = dead_lettered
-    assert parked.message_id == message.id
-    assert parked.body == message.body
-    assert parked.headers["tenant_id"] == message.tenant_id
+    # It went through the broker's dead queue, which the bus drained into the sink.
+    assert await broker.ready_count(f"{broker.prefix}.broken.dead") == 0
     assert await broker.ready_count(f"{broker.prefix}.broken") == 0
+
+
+async def test_a_message_whose_consumer_keeps_dying_reaches_the_sink(broker: Broker) -> None:
+    first = await broker.bus()
+    inbox, dead = Inbox(), DeadLetters()
+    await broker.subscribe(first, "fragile", ["case.*"], inbox.handle, dead, max_attempts=3)
+    await first.close()  # the queues stay; nobody consumes
+    message = event("case.created", 7)
+    publisher = await broker.bus()
+    await asyncio.wait_for(publisher.publish([message]), WAIT)
+    queue = f"{broker.prefix}.fragile"
+    for _ in range(3):  # a consumer takes it and dies before settling it, three times
+        connection = await aio_pika.connect(broker.url)
+        channel = await connection.channel()
+        taken = await (await channel.get_queue(queue)).get(no_ack=False, fail=False)
+        assert taken is not None
+        await connection.close()
+    assert await broker.ready_count(queue) == 0  # the broker dead-lettered it itself
+    second = await broker.bus()
+    await broker.subscribe(second, "fragile", ["case.*"], inbox.handle, dead, max_attempts=3)
+    await dead.until(lambda: len(dead.given_up) == 1)
+    [(group, given_up, error)] = dead.given_up
+    assert group == "fragile"
+    assert (given_up.id, given_up.type, given_up.body) == (message.id, message.type, message.body)
+    assert given_up.tenant_id == message.tenant_id
+    assert "consumer stopped" in error
+    assert inbox.received == []
+
+
+async def test_a_failing_sink_leaves_the_message_in_the_dead_queue(broker: Broker) -> None:
+    bus = await broker.bus()
+    inbox = Inbox(fail_until_attempt=99)
+    calls: list[str] = []
+
+    async def broken_sink(group: str, message: Message, error: str) -> None:
+        calls.append(message.id)
+        raise RuntimeError("database down")
+
+    await broker.subscribe(bus, "sinkless", ["case.*"], inbox.handle, broken_sink, max_attempts=1)
+    message = event("case.created", 1)
+    await asyncio.wait_for(bus.publish([message]), WAIT)
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while len(calls) < 2:  # tried, failed, and tried again later
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    await bus.close()
+    assert await broker.ready_count(f"{broker.prefix}.sinkless.dead") == 1
 
 
 async def test_an_unreachable_or_unstarted_bus_is_unavailable() -> None:

@@ -12,14 +12,13 @@ from sqlalchemy import update
 from casedesk.bootstrap import Container
 from casedesk.domain.automation.rules import AddTag
 from casedesk.domain.identity.roles import Role
-from casedesk.store.bus.inprocess import InProcessBus
 from casedesk.store.models import Tenant
-from casedesk.worker import automation as automation_module
+from casedesk.worker import actions as actions_module
 from casedesk.worker.automation import Automation
-from casedesk.worker.consumers import Consumers
-from casedesk.worker.relay import Relay, to_message
+from casedesk.worker.relay import to_message
 from tests.conftest import Tenants
 from tests.support.cases import Desk
+from tests.support.delivery import delivering_to
 
 Settle = Callable[[], Awaitable[None]]
 
@@ -27,21 +26,11 @@ Settle = Callable[[], Awaitable[None]]
 @pytest.fixture
 async def settle(container: Container) -> AsyncIterator[Settle]:
     """Relay until nothing is pending: rule actions make events that rules see in turn."""
-    bus = InProcessBus(retry_delay=0.001)
-    await bus.start()
-    relay = Relay(container.database, bus)
-    while await relay.relay_once():
-        pass  # earlier tests' events, before any rule exists
     # rules_ttl=0: each test changes rules between events and wants them applied at once
-    group = Automation(container.database, container.extensions, rules_ttl=0).group()
-    await Consumers(container.database, {group.name: group}).subscribe_all(bus)
-
-    async def run() -> None:
-        while await relay.relay_once():
-            pass
-
-    yield run
-    await bus.close()
+    async with delivering_to(
+        container, Automation(container.database, container.extensions, rules_ttl=0).group()
+    ) as settle:
+        yield settle
 
 
 async def _rule(desk: Desk, **spec: Any) -> dict[str, Any]:
@@ -267,7 +256,7 @@ async def test_a_failing_rule_lets_the_others_run_and_is_dead_lettered(
     async def broken(ctx: Any, case_id: Any, action: Any) -> None:
         raise RuntimeError("the tag service is down")
 
-    monkeypatch.setitem(automation_module.ACTIONS, AddTag, broken)
+    monkeypatch.setitem(actions_module.ACTIONS, AddTag, broken)
     await _rule(desk, name="broken", on=["case.created"], actions=[{"type": "add_tag", "tag": "x"}])
     await _rule(
         desk,

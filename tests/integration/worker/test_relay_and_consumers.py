@@ -191,6 +191,19 @@ async def test_an_event_that_keeps_failing_is_dead_lettered_and_shown_to_admins(
     assert items[0]["attempts"] == 3
     assert "flaky" in items[0]["error"]
     assert items[0]["type"] == "case.created"
+    handed_again = Message(
+        id=items[0]["event_id"],
+        type="case.created",
+        tenant_id=str(desk.tenant.id),
+        subject=case["id"],
+        sequence=items[0]["sequence"],
+        traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        body=orjson.dumps(items[0]["envelope"]),
+    )
+    await consumers.dead_letter("commenter", handed_again, "the broker's dead queue again")
+    relisted = await client.get("/api/v1/dead-letters", headers=desk.headers)
+    mine = [i for i in relisted.json()["items"] if i["envelope"]["subject"] == case["id"]]
+    assert len(mine) == 1
     other = await tenants.create()
     theirs = await client.get("/api/v1/dead-letters", headers=other.headers)
     assert theirs.json()["items"] == []

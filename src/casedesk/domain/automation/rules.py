@@ -58,8 +58,15 @@ class AddComment(_Action):
     public: bool = False
 
 
+class SendWebhook(_Action):
+    type: Literal["send_webhook"]
+    webhook_id: uuid.UUID = Field(description="a webhook of /api/v1/webhooks")
+
+
 Action = Annotated[
-    Union[Assign, Transfer, SetPriority, AddTag, RemoveTag, ApplyAction, AddComment],  # noqa: UP007
+    Union[  # noqa: UP007
+        Assign, Transfer, SetPriority, AddTag, RemoveTag, ApplyAction, AddComment, SendWebhook
+    ],
     Field(discriminator="type"),
 ]
 
@@ -73,7 +80,7 @@ class RuleSpec(BaseModel):
     conditions: Condition = Field(default_factory=lambda: AllOf(all=[]))
     actions: list[Action] = Field(min_length=1, max_length=20)
     stop: bool = Field(default=False, description="later rules do not run after this one acts")
-    position: int | None = Field(default=None, ge=0, description="order; default: last")
+    position: int | None = Field(default=None, ge=0, le=100_000, description="order; default: last")
 
 
 __all__ = ["AllOf", "AnyOf", "Comparison", "RuleSpec"]

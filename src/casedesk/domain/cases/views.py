@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from casedesk.domain.cases.machines import published
 from casedesk.domain.cases.priority import Priority
@@ -57,6 +57,16 @@ class RatingView(BaseModel):
     rated_at: datetime
 
 
+class SlaView(BaseModel):
+    metric: str
+    status: str
+    target_at: datetime | None
+    warned: bool
+    met_at: datetime | None
+    breached_at: datetime | None
+    remaining_seconds: int | None = None
+
+
 class CustomerView(BaseModel):
     id: uuid.UUID
     email: str
@@ -81,6 +91,7 @@ class CaseSummary(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    state_entered_at: datetime = Field(description="when the case entered its current state")
     closed_at: datetime | None
 
 
@@ -96,6 +107,7 @@ class CaseDetail(CaseSummary):
     tasks: list[TaskView]
     comments: list[CommentView]
     rating: RatingView | None
+    sla: list[SlaView] = []
     extra: dict[str, Any]
 
 
@@ -128,6 +140,7 @@ def summary(case: Case) -> CaseSummary:
         version=case.version,
         created_at=case.created_at,
         updated_at=case.updated_at,
+        state_entered_at=case.state_entered_at or case.created_at,
         closed_at=case.closed_at,
     )
 
@@ -157,6 +170,8 @@ class Known:
     customer: Customer | None
     tasks: list[Task]
     comments: list[Comment]
+    fresh: bool = False
+    """A case being created: nothing else refers to it yet (no SLA clocks)."""
 
 
 async def detail(
@@ -183,6 +198,7 @@ async def detail(
         else None
     )
     customer = known.customer
+    clocks = [] if known.fresh else await uow.sla.clocks(case.id)
     return CaseDetail(
         **summary(case).model_dump(),
         description=case.description,
@@ -201,5 +217,6 @@ async def detail(
         tasks=[TaskView.model_validate(task, from_attributes=True) for task in known.tasks],
         comments=[CommentView.model_validate(c, from_attributes=True) for c in known.comments],
         rating=rating,
+        sla=[SlaView.model_validate(clock, from_attributes=True) for clock in clocks],
         extra=await extensions.call(CASE_DETAIL_EXTRA, edition, case),
     )

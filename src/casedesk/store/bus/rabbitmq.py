@@ -3,10 +3,12 @@
 Every event is published persistent to a durable topic exchange with its type as routing
 key, and ``publish`` returns only once the broker has confirmed each one. Every consumer
 group owns a durable quorum queue ``{prefix}.{group}`` bound with the group's type patterns.
-A handler that raises has its message requeued; on the last attempt the message goes to the
-dead-letter sink and is rejected into ``{prefix}.{group}.dead`` through the ``{exchange}.dead``
-exchange. The queue's ``x-delivery-limit`` makes the broker dead-letter the message itself
-should a consumer keep dying before it can reject it.
+A handler that raises has its message requeued; on the last attempt the message is published,
+with the error, to ``{prefix}.{group}.dead`` through the ``{exchange}.dead`` exchange and then
+acknowledged. The queue's ``x-delivery-limit`` makes the broker dead-letter the message itself
+should a consumer keep dying before it can do that. Either way every dead message passes
+through the dead queue, and the bus drains that queue into the dead-letter sink (which keeps
+them in SQL for people to see), so a message the broker gave up on is not only in the broker.
 
 The attempt number comes from the ``x-delivery-count`` header that quorum queues keep; a
 message requeued because its channel closed (shutdown, lost connection) counts as an attempt.
@@ -15,7 +17,7 @@ message requeued because its channel closed (shutdown, lost connection) counts a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -39,12 +41,16 @@ log = get_logger(__name__)
 
 CONTENT_TYPE = "application/cloudevents+json"
 DELIVERY_COUNT = "x-delivery-count"
+DEAD_ERROR = "x-casedesk-error"
+DEAD_ATTEMPTS = "x-casedesk-attempts"
+SINK_RETRY_SECONDS = 1.0
 
 # What "the broker is not there" looks like: refused or lost connections, a channel used
 # after its connection dropped, and a round trip that outlived its deadline.
-_UNREACHABLE = (
+UNREACHABLE = (
     aiormq.exceptions.AMQPConnectionError,
     aiormq.exceptions.ChannelInvalidStateError,
+    aio_pika.exceptions.AMQPError,
     ConnectionError,
     OSError,
     TimeoutError,
@@ -80,6 +86,7 @@ class RabbitMQBus(Bus):
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
+        self._dead_exchange: AbstractExchange | None = None
         self._consumers: list[_Consumer] = []
         self._running: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -100,7 +107,10 @@ class RabbitMQBus(Bus):
                 self._exchange = await self._publisher.declare_exchange(
                     self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
                 )
-        except _UNREACHABLE as exc:
+                self._dead_exchange = await self._publisher.declare_exchange(
+                    self.dead_exchange_name, aio_pika.ExchangeType.DIRECT, durable=True
+                )
+        except UNREACHABLE as exc:
             await self._release()
             raise BusUnavailable(f"RabbitMQ at {self._where()} is unreachable: {exc!r}") from exc
         self._closing = False
@@ -134,17 +144,26 @@ class RabbitMQBus(Bus):
             asyncio.timeout(self.confirm_timeout),
         ):
             channel = await connection.channel()
+            drain = await connection.channel()
             try:
                 queue = await self._declare_group(channel, subscription)
+                dead_queue = await drain.get_queue(self.dead_queue_name(group))
+                await drain.set_qos(prefetch_count=subscription.prefetch)
 
                 async def on_delivery(incoming: AbstractIncomingMessage) -> None:
-                    self._spawn(subscription, on_dead_letter, incoming)
+                    self._spawn(self._deliver(subscription, incoming))
+
+                async def on_dead(incoming: AbstractIncomingMessage) -> None:
+                    self._spawn(self._drain(subscription, on_dead_letter, incoming))
 
                 tag = await queue.consume(on_delivery)
+                dead_tag = await dead_queue.consume(on_dead)
             except BaseException:
                 await channel.close()
+                await drain.close()
                 raise
         self._consumers.append(_Consumer(channel, queue, tag))
+        self._consumers.append(_Consumer(drain, dead_queue, dead_tag))
         log.info("consuming", group=group, queue=queue.name, types=list(subscription.types))
 
     async def close(self) -> None:
@@ -200,25 +219,16 @@ class RabbitMQBus(Bus):
             await queue.bind(exchange, routing_key=routing_key)
         return queue
 
-    def _spawn(
-        self,
-        subscription: Subscription,
-        on_dead_letter: DeadLetterSink,
-        incoming: AbstractIncomingMessage,
-    ) -> None:
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
         if self._closing:
             # Left unacknowledged: the broker requeues it when the channel closes.
+            work.close()
             return
-        task = asyncio.create_task(self._deliver(subscription, on_dead_letter, incoming))
+        task = asyncio.create_task(work)
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _deliver(
-        self,
-        subscription: Subscription,
-        on_dead_letter: DeadLetterSink,
-        incoming: AbstractIncomingMessage,
-    ) -> None:
+    async def _deliver(self, subscription: Subscription, incoming: AbstractIncomingMessage) -> None:
         group = subscription.group
         try:
             message = _incoming(incoming)
@@ -229,14 +239,13 @@ class RabbitMQBus(Bus):
         try:
             await subscription.handler(message)
         except Exception as exc:  # the bus's failure policy: retry, then dead-letter
-            await self._handler_failed(subscription, on_dead_letter, incoming, message, exc)
+            await self._handler_failed(subscription, incoming, message, exc)
             return
         await _settle(incoming.ack(), group)
 
     async def _handler_failed(
         self,
         subscription: Subscription,
-        on_dead_letter: DeadLetterSink,
         incoming: AbstractIncomingMessage,
         message: Message,
         exc: Exception,
@@ -249,19 +258,54 @@ class RabbitMQBus(Bus):
         if message.attempt < subscription.max_attempts:
             await _settle(incoming.nack(requeue=True), group)
             return
+        dead = _outgoing(message, {DEAD_ERROR: error[:10_000], DEAD_ATTEMPTS: message.attempt})
+        exchange = self._dead_exchange
+        try:
+            if exchange is None:
+                raise ConnectionError("the bus is closed")
+            async with asyncio.timeout(self.confirm_timeout):
+                await exchange.publish(dead, group)
+        except UNREACHABLE as publish_exc:
+            # Returned instead: one more return and the broker dead-letters it itself.
+            log.warning("parking a dead message failed", group=group, error=repr(publish_exc))
+            await _settle(incoming.nack(requeue=True), group)
+            return
+        await _settle(incoming.ack(), group)
+
+    async def _drain(
+        self,
+        subscription: Subscription,
+        on_dead_letter: DeadLetterSink,
+        incoming: AbstractIncomingMessage,
+    ) -> None:
+        """Hand a message of the dead queue to the sink, then let the queue forget it."""
+        group = subscription.group
+        try:
+            message = _dead(incoming, subscription.max_attempts)
+        except MalformedMessage as exc:
+            log.error("malformed dead message dropped", group=group, error=str(exc))
+            await _settle(incoming.ack(), group)
+            return
+        error = incoming.headers.get(DEAD_ERROR)
+        if not isinstance(error, str):
+            error = (
+                f"the consumer stopped before finishing on each of its {message.attempt} "
+                "attempts (it crashed or lost its connection); the broker gave up on it"
+            )
         try:
             await on_dead_letter(group, message, error)
-        except Exception as sink_exc:  # the broker's dead-letter queue still has it
-            log.error(
-                "dead-letter sink failed", group=group, event_id=message.id, error=repr(sink_exc)
-            )
-        await _settle(incoming.reject(requeue=False), group)
+        except Exception as exc:  # it stays in the dead queue until the sink takes it
+            log.error("dead-letter sink failed", group=group, event_id=message.id, error=repr(exc))
+            await asyncio.sleep(SINK_RETRY_SECONDS)
+            await _settle(incoming.nack(requeue=True), group)
+            return
+        await _settle(incoming.ack(), group)
 
     async def _cancel(self, consumer: _Consumer) -> None:
         try:
             async with asyncio.timeout(self.confirm_timeout):
                 await consumer.queue.cancel(consumer.tag)
-        except _UNREACHABLE as exc:
+        except UNREACHABLE as exc:
             # The broker cancels the consumer itself when the channel closes below.
             log.warning("cancelling consumer failed", queue=consumer.queue.name, error=repr(exc))
 
@@ -277,7 +321,7 @@ class RabbitMQBus(Bus):
             yield
         except aiormq.exceptions.DeliveryError as exc:
             raise BusUnavailable(f"RabbitMQ refused {doing}: {exc!r}") from exc
-        except _UNREACHABLE as exc:
+        except UNREACHABLE as exc:
             raise BusUnavailable(f"RabbitMQ at {self._where()} failed {doing}: {exc!r}") from exc
 
     def _where(self) -> str:
@@ -295,11 +339,12 @@ def topic_patterns(types: Iterable[str]) -> list[str]:
     return list(dict.fromkeys("#" if pattern == "*" else pattern for pattern in types))
 
 
-def _outgoing(message: Message) -> aio_pika.Message:
+def _outgoing(message: Message, extra: HeadersType | None = None) -> aio_pika.Message:
     headers: HeadersType = {
         "tenant_id": message.tenant_id,
         "sequence": message.sequence,
         "traceparent": message.traceparent,
+        **(extra or {}),
     }
     if message.subject is not None:
         headers["subject"] = message.subject
@@ -332,6 +377,25 @@ def _incoming(incoming: AbstractIncomingMessage) -> Message:
     )
 
 
+def _dead(incoming: AbstractIncomingMessage, max_attempts: int) -> Message:
+    """A message of a dead queue: its routing key is the group, its type a property."""
+    if incoming.message_id is None or incoming.type is None:
+        raise MalformedMessage("message_id or type missing")
+    headers = incoming.headers
+    subject = headers.get("subject")
+    attempts = headers.get(DEAD_ATTEMPTS, max_attempts)
+    return Message(
+        id=incoming.message_id,
+        type=incoming.type,
+        tenant_id=_text(headers, "tenant_id"),
+        subject=subject if isinstance(subject, str) else None,
+        sequence=_integer(headers, "sequence"),
+        traceparent=_text(headers, "traceparent"),
+        body=incoming.body,
+        attempt=attempts if isinstance(attempts, int) else max_attempts,
+    )
+
+
 def _text(headers: HeadersType, key: str) -> str:
     value = headers.get(key)
     if not isinstance(value, str):
@@ -350,5 +414,5 @@ async def _settle(outcome: Awaitable[None], group: str) -> None:
     """Await an ack, nack or reject; when the channel is gone the broker redelivers anyway."""
     try:
         await outcome
-    except _UNREACHABLE as exc:
+    except UNREACHABLE as exc:
         log.warning("settling a delivery failed", group=group, error=repr(exc))

@@ -1,7 +1,7 @@
 """Every mapped table, imported here so that metadata and migrations see them all."""
 
 from casedesk.store.base import Base
-from casedesk.store.models.automation import Rule
+from casedesk.store.models.automation import Rule, TimeRule
 from casedesk.store.models.cases import (
     ActionRecord,
     Case,
@@ -18,6 +18,9 @@ from casedesk.store.models.cases import (
 from casedesk.store.models.events import DeadLetter, OutboxEvent, ProcessedEvent
 from casedesk.store.models.identity import ApiKey, Tenant, User
 from casedesk.store.models.jobs import ScheduledJob
+from casedesk.store.models.sla import CaseSla, SlaPolicy
+from casedesk.store.models.traces import TraceRow
+from casedesk.store.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "ActionRecord",
@@ -25,6 +28,7 @@ __all__ = [
     "Base",
     "Case",
     "CaseCounter",
+    "CaseSla",
     "Comment",
     "Customer",
     "DeadLetter",
@@ -34,10 +38,16 @@ __all__ = [
     "Queue",
     "Rule",
     "ScheduledJob",
+    "SlaPolicy",
     "StateMachine",
     "StateMachineVersion",
     "Task",
     "Template",
     "Tenant",
+    "TimeRule",
+    "TraceRow",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

@@ -115,6 +115,8 @@ class Case(IdMixin, TimestampMixin, TenantScoped, Base):
     template_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("templates.id"))
     machine_version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("state_machine_versions.id"))
     state: Mapped[str] = mapped_column(String(63))
+    state_entered_at: Mapped[datetime | None]
+    """When the case entered its state by an action; null: its initial state, since creation."""
     closed: Mapped[bool] = mapped_column(default=False)
     title: Mapped[str] = mapped_column(String(300))
     description: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,363 @@
+"""The hub: every call casedesk makes to a third party goes through here.
+
+One pooled HTTP client serves the process. A ``Connection`` binds it to one tenant's use of
+one service: base URL, credentials, timeouts, retry policy and the names to redact. Each
+attempt is guarded (internal addresses refused), carries a W3C ``traceparent`` downstream
+and leaves one trace record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from ipaddress import ip_address
+from types import TracebackType
+
+import httpx
+
+from casedesk import __version__
+from casedesk.config import Settings
+from casedesk.integrations.errors import (
+    UnsupportedOutboundURL,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from casedesk.integrations.guard import (
+    AddressPolicy,
+    GuardedNetworkBackend,
+    GuardedTransport,
+    Resolver,
+    SystemResolver,
+)
+from casedesk.integrations.retry import RetryPolicy
+from casedesk.kit.clock import utcnow
+from casedesk.kit.tracing import TraceContext, current_trace, new_trace, parse_traceparent
+from casedesk.traces.capture import ExchangeCapture
+from casedesk.traces.records import CallOrigin, TraceRecorder
+from casedesk.traces.redaction import Redactor
+
+_POOL_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    """Limits of one attempt, in seconds.
+
+    ``total`` bounds the whole attempt: connecting, sending, and receiving the complete
+    response. ``connect`` and ``read`` (the longest wait for any piece of the response)
+    default to ``total``.
+    """
+
+    total: float
+    connect: float | None = None
+    read: float | None = None
+
+    def __post_init__(self) -> None:
+        for value in (self.total, self.connect, self.read):
+            if value is not None and value <= 0:
+                raise ValueError(f"timeouts must be positive, not {value}")
+
+    def for_httpx(self) -> httpx.Timeout:
+        connect = self.total if self.connect is None else self.connect
+        read = self.total if self.read is None else self.read
+        return httpx.Timeout(self.total, connect=connect, read=read)
+
+
+class Hub:
+    """Owns the pooled client; hands out connections. Close it (or use ``async with``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        recorder: TraceRecorder | None = None,
+        resolver: Resolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.policy = AddressPolicy(settings.outbound_networks)
+        backend = GuardedNetworkBackend(self.policy, resolver or SystemResolver())
+        transport = GuardedTransport(
+            backend, ssl_context or httpx.create_ssl_context(), _POOL_LIMITS
+        )
+        self._client = httpx.AsyncClient(
+            # With a transport given, httpx uses no proxy from the environment either:
+            # every connection goes through the guard.
+            transport=transport,
+            # One client serves every tenant: a cookie one service sets must never ride
+            # along on another call. A jar that accepts no domain keeps none.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+            headers={"User-Agent": f"casedesk/{__version__}"},
+        )
+        self._recorder = recorder
+        self._body_limit = settings.trace_body_limit_bytes
+        self.default_timeout = Timeouts(total=settings.outbound_timeout_seconds)
+        self.default_retry = RetryPolicy(max_attempts=settings.outbound_max_attempts)
+
+    def connection(
+        self,
+        *,
+        tenant_id: uuid.UUID,
+        connector: str,
+        connection_id: uuid.UUID | None = None,
+        base_url: str | None = None,
+        auth: httpx.Auth | Mapping[str, str] | None = None,
+        timeout: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        secret_fields: Iterable[str] = (),
+    ) -> Connection:
+        """A connection for one tenant's use of one service.
+
+        ``auth`` is an httpx auth flow, or headers that carry the credentials (a bearer
+        token, an API key); those headers are always redacted from traces, as are fields
+        named in ``secret_fields``.
+        """
+        auth_headers = dict(auth) if isinstance(auth, Mapping) else {}
+        redactor = Redactor.declaring([*secret_fields, *auth_headers])
+        return Connection(
+            client=self._client,
+            recorder=self._recorder,
+            capture=ExchangeCapture(redactor, self._body_limit),
+            tenant_id=tenant_id,
+            connector=connector,
+            connection_id=connection_id,
+            base_url=None if base_url is None else _require_http(_parse_url(base_url)),
+            auth_flow=auth if isinstance(auth, httpx.Auth) else None,
+            auth_headers=auth_headers,
+            timeout=timeout or self.default_timeout,
+            retry=retry or self.default_retry,
+        )
+
+    def check_destination(self, url: str) -> None:
+        """Refuse, before anything is saved, a URL the hub could never call: not http(s), or
+        an internal address written as an IP or as ``localhost``. Names are resolved only when
+        a call is made, so one that resolves inside is refused then."""
+        try:
+            host = httpx.URL(url).host
+        except httpx.InvalidURL:
+            raise UnsupportedOutboundURL("not a valid URL") from None
+        if not host:
+            raise UnsupportedOutboundURL("the URL has no host")
+        name = host.lower().rstrip(".")
+        if name == "localhost" or name.endswith(".localhost"):
+            self.policy.check(host, ip_address("127.0.0.1"))
+            return
+        with contextlib.suppress(ValueError):  # a name, not an address
+            self.policy.check(host, ip_address(host))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> Hub:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class Connection:
+    """One tenant's configured access to one external service; made by ``Hub.connection``."""
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        recorder: TraceRecorder | None,
+        capture: ExchangeCapture,
+        tenant_id: uuid.UUID,
+        connector: str,
+        connection_id: uuid.UUID | None,
+        base_url: httpx.URL | None,
+        auth_flow: httpx.Auth | None,
+        auth_headers: Mapping[str, str],
+        timeout: Timeouts,
+        retry: RetryPolicy,
+    ) -> None:
+        self._client = client
+        self._recorder = recorder
+        self._capture = capture
+        self._auth_flow = auth_flow
+        self._auth_headers = auth_headers
+        self.tenant_id = tenant_id
+        self.connector = connector
+        self.connection_id = connection_id
+        self.base_url = base_url
+        self.timeout = timeout
+        self.retry = retry
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        json: object = None,
+        content: bytes | str | None = None,
+        action: str | None = None,
+        execution_id: str | None = None,
+        traceparent: str | None = None,
+    ) -> httpx.Response:
+        """Send a request, retrying as the policy allows; the response is fully read.
+
+        A response of any status is returned (the last one, when retries ran out). When
+        every attempt failed without a response, raises ``UpstreamUnreachable`` (or
+        ``UpstreamTimeout``); an internal destination raises ``OutboundAddressRefused``.
+        """
+        request = self._client.build_request(
+            method.upper(),
+            self._target(url),
+            headers=self._headers(headers),
+            params=params,
+            json=json,
+            content=content,
+            timeout=self.timeout.for_httpx(),
+        )
+        origin = CallOrigin(
+            tenant_id=self.tenant_id,
+            connector=self.connector,
+            connection_id=self.connection_id,
+            action=action,
+            execution_id=execution_id,
+        )
+        parent = parse_traceparent(traceparent) or current_trace.get()
+        # Attempts are sibling spans in the caller's trace, or in a new one.
+        trace = parent or new_trace()
+        number = 0
+        while True:
+            number += 1
+            attempt = _Attempt(origin, trace.child(), parent, number)
+            request.headers["traceparent"] = attempt.span.traceparent
+            try:
+                response = await self._send(request, attempt)
+            except httpx.TransportError as error:
+                delay = self.retry.delay_after_error(request.method, error, number)
+                if delay is None:
+                    raise self._gave_up(request, error, number) from error
+            else:
+                delay = self.retry.delay_after_response(request.method, response, number)
+                if delay is None:
+                    return response
+            await asyncio.sleep(delay)
+
+    async def _send(self, request: httpx.Request, attempt: _Attempt) -> httpx.Response:
+        try:
+            response, ttfb = await self._exchange(request)
+        except Exception as error:
+            self._record(attempt, request, error=error)
+            raise
+        self._record(attempt, request, response=response, ttfb=ttfb)
+        return response
+
+    async def _exchange(self, request: httpx.Request) -> tuple[httpx.Response, float]:
+        """The fully read response, and the seconds until its headers arrived."""
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout.total):
+                response = await self._client.send(request, auth=self._auth_flow, stream=True)
+                ttfb = time.perf_counter() - started
+                async with contextlib.aclosing(response):
+                    await response.aread()
+        except TimeoutError as exc:
+            message = f"no complete response within {self.timeout.total:g} s"
+            raise httpx.TimeoutException(message, request=request) from exc
+        return response, ttfb
+
+    def _record(
+        self,
+        attempt: _Attempt,
+        request: httpx.Request,
+        *,
+        response: httpx.Response | None = None,
+        ttfb: float | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        duration = attempt.elapsed()
+        if self._recorder is None:
+            return
+        record = self._capture.record(
+            origin=attempt.origin,
+            span=attempt.span,
+            parent_span_id=None if attempt.parent is None else attempt.parent.span_id,
+            attempt=attempt.number,
+            request=request,
+            response=response,
+            started_at=attempt.started_at,
+            duration_ms=duration * 1000,
+            ttfb_ms=None if ttfb is None else ttfb * 1000,
+            error=error,
+        )
+        self._recorder.append(record)
+
+    def _target(self, url: str) -> httpx.URL:
+        target = _parse_url(url)
+        if self.base_url is not None and target.is_relative_url:
+            # As httpx does with a base URL: the path is appended to the base path.
+            base_path = self.base_url.raw_path.rstrip(b"/") + b"/"
+            target = self.base_url.copy_with(raw_path=base_path + target.raw_path.lstrip(b"/"))
+        return _require_http(target)
+
+    def _headers(self, headers: Mapping[str, str] | None) -> httpx.Headers:
+        merged = httpx.Headers(self._auth_headers)
+        merged.update(headers or {})
+        return merged
+
+    def _gave_up(
+        self, request: httpx.Request, error: httpx.TransportError, attempts: int
+    ) -> UpstreamUnreachable:
+        url = self._capture.redactor.url(request.url)
+        detail = (
+            f"{request.method} {url} failed after {attempts} attempt(s): "
+            f"{type(error).__name__}: {error}"
+        )
+        if isinstance(error, httpx.TimeoutException):
+            return UpstreamTimeout(detail, attempts=attempts)
+        return UpstreamUnreachable(detail, attempts=attempts)
+
+
+class _Attempt:
+    """One try of a call: its number, its own span, when it began."""
+
+    def __init__(
+        self, origin: CallOrigin, span: TraceContext, parent: TraceContext | None, number: int
+    ) -> None:
+        self.origin = origin
+        self.span = span
+        self.parent = parent
+        self.number = number
+        self.started_at = utcnow()
+        self._started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+
+def _parse_url(url: str) -> httpx.URL:
+    try:
+        return httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise UnsupportedOutboundURL(f"not a valid URL: {exc}") from exc
+
+
+def _require_http(url: httpx.URL) -> httpx.URL:
+    """``url`` itself, if the hub can call it; the message never repeats the URL, which
+    may hold a secret."""
+    if not url.scheme:
+        raise UnsupportedOutboundURL("a relative URL needs a connection with a base URL")
+    if url.scheme not in ("http", "https"):
+        raise UnsupportedOutboundURL(
+            f"only http:// and https:// URLs can be called, not {url.scheme}: URLs"
+        )
+    if not url.host:
+        raise UnsupportedOutboundURL("the URL names no host")
+    return url

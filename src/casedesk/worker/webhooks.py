@@ -1,0 +1,201 @@
+"""Outbound webhooks: the consumer group that queues deliveries, and the job that sends them.
+
+Every event a subscription listens to becomes a delivery row, written with the consumer's
+processed-event record, and a ``webhook.deliver`` job due now. The job signs the message
+(Standard Webhooks) and POSTs it through the hub, outside any transaction, then records the
+attempt: a 2xx ends the delivery; anything else schedules the next attempt along
+``RETRY_SCHEDULE`` (about a day in all) and, when that runs out, marks it failed. Every
+attempt of one message carries the same ``webhook-id``, so a receiver can drop repeats.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import httpx
+import orjson
+from prometheus_client import Counter
+
+from casedesk.domain.webhooks.deliveries import queue_delivery, schedule_attempt
+from casedesk.domain.webhooks.signing import signed_headers
+from casedesk.domain.webhooks.subscriptions import listens_to, next_attempt_after
+from casedesk.integrations.errors import HubError
+from casedesk.integrations.hub import Hub, Timeouts
+from casedesk.integrations.retry import RetryPolicy
+from casedesk.kit.clock import utcnow
+from casedesk.kit.crypto import SecretBox
+from casedesk.kit.logging import get_logger
+from casedesk.kit.tracing import TraceContext, parse_traceparent, trace_or_new
+from casedesk.store.bus.base import Message
+from casedesk.store.database import Database
+from casedesk.store.models import ScheduledJob, WebhookAttempt, WebhookDelivery
+from casedesk.store.unit_of_work import UnitOfWork
+from casedesk.worker.consumers import ConsumerGroup
+from casedesk.worker.tenant_cache import TenantCache
+
+GROUP = "webhooks"
+RESPONSE_KEPT = 4096
+"""Characters of a receiver's answer kept in the delivery log."""
+ATTEMPTS = Counter(
+    "casedesk_webhook_attempts_total", "Webhook delivery attempts, by outcome", ["outcome"]
+)
+log = get_logger(__name__)
+# Retries are the delivery's own, spread over a day; the hub tries each attempt once.
+_ONE_TRY = RetryPolicy(max_attempts=1)
+_TIMEOUT = Timeouts(total=15.0, connect=5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    status_code: int | None
+    response_body: str | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def _listened_types(uow: UnitOfWork) -> list[str]:
+    """Every event pattern some enabled webhook of the tenant listens to."""
+    return sorted({pattern for hook in await uow.webhooks.enabled() for pattern in hook.events})
+
+
+class Webhooks:
+    def __init__(self, database: Database, hub: Hub, box: SecretBox) -> None:
+        self.database = database
+        self.hub = hub
+        self.box = box
+        self._listening = TenantCache(database, _listened_types)
+
+    def group(self) -> ConsumerGroup:
+        types = ["case.*", "task.*", "comment.*", "sla.*"]
+        return ConsumerGroup(GROUP, types, self.handle, wants=self.wants)
+
+    async def wants(self, message: Message) -> bool:
+        patterns = await self._listening.get(uuid.UUID(message.tenant_id))
+        return listens_to(patterns, message.type)
+
+    async def handle(self, message: Message, uow: UnitOfWork | None) -> None:
+        assert uow is not None
+        listening = [s for s in await uow.webhooks.enabled() if listens_to(s.events, message.type)]
+        if not listening:
+            return
+        payload = orjson.loads(message.body)
+        for subscription in listening:
+            await queue_delivery(
+                uow,
+                subscription,
+                message_id=message.id,
+                event_type=message.type,
+                case_id=uuid.UUID(message.subject) if message.subject else None,
+                payload=payload,
+                traceparent=message.traceparent,
+            )
+
+    async def run_job(self, job: ScheduledJob) -> None:
+        """``webhook.deliver``: one attempt of one delivery."""
+        delivery_id = uuid.UUID(str(job.payload["delivery_id"]))
+        manual = bool(job.payload.get("manual"))
+        async with UnitOfWork(self.database, job.tenant_id) as uow:
+            delivery = await uow.deliveries.find(delivery_id)
+            if delivery is None or delivery.status != "pending":
+                return  # deleted with its webhook, or already finished
+            subscription = await uow.webhooks.get(delivery.subscription_id)
+            if not (subscription.enabled or manual):
+                await uow.begin_write()
+                delivery.status, delivery.last_error = "failed", "the webhook is disabled"
+                delivery.next_attempt_at = None
+                await uow.commit()
+                return
+            secret = self.box.open(subscription.secret_sealed)
+            url, subscription_id = subscription.url, subscription.id
+            body, message_id = orjson.dumps(delivery.payload), delivery.message_id
+        trace = (parse_traceparent(job.traceparent) or trace_or_new()).child()
+        started = utcnow()
+        outcome = await self._post(
+            job.tenant_id, subscription_id, delivery_id, url, secret, message_id, body, trace
+        )
+        async with UnitOfWork(self.database, job.tenant_id) as uow:
+            await uow.begin_write()
+            delivery = await uow.deliveries.get(delivery_id)
+            if delivery.status != "pending":
+                return
+            delivery.attempts += 1
+            uow.deliveries.add_attempt(
+                WebhookAttempt(
+                    delivery_id=delivery.id,
+                    number=delivery.attempts,
+                    manual=manual,
+                    started_at=started,
+                    duration_ms=outcome.duration_ms,
+                    status_code=outcome.status_code,
+                    response_body=outcome.response_body,
+                    error=outcome.error,
+                    trace_id=trace.trace_id,
+                )
+            )
+            await self._settle(uow, delivery, outcome, manual, job.traceparent)
+            await uow.commit()
+
+    async def _post(
+        self,
+        tenant_id: uuid.UUID,
+        subscription_id: uuid.UUID,
+        delivery_id: uuid.UUID,
+        url: str,
+        secret: str,
+        message_id: str,
+        body: bytes,
+        trace: TraceContext,
+    ) -> _Outcome:
+        headers = signed_headers(secret, message_id, int(time.time()), body)
+        connection = self.hub.connection(
+            tenant_id=tenant_id,
+            connector="webhooks",
+            connection_id=subscription_id,
+            timeout=_TIMEOUT,
+            retry=_ONE_TRY,
+        )
+        began = time.perf_counter()
+        try:
+            response = await connection.request(
+                "POST",
+                url,
+                content=body,
+                headers=headers,
+                action="deliver",
+                execution_id=str(delivery_id),
+                traceparent=trace.traceparent,
+            )
+        except (HubError, httpx.HTTPError) as error:
+            elapsed = round((time.perf_counter() - began) * 1000)
+            return _Outcome(None, None, str(error) or type(error).__name__, elapsed)
+        elapsed = round((time.perf_counter() - began) * 1000)
+        return _Outcome(response.status_code, response.text[:RESPONSE_KEPT], None, elapsed)
+
+    async def _settle(
+        self,
+        uow: UnitOfWork,
+        delivery: WebhookDelivery,
+        outcome: _Outcome,
+        manual: bool,
+        traceparent: str,
+    ) -> None:
+        delivery.last_status, delivery.last_error = outcome.status_code, outcome.error
+        if outcome.delivered:
+            ATTEMPTS.labels("delivered").inc()
+            delivery.status, delivery.delivered_at = "succeeded", utcnow()
+            delivery.next_attempt_at = None
+            return
+        wait = None if manual else next_attempt_after(delivery.attempts)
+        if wait is None:
+            ATTEMPTS.labels("failed").inc()
+            delivery.status, delivery.next_attempt_at = "failed", None
+            log.warning("webhook delivery failed", delivery_id=str(delivery.id))
+            return
+        ATTEMPTS.labels("retry").inc()
+        await schedule_attempt(uow, delivery, utcnow() + wait, traceparent)

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from casedesk.traces.redaction import REDACTED, Redactor, looks_secret_field, looks_secret_header
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Authorization",
+        "Proxy-Authorization",
+        "Cookie",
+        "Set-Cookie",
+        "X-Api-Key",
+        "Api-Key",
+        "X-Auth-Token",
+        "X-Hub-Signature-256",
+        "X-Amz-Security-Token",
+        "Ocp-Apim-Subscription-Key",
+        "X-Client-Secret",
+    ],
+)
+def test_secret_headers(name: str) -> None:
+    assert looks_secret_header(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["Content-Type", "Keep-Alive", "Accept", "WWW-Authenticate", "traceparent", "X-Monkey"]
+)
+def test_ordinary_headers(name: str) -> None:
+    assert not looks_secret_header(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "accessToken",
+        "secret",
+        "client_secret",
+        "clientSecret",
+        "password",
+        "new_password",
+        "passwd",
+        "api_key",
+        "apiKey",
+        "apikey",
+        "APIKey",
+        "signature",
+        "sig",
+        "private_key",
+        "privateKey",
+        "authorization",
+        "cookie",
+        "session",
+        "sessionid",
+        "credentials",
+    ],
+)
+def test_secret_fields(name: str) -> None:
+    assert looks_secret_field(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["max_tokens", "tokenizer", "key", "issue_key", "name", "author", "monkey", "q"]
+)
+def test_ordinary_fields(name: str) -> None:
+    assert not looks_secret_field(name)
+
+
+def test_declared_names_are_redacted_whatever_their_case() -> None:
+    redactor = Redactor.declaring(["Customer_PIN", "X-Shop-Pass"])
+
+    assert redactor.is_secret_field("customer_pin")
+    assert redactor.is_secret_header("x-shop-pass")
+    assert not Redactor().is_secret_field("customer_pin")
+
+
+def test_headers_keep_their_order_and_repeats() -> None:
+    pairs = [("set-cookie", "a=1"), ("content-type", "text/plain"), ("set-cookie", "b=2")]
+
+    assert Redactor().headers(pairs) == (
+        ("set-cookie", REDACTED),
+        ("content-type", "text/plain"),
+        ("set-cookie", REDACTED),
+    )
+
+
+def test_a_url_loses_its_credentials_fragment_and_secret_parameters_only() -> None:
+    url = httpx.URL("https://robot:pw@api.example.com/v1/items?access_token=abc&q=a%20b&flag#top")
+
+    assert Redactor().url(url) == (
+        f"https://api.example.com/v1/items?access_token={REDACTED}&q=a%20b&flag"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "sent"),
+    [
+        ("https://api.example.com/v1/", "https://api.example.com/v1/"),
+        ("https://api.example.com", "https://api.example.com/"),
+        ("http://[::1]:8080/x?page=2", "http://[::1]:8080/x?page=2"),
+    ],
+)
+def test_a_url_without_secrets_is_kept_as_sent(url: str, sent: str) -> None:
+    assert Redactor().url(httpx.URL(url)) == sent
+
+
+def test_form_names_are_matched_decoded() -> None:
+    assert Redactor().form("client%5Fsecret=x&a=1") == f"client%5Fsecret={REDACTED}&a=1"
+
+
+def test_json_is_redacted_at_any_depth_and_in_lists() -> None:
+    document = {
+        "user": {"name": "Ada", "password": "pw"},
+        "keys": [{"api_key": "k1"}, {"api_key": "k2", "label": "ci"}],
+        "credentials": {"user": "u", "pass": "p"},
+        "count": 2,
+    }
+
+    assert Redactor().json(document) == {
+        "user": {"name": "Ada", "password": REDACTED},
+        "keys": [{"api_key": REDACTED}, {"api_key": REDACTED, "label": "ci"}],
+        "credentials": REDACTED,
+        "count": 2,
+    }
+    assert document["user"] == {"name": "Ada", "password": "pw"}  # the original is untouched
+
+
+def test_json_without_secrets_comes_back_as_the_same_object() -> None:
+    document = {"items": [{"id": 1}, {"id": 2}], "next": None}
+
+    assert Redactor().json(document) is document
