@@ -16,14 +16,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
-import aio_pika
 import httpx
 import pytest
 
 from tests.e2e.test_cli_and_server import _env, served
 from tests.e2e.test_worker import _demo_key, _setup, _unpublished
 from tests.support.backends import ScratchDatabase
-from tests.support.services import require_broker
+from tests.support.services import drop_broker_namespace, require_broker
 
 pytestmark = pytest.mark.e2e
 
@@ -36,13 +35,7 @@ async def worker_env(backend: str) -> AsyncIterator[dict[str, str]]:
     broker = await require_broker()
     namespace = f"test-{uuid.uuid4().hex[:10]}"
     yield {"CASEDESK_BROKER_URL": broker, "CASEDESK_BROKER_NAMESPACE": namespace}
-    connection = await aio_pika.connect(broker)
-    async with connection:
-        channel = await connection.channel()
-        for queue in (f"{namespace}.automation", f"{namespace}.automation.dead"):
-            await channel.queue_delete(queue, if_unused=False, if_empty=False)
-        for exchange in (f"{namespace}.events", f"{namespace}.events.dead"):
-            await channel.exchange_delete(exchange)
+    await drop_broker_namespace(broker, namespace)
 
 
 @contextmanager
@@ -62,8 +55,15 @@ def workers(url: str, count: int, env: dict[str, str]) -> Iterator[list[subproce
         for process in started:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
+        stuck = []
         for process in started:
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                stuck.append(process.pid)
+        assert not stuck, f"workers {stuck} did not stop within 30 s of SIGTERM"
 
 
 def _comments_per_case(http: httpx.Client, ids: list[str]) -> list[int]:

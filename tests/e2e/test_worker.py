@@ -36,7 +36,7 @@ def _setup(base: str, key: str) -> httpx.Client:
 async def _unpublished(url: str) -> int:
     engine = nullpool_engine(url)
     try:
-        async with engine.connect() as connection:
+        async with asyncio.timeout(30), engine.connect() as connection:
             count = await connection.scalar(
                 text("SELECT COUNT(*) FROM outbox_events WHERE published_at IS NULL")
             )

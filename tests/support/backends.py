@@ -53,7 +53,8 @@ class ScratchDatabase:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.name}{suffix}").unlink(missing_ok=True)
             return
-        await _admin(self.admin_url, self.backend, f"DROP DATABASE IF EXISTS {self.name}")
+        async with asyncio.timeout(60):
+            await _admin(self.admin_url, self.backend, f"DROP DATABASE IF EXISTS {self.name}")
 
 
 async def _admin(admin_url: str, backend: str, statement: str) -> None:

@@ -19,6 +19,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from casedesk.store.bus.base import BusUnavailable, DeadLetterSink, Handler, Message, Subscription
 from casedesk.store.bus.rabbitmq import RabbitMQBus
+from tests.support.services import drop_broker_names
 
 WAIT = 5.0
 """Seconds any expected delivery may take before the test fails instead of hanging."""
@@ -131,13 +132,11 @@ class Broker:
     async def remove_everything(self) -> None:
         for bus in self.buses:
             await bus.close()
-        async with self.channel() as channel:
-            for group in self.groups:
-                for name in (f"{self.prefix}.{group}", f"{self.prefix}.{group}.dead"):
-                    # Quorum queues refuse if-unused/if-empty deletes with a connection error.
-                    await channel.queue_delete(name, if_unused=False, if_empty=False)
-            for name in (self.exchange, f"{self.exchange}.dead"):
-                await channel.exchange_delete(name, if_unused=False)
+        await drop_broker_names(
+            self.url,
+            queues=[f"{self.prefix}.{g}{suffix}" for g in self.groups for suffix in ("", ".dead")],
+            exchanges=[self.exchange, f"{self.exchange}.dead"],
+        )
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import aio_pika
 import pytest
 from sqlalchemy import func, select
 
@@ -31,6 +30,7 @@ from casedesk.traces.reader import TraceReader
 from casedesk.traces.records import CallFailure, CapturedBody, TraceRecord
 from tests.conftest import Tenants
 from tests.support.proxy import CuttableProxy
+from tests.support.services import drop_broker_names
 
 WAIT = 10.0
 
@@ -252,9 +252,7 @@ async def test_with_the_broker_down_records_wait_in_the_buffer_then_flow(
 
 
 async def _delete_queue(broker_url: str, name: str) -> None:
-    connection = await aio_pika.connect(broker_url)
-    async with connection, connection.channel() as channel:
-        await channel.queue_delete(name, if_unused=False, if_empty=False)
+    await drop_broker_names(broker_url, queues=[name])
 
 
 async def test_a_persister_killed_mid_batch_loses_and_duplicates_nothing(

@@ -16,6 +16,7 @@ from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.worker.consumers import ConsumerGroup, Consumers
 from casedesk.worker.relay import Relay
 from tests.support.cases import Desk
+from tests.support.services import drop_broker_names
 
 
 @pytest.fixture
@@ -24,8 +25,15 @@ async def rabbit(broker_url: str) -> AsyncIterator[RabbitMQBus]:
     bus = RabbitMQBus(broker_url, exchange=f"test.{name}", queue_prefix=f"test.{name}")
     await bus.start()
     yield bus
-    await bus.purge("commenter")
     await bus.close()
+    await _drop(broker_url, name)
+
+
+async def _drop(broker_url: str, name: str) -> None:
+    queues = [f"test.{name}.commenter", f"test.{name}.commenter.dead"]
+    await drop_broker_names(
+        broker_url, queues=queues, exchanges=[f"test.{name}", f"test.{name}.dead"]
+    )
 
 
 def _commenter(calls: list[str]) -> ConsumerGroup:
@@ -105,8 +113,8 @@ async def test_while_the_broker_is_away_events_wait_and_then_flow(
 
         await _eventually(handled)
     finally:
-        await back.purge("commenter")
         await back.close()
+        await _drop(broker_url, name)
 
 
 async def test_a_broker_outage_holds_events_back_and_loses_none(
@@ -152,6 +160,6 @@ async def test_a_broker_outage_holds_events_back_and_loses_none(
 
         await _eventually(commented, seconds=30)
     finally:
-        await bus.purge("commenter")
         await bus.close()
         await proxy.cut()
+        await _drop(broker_url, name)
