@@ -149,4 +149,4 @@ def tenants(container: Container) -> Tenants:
 async def desk(client: httpx.AsyncClient, tenants: Tenants):  # type: ignore[no-untyped-def]
     from tests.support.cases import make_desk
 
-    return await make_desk(client, await tenants.create())
+    return await make_desk(client, await tenants.create(), tenants.container)

@@ -8,6 +8,9 @@ from typing import Any
 
 import httpx
 
+from casedesk.bootstrap import Container
+from casedesk.store.bus.inprocess import InProcessBus
+from casedesk.worker.relay import Relay
 from tests.conftest import TenantHandle
 
 BASIC_MACHINE: dict[str, Any] = {
@@ -49,6 +52,7 @@ class Desk:
 
     tenant: TenantHandle
     http: httpx.AsyncClient
+    container: Container
 
     @property
     def headers(self) -> dict[str, str]:
@@ -74,7 +78,17 @@ class Desk:
             **kwargs,
         )
 
+    async def relay(self) -> None:
+        """Deliver every committed event (to no consumer), as a running relay would: the
+        feed shows events once they are delivered."""
+        bus = InProcessBus()
+        await bus.start()
+        relay = Relay(self.container.database, bus)
+        while await relay.relay_once():
+            pass
+
     async def events(self, **params: Any) -> list[dict[str, Any]]:
+        await self.relay()
         response = await self.http.get(
             "/api/v1/events", params=params | {"limit": 500}, headers=self.headers
         )
@@ -83,7 +97,7 @@ class Desk:
         return items
 
 
-async def make_desk(http: httpx.AsyncClient, tenant: TenantHandle) -> Desk:
+async def make_desk(http: httpx.AsyncClient, tenant: TenantHandle, container: Container) -> Desk:
     headers = tenant.headers
     for code in ("support", "billing"):
         response = await http.post(
@@ -110,7 +124,7 @@ async def make_desk(http: httpx.AsyncClient, tenant: TenantHandle) -> Desk:
         headers=headers,
     )
     assert template.status_code == 201, template.text
-    return Desk(tenant, http)
+    return Desk(tenant, http, container)
 
 
 def unique(prefix: str) -> str:

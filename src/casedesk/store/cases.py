@@ -460,10 +460,21 @@ class OutboxRepository:
         return list((await self.session.scalars(statement)).all())
 
     async def mark_published(self, ids: Sequence[int]) -> None:
+        """Mark events delivered and give them their feed positions, after every position
+        given so far and in sequence order. Only the relay calls this, one batch at a time
+        under its lease, so positions become visible in the order they grow; a second relay
+        that raced it would collide on the unique position and retry its batch."""
+        if not ids:
+            return
+        highest = await self.session.scalar(
+            select(func.max(OutboxEvent.position)).execution_options(**{ALL_TENANTS: True})
+        )
+        # Sequences are unique, so sequence + one offset keeps them unique and in order.
+        offset = (highest or 0) - min(ids) + 1
         await self.session.execute(
             update(OutboxEvent)
-            .where(OutboxEvent.id.in_(ids))
-            .values(published_at=utcnow())
+            .where(OutboxEvent.id.in_(ids), OutboxEvent.published_at.is_(None))
+            .values(published_at=utcnow(), position=OutboxEvent.id + offset)
             .execution_options(**{ALL_TENANTS: True, "synchronize_session": False})
         )
 
@@ -471,10 +482,13 @@ class OutboxRepository:
         self.session.add_all(events)
 
     async def after(
-        self, after_id: int, *, limit: int, types: Sequence[str] = ()
+        self, after: int, *, limit: int, types: Sequence[str] = ()
     ) -> list[OutboxEvent]:
-        statement: Select[OutboxEvent] = select(OutboxEvent).where(OutboxEvent.id > after_id)
+        """The feed: delivered events past the position ``after``, in position order."""
+        statement: Select[OutboxEvent] = select(OutboxEvent).where(
+            OutboxEvent.position.is_not(None), OutboxEvent.position > after
+        )
         if types:
             statement = statement.where(OutboxEvent.type.in_(types))
-        statement = statement.order_by(OutboxEvent.id).limit(limit)
+        statement = statement.order_by(OutboxEvent.position).limit(limit)
         return list((await self.session.scalars(statement)).all())

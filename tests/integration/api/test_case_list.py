@@ -360,7 +360,7 @@ async def test_an_extreme_aware_bound_is_not_a_server_error(
 async def test_another_tenants_cases_never_appear(
     seeded: Seeded, client: httpx.AsyncClient, tenants: Tenants
 ) -> None:
-    other = await make_desk(client, await tenants.create())
+    other = await make_desk(client, await tenants.create(), tenants.container)
     theirs = await other.new_case(
         queue="billing", priority="urgent", customer={"email": "ann@example.com"}
     )

@@ -11,7 +11,7 @@ from tests.support.cases import make_desk
 async def test_ecommerce_requires_an_order_and_shows_its_summary(
     client: httpx.AsyncClient, tenants: Tenants
 ) -> None:
-    shop = await make_desk(client, await tenants.create(edition="ecommerce"))
+    shop = await make_desk(client, await tenants.create(edition="ecommerce"), tenants.container)
     refused = await shop.create_case(form={"product": "P-1"})
     assert refused.status_code == 422
     assert refused.json()["errors"][0]["field"] == "form.order_id"
@@ -30,7 +30,7 @@ async def test_ecommerce_requires_an_order_and_shows_its_summary(
 async def test_a_standard_tenant_is_untouched_by_the_ecommerce_edition(
     client: httpx.AsyncClient, tenants: Tenants
 ) -> None:
-    standard = await make_desk(client, await tenants.create(edition="standard"))
+    standard = await make_desk(client, await tenants.create(edition="standard"), tenants.container)
     case = await standard.new_case(form={"product": "P-1"})
     assert case["extra"] == {}
     with_order = await standard.new_case(form={"product": "P-1", "order_id": "SO-1"})

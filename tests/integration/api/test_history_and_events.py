@@ -11,6 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from casedesk.kit.ids import uuid7
+from casedesk.store.models import OutboxEvent
+from casedesk.store.unit_of_work import UnitOfWork
 from tests.conftest import Tenants
 from tests.support.cases import Desk, make_desk
 
@@ -39,6 +42,7 @@ async def _history(desk: Desk, case_id: str, **params: Any) -> httpx.Response:
 
 
 async def _feed(desk: Desk, **params: Any) -> httpx.Response:
+    await desk.relay()
     return await desk.http.get("/api/v1/events", params=params, headers=desk.headers)
 
 
@@ -59,6 +63,10 @@ async def _create_traced(desk: Desk, traceparent: str) -> httpx.Response:
 
 def _sequence(event: dict[str, Any]) -> int:
     return int(event["sequence"])
+
+
+def _position(event: dict[str, Any]) -> int:
+    return int(event["position"])
 
 
 # --- history -----------------------------------------------------------------------------
@@ -180,14 +188,14 @@ async def test_after_returns_only_later_events(desk: Desk) -> None:
         ("case.created", second["id"]),
         ("task.created", second["id"]),
     ]
-    later = await desk.events(after=_sequence(events[1]))
+    later = await desk.events(after=_position(events[1]))
     assert later == events[2:]
 
-    page = (await _feed(desk, after=_sequence(events[0]), limit=2)).json()
+    page = (await _feed(desk, after=_position(events[0]), limit=2)).json()
     assert page["items"] == events[1:3]
-    assert page["next_after"] == _sequence(events[2])
+    assert page["next_after"] == _position(events[2])
 
-    end = (await _feed(desk, after=_sequence(events[-1]))).json()
+    end = (await _feed(desk, after=_position(events[-1]))).json()
     assert end == {"items": [], "next_after": None}
 
 
@@ -287,7 +295,7 @@ async def test_a_request_traceparent_follows_into_events_and_history(desk: Desk)
     )
     assert started.status_code == 200, started.text
     assert _trace_of(started.headers["traceparent"]) == action_trace
-    later = await desk.events(after=_sequence(events[-1]))
+    later = await desk.events(after=_position(events[-1]))
     assert later
     assert {_trace_of(e["traceparent"]) for e in later} == {action_trace}
     history = (await _history(desk, case["id"])).json()["items"]
@@ -339,7 +347,7 @@ async def _events_of(desk: Desk, after: int, action: str, case_id: str) -> list[
 
 async def test_state_changes_closing_and_reopening_emit_their_events(desk: Desk) -> None:
     case = await desk.new_case()
-    mark = _sequence((await desk.events())[-1])
+    mark = _position((await desk.events())[-1])
 
     started = await _events_of(desk, mark, "start", case["id"])
     assert sorted(e["type"] for e in started) == ["case.state_changed", "task.accepted"]
@@ -353,7 +361,7 @@ async def test_state_changes_closing_and_reopening_emit_their_events(desk: Desk)
     assert change["data"]["case"]["version"] == 2
     assert change["subject"] == case["id"]
 
-    mark = max(_sequence(e) for e in started)
+    mark = max(_position(e) for e in started)
     closed = await _events_of(desk, mark, "close", case["id"])
     assert sorted(e["type"] for e in closed) == ["case.closed", "case.state_changed"]
     by_type = {e["type"]: e for e in closed}
@@ -364,7 +372,7 @@ async def test_state_changes_closing_and_reopening_emit_their_events(desk: Desk)
         by_type["case.state_changed"]["data"]["to"],
     ) == ("open", "solved")
 
-    mark = max(_sequence(e) for e in closed)
+    mark = max(_position(e) for e in closed)
     reopened = await _events_of(desk, mark, "reopen", case["id"])
     assert sorted(e["type"] for e in reopened) == ["case.reopened", "case.state_changed"]
     by_type = {e["type"]: e for e in reopened}
@@ -376,7 +384,7 @@ async def test_state_changes_closing_and_reopening_emit_their_events(desk: Desk)
 
 async def test_a_transition_that_ends_the_case_from_new_also_closes_it(desk: Desk) -> None:
     case = await desk.new_case()
-    mark = _sequence((await desk.events())[-1])
+    mark = _position((await desk.events())[-1])
     solved = await _events_of(desk, mark, "solve", case["id"])
     assert "case.closed" in [e["type"] for e in solved]
     change = next(e for e in solved if e["type"] == "case.state_changed")
@@ -406,7 +414,7 @@ async def test_another_tenant_never_sees_these_events(
     mine = await desk.events()
     assert len(mine) == 6
 
-    other = await make_desk(client, await tenants.create())
+    other = await make_desk(client, await tenants.create(), tenants.container)
     assert await other.events() == []
     assert await other.events(type="case.closed") == []
     theirs = await other.new_case()
@@ -415,3 +423,54 @@ async def test_another_tenant_never_sees_these_events(
     assert {e["subject"] for e in seen} == {theirs["id"]}
     assert {e["source"] for e in seen} == {f"/tenants/{other.tenant.id}/cases"}
     assert await desk.events() == mine
+
+
+def _held_event(tenant_id: uuid.UUID, case_id: str) -> OutboxEvent:
+    return OutboxEvent(
+        tenant_id=tenant_id,
+        event_id=uuid7(),
+        type="comment.added",
+        source=f"/tenants/{tenant_id}/cases",
+        subject_id=uuid.UUID(case_id),
+        data={"case": {"id": case_id}, "comment": {"body": "late"}},
+        traceparent=_new_traceparent()[1],
+    )
+
+
+async def test_an_event_committed_late_is_not_skipped_by_a_reader_who_moved_on(
+    desk: Desk, backend: str
+) -> None:
+    """A transaction that took its sequence first but commits last: a reader who already
+    read past that sequence still gets the event, after the ones it has seen."""
+    if backend == "sqlite":
+        pytest.skip("SQLite runs one writer at a time: transactions cannot interleave")
+    first = await desk.new_case()
+    seen = await desk.events()
+    async with UnitOfWork(desk.container.database, desk.tenant.id) as held:
+        await held.begin_write()
+        held.outbox.add_all([_held_event(desk.tenant.id, first["id"])])
+        await held.flush()  # the sequence is taken now, the commit comes later
+        second = await desk.new_case()
+        page = (await _feed(desk, after=_position(seen[-1]))).json()
+        assert [e["subject"] for e in page["items"]] == [second["id"], second["id"]]
+        cursor = page["next_after"]
+        await held.commit()
+    late = (await _feed(desk, after=cursor)).json()["items"]
+    assert [(e["type"], e["data"]["comment"]["body"]) for e in late] == [("comment.added", "late")]
+    assert int(late[0]["sequence"]) < int(page["items"][0]["sequence"])
+    assert int(late[0]["position"]) > cursor
+
+
+async def test_positions_grow_are_unique_and_stay_put_when_a_batch_is_marked_again(
+    desk: Desk,
+) -> None:
+    await desk.new_case()
+    await desk.new_case()
+    events = await desk.events()
+    positions = [_position(e) for e in events]
+    assert positions == sorted(set(positions))
+    async with UnitOfWork(desk.container.database) as uow:
+        await uow.begin_write()
+        await uow.outbox.mark_published([int(e["sequence"]) for e in events])
+        await uow.commit()
+    assert [_position(e) for e in await desk.events()] == positions

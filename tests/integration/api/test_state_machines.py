@@ -441,8 +441,8 @@ async def test_an_unknown_machine_is_404(client: httpx.AsyncClient, tenants: Ten
 
 
 async def test_two_desks_publish_independently(client: httpx.AsyncClient, tenants: Tenants) -> None:
-    first = await make_desk(client, await tenants.create())
-    second = await make_desk(client, await tenants.create())
+    first = await make_desk(client, await tenants.create(), tenants.container)
+    second = await make_desk(client, await tenants.create(), tenants.container)
     again = await client.post(f"{URL}/basic/publish", headers=first.headers)
     assert again.json()["version"] == 2
     assert (await read(client, second.headers, "basic"))["latest_version"] == 1

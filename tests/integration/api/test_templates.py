@@ -326,7 +326,7 @@ async def test_only_admins_create_or_change_templates(
 async def test_another_tenants_template_is_404_and_cannot_start_a_case(
     desk: Desk, client: httpx.AsyncClient, tenants: Tenants
 ) -> None:
-    other = await make_desk(client, await tenants.create())
+    other = await make_desk(client, await tenants.create(), tenants.container)
     await create(other, code="secret", name="Secret")
 
     assert (await client.get(f"{URL}/secret", headers=desk.headers)).status_code == 404
@@ -348,7 +348,7 @@ async def test_another_tenants_template_is_404_and_cannot_start_a_case(
 async def test_another_tenants_machine_and_queue_cannot_be_used(
     desk: Desk, client: httpx.AsyncClient, tenants: Tenants
 ) -> None:
-    other = await make_desk(client, await tenants.create())
+    other = await make_desk(client, await tenants.create(), tenants.container)
     machine = await client.post(
         "/api/v1/state-machines",
         json={"code": "theirs", "name": "Theirs"} | BASIC_MACHINE,

@@ -21,12 +21,17 @@ class EventPage(BaseModel):
 @router.get(
     "/events",
     response_model=EventPage,
-    summary="The tenant's outbox in order, as CloudEvents 1.0",
+    summary="The tenant's delivered events in order, as CloudEvents 1.0",
+    description=(
+        "Events appear here once the relay has delivered them, each with a `position` that only"
+        " grows in the order they became visible: pass the last position you processed (or"
+        " `next_after`) as `after` and no event is ever skipped."
+    ),
 )
 async def read_events(
     uow: UnitOfWorkDep,
     after: Annotated[
-        int, Query(ge=0, le=2**63 - 1, description="the sequence of the last event seen")
+        int, Query(ge=0, le=2**63 - 1, description="the position of the last event seen")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     type: Annotated[list[str] | None, Query(description="only these event types")] = None,
@@ -36,6 +41,6 @@ async def read_events(
         raise InvalidInput(f"unknown event type(s): {', '.join(unknown)}", field="type")
     events = await uow.outbox.after(after, limit=limit, types=type or ())
     return EventPage(
-        items=[envelope(event) for event in events],
-        next_after=events[-1].id if events else None,
+        items=[envelope(event) | {"position": str(event.position)} for event in events],
+        next_after=events[-1].position if events else None,
     )

@@ -22,6 +22,8 @@ class OutboxEvent(TenantScoped, Base):
         Index("ix_outbox_events_tenant_id_id", "tenant_id", "id"),
         Index("ix_outbox_events_subject", "subject_id", "id"),
         Index("ix_outbox_events_pending", "published_at", "id"),
+        Index("ux_outbox_events_position", "position", unique=True),
+        Index("ix_outbox_events_tenant_position", "tenant_id", "position"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -33,6 +35,9 @@ class OutboxEvent(TenantScoped, Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     traceparent: Mapped[str] = mapped_column(String(55))
     published_at: Mapped[datetime | None]
+    position: Mapped[int | None] = mapped_column(BigInteger)
+    """The event's place in the feed, given by the relay when it publishes the event: it only
+    grows in commit order, which the insert-time ``id`` does not."""
 
 
 class ProcessedEvent(TenantScoped, Base):
