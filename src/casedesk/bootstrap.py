@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from casedesk.activities.dead_letters import REPLAY
 from casedesk.config import Settings
 from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.domain.webhooks.deliveries import DELIVER
@@ -18,7 +19,8 @@ from casedesk.traces.buffer import TraceBuffer
 from casedesk.traces.hot import HotStore, hot_store
 from casedesk.traces.reader import TraceReader
 from casedesk.worker.automation import Automation
-from casedesk.worker.consumers import ConsumerGroup
+from casedesk.worker.consumers import ConsumerGroup, Consumers
+from casedesk.worker.dead_letters import DeadLetterReplay
 from casedesk.worker.runner import Background, make_bus
 from casedesk.worker.scheduler import JobHandler
 from casedesk.worker.sla import BREACH, WARNING, Sla
@@ -70,12 +72,16 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
     sla = Sla(container.database, container.extensions)
     timers = Timers(container.database, container.extensions)
     webhooks = Webhooks(container.database, container.hub, container.box)
+    replay = DeadLetterReplay(
+        container.database, Consumers(container.database, consumer_groups(container))
+    )
     return {
         WARNING: sla.run_job,
         BREACH: sla.run_job,
         RUN: timers.run_job,
         SCAN: timers.scan_job,
         DELIVER: webhooks.run_job,
+        REPLAY: replay.run_job,
     }
 
 

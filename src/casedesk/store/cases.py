@@ -365,12 +365,32 @@ class DeadLetterRepository(Repository[DeadLetter]):
         return found is not None
 
     async def list_page(
-        self, *, group: str | None, limit: int, cursor: str | None
+        self,
+        *,
+        group: str | None,
+        replay_status: str | None = None,
+        limit: int,
+        cursor: str | None,
     ) -> Page[DeadLetter]:
+        """``replay_status`` "never" means no replay was asked for."""
         statement = select(DeadLetter)
         if group is not None:
             statement = statement.where(DeadLetter.consumer_group == group)
+        if replay_status == "never":
+            statement = statement.where(DeadLetter.replay_status.is_(None))
+        elif replay_status is not None:
+            statement = statement.where(DeadLetter.replay_status == replay_status)
         return await self.page(statement, limit=limit, cursor=cursor)
+
+    async def replayable(self, *, group: str | None, limit: int) -> list[DeadLetter]:
+        """Dead letters still dead: never replayed, or whose last replay failed."""
+        statement = select(DeadLetter).where(
+            or_(DeadLetter.replay_status.is_(None), DeadLetter.replay_status == "failed")
+        )
+        if group is not None:
+            statement = statement.where(DeadLetter.consumer_group == group)
+        statement = statement.order_by(DeadLetter.id).limit(limit)
+        return list((await self.session.scalars(statement)).all())
 
 
 Ordered = TypeVar("Ordered", Rule, TimeRule)

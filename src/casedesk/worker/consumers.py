@@ -58,6 +58,11 @@ class Consumers:
             )
             await bus.subscribe(subscription, self.dead_letter)
 
+    def handler_for(self, name: str) -> Callable[[Message], Awaitable[None]] | None:
+        """The group's delivery handler, as the bus calls it; None for an unknown group."""
+        group = self.groups.get(name)
+        return None if group is None else self._once(group)
+
     def _once(self, group: ConsumerGroup) -> Callable[[Message], Awaitable[None]]:
         async def handle(message: Message) -> None:
             if group.wants is not None and not await group.wants(message):

@@ -64,3 +64,8 @@ class DeadLetter(IdMixin, TenantScoped, Base):
     error: Mapped[str] = mapped_column(Text)
     envelope: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    replay_status: Mapped[str | None] = mapped_column(String(16))
+    """None until an admin asks for a replay, then pending, succeeded or failed."""
+    replay_requested_at: Mapped[datetime | None]
+    replayed_at: Mapped[datetime | None]
+    replay_error: Mapped[str | None] = mapped_column(Text)
