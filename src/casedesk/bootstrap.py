@@ -58,7 +58,7 @@ def consumer_groups(container: Container) -> dict[str, ConsumerGroup]:
     automation = Automation(container.database, container.extensions).group()
     sla = Sla(container.database, container.extensions).group()
     timers = Timers(container.database, container.extensions).group()
-    webhooks = Webhooks(container.database, container.hub, container.box).group()
+    webhooks = _webhooks(container).group()
     return {
         automation.name: automation,
         sla.name: sla,
@@ -67,11 +67,17 @@ def consumer_groups(container: Container) -> dict[str, ConsumerGroup]:
     }
 
 
+def _webhooks(container: Container) -> Webhooks:
+    days = container.settings.webhook_disable_after_days
+    disable_after = timedelta(days=days) if days else None
+    return Webhooks(container.database, container.hub, container.box, disable_after=disable_after)
+
+
 def job_handlers(container: Container) -> dict[str, JobHandler]:
     """Every kind of scheduled job, by name; routing is this literal map."""
     sla = Sla(container.database, container.extensions)
     timers = Timers(container.database, container.extensions)
-    webhooks = Webhooks(container.database, container.hub, container.box)
+    webhooks = _webhooks(container)
     replay = DeadLetterReplay(
         container.database, Consumers(container.database, consumer_groups(container))
     )

@@ -121,6 +121,12 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="most trace records written to SQL per second; bursts wait in the queue",
     )
+    webhook_disable_after_days: float = Field(
+        default=5,
+        ge=0,
+        le=365,
+        description="a webhook whose every attempt failed for this long is disabled; 0: never",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -34,6 +34,11 @@ def _reachable(hub: Hub, spec: WebhookSpec) -> None:
 
 def _fill(subscription: WebhookSubscription, spec: WebhookSpec) -> None:
     subscription.name, subscription.url, subscription.events = spec.name, spec.url, spec.events
+    if spec.enabled:  # (re-)enabled by an admin: the endpoint gets a fresh start
+        subscription.failing_since = subscription.disabled_at = None
+        subscription.disabled_reason = None
+    elif subscription.enabled is not False:
+        subscription.disabled_at, subscription.disabled_reason = utcnow(), "disabled by an admin"
     subscription.enabled, subscription.description = spec.enabled, spec.description
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 import orjson
@@ -30,7 +31,12 @@ from casedesk.kit.logging import get_logger
 from casedesk.kit.tracing import TraceContext, parse_traceparent, trace_or_new
 from casedesk.store.bus.base import Message
 from casedesk.store.database import Database
-from casedesk.store.models import ScheduledJob, WebhookAttempt, WebhookDelivery
+from casedesk.store.models import (
+    ScheduledJob,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.worker.consumers import ConsumerGroup
 from casedesk.worker.tenant_cache import TenantCache
@@ -41,6 +47,7 @@ RESPONSE_KEPT = 4096
 ATTEMPTS = Counter(
     "casedesk_webhook_attempts_total", "Webhook delivery attempts, by outcome", ["outcome"]
 )
+DISABLED = Counter("casedesk_webhooks_disabled_total", "Webhooks disabled after failing for days")
 log = get_logger(__name__)
 # Retries are the delivery's own, spread over a day; the hub tries each attempt once.
 _ONE_TRY = RetryPolicy(max_attempts=1)
@@ -65,10 +72,19 @@ async def _listened_types(uow: UnitOfWork) -> list[str]:
 
 
 class Webhooks:
-    def __init__(self, database: Database, hub: Hub, box: SecretBox) -> None:
+    def __init__(
+        self,
+        database: Database,
+        hub: Hub,
+        box: SecretBox,
+        *,
+        disable_after: timedelta | None = timedelta(days=5),
+    ) -> None:
         self.database = database
         self.hub = hub
         self.box = box
+        self.disable_after = disable_after
+        """A webhook whose every attempt failed for this long is disabled (None: never)."""
         self._listening = TenantCache(database, _listened_types)
 
     def group(self) -> ConsumerGroup:
@@ -106,10 +122,7 @@ class Webhooks:
                 return  # deleted with its webhook, or already finished
             subscription = await uow.webhooks.get(delivery.subscription_id)
             if not (subscription.enabled or manual):
-                await uow.begin_write()
-                delivery.status, delivery.last_error = "failed", "the webhook is disabled"
-                delivery.next_attempt_at = None
-                await uow.commit()
+                await self._give_up(job.tenant_id, delivery_id, "the webhook is disabled")
                 return
             secret = self.box.open(subscription.secret_sealed)
             url, subscription_id = subscription.url, subscription.id
@@ -138,8 +151,43 @@ class Webhooks:
                     trace_id=trace.trace_id,
                 )
             )
-            await self._settle(uow, delivery, outcome, manual, job.traceparent)
+            subscription = await uow.webhooks.get(delivery.subscription_id)
+            self._watch(subscription, outcome, manual)
+            if not subscription.enabled and not manual and not outcome.delivered:
+                delivery.last_status, delivery.last_error = outcome.status_code, outcome.error
+                delivery.status, delivery.next_attempt_at = "failed", None
+            else:
+                await self._settle(uow, delivery, outcome, manual, job.traceparent)
             await uow.commit()
+
+    async def _give_up(self, tenant_id: uuid.UUID, delivery_id: uuid.UUID, reason: str) -> None:
+        async with UnitOfWork(self.database, tenant_id) as uow:
+            await uow.begin_write()
+            delivery = await uow.deliveries.find(delivery_id)
+            if delivery is not None and delivery.status == "pending":
+                delivery.status, delivery.last_error = "failed", reason
+                delivery.next_attempt_at = None
+            await uow.commit()
+
+    def _watch(self, subscription: WebhookSubscription, outcome: _Outcome, manual: bool) -> None:
+        """Keep the endpoint's run of failures; disable it once the run has lasted too long."""
+        now = utcnow()
+        if outcome.delivered:
+            subscription.failing_since = None
+            return
+        if subscription.failing_since is None:
+            subscription.failing_since = now
+        since = subscription.failing_since
+        if manual or self.disable_after is None or not subscription.enabled:
+            return
+        if now - since >= self.disable_after:
+            subscription.enabled, subscription.disabled_at = False, now
+            subscription.disabled_reason = (
+                f"every attempt failed since {since.isoformat()}; fix the endpoint, then set"
+                " enabled to true to resume"
+            )
+            DISABLED.inc()
+            log.warning("webhook disabled after failing", webhook_id=str(subscription.id))
 
     async def _post(
         self,

@@ -411,3 +411,90 @@ async def test_the_secret_is_stored_sealed(desk: Desk, container: Container) -> 
         assert list(jobs.all()) == []
     assert hook["secret"] not in stored.secret_sealed
     assert container.box.open(stored.secret_sealed) == hook["secret"]
+
+
+async def _webhook_now(desk: Desk, webhook_id: str) -> dict[str, Any]:
+    response = await desk.http.get(f"/api/v1/webhooks/{webhook_id}", headers=desk.headers)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def _failing_for(container: Container, desk: Desk, webhook_id: str, days: float) -> None:
+    async with container.unit_of_work(desk.tenant.id) as uow:
+        await uow.begin_write()
+        hook = await uow.webhooks.get(uuid.UUID(webhook_id))
+        hook.failing_since = datetime.now(UTC) - timedelta(days=days)
+        await uow.commit()
+
+
+async def test_an_endpoint_failing_for_days_is_disabled_until_an_admin_enables_it(
+    desk: Desk, inbox: LocalHTTPServer, settle: Settle, deliver: Deliver, container: Container
+) -> None:
+    inbox.script("/gone", Reply(410, b"gone"))
+    hook = await _webhook(desk, f"{inbox.url}/gone")
+    await desk.new_case()
+    await settle()
+    await deliver(timedelta(0))
+    first = await _webhook_now(desk, hook["id"])
+    assert first["enabled"] is True
+    assert first["failing_since"] is not None
+
+    await _failing_for(container, desk, hook["id"], days=4.9)  # not long enough yet
+    await desk.new_case()
+    await settle()
+    await deliver(timedelta(0))
+    assert (await _webhook_now(desk, hook["id"]))["enabled"] is True
+
+    await _failing_for(container, desk, hook["id"], days=5.1)
+    await desk.new_case()
+    await settle()
+    await deliver(timedelta(0))
+    disabled = await _webhook_now(desk, hook["id"])
+    assert disabled["enabled"] is False
+    assert disabled["disabled_at"] is not None
+    assert "every attempt failed since" in disabled["disabled_reason"]
+    await deliver(timedelta(hours=30))  # the deliveries still waiting give up
+    deliveries = await _deliveries(desk, hook["id"])
+    assert [d["status"] for d in deliveries] == ["failed"] * 3
+    tried = len(inbox.requests_to("/gone"))
+    await desk.new_case()
+    await settle()
+    await deliver(timedelta(hours=31))
+    assert len(await _deliveries(desk, hook["id"])) == 3  # a disabled webhook gets nothing new
+    assert len(inbox.requests_to("/gone")) == tried
+
+    inbox.script("/gone", Reply(204, b""))
+    body = {"name": "crm", "url": f"{inbox.url}/gone", "events": ["case.created"], "enabled": True}
+    enabled = await desk.http.put(f"/api/v1/webhooks/{hook['id']}", json=body, headers=desk.headers)
+    assert enabled.status_code == 200, enabled.text
+    fresh = enabled.json()
+    assert (fresh["enabled"], fresh["failing_since"], fresh["disabled_reason"]) == (
+        True,
+        None,
+        None,
+    )
+    await desk.new_case()
+    await settle()
+    await deliver(timedelta(hours=32))
+    after = await _deliveries(desk, hook["id"])
+    assert [d["status"] for d in after] == ["succeeded"] + ["failed"] * 3  # newest first
+
+
+async def test_a_success_ends_the_run_of_failures_and_an_admin_disable_says_so(
+    desk: Desk, inbox: LocalHTTPServer, settle: Settle, deliver: Deliver, container: Container
+) -> None:
+    inbox.script("/wobbly", Reply(500), Reply(204, b""))
+    hook = await _webhook(desk, f"{inbox.url}/wobbly")
+    await desk.new_case()
+    await settle()
+    await deliver(timedelta(0))
+    assert (await _webhook_now(desk, hook["id"]))["failing_since"] is not None
+    await _failing_for(container, desk, hook["id"], days=1)
+    await deliver(timedelta(seconds=6))
+    assert (await _webhook_now(desk, hook["id"]))["failing_since"] is None
+
+    body = {"name": "crm", "url": f"{inbox.url}/wobbly", "enabled": False}
+    paused = await desk.http.put(f"/api/v1/webhooks/{hook['id']}", json=body, headers=desk.headers)
+    assert paused.json()["enabled"] is False
+    assert paused.json()["disabled_reason"] == "disabled by an admin"

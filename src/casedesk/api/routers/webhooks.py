@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from casedesk.activities import webhooks
 from casedesk.api import API_V1
@@ -26,6 +26,14 @@ class WebhookOut(BaseModel):
     events: list[str]
     enabled: bool
     description: str | None
+    failing_since: datetime | None = Field(
+        description="when the current run of failed attempts began; null after a success"
+    )
+    disabled_at: datetime | None
+    disabled_reason: str | None = Field(
+        description="why it is disabled: by an admin, or after failing for days (set enabled"
+        " to true again to resume)"
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -33,6 +33,10 @@ class WebhookSubscription(IdMixin, TimestampMixin, TenantScoped, Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     description: Mapped[str | None] = mapped_column(Text)
     secret_sealed: Mapped[str] = mapped_column(Text)
+    failing_since: Mapped[datetime | None]
+    """When the current run of failed attempts began; cleared by the next success."""
+    disabled_at: Mapped[datetime | None]
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class WebhookDelivery(IdMixin, TimestampMixin, TenantScoped, Base):
