@@ -7,10 +7,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 
 from casedesk.kit.clock import utcnow
@@ -340,13 +342,28 @@ class ProcessedEventRepository:
     def __init__(self, session: Any) -> None:
         self.session = session
 
-    async def seen(self, group: str, event_id: uuid.UUID) -> bool:
-        found = await self.session.scalar(
-            select(ProcessedEvent.event_id).where(
-                ProcessedEvent.consumer_group == group, ProcessedEvent.event_id == event_id
-            )
-        )
-        return found is not None
+    async def claim(self, group: str, event_id: uuid.UUID) -> bool:
+        """Record the event as processed by ``group`` in this transaction, in one statement;
+        False when it already was. A concurrent transaction holding the same claim makes this
+        one wait for its outcome rather than both doing the work."""
+        values = {
+            "consumer_group": group,
+            "event_id": event_id,
+            "processed_at": utcnow(),
+            "tenant_id": bound_tenant(self.session.sync_session),
+        }
+        table = cast(Table, ProcessedEvent.__table__)
+        connection = await self.session.connection()
+        dialect = connection.dialect.name
+        statement: Any
+        if dialect == "postgresql":
+            statement = postgresql_insert(table).values(values).on_conflict_do_nothing()
+        elif dialect == "sqlite":
+            statement = sqlite_insert(table).values(values).on_conflict_do_nothing()
+        else:
+            statement = insert(table).prefix_with("IGNORE").values(values)
+        result = await connection.execute(statement)
+        return bool(result.rowcount == 1)
 
     def mark(self, group: str, event_id: uuid.UUID) -> None:
         self.session.add(ProcessedEvent(consumer_group=group, event_id=event_id))

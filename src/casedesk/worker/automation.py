@@ -127,9 +127,8 @@ class Automation:
         case_id = uuid.UUID(message.subject or "")
         async with UnitOfWork(self.database, rule.tenant_id) as uow:
             await uow.begin_write()
-            if await uow.processed.seen(marker, event_id):
+            if not await uow.processed.claim(marker, event_id):
                 return False
-            uow.processed.mark(marker, event_id)
             context = ActivityContext(
                 uow=uow,
                 operator=Operator("rule", str(rule.id), rule.name),
@@ -166,9 +165,8 @@ class Automation:
         log.warning("rule chain stopped", event_id=message.id, depth=depth)
         async with UnitOfWork(self.database, tenant_id) as uow:
             await uow.begin_write()
-            if await uow.processed.seen("automation:chain", uuid.UUID(message.id)):
+            if not await uow.processed.claim("automation:chain", uuid.UUID(message.id)):
                 return
-            uow.processed.mark("automation:chain", uuid.UUID(message.id))
             uow.session.add(
                 automation_record(
                     tenant_id,

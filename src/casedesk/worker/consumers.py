@@ -75,10 +75,9 @@ class Consumers:
             event_id = uuid.UUID(message.id)
             async with UnitOfWork(self.database, uuid.UUID(message.tenant_id)) as uow:
                 await uow.begin_write()
-                if await uow.processed.seen(group.name, event_id):
+                if not await uow.processed.claim(group.name, event_id):
                     SKIPPED.labels(group.name).inc()
                     return
-                uow.processed.mark(group.name, event_id)
                 await group.handler(message, uow)
                 await uow.commit()
             CONSUMED.labels(group.name).inc()

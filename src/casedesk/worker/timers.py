@@ -161,9 +161,8 @@ class Timers:
                 await uow.commit()
                 return
             marker, episode = f"timerule:{rule.id}", episode_of(rule.id, case.id, anchor)
-            if await uow.processed.seen(marker, episode):
+            if not await uow.processed.claim(marker, episode):
                 return
-            uow.processed.mark(marker, episode)
             context = ActivityContext(
                 uow=uow,
                 operator=Operator("rule", str(rule.id), rule.name),
