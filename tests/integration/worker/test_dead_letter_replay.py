@@ -65,6 +65,14 @@ async def _dead_letter_of(desk: Desk, case_id: str, **params: Any) -> dict[str, 
     return found
 
 
+async def _dead_case(desk: Desk, settle: Settle) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A case whose tagging rule failed on every attempt: the case and its dead letter."""
+    await _rules(desk)
+    case = await desk.new_case()
+    await settle()
+    return case, await _dead_letter_of(desk, case["id"], group="automation")
+
+
 async def _run_jobs(container: Container) -> None:
     scheduler = Scheduler(container.database, job_handlers(container))
     while await scheduler.run_once():
@@ -87,10 +95,7 @@ async def _replay(desk: Desk, dead_letter_id: str, headers: dict[str, str] | Non
 async def test_a_dead_letter_replayed_after_the_fix_acts_once_and_only_where_it_had_not(
     desk: Desk, settle: Settle, container: Container, tag_service_down: Callable[[], None]
 ) -> None:
-    await _rules(desk)
-    case = await desk.new_case()
-    await settle()
-    dead = await _dead_letter_of(desk, case["id"], group="automation")
+    case, dead = await _dead_case(desk, settle)
     assert dead["replay_status"] is None
     assert (await _case(desk, case["id"]))["tags"] == []
 
@@ -126,10 +131,7 @@ async def test_a_dead_letter_replayed_after_the_fix_acts_once_and_only_where_it_
 async def test_a_replay_that_fails_again_says_why_and_a_bulk_replay_takes_it_up(
     desk: Desk, settle: Settle, container: Container, tag_service_down: Callable[[], None]
 ) -> None:
-    await _rules(desk)
-    case = await desk.new_case()
-    await settle()
-    dead = await _dead_letter_of(desk, case["id"])
+    case, dead = await _dead_case(desk, settle)
     assert (await _replay(desk, dead["id"])).status_code == 202
     await _run_jobs(container)
     failed = await _dead_letter_of(desk, case["id"], replay_status="failed")
@@ -155,10 +157,7 @@ async def test_a_replay_that_fails_again_says_why_and_a_bulk_replay_takes_it_up(
 async def test_a_discarded_dead_letter_is_gone_and_its_asked_replay_called_off(
     desk: Desk, settle: Settle, container: Container, tag_service_down: Callable[[], None]
 ) -> None:
-    await _rules(desk)
-    case = await desk.new_case()
-    await settle()
-    dead = await _dead_letter_of(desk, case["id"])
+    _, dead = await _dead_case(desk, settle)
     assert (await _replay(desk, dead["id"])).status_code == 202
     url = f"/api/v1/dead-letters/{dead['id']}"
     assert (await desk.http.delete(url, headers=desk.headers)).status_code == 204
@@ -202,10 +201,7 @@ async def test_dead_letters_are_for_admins_and_invisible_to_other_tenants(
     tenants: Tenants,
     tag_service_down: Callable[[], None],
 ) -> None:
-    await _rules(desk)
-    case = await desk.new_case()
-    await settle()
-    dead = await _dead_letter_of(desk, case["id"])
+    case, dead = await _dead_case(desk, settle)
     url = f"/api/v1/dead-letters/{dead['id']}"
     viewer = (await tenants.member(desk.tenant.id, Role.VIEWER)).headers
     assert (await desk.http.get(url, headers=viewer)).status_code == 403
