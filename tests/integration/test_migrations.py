@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect
 
 from casedesk.app import NotMigrated, ensure_migrated
 from casedesk.bootstrap import build
 from casedesk.store import migrate
 from casedesk.store.database import nullpool_engine
-from casedesk.store.models import Base
+from casedesk.store.models import Base, OutboxEvent, Tenant
 from tests.conftest import settings_for
 from tests.support.backends import ScratchDatabase
 
@@ -78,3 +81,51 @@ async def test_the_migrations_build_exactly_the_mapped_schema(
     finally:
         await engine.dispose()
     assert differences == []
+
+
+async def test_events_delivered_before_feed_positions_keep_their_sequence_as_position(
+    empty_database: ScratchDatabase,
+) -> None:
+    """A feed reader's saved cursor (a sequence) stays valid across the upgrade, and the
+    relay places the next events after every kept one."""
+    engine = nullpool_engine(empty_database.url)
+    tenant = uuid.uuid4()
+    try:
+        await migrate.upgrade(engine, "0007")
+        async with engine.begin() as connection:
+            # Only the columns revision 0007 has.
+            await connection.execute(
+                insert(Tenant.__table__).values(
+                    id=tenant, slug="old", name="Old", edition="standard", enabled=True
+                )
+            )
+            for number, published in ((1, True), (2, True), (3, False)):
+                await connection.execute(
+                    insert(OutboxEvent.__table__).values(
+                        tenant_id=tenant,
+                        event_id=uuid.uuid4(),
+                        type="case.created",
+                        source="s",
+                        data={},
+                        traceparent=f"00-{number:032x}-{number:016x}-01",
+                        published_at=datetime.now(UTC) if published else None,
+                    )
+                )
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    container = build(settings_for(empty_database.url))
+    try:
+        async with container.unit_of_work() as uow:
+            await uow.begin_write()
+            pending = await uow.outbox.pending(limit=10)
+            await uow.outbox.mark_published([event.id for event in pending])
+            await uow.commit()
+        async with container.unit_of_work(tenant) as uow:
+            feed = await uow.outbox.after(0, limit=10)
+    finally:
+        await container.close()
+    assert [(event.id, event.position) for event in feed[:2]] == [(1, 1), (2, 2)]
+    assert feed[2].id == 3
+    assert feed[2].position is not None
+    assert feed[2].position > 2
