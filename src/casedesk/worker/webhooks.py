@@ -154,7 +154,9 @@ class Webhooks:
             subscription = await uow.webhooks.get(delivery.subscription_id)
             self._watch(subscription, outcome, manual)
             if not subscription.enabled and not manual and not outcome.delivered:
-                delivery.last_status, delivery.last_error = outcome.status_code, outcome.error
+                why = "not retried: the webhook is disabled"
+                delivery.last_status = outcome.status_code
+                delivery.last_error = f"{outcome.error}; {why}" if outcome.error else why
                 delivery.status, delivery.next_attempt_at = "failed", None
             else:
                 await self._settle(uow, delivery, outcome, manual, job.traceparent)

@@ -457,6 +457,10 @@ async def test_an_endpoint_failing_for_days_is_disabled_until_an_admin_enables_i
     await deliver(timedelta(hours=30))  # the deliveries still waiting give up
     deliveries = await _deliveries(desk, hook["id"])
     assert [d["status"] for d in deliveries] == ["failed"] * 3
+    assert {d["last_error"] for d in deliveries} == {
+        "not retried: the webhook is disabled",  # the attempt that disabled it
+        "the webhook is disabled",  # the two that were still waiting
+    }
     tried = len(inbox.requests_to("/gone"))
     await desk.new_case()
     await settle()
