@@ -39,8 +39,9 @@ async def request_replay(
             "discard it with DELETE when you no longer need it",
             field="replay_status",
         )
-    if dead.replay_status != "pending":
-        await _schedule(uow, dead)
+    # Asking again while a replay is pending moves its job to now: a replay whose job was
+    # lost (no worker ran it, or its worker died for good) is never stuck.
+    await _schedule(uow, dead)
     await uow.commit()
     return dead
 

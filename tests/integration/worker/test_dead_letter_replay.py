@@ -242,3 +242,23 @@ async def test_an_unknown_replay_status_filter_is_422(desk: Desk) -> None:
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "replay_status"
+
+
+async def test_asking_again_revives_a_replay_whose_job_was_lost(
+    desk: Desk, settle: Settle, container: Container, tag_service_down: Callable[[], None]
+) -> None:
+    case, dead = await _dead_case(desk, settle)
+    tag_service_down()
+    assert (await _replay(desk, dead["id"])).status_code == 202
+    async with container.unit_of_work(desk.tenant.id) as uow:
+        await uow.begin_write()
+        job = await uow.jobs.find(f"dead-letter:{dead['id']}")
+        assert job is not None
+        job.status = "failed"  # its worker gave up on it for good
+        await uow.commit()
+    await _run_jobs(container)
+    assert (await _dead_letter_of(desk, case["id"]))["replay_status"] == "pending"
+    assert (await _replay(desk, dead["id"])).status_code == 202
+    await _run_jobs(container)
+    assert (await _dead_letter_of(desk, case["id"]))["replay_status"] == "succeeded"
+    assert (await _case(desk, case["id"]))["tags"] == ["vip"]
