@@ -15,13 +15,15 @@ import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import unquote_plus
+from urllib.parse import quote, unquote_plus
 
 import httpx
 
 from casedesk.traces.records import HeaderPairs
 
 REDACTED = "[REDACTED]"
+REDACTED_ENCODED = quote(REDACTED, safe="")
+"""The marker inside a query string or form body, encoded like the text around it."""
 
 _SECRET_WORDS = frozenset(
     {
@@ -112,7 +114,7 @@ class Redactor:
     def _form_pair(self, pair: str) -> str:
         name, has_value, _ = pair.partition("=")
         if has_value and self.is_secret_field(unquote_plus(name)):
-            return f"{name}={REDACTED}"
+            return f"{name}={REDACTED_ENCODED}"
         return pair
 
     def json(self, value: object) -> object:

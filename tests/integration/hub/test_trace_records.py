@@ -14,7 +14,7 @@ from casedesk.integrations.hub import Connection
 from casedesk.integrations.retry import RetryPolicy
 from casedesk.kit.tracing import current_trace, new_trace, parse_traceparent
 from casedesk.traces.buffer import TraceBuffer
-from casedesk.traces.redaction import REDACTED
+from casedesk.traces.redaction import REDACTED, REDACTED_ENCODED
 from tests.integration.hub.conftest import LOOPBACK, TENANT, OpenHub
 from tests.support.http_server import LocalHTTPServer, Reply
 
@@ -141,7 +141,7 @@ async def test_secrets_are_redacted_from_records_and_sent_as_they_are(
     assert request_headers["x-shop-pass"] == REDACTED
     assert request_headers["content-type"] == "application/json"
     assert dict(record.response_headers)["set-cookie"] == REDACTED
-    assert record.url == f"{server.url}/login?access_token={REDACTED}&page=2"
+    assert record.url == f"{server.url}/login?access_token={REDACTED_ENCODED}&page=2"
     assert record.request_body is not None
     assert record.request_body.text == (
         '{"password":"[REDACTED]","items":[{"pin":"[REDACTED]","sku":"A-1"}]}'
@@ -183,7 +183,7 @@ async def test_a_form_body_is_redacted_field_by_field(
     (record,) = traces.drain(10)
     assert record.request_body is not None
     assert record.request_body.text == (
-        f"grant_type=refresh_token&refresh_token={REDACTED}&client_secret={REDACTED}"
+        f"grant_type=refresh_token&refresh_token={REDACTED_ENCODED}&client_secret={REDACTED_ENCODED}"
     )
 
 

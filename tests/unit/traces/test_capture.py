@@ -10,7 +10,7 @@ import pytest
 from casedesk.kit.tracing import new_trace
 from casedesk.traces.capture import ExchangeCapture
 from casedesk.traces.records import CallOrigin
-from casedesk.traces.redaction import REDACTED, Redactor
+from casedesk.traces.redaction import REDACTED, REDACTED_ENCODED, Redactor
 
 CAPTURE = ExchangeCapture(Redactor(), body_limit=64)
 
@@ -116,7 +116,7 @@ def test_a_form_body_is_redacted() -> None:
     body = CAPTURE.body(b"user=ada&password=pw", "application/x-www-form-urlencoded")
 
     assert body is not None
-    assert body.text == f"user=ada&password={REDACTED}"
+    assert body.text == f"user=ada&password={REDACTED_ENCODED}"
 
 
 def test_a_record_is_built_from_the_exchange() -> None:
@@ -160,7 +160,7 @@ def test_a_record_is_built_from_the_exchange() -> None:
         "send",
     )
     assert (record.attempt, record.method, record.status) == (2, "POST", 202)
-    assert record.url == f"https://api.example.com/v1/send?api_key={REDACTED}"
+    assert record.url == f"https://api.example.com/v1/send?api_key={REDACTED_ENCODED}"
     assert ("authorization", REDACTED) in record.request_headers
     assert record.request_body is not None
     assert record.request_body.text == '{"to":"ada@example.com"}'

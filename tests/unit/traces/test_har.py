@@ -14,7 +14,7 @@ import pytest
 from casedesk.traces.documents import document, record_of
 from casedesk.traces.har import har_log
 from casedesk.traces.records import CallFailure, CapturedBody, TraceRecord
-from casedesk.traces.redaction import REDACTED
+from casedesk.traces.redaction import REDACTED, REDACTED_ENCODED
 from tests.support.har import har_validator
 
 STARTED = datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
@@ -30,7 +30,7 @@ JSON_BODY = CapturedBody(
 FORM_BODY = CapturedBody(
     size=54,
     content_type="application/x-www-form-urlencoded",
-    text=f"subject=Printer+jam&priority=high&client_secret={REDACTED}",
+    text=f"subject=Printer+jam&priority=high&client_secret={REDACTED_ENCODED}",
     truncated=False,
     sha256=None,
 )
@@ -49,7 +49,7 @@ JSON_EXCHANGE = TraceRecord(
     method="GET",
     url=(
         "https://acme.zendesk.example/api/v2/tickets.json"
-        f"?status=open&sort_by=updated_at&page=2&access_token={REDACTED}&q=printer+jam%21&empty="
+        f"?status=open&sort_by=updated_at&page=2&access_token={REDACTED_ENCODED}&q=printer+jam%21&empty="
     ),
     request_headers=(
         ("host", "acme.zendesk.example"),
@@ -345,7 +345,7 @@ def test_a_form_post_keeps_its_body_as_post_data() -> None:
     assert entry["request"]["bodySize"] == 54
     assert entry["request"]["postData"] == {
         "mimeType": "application/x-www-form-urlencoded",
-        "text": f"subject=Printer+jam&priority=high&client_secret={REDACTED}",
+        "text": f"subject=Printer+jam&priority=high&client_secret={REDACTED_ENCODED}",
     }
     assert (entry["response"]["status"], entry["response"]["statusText"]) == (201, "Created")
 
@@ -408,7 +408,7 @@ def test_a_truncated_request_body_says_it_was_cut() -> None:
 
     post_data = _entry(replace(FORM_POST, request_body=body))["request"]["postData"]
 
-    assert post_data["comment"] == "truncated: the trace kept 58 bytes of a 5000-byte body"
+    assert post_data["comment"] == "truncated: the trace kept 62 bytes of a 5000-byte body"
 
 
 def test_an_attempt_without_a_response_is_written_as_chrome_writes_a_failed_request() -> None:

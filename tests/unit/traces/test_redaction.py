@@ -3,7 +3,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from casedesk.traces.redaction import REDACTED, Redactor, looks_secret_field, looks_secret_header
+from casedesk.traces.redaction import (
+    REDACTED,
+    REDACTED_ENCODED,
+    Redactor,
+    looks_secret_field,
+    looks_secret_header,
+)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +101,7 @@ def test_a_url_loses_its_credentials_fragment_and_secret_parameters_only() -> No
     url = httpx.URL("https://robot:pw@api.example.com/v1/items?access_token=abc&q=a%20b&flag#top")
 
     assert Redactor().url(url) == (
-        f"https://api.example.com/v1/items?access_token={REDACTED}&q=a%20b&flag"
+        f"https://api.example.com/v1/items?access_token={REDACTED_ENCODED}&q=a%20b&flag"
     )
 
 
@@ -112,7 +118,7 @@ def test_a_url_without_secrets_is_kept_as_sent(url: str, sent: str) -> None:
 
 
 def test_form_names_are_matched_decoded() -> None:
-    assert Redactor().form("client%5Fsecret=x&a=1") == f"client%5Fsecret={REDACTED}&a=1"
+    assert Redactor().form("client%5Fsecret=x&a=1") == f"client%5Fsecret={REDACTED_ENCODED}&a=1"
 
 
 def test_json_is_redacted_at_any_depth_and_in_lists() -> None:
