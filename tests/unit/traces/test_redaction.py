@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+from urllib.parse import parse_qsl, urlsplit
+
 import httpx
 import pytest
 
@@ -10,6 +13,9 @@ from casedesk.traces.redaction import (
     looks_secret_field,
     looks_secret_header,
 )
+
+RFC3986_QUERY = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
+"""query = *( pchar / "/" / "?" ), RFC 3986 section 3.4."""
 
 
 @pytest.mark.parametrize(
@@ -103,6 +109,14 @@ def test_a_url_loses_its_credentials_fragment_and_secret_parameters_only() -> No
     assert Redactor().url(url) == (
         f"https://api.example.com/v1/items?access_token={REDACTED_ENCODED}&q=a%20b&flag"
     )
+
+
+def test_a_redacted_query_is_still_a_valid_uri_query_that_decodes_to_the_marker() -> None:
+    sent = Redactor().url(httpx.URL("https://api.example.com/x?api_key=k&password=p&a=1"))
+    query = urlsplit(sent).query
+
+    assert RFC3986_QUERY.fullmatch(query), query
+    assert parse_qsl(query) == [("api_key", REDACTED), ("password", REDACTED), ("a", "1")]
 
 
 @pytest.mark.parametrize(
