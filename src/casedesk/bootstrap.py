@@ -21,6 +21,7 @@ from casedesk.traces.reader import TraceReader
 from casedesk.worker.automation import Automation
 from casedesk.worker.consumers import ConsumerGroup, Consumers
 from casedesk.worker.dead_letters import DeadLetterReplay
+from casedesk.worker.housekeeping import Housekeeping
 from casedesk.worker.runner import Background, make_bus
 from casedesk.worker.scheduler import JobHandler
 from casedesk.worker.sla import BREACH, WARNING, Sla
@@ -107,7 +108,11 @@ def trace_work(container: Container, *, persist: bool) -> TraceWork:
 
 def background(container: Container) -> Background:
     bus = make_bus(container.settings.broker_url, container.settings.broker_namespace)
-    return Background(container.database, bus, consumer_groups(container), job_handlers(container))
+    days = container.settings.event_retention_days
+    housekeeping = Housekeeping(container.database, keep=timedelta(days=days)) if days else None
+    return Background(
+        container.database, bus, consumer_groups(container), job_handlers(container), housekeeping
+    )
 
 
 def build(settings: Settings) -> Container:

@@ -121,6 +121,13 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="most trace records written to SQL per second; bursts wait in the queue",
     )
+    event_retention_days: float = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="days delivered events, consumers' claims and finished webhook deliveries"
+        " are kept; 0: forever",
+    )
     webhook_disable_after_days: float = Field(
         default=5,
         ge=0,

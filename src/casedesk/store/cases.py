@@ -503,9 +503,7 @@ class OutboxRepository:
         that raced it would collide on the unique position and retry its batch."""
         if not ids:
             return
-        highest = await self.session.scalar(
-            select(func.max(OutboxEvent.position)).execution_options(**{ALL_TENANTS: True})
-        )
+        highest = await self.top_position()
         # Sequences are unique, so sequence + one offset keeps them unique and in order.
         offset = (highest or 0) - min(ids) + 1
         await self.session.execute(
@@ -514,6 +512,13 @@ class OutboxRepository:
             .values(published_at=utcnow(), position=OutboxEvent.id + offset)
             .execution_options(**{ALL_TENANTS: True, "synchronize_session": False})
         )
+
+    async def top_position(self) -> int | None:
+        """The highest feed position given so far, of every tenant."""
+        top: int | None = await self.session.scalar(
+            select(func.max(OutboxEvent.position)).execution_options(**{ALL_TENANTS: True})
+        )
+        return top
 
     def add_all(self, events: Sequence[OutboxEvent]) -> None:
         self.session.add_all(events)

@@ -12,6 +12,7 @@ from casedesk.store.bus.inprocess import InProcessBus
 from casedesk.store.bus.rabbitmq import RabbitMQBus
 from casedesk.store.database import Database
 from casedesk.worker.consumers import ConsumerGroup, Consumers
+from casedesk.worker.housekeeping import Housekeeping
 from casedesk.worker.relay import Relay
 from casedesk.worker.scheduler import JobHandler, Scheduler
 
@@ -33,8 +34,10 @@ class Background:
         bus: Bus,
         groups: Mapping[str, ConsumerGroup],
         jobs: Mapping[str, JobHandler],
+        housekeeping: Housekeeping | None = None,
     ) -> None:
         self.bus = bus
+        self.housekeeping = housekeeping
         self.consumers = Consumers(database, groups)
         self.relay = Relay(database, bus)
         self.scheduler = Scheduler(database, jobs)
@@ -48,6 +51,10 @@ class Background:
             asyncio.create_task(self.relay.run(self._stop), name="casedesk-relay"),
             asyncio.create_task(self.scheduler.run(self._stop), name="casedesk-scheduler"),
         ]
+        if self.housekeeping is not None:
+            self._tasks.append(
+                asyncio.create_task(self.housekeeping.run(self._stop), name="casedesk-housekeeping")
+            )
         log.info("background work started", groups=sorted(self.consumers.groups))
 
     async def stop(self) -> None:

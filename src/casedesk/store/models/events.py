@@ -44,6 +44,7 @@ class ProcessedEvent(TenantScoped, Base):
     """An event a consumer group has handled; redelivery of it is skipped."""
 
     __tablename__ = "processed_events"
+    __table_args__ = (Index("ix_processed_events_processed_at", "processed_at"),)
 
     consumer_group: Mapped[str] = mapped_column(String(63), primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

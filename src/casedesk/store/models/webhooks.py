@@ -46,6 +46,7 @@ class WebhookDelivery(IdMixin, TimestampMixin, TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("subscription_id", "message_id"),
         Index("ix_webhook_deliveries_subscription", "tenant_id", "subscription_id", "id"),
+        Index("ix_webhook_deliveries_finished", "status", "updated_at"),
     )
 
     subscription_id: Mapped[uuid.UUID] = mapped_column(

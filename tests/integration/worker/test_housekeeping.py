@@ -1,0 +1,194 @@
+"""Housekeeping deletes what outlived the retention, in slices, and never pending work."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+
+from casedesk.bootstrap import Container, build
+from casedesk.kit.clock import utcnow
+from casedesk.kit.ids import uuid7
+from casedesk.store import migrate
+from casedesk.store.database import nullpool_engine
+from casedesk.store.models import (
+    OutboxEvent,
+    ProcessedEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+from casedesk.worker.housekeeping import Housekeeping
+from tests.conftest import Tenants, settings_for
+from tests.support.backends import ScratchDatabase
+
+KEEP = timedelta(days=30)
+
+
+def _event(published: datetime | None) -> OutboxEvent:
+    return OutboxEvent(
+        event_id=uuid7(),
+        type="case.created",
+        source="s",
+        data={},
+        traceparent=f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01",
+        published_at=published,
+    )
+
+
+def _delivery(hook: WebhookSubscription, status: str, updated: datetime) -> WebhookDelivery:
+    return WebhookDelivery(
+        subscription_id=hook.id,
+        message_id=f"msg_{uuid.uuid4().hex}",
+        event_type="case.created",
+        payload={},
+        status=status,
+        attempts=1,
+        created_at=updated,
+        updated_at=updated,
+    )
+
+
+async def _seed(container: Container, tenant: uuid.UUID) -> dict[str, uuid.UUID]:
+    """Old and recent rows of every swept kind; returns the ids of the ones that must stay."""
+    now = utcnow()
+    old = [now - KEEP - timedelta(hours=hours) for hours in (1, 5, 30)]  # several slices
+    async with container.unit_of_work(tenant) as uow:
+        await uow.begin_write()
+        for moment in old:
+            uow.outbox.add_all([_event(moment)])
+            uow.session.add(
+                ProcessedEvent(consumer_group="automation", event_id=uuid7(), processed_at=moment)
+            )
+        undelivered = _event(None)
+        undelivered.time = old[2]
+        recent = _event(now - timedelta(days=1))
+        uow.outbox.add_all([undelivered, recent])
+        episode = uuid7()
+        uow.session.add(
+            ProcessedEvent(
+                consumer_group=f"timerule:{uuid7()}", event_id=episode, processed_at=old[2]
+            )
+        )
+        fresh_claim = uuid7()
+        uow.session.add(
+            ProcessedEvent(consumer_group="sla", event_id=fresh_claim, processed_at=now)
+        )
+        hook = WebhookSubscription(
+            name="h", url="https://example.com/h", events=[], secret_sealed="x"
+        )
+        uow.webhooks.add(hook)
+        await uow.flush()
+        finished = [_delivery(hook, status, old[1]) for status in ("succeeded", "failed")]
+        still_trying = _delivery(hook, "pending", old[2])
+        recent_log = _delivery(hook, "failed", now - timedelta(days=2))
+        for delivery in (*finished, still_trying, recent_log):
+            uow.deliveries.add(delivery)
+        await uow.flush()
+        uow.deliveries.add_attempt(
+            WebhookAttempt(delivery_id=finished[0].id, number=1, duration_ms=5, trace_id="0" * 32)
+        )
+        await uow.commit()
+    return {
+        "undelivered": undelivered.event_id,
+        "recent": recent.event_id,
+        "episode": episode,
+        "fresh_claim": fresh_claim,
+        "still_trying": still_trying.id,
+        "recent_log": recent_log.id,
+    }
+
+
+async def _left(container: Container, tenant: uuid.UUID) -> dict[str, set[uuid.UUID]]:
+    async with container.unit_of_work(tenant) as uow:
+        events = set((await uow.session.scalars(select(OutboxEvent.event_id))).all())
+        claims = set((await uow.session.scalars(select(ProcessedEvent.event_id))).all())
+        deliveries = set((await uow.session.scalars(select(WebhookDelivery.id))).all())
+        attempts = await uow.session.scalar(select(func.count()).select_from(WebhookAttempt))
+    return {"events": events, "claims": claims, "deliveries": deliveries, "attempts": {attempts}}
+
+
+async def test_a_sweep_deletes_only_what_outlived_the_retention(
+    container: Container, tenants: Tenants
+) -> None:
+    tenant = (await tenants.create()).id
+    kept = await _seed(container, tenant)
+    swept = await Housekeeping(container.database, keep=KEEP).sweep_once()
+
+    left = await _left(container, tenant)
+    assert left["events"] == {kept["undelivered"], kept["recent"]}
+    assert left["claims"] == {kept["episode"], kept["fresh_claim"]}
+    assert left["deliveries"] == {kept["still_trying"], kept["recent_log"]}
+    assert left["attempts"] == {0}  # went with its delivery
+    assert swept["outbox_events"] >= 3
+    assert swept["processed_events"] >= 3
+    assert swept["webhook_deliveries"] >= 2
+    assert await Housekeeping(container.database, keep=KEEP).sweep_once() == {
+        "outbox_events": 0,
+        "processed_events": 0,
+        "webhook_deliveries": 0,
+    }
+
+
+async def test_positions_never_go_back_when_every_old_event_is_swept(
+    empty_database: ScratchDatabase,
+) -> None:
+    """The newest delivered event stays, so a reader's cursor still sees what comes next."""
+    engine = nullpool_engine(empty_database.url)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    container = build(settings_for(empty_database.url))
+    try:
+        tenant = (await Tenants(container).create()).id
+        for _ in range(3):
+            await _deliver(container, tenant)
+        async with container.unit_of_work(tenant) as uow:
+            cursor = max(e.position or 0 for e in await uow.outbox.after(0, limit=10))
+        async with container.unit_of_work(tenant) as uow:
+            await uow.begin_write()
+            await uow.session.execute(
+                update(OutboxEvent).values(published_at=utcnow() - KEEP - timedelta(days=1))
+            )
+            await uow.commit()
+        swept = await Housekeeping(container.database, keep=KEEP).sweep_once()
+        assert swept["outbox_events"] == 2
+        await _deliver(container, tenant)
+        async with container.unit_of_work(tenant) as uow:
+            after = await uow.outbox.after(cursor, limit=10)
+        assert len(after) == 1
+    finally:
+        await container.close()
+
+
+async def _deliver(container: Container, tenant: uuid.UUID) -> None:
+    async with container.unit_of_work(tenant) as uow:
+        await uow.begin_write()
+        uow.outbox.add_all([_event(None)])
+        await uow.commit()
+    async with container.unit_of_work() as uow:
+        await uow.begin_write()
+        pending = await uow.outbox.pending(limit=10)
+        await uow.outbox.mark_published([event.id for event in pending])
+        await uow.commit()
+
+
+async def test_two_processes_sweeping_at_once_take_turns(
+    container: Container, tenants: Tenants
+) -> None:
+    tenant = (await tenants.create()).id
+    await _seed(container, tenant)
+    one = Housekeeping(container.database, keep=KEEP, every=timedelta(hours=1))
+    two = Housekeeping(container.database, keep=KEEP, every=timedelta(hours=1))
+    stop = asyncio.Event()
+    runs = [asyncio.create_task(one.run(stop)), asyncio.create_task(two.run(stop))]
+    deadline = asyncio.get_running_loop().time() + 10
+    while len((await _left(container, tenant))["claims"]) > 2:
+        assert asyncio.get_running_loop().time() < deadline, "nothing was swept"
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.gather(*runs)
+    assert len((await _left(container, tenant))["events"]) == 2
