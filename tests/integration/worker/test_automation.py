@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -18,19 +17,7 @@ from casedesk.worker.automation import Automation
 from casedesk.worker.relay import to_message
 from tests.conftest import Tenants
 from tests.support.cases import Desk
-from tests.support.delivery import delivering_to
-
-Settle = Callable[[], Awaitable[None]]
-
-
-@pytest.fixture
-async def settle(container: Container) -> AsyncIterator[Settle]:
-    """Relay until nothing is pending: rule actions make events that rules see in turn."""
-    # rules_ttl=0: each test changes rules between events and wants them applied at once
-    async with delivering_to(
-        container, Automation(container.database, container.extensions, rules_ttl=0).group()
-    ) as settle:
-        yield settle
+from tests.support.delivery import Settle
 
 
 async def _rule(desk: Desk, **spec: Any) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,21 +14,10 @@ from casedesk.domain.identity.roles import Role
 from casedesk.kit.ids import uuid7
 from casedesk.store.models import DeadLetter
 from casedesk.worker import actions as actions_module
-from casedesk.worker.automation import Automation
 from casedesk.worker.scheduler import Scheduler
 from tests.conftest import Tenants
 from tests.support.cases import Desk, make_desk
-from tests.support.delivery import delivering_to
-
-Settle = Callable[[], Awaitable[None]]
-
-
-@pytest.fixture
-async def settle(container: Container) -> AsyncIterator[Settle]:
-    async with delivering_to(
-        container, Automation(container.database, container.extensions, rules_ttl=0).group()
-    ) as settle:
-        yield settle
+from tests.support.delivery import Settle
 
 
 @pytest.fixture

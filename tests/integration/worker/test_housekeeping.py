@@ -51,21 +51,36 @@ def _delivery(hook: WebhookSubscription, status: str, updated: datetime) -> Webh
     )
 
 
+async def _delivered_at(container: Container, tenant: uuid.UUID, moment: datetime) -> uuid.UUID:
+    """An event relayed as the relay does (so it has its feed position), dated ``moment``."""
+    await _deliver(container, tenant)
+    async with container.unit_of_work(tenant) as uow:
+        newest = max(await uow.outbox.after(0, limit=10_000), key=lambda e: e.position or 0)
+    async with container.unit_of_work(tenant) as uow:
+        await uow.begin_write()
+        await uow.session.execute(
+            update(OutboxEvent).where(OutboxEvent.id == newest.id).values(published_at=moment)
+        )
+        await uow.commit()
+    return newest.event_id
+
+
 async def _seed(container: Container, tenant: uuid.UUID) -> dict[str, uuid.UUID]:
     """Old and recent rows of every swept kind; returns the ids of the ones that must stay."""
     now = utcnow()
     old = [now - KEEP - timedelta(hours=hours) for hours in (1, 5, 30)]  # several slices
+    for moment in old:
+        await _delivered_at(container, tenant, moment)
+    recent = await _delivered_at(container, tenant, now - timedelta(days=1))
     async with container.unit_of_work(tenant) as uow:
         await uow.begin_write()
         for moment in old:
-            uow.outbox.add_all([_event(moment)])
             uow.session.add(
                 ProcessedEvent(consumer_group="automation", event_id=uuid7(), processed_at=moment)
             )
         undelivered = _event(None)
         undelivered.time = old[2]
-        recent = _event(now - timedelta(days=1))
-        uow.outbox.add_all([undelivered, recent])
+        uow.outbox.add_all([undelivered])
         episode = uuid7()
         uow.session.add(
             ProcessedEvent(
@@ -93,7 +108,7 @@ async def _seed(container: Container, tenant: uuid.UUID) -> dict[str, uuid.UUID]
         await uow.commit()
     return {
         "undelivered": undelivered.event_id,
-        "recent": recent.event_id,
+        "recent": recent,
         "episode": episode,
         "fresh_claim": fresh_claim,
         "still_trying": still_trying.id,
