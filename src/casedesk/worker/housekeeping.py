@@ -63,7 +63,7 @@ class Housekeeping:
         *,
         keep: timedelta,
         every: timedelta = timedelta(hours=1),
-        step: timedelta = timedelta(hours=1),
+        step: timedelta = timedelta(minutes=5),
     ) -> None:
         self.database = database
         self.keep = keep
