@@ -21,8 +21,8 @@ from tests.support.delivery import Settle
 
 
 @pytest.fixture
-def tag_service_down(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
-    """Breaks the add_tag action; calling the returned function mends it."""
+def mend_tag_service(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """The add_tag action fails from the start of the test until this is called."""
 
     async def broken(ctx: Any, case_id: Any, action: Any) -> None:
         raise RuntimeError("the tag service is down")
@@ -82,13 +82,13 @@ async def _replay(desk: Desk, dead_letter_id: str, headers: dict[str, str] | Non
 
 
 async def test_a_dead_letter_replayed_after_the_fix_acts_once_and_only_where_it_had_not(
-    desk: Desk, settle: Settle, container: Container, tag_service_down: Callable[[], None]
+    desk: Desk, settle: Settle, container: Container, mend_tag_service: Callable[[], None]
 ) -> None:
     case, dead = await _dead_case(desk, settle)
     assert dead["replay_status"] is None
     assert (await _case(desk, case["id"]))["tags"] == []
 
-    tag_service_down()  # mended
+    mend_tag_service()
     asked = await _replay(desk, dead["id"])
     assert asked.status_code == 202, asked.text
     assert asked.json()["replay_status"] == "pending"
@@ -118,7 +118,7 @@ async def test_a_dead_letter_replayed_after_the_fix_acts_once_and_only_where_it_
 
 
 async def test_a_replay_that_fails_again_says_why_and_a_bulk_replay_takes_it_up(
-    desk: Desk, settle: Settle, container: Container, tag_service_down: Callable[[], None]
+    desk: Desk, settle: Settle, container: Container, mend_tag_service: Callable[[], None]
 ) -> None:
     case, dead = await _dead_case(desk, settle)
     assert (await _replay(desk, dead["id"])).status_code == 202
@@ -127,7 +127,7 @@ async def test_a_replay_that_fails_again_says_why_and_a_bulk_replay_takes_it_up(
     assert "tag service is down" in failed["replay_error"]
     assert (await _case(desk, case["id"]))["tags"] == []
 
-    tag_service_down()
+    mend_tag_service()
     bulk = await desk.http.post(
         "/api/v1/dead-letters/replay", json={"group": "automation"}, headers=desk.headers
     )
@@ -144,7 +144,7 @@ async def test_a_replay_that_fails_again_says_why_and_a_bulk_replay_takes_it_up(
 
 
 async def test_a_discarded_dead_letter_is_gone_and_its_asked_replay_called_off(
-    desk: Desk, settle: Settle, container: Container, tag_service_down: Callable[[], None]
+    desk: Desk, settle: Settle, container: Container, mend_tag_service: Callable[[], None]
 ) -> None:
     _, dead = await _dead_case(desk, settle)
     assert (await _replay(desk, dead["id"])).status_code == 202
@@ -188,7 +188,7 @@ async def test_dead_letters_are_for_admins_and_invisible_to_other_tenants(
     settle: Settle,
     client: Any,
     tenants: Tenants,
-    tag_service_down: Callable[[], None],
+    mend_tag_service: Callable[[], None],
 ) -> None:
     case, dead = await _dead_case(desk, settle)
     url = f"/api/v1/dead-letters/{dead['id']}"
@@ -234,10 +234,10 @@ async def test_an_unknown_replay_status_filter_is_422(desk: Desk) -> None:
 
 
 async def test_asking_again_revives_a_replay_whose_job_was_lost(
-    desk: Desk, settle: Settle, container: Container, tag_service_down: Callable[[], None]
+    desk: Desk, settle: Settle, container: Container, mend_tag_service: Callable[[], None]
 ) -> None:
     case, dead = await _dead_case(desk, settle)
-    tag_service_down()
+    mend_tag_service()
     assert (await _replay(desk, dead["id"])).status_code == 202
     async with container.unit_of_work(desk.tenant.id) as uow:
         await uow.begin_write()
