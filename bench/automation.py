@@ -35,7 +35,7 @@ from rich.table import Table
 from sqlalchemy import func, insert, select, text
 
 from bench.cases import _fresh_database, _seed_identity
-from casedesk.activities import rules as rule_activities
+from casedesk.activities.rules import EVENT_RULES
 from casedesk.bootstrap import build
 from casedesk.config import load_settings
 from casedesk.domain.automation.rules import RuleSpec
@@ -139,9 +139,9 @@ async def _set_rule(url: str, tenant_id: uuid.UUID, enabled: bool) -> None:
         )  # type: ignore[list-item]
         async with container.unit_of_work(tenant_id) as uow:
             if existing:
-                await rule_activities.replace_rule(uow, admin, existing[0].id, spec)
+                await EVENT_RULES.replace(uow, admin, existing[0].id, spec)
             else:
-                await rule_activities.create_rule(uow, admin, spec)
+                await EVENT_RULES.create(uow, admin, spec)
     finally:
         await container.close()
 

@@ -20,7 +20,6 @@ from casedesk.api.routers import (
     me,
     rules,
     sla,
-    time_rules,
     traces,
     users,
     webhooks,
@@ -87,10 +86,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         dead_letters,
         rules,
         sla,
-        time_rules,
         webhooks,
         traces,
     )
     for module in routers:
         app.include_router(module.router)
+    app.include_router(rules.time_rules_router)
     return app

@@ -1,115 +1,30 @@
-"""Repositories of the ticket domain: every query on cases and their parts lives here."""
+"""Repositories of cases and their parts: customers, tasks, comments and action records."""
 
 from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, Table, and_, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from casedesk.kit.clock import utcnow
 from casedesk.kit.errors import InvalidInput, NotFound
 from casedesk.store.models import (
     ActionRecord,
     Case,
     CaseCounter,
-    CaseSla,
     Comment,
     Customer,
-    DeadLetter,
-    IdempotencyRecord,
-    OutboxEvent,
-    ProcessedEvent,
     Queue,
-    Rule,
-    SlaPolicy,
-    StateMachine,
-    StateMachineVersion,
     Task,
     Template,
-    TimeRule,
 )
 from casedesk.store.repository import Page, Repository
-from casedesk.store.tenancy import ALL_TENANTS, bound_tenant
-
-
-class ByCodeRepository(Repository[Any]):
-    """Configuration objects addressed by a per-tenant code."""
-
-    async def by_code(self, code: str, *, lock: bool = False) -> Any:
-        """``lock`` holds the row (FOR UPDATE) until commit, serialising writers of it."""
-        statement = select(self.model).where(self.model.code == code)
-        if lock:
-            statement = statement.with_for_update()
-        return await self.session.scalar(statement)
-
-    async def all(self) -> list[Any]:
-        statement = select(self.model).order_by(self.model.code)
-        return list((await self.session.scalars(statement)).all())
-
-
-class QueueRepository(ByCodeRepository):
-    model = Queue
-    label = "queue"
-
-
-class StateMachineRepository(ByCodeRepository):
-    model = StateMachine
-    label = "state machine"
-
-    async def versions(self, machine_id: uuid.UUID) -> list[StateMachineVersion]:
-        statement = (
-            select(StateMachineVersion)
-            .where(StateMachineVersion.machine_id == machine_id)
-            .order_by(StateMachineVersion.version)
-        )
-        return list((await self.session.scalars(statement)).all())
-
-    async def version(self, machine_id: uuid.UUID, number: int) -> StateMachineVersion | None:
-        result: StateMachineVersion | None = await self.session.scalar(
-            select(StateMachineVersion).where(
-                StateMachineVersion.machine_id == machine_id,
-                StateMachineVersion.version == number,
-            )
-        )
-        return result
-
-    async def version_by_id(self, version_id: uuid.UUID) -> StateMachineVersion:
-        found: StateMachineVersion | None = await self.session.scalar(
-            select(StateMachineVersion).where(StateMachineVersion.id == version_id)
-        )
-        if found is None:
-            raise LookupError(f"state machine version {version_id} is missing")
-        return found
-
-    async def latest_version_of(self, machine_id: uuid.UUID) -> StateMachineVersion | None:
-        """The newest published version, in one query."""
-        result: StateMachineVersion | None = await self.session.scalar(
-            select(StateMachineVersion)
-            .join(StateMachine, StateMachine.id == StateMachineVersion.machine_id)
-            .where(
-                StateMachine.id == machine_id,
-                StateMachineVersion.version == StateMachine.latest_version,
-            )
-        )
-        return result
-
-    def add_version(self, version: StateMachineVersion) -> StateMachineVersion:
-        self.session.add(version)
-        return version
-
-
-class TemplateRepository(ByCodeRepository):
-    model = Template
-    label = "template"
+from casedesk.store.tenancy import bound_tenant
 
 
 class CustomerRepository(Repository[Customer]):
@@ -336,201 +251,3 @@ class ActionRecordRepository(Repository[ActionRecord]):
     ) -> Page[ActionRecord]:
         statement = select(ActionRecord).where(ActionRecord.case_id == case_id)
         return await self.page(statement, limit=limit, cursor=cursor)
-
-
-class ProcessedEventRepository:
-    def __init__(self, session: Any) -> None:
-        self.session = session
-
-    async def claim(self, group: str, event_id: uuid.UUID) -> bool:
-        """Record the event as processed by ``group`` in this transaction, in one statement;
-        False when it already was. A concurrent transaction holding the same claim makes this
-        one wait for its outcome rather than both doing the work."""
-        values = {
-            "consumer_group": group,
-            "event_id": event_id,
-            "processed_at": utcnow(),
-            "tenant_id": bound_tenant(self.session.sync_session),
-        }
-        table = cast(Table, ProcessedEvent.__table__)
-        connection = await self.session.connection()
-        dialect = connection.dialect.name
-        statement: Any
-        if dialect == "postgresql":
-            statement = postgresql_insert(table).values(values).on_conflict_do_nothing()
-        elif dialect == "sqlite":
-            statement = sqlite_insert(table).values(values).on_conflict_do_nothing()
-        else:
-            statement = insert(table).prefix_with("IGNORE").values(values)
-        result = await connection.execute(statement)
-        return bool(result.rowcount == 1)
-
-    def mark(self, group: str, event_id: uuid.UUID) -> None:
-        self.session.add(ProcessedEvent(consumer_group=group, event_id=event_id))
-
-
-class DeadLetterRepository(Repository[DeadLetter]):
-    model = DeadLetter
-    label = "dead letter"
-
-    async def exists(self, group: str, event_id: uuid.UUID) -> bool:
-        found = await self.session.scalar(
-            select(DeadLetter.id).where(
-                DeadLetter.consumer_group == group, DeadLetter.event_id == event_id
-            )
-        )
-        return found is not None
-
-    async def list_page(
-        self,
-        *,
-        group: str | None,
-        replay_status: str | None = None,
-        limit: int,
-        cursor: str | None,
-    ) -> Page[DeadLetter]:
-        """``replay_status`` "never" means no replay was asked for."""
-        statement = select(DeadLetter)
-        if group is not None:
-            statement = statement.where(DeadLetter.consumer_group == group)
-        if replay_status == "never":
-            statement = statement.where(DeadLetter.replay_status.is_(None))
-        elif replay_status is not None:
-            statement = statement.where(DeadLetter.replay_status == replay_status)
-        return await self.page(statement, limit=limit, cursor=cursor)
-
-    async def replayable(self, *, group: str | None, limit: int) -> list[DeadLetter]:
-        """Dead letters still dead: never replayed, or whose last replay failed."""
-        statement = select(DeadLetter).where(
-            or_(DeadLetter.replay_status.is_(None), DeadLetter.replay_status == "failed")
-        )
-        if group is not None:
-            statement = statement.where(DeadLetter.consumer_group == group)
-        statement = statement.order_by(DeadLetter.id).limit(limit)
-        return list((await self.session.scalars(statement)).all())
-
-
-Ordered = TypeVar("Ordered", Rule, TimeRule)
-
-
-class OrderedRuleRepository(Repository[Ordered]):
-    """Rules kept in an order an admin sets; positions are per tenant."""
-
-    async def in_order(self, *, enabled_only: bool = False) -> list[Ordered]:
-        statement = select(self.model).order_by(self.model.position, self.model.id)
-        if enabled_only:
-            statement = statement.where(self.model.enabled.is_(True))
-        return list((await self.session.scalars(statement)).all())
-
-    async def make_room_at(self, position: int) -> None:
-        """Move the rules at ``position`` and after one place down."""
-        await self.session.execute(
-            update(self.model)
-            .where(self.model.position >= position)
-            .values(position=self.model.position + 1)
-            .execution_options(synchronize_session=False)
-        )
-
-    async def next_position(self) -> int:
-        last = await self.session.scalar(select(func.max(self.model.position)))
-        return 0 if last is None else int(last) + 1
-
-
-class RuleRepository(OrderedRuleRepository[Rule]):
-    model = Rule
-    label = "rule"
-
-
-class TimeRuleRepository(OrderedRuleRepository[TimeRule]):
-    model = TimeRule
-    label = "time rule"
-
-
-class SlaRepository(Repository[SlaPolicy]):
-    model = SlaPolicy
-    label = "SLA policy"
-
-    async def policies(self) -> list[SlaPolicy]:
-        return list((await self.session.scalars(select(SlaPolicy).order_by(SlaPolicy.id))).all())
-
-    async def clocks(self, case_id: uuid.UUID) -> list[CaseSla]:
-        statement = select(CaseSla).where(CaseSla.case_id == case_id).order_by(CaseSla.metric)
-        return list((await self.session.scalars(statement)).all())
-
-    async def in_use(self, policy_id: uuid.UUID) -> bool:
-        found = await self.session.scalar(
-            select(CaseSla.id).where(CaseSla.policy_id == policy_id).limit(1)
-        )
-        return found is not None
-
-    def add_clock(self, clock: CaseSla) -> CaseSla:
-        self.session.add(clock)
-        return clock
-
-
-class IdempotencyRepository(Repository[IdempotencyRecord]):
-    model = IdempotencyRecord
-    label = "idempotency record"
-
-    async def find_key(self, scope: str, key: str) -> IdempotencyRecord | None:
-        result: IdempotencyRecord | None = await self.session.scalar(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
-            )
-        )
-        return result
-
-
-class OutboxRepository:
-    def __init__(self, session: Any) -> None:
-        self.session = session
-
-    async def pending(self, *, limit: int) -> list[OutboxEvent]:
-        """Committed events not yet on the bus, oldest first, of every tenant (the relay)."""
-        statement = (
-            select(OutboxEvent)
-            .where(OutboxEvent.published_at.is_(None))
-            .order_by(OutboxEvent.id)
-            .limit(limit)
-            .execution_options(**{ALL_TENANTS: True})
-        )
-        return list((await self.session.scalars(statement)).all())
-
-    async def mark_published(self, ids: Sequence[int]) -> None:
-        """Mark events delivered and give them their feed positions, after every position
-        given so far and in sequence order. Only the relay calls this, one batch at a time
-        under its lease, so positions become visible in the order they grow; a second relay
-        that raced it would collide on the unique position and retry its batch."""
-        if not ids:
-            return
-        highest = await self.top_position()
-        # Sequences are unique, so sequence + one offset keeps them unique and in order.
-        offset = (highest or 0) - min(ids) + 1
-        await self.session.execute(
-            update(OutboxEvent)
-            .where(OutboxEvent.id.in_(ids), OutboxEvent.published_at.is_(None))
-            .values(published_at=utcnow(), position=OutboxEvent.id + offset)
-            .execution_options(**{ALL_TENANTS: True, "synchronize_session": False})
-        )
-
-    async def top_position(self) -> int | None:
-        """The highest feed position given so far, of every tenant."""
-        top: int | None = await self.session.scalar(
-            select(func.max(OutboxEvent.position)).execution_options(**{ALL_TENANTS: True})
-        )
-        return top
-
-    def add_all(self, events: Sequence[OutboxEvent]) -> None:
-        self.session.add_all(events)
-
-    async def after(
-        self, after: int, *, limit: int, types: Sequence[str] = ()
-    ) -> list[OutboxEvent]:
-        """The feed: delivered events past the position ``after``, in position order."""
-        statement: Select[OutboxEvent] = select(OutboxEvent).where(
-            OutboxEvent.position.is_not(None), OutboxEvent.position > after
-        )
-        if types:
-            statement = statement.where(OutboxEvent.type.in_(types))
-        statement = statement.order_by(OutboxEvent.position).limit(limit)
-        return list((await self.session.scalars(statement)).all())

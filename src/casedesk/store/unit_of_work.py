@@ -19,21 +19,20 @@ from casedesk.store.cases import (
     CaseRepository,
     CommentRepository,
     CustomerRepository,
-    DeadLetterRepository,
-    IdempotencyRepository,
-    OutboxRepository,
-    ProcessedEventRepository,
-    QueueRepository,
-    RuleRepository,
-    SlaRepository,
-    StateMachineRepository,
     TaskRepository,
+)
+from casedesk.store.configuration import (
+    QueueRepository,
+    StateMachineRepository,
     TemplateRepository,
-    TimeRuleRepository,
 )
 from casedesk.store.database import WRITE_OPTION, Database
+from casedesk.store.events import DeadLetterRepository, OutboxRepository, ProcessedEventRepository
+from casedesk.store.idempotency import IdempotencyRepository
 from casedesk.store.identity import ApiKeyRepository, TenantRepository, UserRepository
 from casedesk.store.jobs import JobRepository
+from casedesk.store.rules import RuleRepository, TimeRuleRepository
+from casedesk.store.sla import SlaRepository
 from casedesk.store.webhooks import DeliveryRepository, WebhookRepository
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 import orjson
 
 from casedesk.activities.base import ActivityContext, ConcurrentChange, Operator
-from casedesk.activities.time_rules import SCAN as SCAN
+from casedesk.activities.rules import SCAN as SCAN
 from casedesk.domain.automation.conditions import holds
 from casedesk.domain.automation.time_rules import TimeRuleSpec, anchor_of, due_at, episode_of
 from casedesk.domain.events import case_snapshot

@@ -1,0 +1,82 @@
+"""Repositories of the configuration objects addressed by code: queues, machines, templates."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from casedesk.store.models import Queue, StateMachine, StateMachineVersion, Template
+from casedesk.store.repository import Repository
+
+
+class ByCodeRepository(Repository[Any]):
+    """Configuration objects addressed by a per-tenant code."""
+
+    async def by_code(self, code: str, *, lock: bool = False) -> Any:
+        """``lock`` holds the row (FOR UPDATE) until commit, serialising writers of it."""
+        statement = select(self.model).where(self.model.code == code)
+        if lock:
+            statement = statement.with_for_update()
+        return await self.session.scalar(statement)
+
+    async def all(self) -> list[Any]:
+        statement = select(self.model).order_by(self.model.code)
+        return list((await self.session.scalars(statement)).all())
+
+
+class QueueRepository(ByCodeRepository):
+    model = Queue
+    label = "queue"
+
+
+class StateMachineRepository(ByCodeRepository):
+    model = StateMachine
+    label = "state machine"
+
+    async def versions(self, machine_id: uuid.UUID) -> list[StateMachineVersion]:
+        statement = (
+            select(StateMachineVersion)
+            .where(StateMachineVersion.machine_id == machine_id)
+            .order_by(StateMachineVersion.version)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def version(self, machine_id: uuid.UUID, number: int) -> StateMachineVersion | None:
+        result: StateMachineVersion | None = await self.session.scalar(
+            select(StateMachineVersion).where(
+                StateMachineVersion.machine_id == machine_id,
+                StateMachineVersion.version == number,
+            )
+        )
+        return result
+
+    async def version_by_id(self, version_id: uuid.UUID) -> StateMachineVersion:
+        found: StateMachineVersion | None = await self.session.scalar(
+            select(StateMachineVersion).where(StateMachineVersion.id == version_id)
+        )
+        if found is None:
+            raise LookupError(f"state machine version {version_id} is missing")
+        return found
+
+    async def latest_version_of(self, machine_id: uuid.UUID) -> StateMachineVersion | None:
+        """The newest published version, in one query."""
+        result: StateMachineVersion | None = await self.session.scalar(
+            select(StateMachineVersion)
+            .join(StateMachine, StateMachine.id == StateMachineVersion.machine_id)
+            .where(
+                StateMachine.id == machine_id,
+                StateMachineVersion.version == StateMachine.latest_version,
+            )
+        )
+        return result
+
+    def add_version(self, version: StateMachineVersion) -> StateMachineVersion:
+        self.session.add(version)
+        return version
+
+
+class TemplateRepository(ByCodeRepository):
+    model = Template
+    label = "template"
