@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar, final
 
 from sqlalchemy.exc import IntegrityError
@@ -72,8 +72,6 @@ class ActivityContext:
     expected_version: int | None = None
     depth: int = 0
     """How many rule-made changes led to this one: 0 for a person's or a connector's."""
-    records: list[ActionRecord] = field(default_factory=list)
-    events: list[PendingEvent] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +92,9 @@ class Activity(ABC, Generic[In, Out]):
     def __init__(self, context: ActivityContext) -> None:
         self.ctx = context
         self.uow = context.uow
+        # This run's own: several activities may share a context (a rule's actions).
+        self._records: list[ActionRecord] = []
+        self._events: list[PendingEvent] = []
 
     @final
     async def run(self, params: In) -> Out:
@@ -116,14 +117,14 @@ class Activity(ABC, Generic[In, Out]):
         if case is not None and self.moves_task_to_processing():
             await self._accept_open_task(case)
         await self._extend(ACTIVITY_AFTER, case)
-        self.uow.session.add_all(self.ctx.records)
+        self.uow.session.add_all(self._records)
         await self.uow.flush()
         await self.before_commit()
-        self.uow.outbox.add_all(
-            [
-                new_event(self.ctx.tenant_id, e.type, e.case, e.data, self.ctx.trace)
-                for e in self.ctx.events
-            ]
+        # Built after the flush, so each event carries the case as this activity left it;
+        # the unit of work writes them once, when its transaction commits.
+        self.uow.add_events(
+            new_event(self.ctx.tenant_id, e.type, e.case, e.data, self.ctx.trace)
+            for e in self._events
         )
         await self.uow.commit()
         return result
@@ -158,7 +159,7 @@ class Activity(ABC, Generic[In, Out]):
 
     def record(self, case: Case, code: str, memo: dict[str, Any], task: Task | None = None) -> None:
         operator = self.ctx.operator
-        self.ctx.records.append(
+        self._records.append(
             ActionRecord(
                 tenant_id=self.ctx.tenant_id,
                 case_id=case.id,
@@ -175,7 +176,7 @@ class Activity(ABC, Generic[In, Out]):
     def emit(self, event_type: str, case: Case, data: dict[str, Any] | None = None) -> None:
         actor = {"type": self.ctx.operator.type, "id": self.ctx.operator.id}
         facts = {"actor": actor, "chain_depth": self.ctx.depth, **(data or {})}
-        self.ctx.events.append(PendingEvent(event_type, case, facts))
+        self._events.append(PendingEvent(event_type, case, facts))
 
     def add_comment(self, case: Case, body: str, *, public: bool) -> Comment:
         """A comment written by the operator of this activity."""

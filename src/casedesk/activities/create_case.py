@@ -258,8 +258,6 @@ async def create_case(
         created = await CreateCaseActivity(context, idempotency).run(draft)
     except ExternalRefTaken:
         await uow.rollback()
-        context.records.clear()
-        context.events.clear()
         existing = await uow.cases.by_external_ref(draft.channel, draft.external_ref or "")
         if existing is None:
             raise

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +31,7 @@ from casedesk.store.events import DeadLetterRepository, OutboxRepository, Proces
 from casedesk.store.idempotency import IdempotencyRepository
 from casedesk.store.identity import ApiKeyRepository, TenantRepository, UserRepository
 from casedesk.store.jobs import JobRepository
+from casedesk.store.models import OutboxEvent
 from casedesk.store.rules import RuleRepository, TimeRuleRepository
 from casedesk.store.sla import SlaRepository
 from casedesk.store.webhooks import DeliveryRepository, WebhookRepository
@@ -68,6 +69,7 @@ class UnitOfWork:
         self.session = self.database.session(self.tenant_id)
         self._writing = False
         self._held = False
+        self._new_events: list[OutboxEvent] = []
         self.tenants = TenantRepository(self.session)
         self.users = UserRepository(self.session)
         self.api_keys = ApiKeyRepository(self.session)
@@ -116,10 +118,21 @@ class UnitOfWork:
     async def flush(self) -> None:
         await self.session.flush()
 
+    def add_events(self, events: Iterable[OutboxEvent]) -> None:
+        """Events of the changes made in this transaction: written to the outbox when it
+        commits, dropped if it rolls back."""
+        self._new_events.extend(events)
+
+    def collect_new_events(self) -> list[OutboxEvent]:
+        """Hand over the events added so far, once: a second call returns only newer ones."""
+        events, self._new_events = self._new_events, []
+        return events
+
     async def commit(self) -> None:
         if self._held:
             await self.session.flush()
             return
+        self.outbox.add_all(self.collect_new_events())
         await self.session.commit()
         self._writing = False
 
@@ -134,4 +147,5 @@ class UnitOfWork:
 
     async def rollback(self) -> None:
         await self.session.rollback()
+        self._new_events.clear()
         self._writing = False
