@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         await traces.start()
         if work is not None:
             await work.start()
+        app.state.background = work
         yield
         if work is not None:
             await work.stop()
@@ -73,6 +74,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         lifespan=lifespan,
     )
     app.state.container = container
+    app.state.background = None
+    """This process's background work (``worker.runner.Background``), when it runs here."""
     problems.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     routers = (

@@ -7,7 +7,7 @@ import os
 import signal
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -146,7 +146,7 @@ def worker() -> None:
     settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
 
-    async def main() -> None:
+    async def main() -> dict[str, str]:
         container = build(settings)
         await ensure_migrated(container)
         work = background(container)
@@ -159,18 +159,31 @@ def worker() -> None:
             await traces.start()
             await work.start()
             err.print("casedesk worker running (relay, consumers, trace store); SIGTERM stops it")
-            await stop.wait()
+            await _first_of(stop.wait(), work.failed.wait())
         finally:
             await work.stop()
             await traces.stop()
             await container.close()
+        return work.stopped()
 
     try:
-        asyncio.run(main())
+        stopped = asyncio.run(main())
     except NotMigrated as exc:
         raise fail(str(exc)) from None
     except BusUnavailable as exc:
         raise fail(f"{exc}; check CASEDESK_BROKER_URL and that the broker is up") from None
+    if stopped:
+        loops = "; ".join(f"{loop}: {why}" for loop, why in stopped.items())
+        raise fail(f"background work stopped ({loops}); the worker exits so it can be restarted")
+
+
+async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 # --- db ----------------------------------------------------------------------------------

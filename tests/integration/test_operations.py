@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 
 from casedesk.app import create_app
-from casedesk.bootstrap import build
+from casedesk.bootstrap import build, consumer_groups, job_handlers
+from casedesk.store.bus.inprocess import InProcessBus
+from casedesk.worker.housekeeping import Housekeeping
+from casedesk.worker.runner import Background
 from tests.conftest import Tenants, settings_for
 
 
@@ -71,3 +76,60 @@ async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
     assert "/api/v1/me" in schema["paths"]
     assert "/api/v1/users/{user_id}" in schema["paths"]
     assert (await client.get("/docs")).status_code == 200
+
+
+class _BrokenHousekeeping(Housekeeping):
+    """Housekeeping whose loop ends with an error it does not survive."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        raise RuntimeError("the sweep lost its mind")
+
+
+async def test_a_background_loop_that_stopped_makes_readyz_503_and_shows_in_metrics(
+    backend_url: str,
+) -> None:
+    container = build(settings_for(backend_url))
+    app = create_app(container=container)
+    work = Background(
+        container.database,
+        InProcessBus(),
+        consumer_groups(container),
+        job_handlers(container),
+        _BrokenHousekeeping(container.database, keep=timedelta(days=1)),
+    )
+    await work.start()
+    app.state.background = work
+    try:
+        async with asyncio.timeout(10):
+            await work.failed.wait()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            ready = await http.get("/readyz")
+            metrics = (await http.get("/metrics")).text
+        assert ready.status_code == 503
+        checks = ready.json()["checks"]
+        assert checks["database"] == "ok"
+        assert checks["background"].startswith("stopped: housekeeping (RuntimeError")
+        assert 'casedesk_background_loop_up{loop="housekeeping"} 0.0' in metrics
+        assert 'casedesk_background_loop_up{loop="relay"} 1.0' in metrics
+        assert work.stopped() == {"housekeeping": "RuntimeError: the sweep lost its mind"}
+    finally:
+        await work.stop()
+        await container.close()
+
+
+async def test_readyz_says_the_background_loops_run(backend_url: str) -> None:
+    container = build(settings_for(backend_url))
+    app = create_app(container=container)
+    work = Background(container.database, InProcessBus(), {}, {})
+    await work.start()
+    app.state.background = work
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            ready = await http.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"database": "ok", "background": "ok"}
+    finally:
+        await work.stop()
+        await container.close()

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, TypeVar, final
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from casedesk.domain.events import new_event
+from casedesk.domain.events import about_case, new_event
 from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.domain.extensions.scenes import (
     ACTIVITY_AFTER,
@@ -123,7 +123,7 @@ class Activity(ABC, Generic[In, Out]):
         # Built after the flush, so each event carries the case as this activity left it;
         # the unit of work writes them once, when its transaction commits.
         self.uow.add_events(
-            new_event(self.ctx.tenant_id, e.type, e.case, e.data, self.ctx.trace)
+            new_event(self.ctx.tenant_id, e.type, about_case(e.case), e.data, self.ctx.trace)
             for e in self._events
         )
         await self.uow.commit()

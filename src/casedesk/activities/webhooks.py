@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
-from casedesk.domain.automation.rules import Action, SendWebhook
 from casedesk.domain.identity.principal import Principal
 from casedesk.domain.identity.roles import Role
 from casedesk.domain.webhooks.deliveries import queue_delivery, schedule_attempt
@@ -132,13 +130,3 @@ async def redeliver(uow: UnitOfWork, actor: Principal, delivery_id: uuid.UUID) -
     await schedule_attempt(uow, delivery, utcnow(), trace_or_new().traceparent, manual=True)
     await uow.commit()
     return delivery
-
-
-async def check_webhooks(uow: UnitOfWork, actions: Sequence[Action]) -> None:
-    """A rule may only send to webhooks of its own tenant that exist."""
-    for index, action in enumerate(actions):
-        if isinstance(action, SendWebhook) and await uow.webhooks.find(action.webhook_id) is None:
-            raise InvalidInput(
-                f"no webhook {action.webhook_id}; create it with POST /api/v1/webhooks first",
-                field=f"actions.{index}.webhook_id",
-            )

@@ -1,8 +1,15 @@
-"""Domain events as CloudEvents 1.0 envelopes, written to the outbox with the change."""
+"""Domain events as CloudEvents 1.0 envelopes, written to the outbox with the change.
+
+Every event is about one subject — a case today; a connection, a subscription or a workflow
+execution as the integration platform adds them — and has a type that its producer declared
+in ``EVENTS``. Rules and webhook subscriptions may name only declared types, and each consumer
+group listens to the families of the types it can act on.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from casedesk.domain.cases.priority import Priority
@@ -10,21 +17,87 @@ from casedesk.kit.ids import uuid7
 from casedesk.kit.tracing import TraceContext
 from casedesk.store.models import Case, OutboxEvent
 
-EVENT_TYPES = (
-    "case.created",
-    "case.updated",
-    "case.state_changed",
-    "case.transferred",
-    "case.closed",
-    "case.reopened",
-    "case.child_created",
-    "case.rated",
-    "task.created",
-    "task.accepted",
-    "comment.added",
-    "sla.warning",
-    "sla.breached",
-)
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    name: str
+    """``<family>.<what happened>``, e.g. ``case.created``."""
+    subject: str
+    """What the event is about: ``case``, ``connection``, ``execution``, ..."""
+    summary: str
+    fields: tuple[str, ...] = ()
+    """What the event's data says besides its subject and actor (``event.<field>`` in rules)."""
+
+
+class EventTypes:
+    """The event types some producer emits, by name; producers declare theirs at import."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, EventType] = {}
+
+    def declare(
+        self, name: str, subject: str, summary: str, fields: tuple[str, ...] = ()
+    ) -> EventType:
+        family, _, what = name.partition(".")
+        if not family or not what or "*" in name:
+            raise ValueError(f"an event type is <family>.<what happened>, not {name!r}")
+        declared = EventType(name, subject, summary, fields)
+        if self._types.setdefault(name, declared) != declared:
+            raise ValueError(f"event type {name} is already declared differently")
+        return declared
+
+    def get(self, name: str) -> EventType | None:
+        return self._types.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def names(self, *, subject: str | None = None) -> list[str]:
+        """Declared type names in declaration order, of one subject if given."""
+        return [t.name for t in self._types.values() if subject in (None, t.subject)]
+
+    def families(self, *, subject: str | None = None) -> list[str]:
+        """``case.*``-style patterns covering every declared type (of one subject)."""
+        return sorted({name.split(".")[0] + ".*" for name in self.names(subject=subject)})
+
+
+EVENTS = EventTypes()
+CASE = "case"
+for _name, _summary, _fields in (
+    ("case.created", "a case was opened", ("template",)),
+    ("case.updated", "title, priority, form or tags changed", ("changes",)),
+    ("case.state_changed", "a state-machine action was applied", ("action", "from", "to")),
+    ("case.transferred", "the case moved to another queue or assignee", ("from", "to", "task_id")),
+    ("case.closed", "the case reached an end state", ()),
+    ("case.reopened", "a closed case was reopened", ()),
+    ("case.child_created", "a child case was opened under this one", ("child_id", "child_number")),
+    ("case.rated", "the customer rated the case", ("score",)),
+    ("task.created", "the case got a task to work", ("task_id", "queue")),
+    ("task.accepted", "an agent took the case's task", ("task_id", "assignee_id")),
+    ("comment.added", "a comment was added", ("comment_id", "public", "author_type")),
+    ("sla.warning", "an SLA clock reached its warning point", ("metric", "target_at")),
+    ("sla.breached", "an SLA clock passed its target", ("metric", "target_at")),
+):
+    EVENTS.declare(_name, CASE, _summary, _fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What an event is about, and the facts about it that the event carries."""
+
+    type: str
+    id: uuid.UUID
+    facts: dict[str, Any]
+
+
+def subject_type_of(envelope: dict[str, Any]) -> str:
+    """The subject type of a kept envelope, from its ``source`` (``/tenants/<id>/cases``)."""
+    collection = str(envelope.get("source", "")).rstrip("/").rsplit("/", 1)[-1]
+    return collection.removesuffix("s") or CASE
+
+
+def about_case(case: Case) -> Subject:
+    return Subject(CASE, case.id, case_snapshot(case))
 
 
 def case_snapshot(case: Case) -> dict[str, Any]:
@@ -50,19 +123,21 @@ def case_snapshot(case: Case) -> dict[str, Any]:
 def new_event(
     tenant_id: uuid.UUID,
     event_type: str,
-    subject: Case,
+    subject: Subject,
     data: dict[str, Any],
     trace: TraceContext,
 ) -> OutboxEvent:
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {event_type}")
+    declared = EVENTS.get(event_type)
+    if declared is None or declared.subject != subject.type:
+        raise ValueError(f"{event_type} is not a declared event type about a {subject.type}")
     return OutboxEvent(
         tenant_id=tenant_id,
         event_id=uuid7(),
         type=event_type,
-        source=f"/tenants/{tenant_id}/cases",
+        source=f"/tenants/{tenant_id}/{subject.type}s",
+        subject_type=subject.type,
         subject_id=subject.id,
-        data={"case": case_snapshot(subject), **data},
+        data={subject.type: subject.facts, **data},
         traceparent=trace.child().traceparent,
     )
 

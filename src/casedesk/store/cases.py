@@ -142,12 +142,17 @@ class CaseRepository(Repository[Case]):
 
     async def locked(self, case_id: uuid.UUID) -> Case:
         """The case, its row held until commit: serialises writers that do not change it."""
-        case: Case | None = await self.session.scalar(
-            select(Case).where(Case.id == case_id).with_for_update()
-        )
+        case = await self.find_locked(case_id)
         if case is None:
             raise NotFound(f"case {case_id} not found")
         return case
+
+    async def find_locked(self, case_id: uuid.UUID) -> Case | None:
+        """The case, its row held until commit, or None if there is no such case."""
+        found: Case | None = await self.session.scalar(
+            select(Case).where(Case.id == case_id).with_for_update()
+        )
+        return found
 
     async def by_external_ref(self, channel: str, external_ref: str) -> Case | None:
         result: Case | None = await self.session.scalar(

@@ -72,6 +72,15 @@ class StateMachineRepository(ByCodeRepository):
         )
         return result
 
+    async def published_actions(self) -> set[str]:
+        """Every action some published version of some machine of the tenant has."""
+        definitions = await self.session.scalars(select(StateMachineVersion.definition))
+        return {
+            str(transition["action"])
+            for definition in definitions
+            for transition in definition.get("transitions", ())
+        }
+
     def add_version(self, version: StateMachineVersion) -> StateMachineVersion:
         self.session.add(version)
         return version

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -17,6 +18,13 @@ from sqlalchemy.pool import NullPool
 from casedesk.store import tenancy
 
 WRITE_OPTION = "casedesk_write"
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns are written by the serialiser that later reads and publishes them, so a
+    value it cannot serialise (nested too deep, an integer beyond 64 bits) fails its own
+    transaction instead of an event or a response after the commit."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -42,7 +50,11 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
-        options: dict[str, Any] = {"echo": echo}
+        options: dict[str, Any] = {
+            "echo": echo,
+            "json_serializer": _json_text,
+            "json_deserializer": orjson.loads,
+        }
         if self.dialect == "sqlite":
             options["connect_args"] = {"timeout": 30}
             if self.url.database in (None, "", ":memory:"):

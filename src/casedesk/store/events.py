@@ -24,7 +24,7 @@ class OutboxRepository:
         """Committed events not yet on the bus, oldest first, of every tenant (the relay)."""
         statement = (
             select(OutboxEvent)
-            .where(OutboxEvent.published_at.is_(None))
+            .where(OutboxEvent.published_at.is_(None), OutboxEvent.dead_at.is_(None))
             .order_by(OutboxEvent.id)
             .limit(limit)
             .execution_options(**{ALL_TENANTS: True})
@@ -48,12 +48,46 @@ class OutboxRepository:
             .execution_options(**{ALL_TENANTS: True, "synchronize_session": False})
         )
 
+    async def mark_dead(self, event_id: int) -> None:
+        """Move an event the relay cannot publish out of its way."""
+        await self.session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id == event_id)
+            .values(dead_at=utcnow())
+            .execution_options(**{ALL_TENANTS: True, "synchronize_session": False})
+        )
+
+    async def dead_event(self, event_id: uuid.UUID) -> OutboxEvent | None:
+        """The tenant's event of that id, if the relay moved it aside."""
+        found: OutboxEvent | None = await self.session.scalar(
+            select(OutboxEvent).where(
+                OutboxEvent.event_id == event_id, OutboxEvent.dead_at.is_not(None)
+            )
+        )
+        return found
+
     async def top_position(self) -> int | None:
         """The highest feed position given so far, of every tenant."""
         top: int | None = await self.session.scalar(
             select(func.max(OutboxEvent.position)).execution_options(**{ALL_TENANTS: True})
         )
         return top
+
+    async def of_subject(
+        self, subject_id: uuid.UUID, *, after: int, up_to: int, types: Sequence[str]
+    ) -> list[OutboxEvent]:
+        """The subject's events of ``types`` with sequences in (after, up_to], in order."""
+        statement = (
+            select(OutboxEvent)
+            .where(
+                OutboxEvent.subject_id == subject_id,
+                OutboxEvent.id > after,
+                OutboxEvent.id <= up_to,
+                OutboxEvent.type.in_(types),
+            )
+            .order_by(OutboxEvent.id)
+        )
+        return list((await self.session.scalars(statement)).all())
 
     def add_all(self, events: Sequence[OutboxEvent]) -> None:
         self.session.add_all(events)
@@ -105,6 +139,21 @@ class ProcessedEventRepository:
 class DeadLetterRepository(Repository[DeadLetter]):
     model = DeadLetter
     label = "dead letter"
+
+    async def of_event(
+        self, group: str, event_id: uuid.UUID, *, tenant_id: uuid.UUID
+    ) -> DeadLetter | None:
+        """The group's dead letter of the event, looked up from work bound to no tenant."""
+        found: DeadLetter | None = await self.session.scalar(
+            select(DeadLetter)
+            .where(
+                DeadLetter.tenant_id == tenant_id,
+                DeadLetter.consumer_group == group,
+                DeadLetter.event_id == event_id,
+            )
+            .execution_options(**{ALL_TENANTS: True})
+        )
+        return found
 
     async def exists(self, group: str, event_id: uuid.UUID) -> bool:
         found = await self.session.scalar(

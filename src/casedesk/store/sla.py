@@ -27,6 +27,13 @@ class SlaRepository(Repository[SlaPolicy]):
         )
         return found is not None
 
+    async def clock(self, clock_id: uuid.UUID) -> CaseSla | None:
+        """The clock as committed now (not as this session may have cached it)."""
+        found: CaseSla | None = await self.session.scalar(
+            select(CaseSla).where(CaseSla.id == clock_id).execution_options(populate_existing=True)
+        )
+        return found
+
     def add_clock(self, clock: CaseSla) -> CaseSla:
         self.session.add(clock)
         return clock

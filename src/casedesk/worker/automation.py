@@ -20,8 +20,9 @@ import orjson
 from prometheus_client import Counter
 
 from casedesk.activities.base import ActivityContext, ConcurrentChange, Operator
-from casedesk.domain.automation.conditions import changes_of, holds
+from casedesk.domain.automation.conditions import changes_of, comparisons, holds
 from casedesk.domain.automation.rules import MAX_CHAIN_DEPTH, RuleSpec
+from casedesk.domain.events import CASE, EVENTS
 from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.kit.errors import CasedeskError
 from casedesk.kit.logging import get_logger
@@ -55,6 +56,13 @@ class TenantRules:
         return [(rule, spec) for rule, spec in self.rules if event_type in rule.on]
 
 
+def _looks_at_customer(spec: RuleSpec) -> bool:
+    return any(c.field.startswith("customer.") for _, c in comparisons(spec.conditions))
+
+
+_NOT_EVENT_FACTS = frozenset({CASE, "actor", "chain_depth"})
+
+
 class Automation:
     def __init__(
         self, database: Database, extensions: ExtensionRegistry, *, rules_ttl: float = 1.0
@@ -82,8 +90,9 @@ class Automation:
         return loaded
 
     def group(self) -> ConsumerGroup:
+        """Every event a rule may name: each declared type about a case, SLA ones included."""
         return ConsumerGroup(
-            GROUP, ["case.*", "task.*", "comment.*"], self.handle, own_transactions=True
+            GROUP, EVENTS.families(subject=CASE), self.handle, own_transactions=True
         )
 
     async def handle(self, message: Message, _: UnitOfWork | None = None) -> None:
@@ -95,7 +104,11 @@ class Automation:
         data: dict[str, Any] = orjson.loads(message.body)["data"]
         actor = data.get("actor", {})
         depth = int(data.get("chain_depth", 0))
-        facts = {"case": data.get("case", {}), "event": {"type": message.type}, "actor": actor}
+        event = {key: value for key, value in data.items() if key not in _NOT_EVENT_FACTS}
+        case = data.get(CASE, {})
+        facts = {CASE: case, "event": event | {"type": message.type}, "actor": actor}
+        if any(_looks_at_customer(spec) for _, spec in listening):
+            facts["customer"] = await self._customer(tenant_id, case.get("customer_id"))
         changes = changes_of(message.type, data)
         failed: list[str] = []
         for rule, spec in listening:
@@ -117,6 +130,21 @@ class Automation:
                 break
         if failed:
             raise RuleFailed("; ".join(failed))
+
+    async def _customer(self, tenant_id: uuid.UUID, customer_id: str | None) -> dict[str, Any]:
+        """The case's customer as conditions see it; empty when the case has none."""
+        if customer_id is None:
+            return {}
+        async with UnitOfWork(self.database, tenant_id) as uow:
+            customer = await uow.customers.find(uuid.UUID(customer_id))
+        if customer is None:
+            return {}
+        return {
+            "id": str(customer.id),
+            "email": customer.email,
+            "name": customer.name,
+            "domain": customer.email.rpartition("@")[2],
+        }
 
     async def _run(
         self, rule: Rule, spec: RuleSpec, message: Message, edition: str, depth: int

@@ -12,6 +12,7 @@ import uuid
 
 import orjson
 
+from casedesk.domain.events import subject_type_of
 from casedesk.kit.clock import utcnow
 from casedesk.kit.logging import get_logger
 from casedesk.store.bus.base import Message
@@ -19,6 +20,8 @@ from casedesk.store.database import Database
 from casedesk.store.models import DeadLetter, ScheduledJob
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.worker.consumers import Consumers
+from casedesk.worker.relay import GROUP as RELAY_GROUP
+from casedesk.worker.relay import hand_back
 
 log = get_logger(__name__)
 
@@ -34,6 +37,7 @@ def message_of(dead: DeadLetter) -> Message:
         sequence=dead.sequence,
         traceparent=str(envelope.get("traceparent") or ""),
         body=orjson.dumps(envelope),
+        subject_type=subject_type_of(envelope),
     )
 
 
@@ -59,6 +63,8 @@ class DeadLetterReplay:
             await uow.commit()
 
     async def _replay(self, dead: DeadLetter) -> str | None:
+        if dead.consumer_group == RELAY_GROUP:
+            return await self._hand_back(dead)
         handler = self.consumers.handler_for(dead.consumer_group)
         if handler is None:
             return (
@@ -72,3 +78,11 @@ class DeadLetterReplay:
             return repr(exc)[:10_000]
         log.info("dead letter replayed", dead_letter=str(dead.id), group=dead.consumer_group)
         return None
+
+    async def _hand_back(self, dead: DeadLetter) -> str | None:
+        """An event the relay moved aside goes back to it, if it can be published now."""
+        async with UnitOfWork(self.database, dead.tenant_id) as uow:
+            await uow.begin_write()
+            refused = await hand_back(uow, dead.event_id)
+            await uow.commit()
+        return refused

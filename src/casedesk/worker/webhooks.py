@@ -19,6 +19,7 @@ import httpx
 import orjson
 from prometheus_client import Counter
 
+from casedesk.domain.events import CASE, EVENTS
 from casedesk.domain.webhooks.deliveries import queue_delivery, schedule_attempt
 from casedesk.domain.webhooks.signing import signed_headers
 from casedesk.domain.webhooks.subscriptions import listens_to, next_attempt_after
@@ -88,8 +89,7 @@ class Webhooks:
         self._listening = TenantCache(database, _listened_types)
 
     def group(self) -> ConsumerGroup:
-        types = ["case.*", "task.*", "comment.*", "sla.*"]
-        return ConsumerGroup(GROUP, types, self.handle, wants=self.wants)
+        return ConsumerGroup(GROUP, EVENTS.families(), self.handle, wants=self.wants)
 
     async def wants(self, message: Message) -> bool:
         patterns = await self._listening.get(uuid.UUID(message.tenant_id))
@@ -107,7 +107,7 @@ class Webhooks:
                 subscription,
                 message_id=message.id,
                 event_type=message.type,
-                case_id=uuid.UUID(message.subject) if message.subject else None,
+                case_id=uuid.UUID(message.subject) if message.subject_type == CASE else None,
                 payload=payload,
                 traceparent=message.traceparent,
             )

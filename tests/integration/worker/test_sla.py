@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
@@ -13,8 +14,12 @@ from sqlalchemy import update
 
 from casedesk.bootstrap import Container
 from casedesk.domain.automation.calendar import Calendar, add_business_time
+from casedesk.domain.events import EVENTS
 from casedesk.domain.identity.roles import Role
+from casedesk.store.bus.base import Message
 from casedesk.store.models import ScheduledJob
+from casedesk.worker.consumers import Consumers
+from casedesk.worker.relay import to_message
 from casedesk.worker.scheduler import Scheduler
 from casedesk.worker.sla import BREACH, WARNING, Sla
 from tests.conftest import Tenants
@@ -258,3 +263,59 @@ async def test_reopening_runs_the_resolution_clock_again_with_the_time_it_had_le
     assert clocks["first_response"]["status"] == "met"
     assert await _due_now(container, desk.tenant.id, BREACH) == 1
     assert (await _clocks(desk, case["id"]))["resolution"]["status"] == "breached"
+
+
+async def _deliveries_of(container: Container, desk: Desk, case_id: str) -> list[Message]:
+    """The case's committed events as the bus would carry them, in outbox order."""
+    async with container.unit_of_work(desk.tenant.id) as uow:
+        rows = await uow.outbox.of_subject(
+            uuid.UUID(case_id), after=0, up_to=2**62, types=list(EVENTS.names())
+        )
+    return [to_message(row) for row in rows]
+
+
+async def test_clocks_come_out_the_same_whatever_order_the_events_are_handled_in(
+    desk: Desk, container: Container
+) -> None:
+    """A ``case.closed`` handled before its ``case.created`` (several deliveries at once on
+    RabbitMQ) neither starts clocks on a closed case nor reports a false breach."""
+    await _policy(desk)
+    in_order, reversed_ = await desk.new_case(), await desk.new_case()
+    for case in (in_order, reversed_):
+        closed = await desk.act(case["id"], "solve")
+        assert closed.status_code == 200, closed.text
+    handle = Consumers(
+        container.database, {"sla": Sla(container.database, container.extensions).group()}
+    ).handler_for("sla")
+    assert handle is not None
+    for message in await _deliveries_of(container, desk, in_order["id"]):
+        await handle(message)
+    for message in reversed(await _deliveries_of(container, desk, reversed_["id"])):
+        await handle(message)
+
+    expected = await _clocks(desk, in_order["id"])
+    assert {clock["status"] for clock in expected.values()} == {"met"}
+    got = await _clocks(desk, reversed_["id"])
+    assert {metric: c["status"] for metric, c in got.items()} == {
+        metric: c["status"] for metric, c in expected.items()
+    }
+    assert await _due_now(container, desk.tenant.id, BREACH) == 0
+    assert {clock["status"] for clock in (await _clocks(desk, reversed_["id"])).values()} == {"met"}
+
+
+async def test_a_warning_run_twice_at_once_is_said_once(
+    desk: Desk, settle: Settle, container: Container
+) -> None:
+    """Two runs of one warning job (a lost lease) lock the case before they read the clock."""
+    await _policy(desk, first_response_minutes=60, resolution_minutes=None)
+    case = await desk.new_case()
+    await settle()
+    async with container.unit_of_work(desk.tenant.id) as uow:
+        job = await uow.jobs.find(f"{WARNING}:{case['id']}:first_response")
+    assert job is not None
+    sla = Sla(container.database, container.extensions)
+    await asyncio.gather(sla.run_job(job), sla.run_job(job))
+    types = [e["type"] for e in await desk.events() if e["subject"] == case["id"]]
+    assert types.count("sla.warning") == 1
+    history = await desk.http.get(f"/api/v1/cases/{case['id']}/history", headers=desk.headers)
+    assert [h["code"] for h in history.json()["items"]].count("sla.warning") == 1

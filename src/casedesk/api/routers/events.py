@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from casedesk.api import API_V1
 from casedesk.api.deps import UnitOfWorkDep
-from casedesk.domain.events import EVENT_TYPES, envelope
+from casedesk.domain.events import EVENTS, envelope
 from casedesk.kit.errors import InvalidInput
 
 router = APIRouter(prefix=API_V1, tags=["events"])
@@ -36,7 +36,7 @@ async def read_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     type: Annotated[list[str] | None, Query(description="only these event types")] = None,
 ) -> EventPage:
-    unknown = sorted(set(type or ()) - set(EVENT_TYPES))
+    unknown = sorted(name for name in set(type or ()) if name not in EVENTS)
     if unknown:
         raise InvalidInput(f"unknown event type(s): {', '.join(unknown)}", field="type")
     events = await uow.outbox.after(after, limit=limit, types=type or ())

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from casedesk.api.deps import ContainerDep
@@ -27,7 +27,7 @@ async def _check(name: str, probe: Any) -> tuple[str, str]:
 
 
 @router.get("/readyz", summary="The database, and Redis and the broker when configured, answer")
-async def readyz(container: ContainerDep) -> Response:
+async def readyz(request: Request, container: ContainerDep) -> Response:
     settings = container.settings
     probes = [_check("database", container.database.ping())]
     if settings.redis_url:
@@ -35,6 +35,14 @@ async def readyz(container: ContainerDep) -> Response:
     if settings.broker_url:
         probes.append(_check("broker", ping_broker(settings.broker_url)))
     checks = dict(await asyncio.gather(*probes))
+    background = request.app.state.background
+    if background is not None:
+        stopped = background.stopped()
+        checks["background"] = (
+            "stopped: " + "; ".join(f"{loop} ({why})" for loop, why in stopped.items())
+            if stopped
+            else "ok"
+        )
     ready = all(result == "ok" for result in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},

@@ -1,16 +1,29 @@
 """Rule conditions: an all/any tree of comparisons over a case and the event's changes.
 
 Field names are paths: ``case.priority``, ``case.form.order_id``, ``case.tags``,
-``event.type``, ``actor.type``. The change operators (``changed``, ``changed_to``,
-``changed_from``) look at what the event says changed: the fields of ``case.updated``,
-``state`` for ``case.state_changed`` and ``queue_id``/``assignee_id`` for transfers.
+``customer.domain``, ``event.type``, ``event.metric``, ``actor.type``. The change operators
+(``changed``, ``changed_to``, ``changed_from``) look at what the event says changed: the fields
+of ``case.updated``, ``state`` for ``case.state_changed`` and ``queue_id``/``assignee_id`` for
+transfers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 Op = Literal[
     "eq",
@@ -28,8 +41,31 @@ Op = Literal[
     "changed_from",
 ]
 FieldPath = Annotated[
-    str, StringConstraints(pattern=r"^(case|event|actor)(\.[A-Za-z0-9_]{1,63}){1,3}$")
+    str,
+    StringConstraints(pattern=r"^(case|customer|event|actor)(\.[A-Za-z0-9_]{1,63}){1,3}$"),
 ]
+CASE_FIELDS = frozenset(
+    {
+        "id",
+        "number",
+        "title",
+        "state",
+        "closed",
+        "priority",
+        "queue_id",
+        "assignee_id",
+        "customer_id",
+        "template_id",
+        "channel",
+        "tags",
+        "form",
+        "version",
+    }
+)
+"""What ``case.*`` can name: the case as events carry it (``case.form.<key>`` below form)."""
+CUSTOMER_FIELDS = frozenset({"id", "email", "name", "domain"})
+"""What ``customer.*`` can name: the case's customer; ``domain`` is the e-mail's domain."""
+ACTOR_FIELDS = frozenset({"type", "id"})
 
 
 class Comparison(BaseModel):
@@ -52,11 +88,82 @@ class AnyOf(BaseModel):
     any: list[Condition] = Field(max_length=50)
 
 
-Condition = Union[AllOf, AnyOf, Comparison]  # noqa: UP007 - a recursive alias needs Union
+def _kind(value: Any) -> str:
+    """Which variant a condition is, so that a bad one gets the errors of that variant only."""
+    if isinstance(value, AllOf | AnyOf | Comparison):
+        return {AllOf: "all", AnyOf: "any", Comparison: "comparison"}[type(value)]
+    keys = value.keys() if isinstance(value, dict) else ()
+    if "all" in keys:
+        return "all"
+    return "any" if "any" in keys else "comparison"
+
+
+_TAGS = ("all", "any", "comparison")
+
+
+def _without_tags(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Errors name where they are (``conditions.all.0.op``), not the variant tried."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError(error["type"], error["msg"], error.get("ctx")),
+                loc=tuple(error["loc"][1:] if error["loc"][:1] in _TAGS_LOC else error["loc"]),
+                input=error["input"],
+            )
+            for error in exc.errors()
+        ]
+        raise ValidationError.from_exception_data(exc.title, errors) from None
+
+
+_TAGS_LOC = tuple((tag,) for tag in _TAGS)
+Condition = Annotated[  # a recursive alias needs Union
+    Union[  # noqa: UP007
+        Annotated[AllOf, Tag("all")],
+        Annotated[AnyOf, Tag("any")],
+        Annotated[Comparison, Tag("comparison")],
+    ],
+    Discriminator(_kind),
+    WrapValidator(_without_tags),
+]
 AllOf.model_rebuild()
 AnyOf.model_rebuild()
 
 _MISSING = object()
+
+
+def comparisons(condition: Condition) -> Iterator[tuple[str, Comparison]]:
+    """Every comparison of the tree, with where it stands (``conditions.all.0``, ...)."""
+
+    def walk(node: Condition, at: str) -> Iterator[tuple[str, Comparison]]:
+        if isinstance(node, AllOf):
+            for index, part in enumerate(node.all):
+                yield from walk(part, f"{at}.all.{index}")
+        elif isinstance(node, AnyOf):
+            for index, part in enumerate(node.any):
+                yield from walk(part, f"{at}.any.{index}")
+        else:
+            yield at, node
+
+    return walk(condition, "conditions")
+
+
+def unknown_field(field: str, event_fields: frozenset[str]) -> str | None:
+    """Why ``field`` names nothing a rule can see, or None when it names something."""
+    root, _, rest = field.partition(".")
+    name = rest.split(".")[0]
+    known = {
+        "case": CASE_FIELDS,
+        "customer": CUSTOMER_FIELDS,
+        "actor": ACTOR_FIELDS,
+        "event": event_fields,
+    }[root]
+    if name not in known:
+        return f"{field} names no field; {root}.* has {', '.join(sorted(known))}"
+    if "." in rest and not (root == "case" and name == "form"):
+        return f"{field}: only case.form has fields below it"
+    return None
 
 
 def _lookup(facts: dict[str, Any], path: str) -> Any:

@@ -5,15 +5,37 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from casedesk.domain.automation.conditions import AllOf, AnyOf, Comparison, Condition
 from casedesk.domain.cases.priority import Priority
-from casedesk.domain.events import EVENT_TYPES
+from casedesk.domain.events import CASE, EVENTS
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=63)]
-EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+
+
+def _rule_event(name: str) -> str:
+    """Rules act on cases: they may name every declared event type about a case."""
+    declared = EVENTS.get(name)
+    if declared is not None and declared.subject == CASE:
+        return name
+    if declared is not None:
+        raise ValueError(
+            f"{name} is about a {declared.subject}, not a case; rules act on cases "
+            f"(a webhook can subscribe to {name})"
+        )
+    raise ValueError(
+        f"no part of casedesk emits {name!r}; rules can name {EVENTS.names(subject=CASE)}"
+    )
+
+
+EventType = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=63),
+    AfterValidator(_rule_event),
+    WithJsonSchema({"type": "string", "examples": ["case.created", "sla.breached"]}),
+]
 MAX_CHAIN_DEPTH = 10
 """A change caused by a rule, causing a rule, ... stops being automated at this depth."""
 

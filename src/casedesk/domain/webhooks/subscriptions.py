@@ -8,9 +8,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from casedesk.domain.events import EVENT_TYPES
+from casedesk.domain.events import EVENTS
 
-FAMILIES = sorted({event_type.split(".")[0] + ".*" for event_type in EVENT_TYPES})
 EventPattern = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 RETRY_SCHEDULE = (
     timedelta(0),
@@ -54,13 +53,18 @@ class WebhookSpec(BaseModel):
     @field_validator("events")
     @classmethod
     def _known_events(cls, value: list[str]) -> list[str]:
-        unknown = [p for p in value if p != "*" and p not in EVENT_TYPES and p not in FAMILIES]
+        unknown = [pattern for pattern in value if not _names_declared_events(pattern)]
         if unknown:
             raise ValueError(
-                f"unknown event types {unknown}; use one of {list(EVENT_TYPES)}, "
-                f"a family ({', '.join(FAMILIES)}) or *"
+                f"unknown event types {unknown}; use one of {EVENTS.names()}, "
+                f"a family ({', '.join(EVENTS.families())}) or *"
             )
         return sorted(set(value))
+
+
+def _names_declared_events(pattern: str) -> bool:
+    """A declared type, the family of declared types (``case.*``), or every type (``*``)."""
+    return pattern == "*" or pattern in EVENTS or pattern in EVENTS.families()
 
 
 def listens_to(patterns: list[str], event_type: str) -> bool:

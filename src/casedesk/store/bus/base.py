@@ -22,10 +22,12 @@ class Message:
     type: str
     tenant_id: str
     subject: str | None
+    """The id of what the event is about; ``subject_type`` says what kind of thing it is."""
     sequence: int
     traceparent: str
     body: bytes
     attempt: int = 1
+    subject_type: str = "case"
 
     def retried(self) -> Message:
         return replace(self, attempt=self.attempt + 1)

@@ -344,6 +344,7 @@ def _outgoing(message: Message, extra: HeadersType | None = None) -> aio_pika.Me
         "tenant_id": message.tenant_id,
         "sequence": message.sequence,
         "traceparent": message.traceparent,
+        "subject_type": message.subject_type,
         **(extra or {}),
     }
     if message.subject is not None:
@@ -374,6 +375,7 @@ def _incoming(incoming: AbstractIncomingMessage) -> Message:
         traceparent=_text(headers, "traceparent"),
         body=incoming.body,
         attempt=1 + _integer(headers, DELIVERY_COUNT, default=0),
+        subject_type=_subject_type(headers),
     )
 
 
@@ -393,7 +395,14 @@ def _dead(incoming: AbstractIncomingMessage, max_attempts: int) -> Message:
         traceparent=_text(headers, "traceparent"),
         body=incoming.body,
         attempt=attempts if isinstance(attempts, int) else max_attempts,
+        subject_type=_subject_type(headers),
     )
+
+
+def _subject_type(headers: HeadersType) -> str:
+    """Messages published before events had subject types were all about cases."""
+    value = headers.get("subject_type", "case")
+    return value if isinstance(value, str) else "case"
 
 
 def _text(headers: HeadersType, key: str) -> str:

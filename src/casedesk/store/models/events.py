@@ -30,11 +30,16 @@ class OutboxEvent(TenantScoped, Base):
     event_id: Mapped[uuid.UUID] = mapped_column(unique=True)
     type: Mapped[str] = mapped_column(String(63))
     source: Mapped[str] = mapped_column(String(255))
+    subject_type: Mapped[str] = mapped_column(String(31), server_default="case")
+    """What the event is about (``case``, ``connection``, ...); ``subject_id`` is its id."""
     subject_id: Mapped[uuid.UUID | None]
     time: Mapped[datetime] = mapped_column(default=utcnow)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     traceparent: Mapped[str] = mapped_column(String(55))
     published_at: Mapped[datetime | None]
+    dead_at: Mapped[datetime | None]
+    """When the relay moved the event aside because it cannot be published (a dead letter
+    of the ``relay`` group says why); a replay clears it."""
     position: Mapped[int | None] = mapped_column(BigInteger)
     """The event's place in the feed, given by the relay when it publishes the event: it only
     grows in commit order, which the insert-time ``id`` does not."""

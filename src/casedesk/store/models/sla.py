@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, SmallInteger, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casedesk.store.base import Base, IdMixin, TenantScoped, TimestampMixin
@@ -44,3 +44,6 @@ class CaseSla(IdMixin, TimestampMixin, TenantScoped, Base):
     warned: Mapped[bool] = mapped_column(default=False)
     met_at: Mapped[datetime | None]
     breached_at: Mapped[datetime | None]
+    applied_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    """The outbox sequence of the last event of the case this clock accounts for: events
+    handled out of order are applied in sequence order, each once."""
