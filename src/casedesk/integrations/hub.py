@@ -233,22 +233,20 @@ class Connection:
         parent = parse_traceparent(traceparent) or current_trace.get()
         # Attempts are sibling spans in the caller's trace, or in a new one.
         trace = parent or new_trace()
-        number = 0
-        while True:
-            number += 1
-            attempt = _Attempt(origin, trace.child(), parent, number)
-            request.headers["traceparent"] = attempt.span.traceparent
-            try:
-                response = await self._send(request, attempt)
-            except httpx.TransportError as error:
-                delay = self.retry.delay_after_error(request.method, error, number)
-                if delay is None:
-                    raise self._gave_up(request, error, number) from error
-            else:
-                delay = self.retry.delay_after_response(request.method, response, number)
-                if delay is None:
-                    return response
-            await asyncio.sleep(delay)
+        attempts = 0
+
+        async def attempt() -> httpx.Response:
+            nonlocal attempts
+            attempts += 1
+            current = _Attempt(origin, trace.child(), parent, attempts)
+            request.headers["traceparent"] = current.span.traceparent
+            return await self._send(request, current)
+
+        try:
+            response: httpx.Response = await self.retry.retrying(request.method)(attempt)
+        except httpx.TransportError as error:
+            raise self._gave_up(request, error, attempts) from error
+        return response
 
     async def _send(self, request: httpx.Request, attempt: _Attempt) -> httpx.Response:
         try:
