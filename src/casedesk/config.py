@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     outbound_max_attempts: int = Field(
         default=4, ge=1, le=20, description="attempts per outbound call, the first included"
     )
+    outbound_max_response_bytes: int = Field(
+        default=10_485_760,
+        ge=1024,
+        le=1_073_741_824,
+        description="largest response body an outbound call reads; a larger one fails the call",
+    )
     trace_body_limit_bytes: int = Field(
         default=65_536,
         ge=0,

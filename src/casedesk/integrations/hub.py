@@ -24,6 +24,7 @@ import httpx
 from casedesk import __version__
 from casedesk.config import Settings
 from casedesk.integrations.errors import (
+    ResponseTooLarge,
     UnsupportedOutboundURL,
     UpstreamTimeout,
     UpstreamUnreachable,
@@ -96,6 +97,7 @@ class Hub:
         )
         self._recorder = recorder
         self._body_limit = settings.trace_body_limit_bytes
+        self.default_max_response_bytes = settings.outbound_max_response_bytes
         self.default_timeout = Timeouts(total=settings.outbound_timeout_seconds)
         self.default_retry = RetryPolicy(max_attempts=settings.outbound_max_attempts)
 
@@ -110,15 +112,22 @@ class Hub:
         timeout: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         secret_fields: Iterable[str] = (),
+        secret_paths: Iterable[str] = (),
+        max_response_bytes: int | None = None,
     ) -> Connection:
         """A connection for one tenant's use of one service.
 
         ``auth`` is an httpx auth flow, or headers that carry the credentials (a bearer
         token, an API key); those headers are always redacted from traces, as are fields
-        named in ``secret_fields``.
+        named in ``secret_fields`` and path segments marked ``{secret}`` in ``secret_paths``
+        (``/services/*/*/{secret}``: see ``traces.redaction.SecretPath``). A response body
+        larger than ``max_response_bytes`` (default ``CASEDESK_OUTBOUND_MAX_RESPONSE_BYTES``)
+        fails the call.
         """
+        if max_response_bytes is not None and max_response_bytes < 1:
+            raise ValueError(f"max_response_bytes must be positive, not {max_response_bytes}")
         auth_headers = dict(auth) if isinstance(auth, Mapping) else {}
-        redactor = Redactor.declaring([*secret_fields, *auth_headers])
+        redactor = Redactor.declaring([*secret_fields, *auth_headers], secret_paths)
         return Connection(
             client=self._client,
             recorder=self._recorder,
@@ -131,6 +140,7 @@ class Hub:
             auth_headers=auth_headers,
             timeout=timeout or self.default_timeout,
             retry=retry or self.default_retry,
+            max_response_bytes=max_response_bytes or self.default_max_response_bytes,
         )
 
     def check_destination(self, url: str) -> None:
@@ -182,6 +192,7 @@ class Connection:
         auth_headers: Mapping[str, str],
         timeout: Timeouts,
         retry: RetryPolicy,
+        max_response_bytes: int,
     ) -> None:
         self._client = client
         self._recorder = recorder
@@ -194,6 +205,7 @@ class Connection:
         self.base_url = base_url
         self.timeout = timeout
         self.retry = retry
+        self.max_response_bytes = max_response_bytes
 
     async def request(
         self,
@@ -212,7 +224,8 @@ class Connection:
 
         A response of any status is returned (the last one, when retries ran out). When
         every attempt failed without a response, raises ``UpstreamUnreachable`` (or
-        ``UpstreamTimeout``); an internal destination raises ``OutboundAddressRefused``.
+        ``UpstreamTimeout``); an internal destination raises ``OutboundAddressRefused``; a
+        body over ``max_response_bytes`` raises ``ResponseTooLarge`` (not retried).
         """
         request = self._client.build_request(
             method.upper(),
@@ -251,10 +264,21 @@ class Connection:
     async def _send(self, request: httpx.Request, attempt: _Attempt) -> httpx.Response:
         try:
             response, ttfb = await self._exchange(request)
+        except ResponseTooLarge as error:
+            self._record(
+                attempt,
+                request,
+                response=error.response,
+                body=error.prefix,
+                body_size=error.declared or error.received,
+                ttfb=error.ttfb,
+                error=error,
+            )
+            raise
         except Exception as error:
             self._record(attempt, request, error=error)
             raise
-        self._record(attempt, request, response=response, ttfb=ttfb)
+        self._record(attempt, request, response=response, body=response.content, ttfb=ttfb)
         return response
 
     async def _exchange(self, request: httpx.Request) -> tuple[httpx.Response, float]:
@@ -265,11 +289,53 @@ class Connection:
                 response = await self._client.send(request, auth=self._auth_flow, stream=True)
                 ttfb = time.perf_counter() - started
                 async with contextlib.aclosing(response):
-                    await response.aread()
+                    await self._read_bounded(request, response, ttfb)
         except TimeoutError as exc:
             message = f"no complete response within {self.timeout.total:g} s"
             raise httpx.TimeoutException(message, request=request) from exc
         return response, ttfb
+
+    async def _read_bounded(
+        self, request: httpx.Request, response: httpx.Response, ttfb: float
+    ) -> None:
+        """Read the body, never holding more than ``max_response_bytes`` of it.
+
+        A declared ``Content-Length`` over the limit fails before anything is read; a body
+        without one (chunked) is counted as it arrives, decoded, so a compressed answer is
+        bounded by what it would take in memory.
+        """
+        limit = self.max_response_bytes
+        declared = None if request.method == "HEAD" else _content_length(response)
+        if declared is not None and declared > limit:
+            raise self._too_large(request, response, b"", 0, ttfb, declared=declared)
+        received = bytearray()
+        async for chunk in response.aiter_bytes():
+            received += chunk
+            if len(received) > limit:
+                raise self._too_large(request, response, received, len(received), ttfb)
+        # httpx has no public way to hand a streamed body to the response; this is what
+        # ``aread()`` itself sets, so ``.content``, ``.text`` and ``.json()`` work as usual.
+        response._content = bytes(received)
+
+    def _too_large(
+        self,
+        request: httpx.Request,
+        response: httpx.Response,
+        received: bytes | bytearray,
+        size: int,
+        ttfb: float,
+        *,
+        declared: int | None = None,
+    ) -> ResponseTooLarge:
+        return ResponseTooLarge(
+            f"{request.method} {self._capture.redactor.url(request.url)}",
+            self.max_response_bytes,
+            declared=declared,
+            response=response,
+            prefix=bytes(received[: self._capture.body_limit + 1]),
+            received=size,
+            ttfb=ttfb,
+        )
 
     def _record(
         self,
@@ -277,6 +343,8 @@ class Connection:
         request: httpx.Request,
         *,
         response: httpx.Response | None = None,
+        body: bytes = b"",
+        body_size: int | None = None,
         ttfb: float | None = None,
         error: Exception | None = None,
     ) -> None:
@@ -290,6 +358,8 @@ class Connection:
             attempt=attempt.number,
             request=request,
             response=response,
+            response_body=body,
+            response_size=body_size,
             started_at=attempt.started_at,
             duration_ms=duration * 1000,
             ttfb_ms=None if ttfb is None else ttfb * 1000,
@@ -338,6 +408,12 @@ class _Attempt:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._started
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    """The declared body size, or None when absent or unusable (then the body is counted)."""
+    value = response.headers.get("content-length", "").strip()
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _parse_url(url: str) -> httpx.URL:
