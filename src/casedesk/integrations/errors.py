@@ -102,5 +102,22 @@ class ResponseTooLarge(HubError):
         self.ttfb = ttfb
 
 
+class OutboundRateLimited(HubError):
+    """The connection's own rate limit is spent for longer than the call may wait."""
+
+    status = 429
+    title = "Outbound rate limit reached"
+    slug = "outbound-rate-limited"
+
+    def __init__(self, connection: str, limit: str, retry_after: float) -> None:
+        super().__init__(
+            f"{connection} is limited to {limit}; the next call is possible in "
+            f"{retry_after:.1f} s, longer than this call may wait",
+            limit=limit,
+            retry_after=round(retry_after, 3),
+        )
+        self.retry_after = retry_after
+
+
 def _full_prefix(address: str) -> int:
     return 128 if ":" in address else 32

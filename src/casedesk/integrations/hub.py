@@ -1,9 +1,10 @@
 """The hub: every call casedesk makes to a third party goes through here.
 
 One pooled HTTP client serves the process. A ``Connection`` binds it to one tenant's use of
-one service: base URL, credentials, timeouts, retry policy and the names to redact. Each
-attempt is guarded (internal addresses refused), carries a W3C ``traceparent`` downstream
-and leaves one trace record.
+one service: base URL, credentials, timeouts, retry policy, rate limit, the most it reads of
+a response and the names to redact. Each attempt takes a slot of the rate limit, is guarded
+(internal addresses refused), carries a W3C ``traceparent`` downstream, reads at most
+``max_response_bytes`` and leaves one trace record.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from casedesk.integrations.guard import (
     Resolver,
     SystemResolver,
 )
+from casedesk.integrations.ratelimit import RateLimit, RateLimits
 from casedesk.integrations.retry import RetryPolicy
 from casedesk.kit.clock import utcnow
 from casedesk.kit.tracing import TraceContext, current_trace, new_trace, parse_traceparent
@@ -98,6 +100,7 @@ class Hub:
         self._recorder = recorder
         self._body_limit = settings.trace_body_limit_bytes
         self.default_max_response_bytes = settings.outbound_max_response_bytes
+        self.rate_limits = RateLimits(settings.redis_url, namespace=settings.broker_namespace)
         self.default_timeout = Timeouts(total=settings.outbound_timeout_seconds)
         self.default_retry = RetryPolicy(max_attempts=settings.outbound_max_attempts)
 
@@ -114,6 +117,8 @@ class Hub:
         secret_fields: Iterable[str] = (),
         secret_paths: Iterable[str] = (),
         max_response_bytes: int | None = None,
+        rate_limit: str | None = None,
+        rate_limit_wait: float | None = None,
     ) -> Connection:
         """A connection for one tenant's use of one service.
 
@@ -122,11 +127,17 @@ class Hub:
         named in ``secret_fields`` and path segments marked ``{secret}`` in ``secret_paths``
         (``/services/*/*/{secret}``: see ``traces.redaction.SecretPath``). A response body
         larger than ``max_response_bytes`` (default ``CASEDESK_OUTBOUND_MAX_RESPONSE_BYTES``)
-        fails the call.
+        fails the call. ``rate_limit`` ("100 per minute", "5/second; 1000/hour") is held
+        per connection across every process sharing Redis; a call over it waits for a slot
+        up to ``rate_limit_wait`` seconds (default: the attempt's total timeout), else raises
+        ``OutboundRateLimited``.
         """
         if max_response_bytes is not None and max_response_bytes < 1:
             raise ValueError(f"max_response_bytes must be positive, not {max_response_bytes}")
+        if rate_limit_wait is not None and rate_limit_wait < 0:
+            raise ValueError(f"rate_limit_wait cannot be negative, not {rate_limit_wait}")
         auth_headers = dict(auth) if isinstance(auth, Mapping) else {}
+        timeout = timeout or self.default_timeout
         redactor = Redactor.declaring([*secret_fields, *auth_headers], secret_paths)
         return Connection(
             client=self._client,
@@ -138,9 +149,12 @@ class Hub:
             base_url=None if base_url is None else _require_http(_parse_url(base_url)),
             auth_flow=auth if isinstance(auth, httpx.Auth) else None,
             auth_headers=auth_headers,
-            timeout=timeout or self.default_timeout,
+            timeout=timeout,
             retry=retry or self.default_retry,
             max_response_bytes=max_response_bytes or self.default_max_response_bytes,
+            rate_limits=self.rate_limits,
+            rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit),
+            rate_limit_wait=timeout.total if rate_limit_wait is None else rate_limit_wait,
         )
 
     def check_destination(self, url: str) -> None:
@@ -162,6 +176,7 @@ class Hub:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        await self.rate_limits.aclose()
 
     async def __aenter__(self) -> Hub:
         return self
@@ -193,6 +208,9 @@ class Connection:
         timeout: Timeouts,
         retry: RetryPolicy,
         max_response_bytes: int,
+        rate_limits: RateLimits,
+        rate_limit: RateLimit | None,
+        rate_limit_wait: float,
     ) -> None:
         self._client = client
         self._recorder = recorder
@@ -206,6 +224,9 @@ class Connection:
         self.timeout = timeout
         self.retry = retry
         self.max_response_bytes = max_response_bytes
+        self._rate_limits = rate_limits
+        self.rate_limit = rate_limit
+        self.rate_limit_wait = rate_limit_wait
 
     async def request(
         self,
@@ -225,7 +246,9 @@ class Connection:
         A response of any status is returned (the last one, when retries ran out). When
         every attempt failed without a response, raises ``UpstreamUnreachable`` (or
         ``UpstreamTimeout``); an internal destination raises ``OutboundAddressRefused``; a
-        body over ``max_response_bytes`` raises ``ResponseTooLarge`` (not retried).
+        body over ``max_response_bytes`` raises ``ResponseTooLarge`` (not retried); a spent
+        rate limit raises ``OutboundRateLimited``. Every attempt takes a slot of the rate
+        limit, before its own time is counted.
         """
         request = self._client.build_request(
             method.upper(),
@@ -250,6 +273,7 @@ class Connection:
 
         async def attempt() -> httpx.Response:
             nonlocal attempts
+            await self._take_rate_slot()
             attempts += 1
             current = _Attempt(origin, trace.child(), parent, attempts)
             request.headers["traceparent"] = current.span.traceparent
@@ -335,6 +359,18 @@ class Connection:
             prefix=bytes(received[: self._capture.body_limit + 1]),
             received=size,
             ttfb=ttfb,
+        )
+
+    async def _take_rate_slot(self) -> None:
+        if self.rate_limit is None:
+            return
+        if self.connection_id is not None:
+            key, name = str(self.connection_id), f"connection {self.connection_id}"
+        else:
+            key = f"{self.tenant_id}:{self.connector}"
+            name = f"the {self.connector} connection of tenant {self.tenant_id}"
+        await self._rate_limits.acquire(
+            self.rate_limit, key, connection=name, wait=self.rate_limit_wait
         )
 
     def _record(
