@@ -57,7 +57,15 @@ def test_generate_key_prints_a_key_the_settings_accept(
     url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'keys.db'}"
 
     first = casedesk(url, "secrets", "generate-key").stdout.strip()
-    second = casedesk(url, "secrets", "generate-key").stdout.strip()
+    # It works where the settings refuse the default key: that is where one needs it.
+    elsewhere = casedesk(
+        "postgresql://casedesk@127.0.0.1:1/casedesk",
+        "secrets",
+        "generate-key",
+        CASEDESK_SECRET_KEY=INSECURE_SECRET_KEY,
+    )
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    second = elsewhere.stdout.strip()
 
     assert len(first) >= 40
     assert first != second

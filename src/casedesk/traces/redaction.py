@@ -138,6 +138,7 @@ WELL_KNOWN_SECRET_PATHS: Mapping[str, tuple[SecretPath, ...]] = {
 """By host; a host's subdomains (``ptb.discord.com``, ``acme.webhook.office.com``) too."""
 
 
+@functools.lru_cache(maxsize=1024)
 def well_known_secret_paths(host: str) -> tuple[SecretPath, ...]:
     """The secret path patterns of a well-known webhook host; none for any other host."""
     host = host.lower().rstrip(".")
