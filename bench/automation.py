@@ -45,6 +45,8 @@ from casedesk.kit.ids import uuid7
 from casedesk.store.models import ActionRecord, Case, OutboxEvent, Queue, StateMachine, Template
 
 console = Console(width=150)
+# Benchmarks run on database servers, where casedesk refuses its default key.
+os.environ.setdefault("CASEDESK_SECRET_KEY", "casedesk-benchmark-secret-key")
 BROKER = os.environ.get("BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
@@ -267,6 +269,7 @@ async def _reset(url: str) -> None:
 
 def _workers(url: str, count: int, env: dict[str, str], log: Path) -> list[subprocess.Popen[bytes]]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
+    base.update(CASEDESK_SECRET_KEY=os.environ["CASEDESK_SECRET_KEY"])
     base.update(CASEDESK_DATABASE_URL=url, CASEDESK_LOG_LEVEL="warning", **env)
     return [
         subprocess.Popen(

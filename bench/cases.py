@@ -48,6 +48,8 @@ from casedesk.store.database import nullpool_engine
 from casedesk.store.models import Case, CaseCounter, Customer, Task
 
 console = Console(width=150)
+# Benchmarks run on database servers, where casedesk refuses its default key.
+os.environ.setdefault("CASEDESK_SECRET_KEY", "casedesk-benchmark-secret-key")
 ADMIN_URLS = {
     "postgresql": os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     "mariadb": os.environ.get("BENCH_MARIADB_URL", "mysql://root@127.0.0.1:3306/test"),
@@ -341,6 +343,7 @@ def _serve(url: str, port: int, workers: int, log: Path) -> subprocess.Popen[byt
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
     env.update(
         CASEDESK_DATABASE_URL=url,
+        CASEDESK_SECRET_KEY=os.environ["CASEDESK_SECRET_KEY"],
         CASEDESK_DATABASE_POOL_SIZE="16",
         CASEDESK_SEPARATE_WORKERS="true",
     )
@@ -380,7 +383,9 @@ def main(
     server = _serve(url, port, workers, workdir / "server.log")
     # As in production: the event relay and automation run in a worker process beside the servers.
     worker_env = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
-    worker_env.update(CASEDESK_DATABASE_URL=url)
+    worker_env.update(
+        CASEDESK_DATABASE_URL=url, CASEDESK_SECRET_KEY=os.environ["CASEDESK_SECRET_KEY"]
+    )
     worker = subprocess.Popen(
         [sys.executable, "-m", "casedesk", "worker"],
         env=worker_env,

@@ -55,6 +55,8 @@ from casedesk.traces.records import CallOrigin, TraceRecord
 from casedesk.traces.redaction import Redactor
 
 console = Console(width=140)
+# Benchmarks run on database servers, where casedesk refuses its default key.
+os.environ.setdefault("CASEDESK_SECRET_KEY", "casedesk-benchmark-secret-key")
 BROKER = os.environ.get("BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 SERVER = """

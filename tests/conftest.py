@@ -7,6 +7,7 @@ each backend on its own freshly created and migrated database.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,9 +23,17 @@ from casedesk.config import Settings, load_settings
 from casedesk.domain.identity.roles import Role
 from casedesk.store import migrate
 from casedesk.store.database import nullpool_engine
-from tests.support.backends import BACKENDS, ScratchDatabase, create_scratch, unavailable
+from tests.support.backends import (
+    BACKENDS,
+    TEST_SECRET_KEY,
+    ScratchDatabase,
+    create_scratch,
+    unavailable,
+)
 
 pytest_plugins = ["tests.support.services"]
+# As a deployment on a database server must, the suite sets a key of its own.
+os.environ.setdefault("CASEDESK_SECRET_KEY", TEST_SECRET_KEY)
 
 
 @pytest.fixture(scope="session")

@@ -139,5 +139,5 @@ def build(settings: Settings) -> Container:
         hot=hot,
         trace_queue=queue,
         trace_reader=TraceReader(database, hot),
-        box=SecretBox(settings.secret_key),
+        box=SecretBox(settings.secret_key, settings.secret_keys[1:]),
     )

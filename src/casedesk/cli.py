@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import tempfile
 import uuid
@@ -12,10 +13,17 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from casedesk.activities import identity
+from casedesk.activities.secrets import (
+    BATCH_SIZE,
+    Rotation,
+    count_stored_secrets,
+    rotate_stored_secrets,
+)
 from casedesk.app import NotMigrated, ensure_migrated
 from casedesk.bootstrap import Container, background, build, trace_work
 from casedesk.config import Settings, SettingsError, get_settings
@@ -38,10 +46,12 @@ db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 user_app = typer.Typer(help="Users of a tenant.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
+secrets_app = typer.Typer(help="Stored secrets and the keys that seal them.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(secrets_app, name="secrets")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -121,6 +131,10 @@ def serve(
     import uvicorn
 
     settings = settings_or_exit()
+    try:
+        settings.refuse_insecure_secret_key(host=host or settings.host)
+    except SettingsError as exc:
+        raise fail(str(exc), code=2) from None
     run(ensure_migrated)
     worker_count = workers or settings.workers
     if worker_count > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
@@ -347,6 +361,55 @@ def apikey_list(tenant: Annotated[str, typer.Option(help="tenant slug")]) -> Non
             str(key.revoked_at or "-"),
         )
     out.print(table)
+
+
+# --- secrets -----------------------------------------------------------------------------
+
+
+@secrets_app.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new random key for CASEDESK_SECRET_KEY."""
+    out.print(secrets.token_urlsafe(32), highlight=False)
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=10_000, help="secrets re-sealed per transaction")
+    ] = BATCH_SIZE,
+) -> None:
+    """Re-seal every stored secret with the newest key, CASEDESK_SECRET_KEY.
+
+    Rotate a key by setting the new one as CASEDESK_SECRET_KEY and the old one in
+    CASEDESK_PREVIOUS_SECRET_KEYS, restarting, running this, and then dropping the old key.
+    Running it again changes nothing.
+    """
+
+    async def work(container: Container) -> tuple[Rotation, str]:
+        total = await count_stored_secrets(container.database)
+        columns = (TextColumn("re-sealing"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=out, transient=True) as progress:
+            task = progress.add_task("re-sealing", total=total)
+            rotation = await rotate_stored_secrets(
+                container.database,
+                container.box,
+                batch_size=batch_size,
+                on_batch=lambda done: progress.advance(task, done),
+            )
+        return rotation, container.box.key_id
+
+    rotation, key_id = run(_migrated(work))
+    out.print(
+        f"[green]{rotation.resealed} re-sealed[/] with key {key_id}, "
+        f"{rotation.current} already sealed with it, {len(rotation.unreadable)} unreadable"
+    )
+    if rotation.unreadable:
+        raise fail(
+            "no configured key opens: "
+            + ", ".join(rotation.unreadable)
+            + "; add the key they were sealed with to CASEDESK_PREVIOUS_SECRET_KEYS and run "
+            "this again, or set those secrets anew"
+        )
 
 
 # --- demo --------------------------------------------------------------------------------

@@ -7,13 +7,15 @@ no Redis, no broker. A wrong value fails at start with the variable named.
 from __future__ import annotations
 
 from functools import lru_cache
-from ipaddress import IPv4Network, IPv6Network, ip_interface
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_interface
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CASEDESK_"
+INSECURE_SECRET_KEY = "casedesk-embedded-insecure-secret-change-me"  # noqa: S105 - public on purpose
+"""The default key: fine for trying casedesk on one machine, refused anywhere else."""
 
 _DATABASE_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -68,9 +70,14 @@ class Settings(BaseSettings):
         description="prefix of the exchange and queue names, so deployments can share a broker",
     )
     secret_key: str = Field(
-        default="casedesk-embedded-insecure-secret-change-me",
+        default=INSECURE_SECRET_KEY,
         min_length=16,
         description="Key for signing and encrypting stored secrets; set a long random value",
+    )
+    previous_secret_keys: str = Field(
+        default="",
+        description="comma-separated keys used before CASEDESK_SECRET_KEY: what they sealed "
+        "still opens, and `casedesk secrets rotate` re-seals it with the newest key",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -96,6 +103,12 @@ class Settings(BaseSettings):
     )
     outbound_max_attempts: int = Field(
         default=4, ge=1, le=20, description="attempts per outbound call, the first included"
+    )
+    outbound_max_response_bytes: int = Field(
+        default=10_485_760,
+        ge=1024,
+        le=1_073_741_824,
+        description="largest response body an outbound call reads; a larger one fails the call",
     )
     trace_body_limit_bytes: int = Field(
         default=65_536,
@@ -165,6 +178,43 @@ class Settings(BaseSettings):
             raise ValueError("must start with amqp:// or amqps://")
         return value
 
+    @field_validator("previous_secret_keys")
+    @classmethod
+    def _check_previous_secret_keys(cls, value: str) -> str:
+        keys = [key.strip() for key in value.split(",") if key.strip()]
+        short = [number for number, key in enumerate(keys, 1) if len(key) < 16]
+        if short:
+            raise ValueError(f"every key needs at least 16 characters; key {short[0]} has fewer")
+        return ",".join(keys)
+
+    @property
+    def secret_keys(self) -> tuple[str, ...]:
+        """Every key that opens stored secrets, the newest (the one that seals) first."""
+        previous = self.previous_secret_keys.split(",") if self.previous_secret_keys else []
+        return (self.secret_key, *previous)
+
+    def refuse_insecure_secret_key(self, *, host: str | None = None) -> None:
+        """Raise ``SettingsError`` when the default key would seal secrets beyond the
+        embedded mode: with a database server, or a server listening on ``host`` (default:
+        ``CASEDESK_HOST``) beyond this machine."""
+        if self.secret_key != INSECURE_SECRET_KEY:
+            return
+        host = self.host if host is None else host
+        if self.database_dialect != "sqlite":
+            where = f"with a {self.database_dialect} database"
+        elif not _is_loopback(host):
+            where = f"when casedesk serve listens on {host}, beyond this machine"
+        else:
+            return
+        raise SettingsError(
+            f"invalid configuration:\n  {ENV_PREFIX}SECRET_KEY: the insecure development "
+            f"default is refused {where}. Generate a key with `casedesk secrets "
+            f"generate-key` (or: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'),"
+            f" set it as {ENV_PREFIX}SECRET_KEY and keep it: it seals stored secrets. Secrets "
+            f"sealed with the default so far: also set {ENV_PREFIX}PREVIOUS_SECRET_KEYS to the "
+            "default and run `casedesk secrets rotate`"
+        )
+
     @field_validator("outbound_allowed_networks")
     @classmethod
     def _normalise_outbound_networks(cls, value: str) -> str:
@@ -179,10 +229,22 @@ class Settings(BaseSettings):
         return self.database_url.split("+", 1)[0].split(":", 1)[0]
 
 
+def _is_loopback(host: str) -> bool:
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ip_address(name).is_loopback
+    except ValueError:  # a name: it may resolve anywhere
+        return False
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the settings, turning validation errors into one message per variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        settings.refuse_insecure_secret_key()
+        return settings
     except ValidationError as exc:
         lines = []
         for error in exc.errors():

@@ -18,13 +18,14 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from tests.support.backends import ScratchDatabase
+from tests.support.backends import TEST_SECRET_KEY, ScratchDatabase
 
 pytestmark = pytest.mark.e2e
 
 
 def _env(database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
+    env["CASEDESK_SECRET_KEY"] = TEST_SECRET_KEY
     env.update(CASEDESK_DATABASE_URL=database_url, CASEDESK_LOG_FORMAT="json", **extra)
     return env
 

@@ -21,6 +21,8 @@ from casedesk.config import load_settings
 from casedesk.store.database import nullpool_engine
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TEST_SECRET_KEY = "casedesk-test-suite-secret-key"
+"""The suite's CASEDESK_SECRET_KEY: on database servers the default key is refused."""
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 ADMIN_URLS = {
     "postgresql": os.environ.get(

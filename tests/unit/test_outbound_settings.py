@@ -17,6 +17,7 @@ def test_defaults_allow_no_internal_network(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.outbound_networks == ()
     assert settings.outbound_timeout_seconds == 30
     assert settings.outbound_max_attempts == 4
+    assert settings.outbound_max_response_bytes == 10 * 1024 * 1024
     assert settings.trace_body_limit_bytes == 65536
     assert settings.trace_buffer_size == 10_000
 
@@ -42,6 +43,7 @@ def test_allowed_networks_are_comma_separated_cidrs(monkeypatch: pytest.MonkeyPa
         ("CASEDESK_OUTBOUND_ALLOWED_NETWORKS", "10.0.0.0/33", "not an IP network in CIDR"),
         ("CASEDESK_OUTBOUND_TIMEOUT_SECONDS", "0", "greater than 0"),
         ("CASEDESK_OUTBOUND_MAX_ATTEMPTS", "0", "greater than or equal to 1"),
+        ("CASEDESK_OUTBOUND_MAX_RESPONSE_BYTES", "100", "greater than or equal to 1024"),
         ("CASEDESK_TRACE_BODY_LIMIT_BYTES", "-1", "greater than or equal to 0"),
         ("CASEDESK_TRACE_BUFFER_SIZE", "0", "greater than or equal to 1"),
     ],

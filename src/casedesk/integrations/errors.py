@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
+
 from casedesk.kit.errors import CasedeskError
 
 ALLOW_SETTING = "CASEDESK_OUTBOUND_ALLOWED_NETWORKS"
+MAX_RESPONSE_SETTING = "CASEDESK_OUTBOUND_MAX_RESPONSE_BYTES"
 
 
 class HubError(CasedeskError):
@@ -53,6 +56,67 @@ class UpstreamTimeout(UpstreamUnreachable):
     status = 504
     title = "External service timed out"
     slug = "upstream-timeout"
+
+
+class ResponseTooLarge(HubError):
+    """The service answered with a body larger than the hub reads.
+
+    The attempt's trace record keeps the status, the headers and the first bytes; the
+    response itself is not returned, because the caller would get only part of it.
+    """
+
+    status = 502
+    title = "External service response too large"
+    slug = "upstream-response-too-large"
+
+    def __init__(
+        self,
+        call: str,
+        limit: int,
+        *,
+        declared: int | None,
+        response: httpx.Response,
+        prefix: bytes,
+        received: int,
+        ttfb: float,
+    ) -> None:
+        answered = (
+            f"declared a body of {declared} bytes (Content-Length)"
+            if declared is not None
+            else f"sent more than {limit} bytes"
+        )
+        super().__init__(
+            f"{call} {answered}, over the limit of {limit} bytes; raise "
+            f"{MAX_RESPONSE_SETTING} (or the connection's max_response_bytes) if such "
+            "answers are expected",
+            limit=limit,
+        )
+        self.limit = limit
+        self.declared = declared
+        self.response = response
+        """The response as far as it came: status and headers; its body was not kept."""
+        self.prefix = prefix
+        """The first bytes of the body, as many as a trace keeps."""
+        self.received = received
+        """Bytes of the body read before the call was given up."""
+        self.ttfb = ttfb
+
+
+class OutboundRateLimited(HubError):
+    """The connection's own rate limit is spent for longer than the call may wait."""
+
+    status = 429
+    title = "Outbound rate limit reached"
+    slug = "outbound-rate-limited"
+
+    def __init__(self, connection: str, limit: str, retry_after: float) -> None:
+        super().__init__(
+            f"{connection} is limited to {limit}; the next call is possible in "
+            f"{retry_after:.1f} s, longer than this call may wait",
+            limit=limit,
+            retry_after=round(retry_after, 3),
+        )
+        self.retry_after = retry_after
 
 
 def _full_prefix(address: str) -> int:

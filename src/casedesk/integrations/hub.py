@@ -1,9 +1,10 @@
 """The hub: every call casedesk makes to a third party goes through here.
 
 One pooled HTTP client serves the process. A ``Connection`` binds it to one tenant's use of
-one service: base URL, credentials, timeouts, retry policy and the names to redact. Each
-attempt is guarded (internal addresses refused), carries a W3C ``traceparent`` downstream
-and leaves one trace record.
+one service: base URL, credentials, timeouts, retry policy, rate limit, the most it reads of
+a response and the names to redact. Each attempt takes a slot of the rate limit, is guarded
+(internal addresses refused), carries a W3C ``traceparent`` downstream, reads at most
+``max_response_bytes`` and leaves one trace record.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import httpx
 from casedesk import __version__
 from casedesk.config import Settings
 from casedesk.integrations.errors import (
+    ResponseTooLarge,
     UnsupportedOutboundURL,
     UpstreamTimeout,
     UpstreamUnreachable,
@@ -35,6 +37,7 @@ from casedesk.integrations.guard import (
     Resolver,
     SystemResolver,
 )
+from casedesk.integrations.ratelimit import RateLimit, RateLimits
 from casedesk.integrations.retry import RetryPolicy
 from casedesk.kit.clock import utcnow
 from casedesk.kit.tracing import TraceContext, current_trace, new_trace, parse_traceparent
@@ -96,6 +99,8 @@ class Hub:
         )
         self._recorder = recorder
         self._body_limit = settings.trace_body_limit_bytes
+        self.default_max_response_bytes = settings.outbound_max_response_bytes
+        self.rate_limits = RateLimits(settings.redis_url, namespace=settings.broker_namespace)
         self.default_timeout = Timeouts(total=settings.outbound_timeout_seconds)
         self.default_retry = RetryPolicy(max_attempts=settings.outbound_max_attempts)
 
@@ -110,15 +115,30 @@ class Hub:
         timeout: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         secret_fields: Iterable[str] = (),
+        secret_paths: Iterable[str] = (),
+        max_response_bytes: int | None = None,
+        rate_limit: str | None = None,
+        rate_limit_wait: float | None = None,
     ) -> Connection:
         """A connection for one tenant's use of one service.
 
         ``auth`` is an httpx auth flow, or headers that carry the credentials (a bearer
         token, an API key); those headers are always redacted from traces, as are fields
-        named in ``secret_fields``.
+        named in ``secret_fields`` and path segments marked ``{secret}`` in ``secret_paths``
+        (``/services/*/*/{secret}``: see ``traces.redaction.SecretPath``). A response body
+        larger than ``max_response_bytes`` (default ``CASEDESK_OUTBOUND_MAX_RESPONSE_BYTES``)
+        fails the call. ``rate_limit`` ("100 per minute", "5/second; 1000/hour") is held
+        per connection across every process sharing Redis; a call over it waits for a slot
+        up to ``rate_limit_wait`` seconds (default: the attempt's total timeout), else raises
+        ``OutboundRateLimited``.
         """
+        if max_response_bytes is not None and max_response_bytes < 1:
+            raise ValueError(f"max_response_bytes must be positive, not {max_response_bytes}")
+        if rate_limit_wait is not None and rate_limit_wait < 0:
+            raise ValueError(f"rate_limit_wait cannot be negative, not {rate_limit_wait}")
         auth_headers = dict(auth) if isinstance(auth, Mapping) else {}
-        redactor = Redactor.declaring([*secret_fields, *auth_headers])
+        timeout = timeout or self.default_timeout
+        redactor = Redactor.declaring([*secret_fields, *auth_headers], secret_paths)
         return Connection(
             client=self._client,
             recorder=self._recorder,
@@ -129,8 +149,12 @@ class Hub:
             base_url=None if base_url is None else _require_http(_parse_url(base_url)),
             auth_flow=auth if isinstance(auth, httpx.Auth) else None,
             auth_headers=auth_headers,
-            timeout=timeout or self.default_timeout,
+            timeout=timeout,
             retry=retry or self.default_retry,
+            max_response_bytes=max_response_bytes or self.default_max_response_bytes,
+            rate_limits=self.rate_limits,
+            rate_limit=None if rate_limit is None else RateLimit.parse(rate_limit),
+            rate_limit_wait=timeout.total if rate_limit_wait is None else rate_limit_wait,
         )
 
     def check_destination(self, url: str) -> None:
@@ -152,6 +176,7 @@ class Hub:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        await self.rate_limits.aclose()
 
     async def __aenter__(self) -> Hub:
         return self
@@ -182,6 +207,10 @@ class Connection:
         auth_headers: Mapping[str, str],
         timeout: Timeouts,
         retry: RetryPolicy,
+        max_response_bytes: int,
+        rate_limits: RateLimits,
+        rate_limit: RateLimit | None,
+        rate_limit_wait: float,
     ) -> None:
         self._client = client
         self._recorder = recorder
@@ -194,6 +223,10 @@ class Connection:
         self.base_url = base_url
         self.timeout = timeout
         self.retry = retry
+        self.max_response_bytes = max_response_bytes
+        self._rate_limits = rate_limits
+        self.rate_limit = rate_limit
+        self.rate_limit_wait = rate_limit_wait
 
     async def request(
         self,
@@ -212,7 +245,10 @@ class Connection:
 
         A response of any status is returned (the last one, when retries ran out). When
         every attempt failed without a response, raises ``UpstreamUnreachable`` (or
-        ``UpstreamTimeout``); an internal destination raises ``OutboundAddressRefused``.
+        ``UpstreamTimeout``); an internal destination raises ``OutboundAddressRefused``; a
+        body over ``max_response_bytes`` raises ``ResponseTooLarge`` (not retried); a spent
+        rate limit raises ``OutboundRateLimited``. Every attempt takes a slot of the rate
+        limit, before its own time is counted.
         """
         request = self._client.build_request(
             method.upper(),
@@ -233,30 +269,40 @@ class Connection:
         parent = parse_traceparent(traceparent) or current_trace.get()
         # Attempts are sibling spans in the caller's trace, or in a new one.
         trace = parent or new_trace()
-        number = 0
-        while True:
-            number += 1
-            attempt = _Attempt(origin, trace.child(), parent, number)
-            request.headers["traceparent"] = attempt.span.traceparent
-            try:
-                response = await self._send(request, attempt)
-            except httpx.TransportError as error:
-                delay = self.retry.delay_after_error(request.method, error, number)
-                if delay is None:
-                    raise self._gave_up(request, error, number) from error
-            else:
-                delay = self.retry.delay_after_response(request.method, response, number)
-                if delay is None:
-                    return response
-            await asyncio.sleep(delay)
+        attempts = 0
+
+        async def attempt() -> httpx.Response:
+            nonlocal attempts
+            await self._take_rate_slot()
+            attempts += 1
+            current = _Attempt(origin, trace.child(), parent, attempts)
+            request.headers["traceparent"] = current.span.traceparent
+            return await self._send(request, current)
+
+        try:
+            response: httpx.Response = await self.retry.retrying(request.method)(attempt)
+        except httpx.TransportError as error:
+            raise self._gave_up(request, error, attempts) from error
+        return response
 
     async def _send(self, request: httpx.Request, attempt: _Attempt) -> httpx.Response:
         try:
             response, ttfb = await self._exchange(request)
+        except ResponseTooLarge as error:
+            self._record(
+                attempt,
+                request,
+                response=error.response,
+                body=error.prefix,
+                body_size=error.declared or error.received,
+                ttfb=error.ttfb,
+                error=error,
+            )
+            raise
         except Exception as error:
             self._record(attempt, request, error=error)
             raise
-        self._record(attempt, request, response=response, ttfb=ttfb)
+        self._record(attempt, request, response=response, body=response.content, ttfb=ttfb)
         return response
 
     async def _exchange(self, request: httpx.Request) -> tuple[httpx.Response, float]:
@@ -267,11 +313,65 @@ class Connection:
                 response = await self._client.send(request, auth=self._auth_flow, stream=True)
                 ttfb = time.perf_counter() - started
                 async with contextlib.aclosing(response):
-                    await response.aread()
+                    await self._read_bounded(request, response, ttfb)
         except TimeoutError as exc:
             message = f"no complete response within {self.timeout.total:g} s"
             raise httpx.TimeoutException(message, request=request) from exc
         return response, ttfb
+
+    async def _read_bounded(
+        self, request: httpx.Request, response: httpx.Response, ttfb: float
+    ) -> None:
+        """Read the body, never holding more than ``max_response_bytes`` of it.
+
+        A declared ``Content-Length`` over the limit fails before anything is read; a body
+        without one (chunked) is counted as it arrives, decoded, so a compressed answer is
+        bounded by what it would take in memory.
+        """
+        limit = self.max_response_bytes
+        declared = None if request.method == "HEAD" else _content_length(response)
+        if declared is not None and declared > limit:
+            raise self._too_large(request, response, b"", 0, ttfb, declared=declared)
+        received = bytearray()
+        async for chunk in response.aiter_bytes():
+            received += chunk
+            if len(received) > limit:
+                raise self._too_large(request, response, received, len(received), ttfb)
+        # httpx has no public way to hand a streamed body to the response; this is what
+        # ``aread()`` itself sets, so ``.content``, ``.text`` and ``.json()`` work as usual.
+        response._content = bytes(received)
+
+    def _too_large(
+        self,
+        request: httpx.Request,
+        response: httpx.Response,
+        received: bytes | bytearray,
+        size: int,
+        ttfb: float,
+        *,
+        declared: int | None = None,
+    ) -> ResponseTooLarge:
+        return ResponseTooLarge(
+            f"{request.method} {self._capture.redactor.url(request.url)}",
+            self.max_response_bytes,
+            declared=declared,
+            response=response,
+            prefix=bytes(received[: self._capture.body_limit + 1]),
+            received=size,
+            ttfb=ttfb,
+        )
+
+    async def _take_rate_slot(self) -> None:
+        if self.rate_limit is None:
+            return
+        if self.connection_id is not None:
+            key, name = str(self.connection_id), f"connection {self.connection_id}"
+        else:
+            key = f"{self.tenant_id}:{self.connector}"
+            name = f"the {self.connector} connection of tenant {self.tenant_id}"
+        await self._rate_limits.acquire(
+            self.rate_limit, key, connection=name, wait=self.rate_limit_wait
+        )
 
     def _record(
         self,
@@ -279,6 +379,8 @@ class Connection:
         request: httpx.Request,
         *,
         response: httpx.Response | None = None,
+        body: bytes = b"",
+        body_size: int | None = None,
         ttfb: float | None = None,
         error: Exception | None = None,
     ) -> None:
@@ -292,6 +394,8 @@ class Connection:
             attempt=attempt.number,
             request=request,
             response=response,
+            response_body=body,
+            response_size=body_size,
             started_at=attempt.started_at,
             duration_ms=duration * 1000,
             ttfb_ms=None if ttfb is None else ttfb * 1000,
@@ -340,6 +444,12 @@ class _Attempt:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._started
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    """The declared body size, or None when absent or unusable (then the body is counted)."""
+    value = response.headers.get("content-length", "").strip()
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _parse_url(url: str) -> httpx.URL:

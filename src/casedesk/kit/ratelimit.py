@@ -1,4 +1,13 @@
-"""A token bucket: work at a steady rate with bursts up to the bucket's size."""
+"""A token bucket: work at a steady rate with bursts up to the bucket's size.
+
+This paces work inside one process (the trace persister's writes to SQL). Limits shared by
+processes, such as a connection's calls to a service, are the ``limits`` package's, in
+``integrations/ratelimit.py``. That package answers "may I, now?" per window; it has no
+"take N tokens, waiting exactly as long as the rate needs" (a batch larger than a window's
+amount could never be taken at all), and its moving window lets a whole window's worth
+through at once and then stops, where this bucket refills continuously, which is the
+smoothing the persister needs. A local pacer needs no shared storage either.
+"""
 
 from __future__ import annotations
 

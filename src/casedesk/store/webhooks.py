@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from casedesk.store.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from casedesk.store.repository import Page, Repository
@@ -17,6 +17,20 @@ class WebhookRepository(Repository[WebhookSubscription]):
     async def all(self) -> list[WebhookSubscription]:
         statement = select(WebhookSubscription).order_by(WebhookSubscription.id)
         return list((await self.session.scalars(statement)).all())
+
+    async def locked_batch_after(
+        self, after: uuid.UUID | None, limit: int
+    ) -> list[WebhookSubscription]:
+        """Up to ``limit`` webhooks in id order after ``after``, locked until the commit, so
+        a change made meanwhile (a new secret) waits instead of being written over."""
+        statement = select(WebhookSubscription).order_by(WebhookSubscription.id).limit(limit)
+        if after is not None:
+            statement = statement.where(WebhookSubscription.id > after)
+        return list((await self.session.scalars(statement.with_for_update())).all())
+
+    async def count(self) -> int:
+        statement = select(func.count()).select_from(WebhookSubscription)
+        return int(await self.session.scalar(statement) or 0)
 
     async def enabled(self) -> list[WebhookSubscription]:
         statement = (

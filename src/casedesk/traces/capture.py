@@ -1,7 +1,14 @@
-"""Turning one attempt of an HTTP exchange into a trace record: redacted, capped, hashed."""
+"""Turning one attempt of an HTTP exchange into a trace record: capped, redacted, hashed.
+
+A body is cut at the trace limit first, and only the part kept is decoded and redacted, so
+the work per record is bounded whatever a service sends. A JSON or form body that was cut
+(or does not parse) is redacted by a tolerant scan of the text kept, so a secret-named field
+in it never reaches a record.
+"""
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,13 +58,21 @@ class ExchangeCapture:
         request: httpx.Request,
         response: httpx.Response | None,
         started_at: datetime,
+        response_body: bytes | None = None,
+        response_size: int | None = None,
         duration_ms: float,
         ttfb_ms: float | None,
         error: BaseException | None,
     ) -> TraceRecord:
-        """The record of an attempt; ``response`` is None when it ended in ``error``."""
+        """The record of an attempt; ``response`` is None when it ended in ``error``.
+
+        ``response_body`` is what was read of the response's body (default: all of it,
+        ``response.content``) and ``response_size`` its full size, when only a part was read.
+        """
         redactor = self.redactor
-        status, response_headers, response_body = self._response_side(response)
+        status, response_headers, captured = self._response_side(
+            response, response_body, response_size
+        )
         return TraceRecord(
             id=uuid7(),
             trace_id=span.trace_id,
@@ -75,58 +90,70 @@ class ExchangeCapture:
             request_body=self.body(request.content, request.headers.get("content-type")),
             status=status,
             response_headers=response_headers,
-            response_body=response_body,
+            response_body=captured,
             started_at=started_at,
             duration_ms=duration_ms,
             ttfb_ms=ttfb_ms,
             error=None if error is None else _failure(error),
         )
 
-    def body(self, content: bytes, content_type: str | None) -> CapturedBody | None:
-        """A body as kept: redacted text up to the limit, or the hash of a binary payload."""
-        if not content:
+    def body(
+        self, content: bytes, content_type: str | None, size: int | None = None
+    ) -> CapturedBody | None:
+        """A body as kept: redacted text up to the limit, or the hash of a binary payload.
+
+        ``content`` may be only the first part of a body of ``size`` bytes.
+        """
+        size = len(content) if size is None else size
+        if not size:
             return None
         media_type, charset = _parse_content_type(content_type)
-        text = _decode(content, media_type, charset)
+        kept = content[: self.body_limit]
+        cut = size > len(kept)
+        text = _decode(kept, media_type, charset, complete=not cut)
         if text is None:
             return CapturedBody(
-                size=len(content),
+                size=size,
                 content_type=content_type,
                 text=None,
                 truncated=False,
-                sha256=hashlib.sha256(content).hexdigest(),
+                # Only a body read whole can be told apart by its hash.
+                sha256=hashlib.sha256(content).hexdigest() if len(content) == size else None,
             )
-        kept = self._redacted(text, media_type).encode()
+        redacted = self._redacted(text, media_type, complete=not cut).encode()
         return CapturedBody(
-            size=len(content),
+            size=size,
             content_type=content_type,
-            # A cut through a multi-byte character drops that character, not the record.
-            text=kept[: self.body_limit].decode(errors="ignore"),
-            truncated=len(kept) > self.body_limit,
+            # Redaction may lengthen the text; the record still keeps at most the limit. A
+            # cut through a multi-byte character drops that character, not the record.
+            text=redacted[: self.body_limit].decode(errors="ignore"),
+            truncated=cut or len(redacted) > self.body_limit,
             sha256=None,
         )
 
     def _response_side(
-        self, response: httpx.Response | None
+        self, response: httpx.Response | None, content: bytes | None, size: int | None
     ) -> tuple[int | None, HeaderPairs, CapturedBody | None]:
         if response is None:
             return None, (), None
         headers = self.redactor.headers(response.headers.multi_items())
-        body = self.body(response.content, response.headers.get("content-type"))
+        content = response.content if content is None else content
+        body = self.body(content, response.headers.get("content-type"), size)
         return response.status_code, headers, body
 
-    def _redacted(self, text: str, media_type: str) -> str:
+    def _redacted(self, text: str, media_type: str, *, complete: bool) -> str:
         if media_type == _FORM:
             return self.redactor.form(text)
         if _is_json(media_type) or (not media_type and text.lstrip()[:1] in ("{", "[")):
-            return self._redacted_json(text)
+            return self._redacted_json(text) if complete else self.redactor.json_text(text)
         return text
 
     def _redacted_json(self, text: str) -> str:
         try:
             document = orjson.loads(text)
         except orjson.JSONDecodeError:
-            return text  # not JSON after all: kept as the service sent it
+            # Not JSON after all: kept as the service sent it, secret-named fields aside.
+            return self.redactor.json_text(text)
         redacted = self.redactor.json(document)
         return text if redacted is document else orjson.dumps(redacted).decode()
 
@@ -158,12 +185,16 @@ def _is_textual(media_type: str) -> bool:
     )
 
 
-def _decode(content: bytes, media_type: str, charset: str | None) -> str | None:
-    """The body as text, or None when it is binary (by its type, or because it won't decode)."""
+def _decode(content: bytes, media_type: str, charset: str | None, *, complete: bool) -> str | None:
+    """The body as text, or None when it is binary (by its type, or because it won't decode).
+
+    A body that was cut may end inside a multi-byte character; that character is left out.
+    """
     if media_type and not _is_textual(media_type):
         return None
     try:
-        text = content.decode(charset or "utf-8")
+        decoder = codecs.getincrementaldecoder(charset or "utf-8")()
+        text = decoder.decode(content, final=complete)
     except (UnicodeDecodeError, LookupError):
         return None
     return None if "\x00" in text else text

@@ -57,7 +57,7 @@ def har_entry(record: TraceRecord) -> Har:
         "request": _request(record),
         "response": _no_response(record.error)
         if record.status is None
-        else _response(record.status, record.response_headers, record.response_body),
+        else _response(record.status, record.response_headers, record.response_body, record.error),
         "cache": {},
         "timings": timings,
         "_casedesk": _origin(record),
@@ -80,7 +80,9 @@ def _request(record: TraceRecord) -> Har:
     return request
 
 
-def _response(status: int, headers: HeaderPairs, body: CapturedBody | None) -> Har:
+def _response(
+    status: int, headers: HeaderPairs, body: CapturedBody | None, error: CallFailure | None
+) -> Har:
     return {
         "status": status,
         "statusText": _REASON_PHRASES.get(status, ""),
@@ -91,8 +93,9 @@ def _response(status: int, headers: HeaderPairs, body: CapturedBody | None) -> H
         "redirectURL": _header(headers, "location") or "",
         "headersSize": -1,
         "bodySize": _response_body_size(body, headers),
-        # Chrome DevTools writes null here for a request that did not fail.
-        "_error": None,
+        # Chrome DevTools writes null here for a request that did not fail; a response the
+        # hub gave up reading (too large) did fail, after its status and headers came.
+        "_error": None if error is None else error.message,
     }
 
 

@@ -23,7 +23,7 @@ from casedesk.domain.events import CASE, EVENTS
 from casedesk.domain.webhooks.deliveries import queue_delivery, schedule_attempt
 from casedesk.domain.webhooks.signing import signed_headers
 from casedesk.domain.webhooks.subscriptions import listens_to, next_attempt_after
-from casedesk.integrations.errors import HubError
+from casedesk.integrations.errors import HubError, ResponseTooLarge
 from casedesk.integrations.hub import Hub, Timeouts
 from casedesk.integrations.retry import RetryPolicy
 from casedesk.kit.clock import utcnow
@@ -45,6 +45,8 @@ from casedesk.worker.tenant_cache import TenantCache
 GROUP = "webhooks"
 RESPONSE_KEPT = 4096
 """Characters of a receiver's answer kept in the delivery log."""
+RESPONSE_READ = 65_536
+"""Bytes of a receiver's answer read at most; its status counts whatever its length."""
 ATTEMPTS = Counter(
     "casedesk_webhook_attempts_total", "Webhook delivery attempts, by outcome", ["outcome"]
 )
@@ -209,6 +211,7 @@ class Webhooks:
             connection_id=subscription_id,
             timeout=_TIMEOUT,
             retry=_ONE_TRY,
+            max_response_bytes=RESPONSE_READ,
         )
         began = time.perf_counter()
         try:
@@ -221,6 +224,12 @@ class Webhooks:
                 execution_id=str(delivery_id),
                 traceparent=trace.traceparent,
             )
+        except ResponseTooLarge as error:
+            # The receiver answered; only its body was longer than we read. Its status says
+            # whether the message arrived, as for any answer.
+            elapsed = round((time.perf_counter() - began) * 1000)
+            kept = error.prefix.decode(errors="replace")[:RESPONSE_KEPT] or None
+            return _Outcome(error.response.status_code, kept, error.detail, elapsed)
         except (HubError, httpx.HTTPError) as error:
             elapsed = round((time.perf_counter() - began) * 1000)
             return _Outcome(None, None, str(error) or type(error).__name__, elapsed)

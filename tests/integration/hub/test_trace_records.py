@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 
 import httpx
+import orjson
 import pytest
 
 from casedesk.integrations.errors import UpstreamUnreachable
@@ -14,8 +15,10 @@ from casedesk.integrations.hub import Connection
 from casedesk.integrations.retry import RetryPolicy
 from casedesk.kit.tracing import current_trace, new_trace, parse_traceparent
 from casedesk.traces.buffer import TraceBuffer
+from casedesk.traces.har import har_entry
 from casedesk.traces.redaction import REDACTED, REDACTED_ENCODED
 from tests.integration.hub.conftest import LOOPBACK, TENANT, OpenHub
+from tests.integration.hub.test_guard import StaticResolver
 from tests.support.http_server import LocalHTTPServer, Reply
 
 Connect = Callable[..., Connection]
@@ -252,3 +255,47 @@ async def test_an_attempt_without_a_response_records_its_error(
     assert record.error.type == "ConnectError"
     assert record.error.message
     assert record.action == "ping"
+
+
+async def test_declared_secret_path_segments_and_a_key_parameter_stay_out_of_traces_errors_and_har(
+    connect: Connect, server: LocalHTTPServer, traces: TraceBuffer, closed_port: int
+) -> None:
+    connection = connect(secret_paths=["/hooks/{secret}"])
+
+    await connection.request("POST", "/hooks/QQ-path-QQ/notify", params={"key": "QQ-key-QQ"})
+
+    (received,) = server.requests_to("/hooks/QQ-path-QQ/notify")
+    assert received.query == "key=QQ-key-QQ"  # sent as given
+    (record,) = traces.drain(10)
+    assert record.url == f"{server.url}/hooks/{REDACTED_ENCODED}/notify?key={REDACTED_ENCODED}"
+    entry = har_entry(record)
+    assert entry["request"]["queryString"] == [{"name": "key", "value": REDACTED}]
+    assert "QQ" not in orjson.dumps(entry).decode()
+
+    unreachable = connect(
+        base_url=f"http://127.0.0.1:{closed_port}",
+        secret_paths=["/hooks/{secret}"],
+        retry=RetryPolicy(max_attempts=1),
+    )
+    with pytest.raises(UpstreamUnreachable) as raised:
+        await unreachable.request("GET", "/hooks/QQ-path-QQ", params={"key": "QQ-key-QQ"})
+    assert f"/hooks/{REDACTED_ENCODED}?key={REDACTED_ENCODED}" in raised.value.detail
+    assert "QQ" not in raised.value.detail
+    assert "QQ" not in repr(traces.drain(10))
+
+
+async def test_a_slack_webhook_url_is_redacted_without_being_declared(
+    open_hub: OpenHub, server: LocalHTTPServer, traces: TraceBuffer
+) -> None:
+    resolver = StaticResolver({"hooks.slack.com": [["127.0.0.1"]]})
+    hub = open_hub(allowed_networks=LOOPBACK, resolver=resolver)
+    connection = hub.connection(tenant_id=TENANT, connector="webhooks")
+    url = f"http://hooks.slack.com:{server.port}/services/T0001/B0002/QQ-token-QQ"
+
+    await connection.request("POST", url, json={"text": "hello"})
+
+    assert len(server.requests_to("/services/T0001/B0002/QQ-token-QQ")) == 1
+    (record,) = traces.drain(10)
+    assert record.url == (
+        f"http://hooks.slack.com:{server.port}/services/T0001/B0002/{REDACTED_ENCODED}"
+    )

@@ -5,6 +5,7 @@ import uuid
 from datetime import UTC, datetime
 
 import httpx
+import orjson
 import pytest
 
 from casedesk.kit.tracing import new_trace
@@ -96,13 +97,100 @@ def test_a_json_body_without_secrets_keeps_its_own_spelling() -> None:
     assert body.text == '{ "n": 1,  "ok": true }'
 
 
-def test_redaction_happens_before_the_cut() -> None:
+def test_a_secret_value_cut_by_the_limit_is_redacted() -> None:
     capture = ExchangeCapture(Redactor(), body_limit=20)
 
     body = capture.body(b'{"password": "' + b"s" * 100 + b'"}', "application/json")
 
     assert body is not None
-    assert body.text == f'{{"password":"{REDACTED}'[:20]
+    assert body.text == '{"password": "[REDAC'  # kept as written, the marker cut at the limit
+    assert (body.size, body.truncated) == (116, True)
+
+
+def test_a_body_is_cut_before_it_is_parsed() -> None:
+    capture = ExchangeCapture(Redactor(), body_limit=64)
+    content = b'{"token": "t1", "rows": [1, 2, 3], "more": "' + b"!" * 10_000 + b'"}'
+
+    body = capture.body(content, "application/json")
+
+    # Only the first 64 bytes were scanned: they keep their own spelling (a parsed and
+    # redacted document would be written again without the spaces).
+    assert body is not None
+    assert body.text == ('{"token": "[REDACTED]", "rows": [1, 2, 3], "more": "' + "!" * 99)[:64]
+    assert (body.size, body.truncated) == (len(content), True)
+
+
+def test_only_the_first_part_of_a_body_may_be_given_with_its_full_size() -> None:
+    body = CAPTURE.body(b'{"api_key": "k", "n": 1', "application/json", size=1_000_000)
+
+    assert body is not None
+    assert body.text == '{"api_key": "[REDACTED]", "n": 1'
+    assert (body.size, body.truncated) == (1_000_000, True)
+
+
+def test_a_binary_body_read_only_in_part_has_no_hash() -> None:
+    body = CAPTURE.body(b"\x89PNG\r\n", "image/png", size=5000)
+
+    assert body is not None
+    assert (body.text, body.sha256, body.size) == (None, None, 5000)
+
+
+def test_redaction_never_makes_the_kept_text_longer_than_the_limit() -> None:
+    capture = ExchangeCapture(Redactor(), body_limit=40)
+    content = b"[" + b",".join(b'{"pin":1,"sig":2}' for _ in range(3)) + b"]"
+    assert len(content) < 64
+
+    body = capture.body(content, "application/json")
+
+    assert body is not None
+    assert body.text == '[{"pin":1,"sig":"[REDACTED]"},{"pin":1,"'
+    assert body.truncated
+
+
+DOCUMENT = orjson.dumps(
+    {
+        "user": {"name": "Ada", "password": "QQQQQQ"},
+        "grants": [{"scope": "mail", "access_token": "QQQQQQQQ"}, {"refresh_token": 12345}],
+        "credentials": {"user": "ada", "key": "QQQ", "nested": ["QQ", {"QQ": "QQ"}]},
+        "note": "tokens are kept apart",
+        "api_key": None,
+        "apiKey": "QQQQ",
+    }
+)
+
+
+@pytest.mark.parametrize("limit", range(1, len(DOCUMENT) + 1))
+def test_no_cut_of_a_json_body_leaves_any_part_of_a_secret(limit: int) -> None:
+    capture = ExchangeCapture(Redactor(), body_limit=limit)
+
+    body = capture.body(DOCUMENT, "application/json")
+
+    assert body is not None
+    assert body.text is not None
+    assert "Q" not in body.text
+    assert "12345" not in body.text
+    assert len(body.text.encode()) <= limit
+
+
+FORM = b"grant_type=refresh_token&refresh_token=QQQQQQ&client_id=app&client_secret=QQQQ&x=1"
+
+
+@pytest.mark.parametrize("limit", range(1, len(FORM) + 1))
+def test_no_cut_of_a_form_body_leaves_any_part_of_a_secret(limit: int) -> None:
+    capture = ExchangeCapture(Redactor(), body_limit=limit)
+
+    body = capture.body(FORM, "application/x-www-form-urlencoded")
+
+    assert body is not None
+    assert body.text is not None
+    assert "Q" not in body.text
+
+
+def test_malformed_json_keeps_its_text_but_not_its_secrets() -> None:
+    body = CAPTURE.body(b'{"password": "pw"} and then {"token": "t"', "application/json")
+
+    assert body is not None
+    assert body.text == '{"password": "[REDACTED]"} and then {"token": "[REDACTED]"'
 
 
 def test_malformed_json_is_kept_as_text() -> None:

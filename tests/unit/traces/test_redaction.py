@@ -156,3 +156,109 @@ def test_json_without_secrets_comes_back_as_the_same_object() -> None:
     document = {"items": [{"id": 1}, {"id": 2}], "next": None}
 
     assert Redactor().json(document) is document
+
+
+def test_a_key_query_parameter_is_redacted_but_a_key_field_is_not() -> None:
+    redactor = Redactor()
+    url = httpx.URL("https://maps.googleapis.com/maps/api/geocode/json?address=Paris&key=AIzaQQ")
+
+    assert redactor.url(url) == (
+        f"https://maps.googleapis.com/maps/api/geocode/json?address=Paris&key={REDACTED_ENCODED}"
+    )
+    assert redactor.form("key=PROJ-1&summary=x") == "key=PROJ-1&summary=x"
+    assert redactor.json({"key": "PROJ-1"}) == {"key": "PROJ-1"}
+
+
+@pytest.mark.parametrize(
+    ("url", "sent"),
+    [
+        (
+            "https://hooks.slack.com/services/T0001/B0002/QQQQQQQQ",
+            f"https://hooks.slack.com/services/T0001/B0002/{REDACTED_ENCODED}",
+        ),
+        (
+            "https://hooks.slack.com/workflows/T0001/A0002/123/QQQQ",
+            f"https://hooks.slack.com/workflows/T0001/A0002/123/{REDACTED_ENCODED}",
+        ),
+        (
+            "https://discord.com/api/webhooks/1234567890/QQQQ-QQQQ?wait=true",
+            f"https://discord.com/api/webhooks/1234567890/{REDACTED_ENCODED}?wait=true",
+        ),
+        (
+            "https://ptb.discord.com/api/v10/webhooks/1234567890/QQQQ/slack",
+            f"https://ptb.discord.com/api/v10/webhooks/1234567890/{REDACTED_ENCODED}/slack",
+        ),
+        (
+            "https://acme.webhook.office.com/webhookb2/QQ@QQ/IncomingWebhook/QQQ/QQQQ",
+            "https://acme.webhook.office.com/webhookb2/"
+            f"{REDACTED_ENCODED}/IncomingWebhook/{REDACTED_ENCODED}/{REDACTED_ENCODED}",
+        ),
+        (
+            "https://hooks.zapier.com/hooks/catch/123/QQQQ/",
+            f"https://hooks.zapier.com/hooks/catch/123/{REDACTED_ENCODED}/",
+        ),
+    ],
+)
+def test_well_known_webhook_urls_lose_their_secret_segments_on_any_connection(
+    url: str, sent: str
+) -> None:
+    assert Redactor().url(httpx.URL(url)) == sent
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.slack.com/commands/T0001/B0002/visible",
+        "https://discord.com/channels/1234/5678",
+        "https://example.com/services/T0001/B0002/visible",
+    ],
+)
+def test_other_paths_of_those_hosts_and_other_hosts_are_kept(url: str) -> None:
+    assert Redactor().url(httpx.URL(url)) == url
+
+
+def test_a_connection_declares_its_secret_path_segments() -> None:
+    redactor = Redactor.declaring([], ["/v1/hooks/{secret}", "/bots/{secret}/*/{secret}"])
+
+    assert redactor.url(httpx.URL("https://chat.example/v1/hooks/QQQ/messages?page=2")) == (
+        f"https://chat.example/v1/hooks/{REDACTED_ENCODED}/messages?page=2"
+    )
+    assert redactor.url(httpx.URL("https://chat.example/bots/QQ/send/QQ")) == (
+        f"https://chat.example/bots/{REDACTED_ENCODED}/send/{REDACTED_ENCODED}"
+    )
+    assert redactor.url(httpx.URL("https://chat.example/v1/users/me")) == (
+        "https://chat.example/v1/users/me"
+    )
+    assert redactor.url(httpx.URL("https://chat.example/v1/hooks")) == (
+        "https://chat.example/v1/hooks"
+    )
+
+
+def test_a_path_pattern_must_mark_a_secret_segment() -> None:
+    with pytest.raises(ValueError, match="marks no segment"):
+        Redactor.declaring([], ["/services/*/*"])
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ('{"password": "x", "a": 1}', f'{{"password": "{REDACTED}", "a": 1}}'),
+        (
+            '{"credentials": {"user": "u", "x": [1, {"a": "}"}]}, "n": 2}',
+            f'{{"credentials": "{REDACTED}", "n": 2}}',
+        ),
+        (
+            '[{"token": "a"}, {"token": 5}]',
+            f'[{{"token": "{REDACTED}"}}, {{"token": "{REDACTED}"}}]',
+        ),
+        ('{"a": 1, "access_token": "abc', f'{{"a": 1, "access_token": "{REDACTED}"'),
+        ('{"credentials": {"user": "u", "pass', f'{{"credentials": "{REDACTED}"'),
+        ('{"pass\\u0077ord": "zz"}', f'{{"pass\\u0077ord": "{REDACTED}"}}'),
+        ('["password", "x"]', '["password", "x"]'),
+        ('{"x": "a \\" \\"password\\": \\"y"}', '{"x": "a \\" \\"password\\": \\"y"}'),
+        ('{"access_to', '{"access_to'),
+        ('{"sig": nul', f'{{"sig": "{REDACTED}"'),
+    ],
+)
+def test_json_text_cut_short_or_malformed_is_redacted_as_written(text: str, redacted: str) -> None:
+    assert Redactor().json_text(text) == redacted
