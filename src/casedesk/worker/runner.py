@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from datetime import timedelta
 
 from casedesk.kit.logging import get_logger
 from casedesk.store.bus.base import Bus
@@ -35,12 +36,14 @@ class Background:
         groups: Mapping[str, ConsumerGroup],
         jobs: Mapping[str, JobHandler],
         housekeeping: Housekeeping | None = None,
+        *,
+        job_lease: timedelta = timedelta(seconds=60),
     ) -> None:
         self.bus = bus
         self.housekeeping = housekeeping
         self.consumers = Consumers(database, groups)
         self.relay = Relay(database, bus)
-        self.scheduler = Scheduler(database, jobs)
+        self.scheduler = Scheduler(database, jobs, lease=job_lease)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
