@@ -135,14 +135,19 @@ FINISHED = ("done", "cancelled", "failed")
 
 
 def _job(status: str, updated: datetime) -> ScheduledJob:
+    """A job last changed at ``updated``; due (and leased) far ahead, so that no scheduler
+    of another test claims it."""
+    later = utcnow() + timedelta(days=365)
     return ScheduledJob(
-        kind="test",
+        kind="housekeeping.seed",
         key=f"k-{uuid.uuid4().hex}",
-        due_at=updated,
+        due_at=later,
         payload={},
         traceparent=f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01",
         status=status,
         attempts=1,
+        lease_owner="elsewhere" if status == "running" else None,
+        lease_until=later if status == "running" else None,
         created_at=updated,
         updated_at=updated,
     )

@@ -289,3 +289,7 @@ async def test_a_failed_key_scheduled_again_starts_its_attempts_from_zero(
     await _drain(retrying)
     job = await _job(container, tenant.id, "again")
     assert (job.status, job.attempts) == ("pending", 1)  # retried, not failed at once
+    async with container.unit_of_work(tenant.id) as uow:  # no other test's worker may run it
+        await uow.begin_write()
+        await uow.jobs.cancel("again")
+        await uow.commit()
