@@ -107,6 +107,22 @@ def test_a_catastrophic_pattern_answers_at_once(schema: dict[str, Any]) -> None:
             "form_schema.unevaluatedProperties",
             "unevaluatedProperties cannot be used with patternProperties",
         ),
+        (  # a pattern kept outside any keyword, applied through a reference
+            {
+                "x-shared": {"pin": {"pattern": r"(a)\1"}},
+                "properties": {"p": {"$ref": "#/x-shared/pin"}},
+            },
+            "form_schema.properties.p.$ref.pattern",
+            "invalid escape sequence",
+        ),
+        (  # a recursive schema is walked once
+            {
+                "$defs": {"node": {"properties": {"kids": {"items": {"$ref": "#/$defs/node"}}}}},
+                "properties": {"tree": {"$ref": "#/$defs/node"}, "id": {"pattern": "(?=x)"}},
+            },
+            "form_schema.properties.id.pattern",
+            "invalid perl operator",
+        ),
     ],
 )
 def test_a_pattern_re2_cannot_run_is_refused_naming_the_field(

@@ -23,6 +23,10 @@ from referencing.jsonschema import DRAFT202012
 
 from casedesk.kit.errors import InvalidInput
 
+_SELF = "urn:casedesk:form"
+# No retrieval: a reference outside the schema itself is never fetched from anywhere.
+_NO_REMOTE = Registry()
+
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a refused pattern is the admin's 422, not a line on stderr
 
@@ -120,7 +124,7 @@ _ONE_SUBSCHEMA = (
     "else",
 )
 _SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
-_NAMED_SUBSCHEMAS = ("properties", "patternProperties", "$defs", "dependentSchemas")
+_NAMED_SUBSCHEMAS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 
 
 def _subschemas(schema: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -140,13 +144,39 @@ def _subschemas(schema: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
             yield from _subschemas(item, f"{path}.{keyword}.{name}")
 
 
+def _reachable_subschemas(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every schema object validation may apply: those in their places, then whatever a
+    ``$ref`` points at elsewhere in the document (named by the path of the reference)."""
+    found = list(_subschemas(schema, "form_schema"))
+    seen = {id(node) for _, node in found}
+    resolver = _NO_REMOTE.with_resource(_SELF, DRAFT202012.create_resource(schema)).resolver(
+        base_uri=_SELF
+    )
+    waiting = list(found)
+    while waiting:
+        path, node = waiting.pop()
+        ref = node.get("$ref")
+        if not isinstance(ref, str):
+            continue
+        try:
+            target = resolver.lookup(ref).contents
+        except Unresolvable:
+            continue  # refused as a reference that points at nothing
+        for sub_path, sub in _subschemas(target, f"{path}.$ref"):
+            if id(sub) not in seen:  # a recursive schema refers back to what was walked
+                seen.add(id(sub))
+                found.append((sub_path, sub))
+                waiting.append((sub_path, sub))
+    return found
+
+
 def _pattern_problems(schema: dict[str, Any]) -> list[dict[str, str]]:
     """Each pattern of the schema RE2 cannot run, and ``unevaluatedProperties`` beside
     ``patternProperties``, as error details naming the field."""
     problems: list[dict[str, str]] = []
     unevaluated: list[str] = []
     has_pattern_properties = False
-    for path, node in _subschemas(schema, "form_schema"):
+    for path, node in _reachable_subschemas(schema):
         places = [(f"{path}.pattern", node.get("pattern"))]
         pattern_properties = node.get("patternProperties")
         if isinstance(pattern_properties, dict):
@@ -199,11 +229,6 @@ def check_form_schema(schema: dict[str, Any]) -> None:
         )
 
 
-_SELF = "urn:casedesk:form"
-# No retrieval: a reference outside the schema itself is never fetched from anywhere.
-_NO_REMOTE = Registry()
-
-
 def _references(node: Any, path: str) -> list[tuple[str, str]]:
     if isinstance(node, dict):
         found = [(path + ".$ref", node["$ref"])] if isinstance(node.get("$ref"), str) else []
@@ -241,7 +266,14 @@ def validate_form(schema: dict[str, Any], form: dict[str, Any]) -> None:
             field="form",
         )
     validator = _FormValidator(schema, registry=_NO_REMOTE)
-    errors = sorted(validator.iter_errors(form), key=lambda error: list(error.absolute_path))
+    try:
+        errors = sorted(validator.iter_errors(form), key=lambda error: list(error.absolute_path))
+    except re2.error:  # a pattern reached in a way the check above does not foresee
+        raise InvalidInput(
+            "the template's form schema has a pattern RE2 cannot run; an admin must save the"
+            " template again",
+            field="form",
+        ) from None
     if not errors:
         return
     details = [
