@@ -145,7 +145,9 @@ class Webhooks:
         async with UnitOfWork(self.database, job.tenant_id) as uow:
             await uow.begin_write()
             delivery = await uow.deliveries.locked(delivery_id)
-            if delivery is None or delivery.status != "pending" or delivery.attempts >= number:
+            if delivery is None:
+                return  # deleted with its webhook while the POST was out
+            if delivery.status != "pending" or delivery.attempts >= number:
                 log.warning(
                     "webhook attempt was recorded by another runner",
                     delivery_id=str(delivery_id),
