@@ -107,11 +107,21 @@ def trace_work(container: Container, *, persist: bool) -> TraceWork:
 
 
 def background(container: Container) -> Background:
-    bus = make_bus(container.settings.broker_url, container.settings.broker_namespace)
-    days = container.settings.event_retention_days
-    housekeeping = Housekeeping(container.database, keep=timedelta(days=days)) if days else None
+    settings = container.settings
+    bus = make_bus(settings.broker_url, settings.broker_namespace)
+    days = settings.event_retention_days
+    housekeeping = Housekeeping(
+        container.database,
+        keep=timedelta(days=days) if days else None,
+        idempotency=timedelta(hours=settings.idempotency_hours),
+    )
     return Background(
-        container.database, bus, consumer_groups(container), job_handlers(container), housekeeping
+        container.database,
+        bus,
+        consumer_groups(container),
+        job_handlers(container),
+        housekeeping,
+        job_lease=timedelta(seconds=settings.job_lease_seconds),
     )
 
 

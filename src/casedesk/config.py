@@ -147,6 +147,20 @@ class Settings(BaseSettings):
         le=365,
         description="a webhook whose every attempt failed for this long is disabled; 0: never",
     )
+    job_lease_seconds: float = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="how long a worker's claim on a scheduled job lasts without renewal; it"
+        " renews it every third of that while it works",
+    )
+    idempotency_hours: float = Field(
+        default=24,
+        gt=0,
+        le=8760,
+        description="hours an Idempotency-Key's stored response is kept at least; a key"
+        " reused after its record was deleted is a new request",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -2,11 +2,13 @@
 
 On PostgreSQL and MariaDB the workers use RabbitMQ (a namespace of their own per test); on
 SQLite the in-process bus. A rule comments on every new case; whatever happens to the
-workers, every case ends with exactly one such comment.
+workers, every case ends with exactly one such comment. Webhooks to a slow receiver are
+sent once per attempt, however the workers share the jobs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -18,10 +20,13 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from casedesk.store.database import nullpool_engine
 from tests.e2e.test_cli_and_server import _env, served
 from tests.e2e.test_worker import _demo_key, _setup, _unpublished
 from tests.support.backends import ScratchDatabase
+from tests.support.http_server import Reply, local_http_server
 from tests.support.services import drop_broker_namespace, require_broker
 
 pytestmark = pytest.mark.e2e
@@ -136,3 +141,67 @@ async def test_a_killed_worker_loses_and_repeats_nothing(
             first.wait(timeout=10)
         with workers(url, 1, worker_env):
             await _wait_for_exactly_once(url, http, ids)
+
+
+async def _attempts_made(url: str) -> dict[str, tuple[str, list[int]]]:
+    """Each delivery's id → its status and the numbers of its recorded attempts."""
+    engine = nullpool_engine(url)
+    try:
+        async with asyncio.timeout(30), engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    text(
+                        "SELECT d.id, d.status, a.number FROM webhook_deliveries d"
+                        " LEFT JOIN webhook_attempts a ON a.delivery_id = d.id"
+                        " ORDER BY d.id, a.number"
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    made: dict[str, tuple[str, list[int]]] = {}
+    for delivery_id, status, number in rows:
+        numbers = made.setdefault(str(delivery_id), (status, []))[1]
+        if number is not None:
+            numbers.append(number)
+    return made
+
+
+async def test_two_workers_make_every_webhook_attempt_exactly_once(
+    empty_database: ScratchDatabase, worker_env: dict[str, str]
+) -> None:
+    """A case goes to six webhooks of a slow receiver that refuses each one's first attempt:
+    an attempt takes most of a (short) job lease, so the workers hold batches of jobs longer
+    than a lease, and every delivery needs a second attempt. Each attempt arrives once."""
+    url = empty_database.url
+    key = _demo_key(url)
+    hooks = 6
+    outbound = {"CASEDESK_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8"}
+    env = worker_env | outbound | {"CASEDESK_JOB_LEASE_SECONDS": "2"}
+    async with local_http_server() as receiver:
+        paths = [f"/in/{n}" for n in range(hooks)]
+        for path in paths:
+            receiver.script(path, Reply(503, delay=1.2), Reply(200, delay=1.2))
+        with served(url, CASEDESK_SEPARATE_WORKERS="true", **env) as base:
+            http = _setup(base, key)
+            for path in paths:
+                http.post(
+                    "/api/v1/webhooks",
+                    json={"name": path, "url": receiver.url + path, "events": ["case.created"]},
+                ).raise_for_status()
+            http.post("/api/v1/cases", json={"template": "q", "title": "t"}).raise_for_status()
+            with workers(url, 2, env):
+                deadline = time.monotonic() + 90
+                while True:
+                    made = await _attempts_made(url)
+                    statuses = [status for status, _ in made.values()]
+                    if len(made) == hooks and set(statuses) == {"succeeded"}:
+                        break
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"the deliveries did not finish: {made}")
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(2.0)  # give a duplicate attempt the time to arrive
+    assert [len(receiver.requests_to(path)) for path in paths] == [2] * hooks
+    assert len({request.headers["webhook-id"] for request in receiver.received}) == 1
+    made = await _attempts_made(url)
+    assert [numbers for _, numbers in made.values()] == [[1, 2]] * hooks

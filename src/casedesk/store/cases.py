@@ -246,6 +246,18 @@ class CommentRepository(Repository[Comment]):
         statement = select(Comment).where(Comment.case_id == case_id).order_by(Comment.id)
         return list((await self.session.scalars(statement)).all())
 
+    async def oldest_first(
+        self, case_id: uuid.UUID, *, limit: int, cursor: str | None
+    ) -> Page[Comment]:
+        statement = select(Comment).where(Comment.case_id == case_id)
+        return await self.page(statement, limit=limit, cursor=cursor)
+
+    async def newest_first(
+        self, case_id: uuid.UUID, *, limit: int, cursor: str | None
+    ) -> Page[Comment]:
+        statement = select(Comment).where(Comment.case_id == case_id)
+        return await self.page_newest_first(statement, limit=limit, cursor=cursor)
+
 
 class ActionRecordRepository(Repository[ActionRecord]):
     model = ActionRecord

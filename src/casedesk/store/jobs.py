@@ -1,13 +1,16 @@
-"""The job table's queries: schedule, claim with leases, finish.
+"""The job table's queries: schedule, claim with leases, renew and hand back, finish.
 
 Claiming takes due jobs (and jobs whose lease ran out) with ``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL and MariaDB, so any number of workers share the table without a fixed split and
 never take the same job; on SQLite the claiming transaction holds the write lock instead.
+A worker renews the leases of the jobs in its hand while it works through them, so a lease
+runs out only when the worker has stopped (or stalled) and another worker takes over.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from casedesk.kit.clock import utcnow
 from casedesk.store.models import ScheduledJob
 from casedesk.store.tenancy import ALL_TENANTS
+
+
+class LeaseLost(Exception):
+    """The job is no longer this worker's: another worker holds it, or it was moved or
+    finished. The work must not be done here; whoever holds the job does it."""
 
 
 class JobRepository:
@@ -33,13 +41,17 @@ class JobRepository:
         traceparent: str,
         case_id: uuid.UUID | None = None,
     ) -> ScheduledJob:
-        """Add the job, or move the pending job of the same key to the new time."""
+        """Add the job, or make the job of the same key pending again at the new time.
+
+        Scheduling is a new start: the attempts counted against a job that finished, was
+        cancelled or failed (or is being retried) do not count against the new one."""
         job = await self.find(key)
         if job is None:
-            job = ScheduledJob(kind=kind, key=key, case_id=case_id, attempts=0)
+            job = ScheduledJob(kind=kind, key=key, case_id=case_id)
             self.session.add(job)
         job.due_at, job.payload, job.traceparent = due_at, payload, traceparent
         job.status, job.lease_owner, job.lease_until, job.last_error = "pending", None, None, None
+        job.attempts = 0
         return job
 
     async def find(self, key: str) -> ScheduledJob | None:
@@ -76,6 +88,71 @@ class JobRepository:
             job.status, job.lease_owner, job.lease_until = "running", owner, now + lease
             job.attempts += 1
         return jobs
+
+    async def renew(
+        self, job_ids: Collection[uuid.UUID], owner: str, *, lease: timedelta
+    ) -> set[uuid.UUID]:
+        """Extend ``owner``'s leases on ``job_ids`` to ``now + lease``; returns the ids it
+        still holds (the others were taken over, moved or finished meanwhile)."""
+        if not job_ids:
+            return set()
+        held = (
+            ScheduledJob.id.in_(list(job_ids)),
+            ScheduledJob.lease_owner == owner,
+            ScheduledJob.status == "running",
+        )
+        await self.session.execute(
+            update(ScheduledJob)
+            .where(*held)
+            .values(lease_until=utcnow() + lease)
+            .execution_options(**{ALL_TENANTS: True, "synchronize_session": False})
+        )
+        still = await self.session.scalars(
+            select(ScheduledJob.id).where(*held).execution_options(**{ALL_TENANTS: True})
+        )
+        return set(still.all())
+
+    async def hand_back(self, job_ids: Collection[uuid.UUID], owner: str) -> None:
+        """Give up ``owner``'s leases on jobs it claimed but did not start: they are pending
+        again, due as they were, and the claim does not count as an attempt."""
+        if not job_ids:
+            return
+        await self.session.execute(
+            update(ScheduledJob)
+            .where(
+                ScheduledJob.id.in_(list(job_ids)),
+                ScheduledJob.lease_owner == owner,
+                ScheduledJob.status == "running",
+            )
+            .values(
+                status="pending",
+                lease_owner=None,
+                lease_until=None,
+                attempts=ScheduledJob.attempts - 1,
+            )
+            .execution_options(**{ALL_TENANTS: True, "synchronize_session": False})
+        )
+
+    async def hold(self, job: ScheduledJob) -> None:
+        """Check, with the job's row locked until commit, that the worker that claimed
+        ``job`` still holds its unexpired lease; raise ``LeaseLost`` if not.
+
+        A handler calls this in the transaction that commits it to an effect outside the
+        database (a webhook POST), so that a worker whose lease ran out does nothing."""
+        current = await self.session.scalar(
+            select(ScheduledJob)
+            .where(ScheduledJob.id == job.id)
+            .with_for_update()
+            .execution_options(**{ALL_TENANTS: True})
+        )
+        if (
+            current is None
+            or current.status != "running"
+            or current.lease_owner != job.lease_owner
+            or current.lease_until is None
+            or current.lease_until <= utcnow()
+        ):
+            raise LeaseLost(f"the lease on job {job.id} ({job.key}) is no longer held")
 
     async def finish(
         self, job_id: uuid.UUID, owner: str, *, error: str | None, retry_at: datetime | None

@@ -2,17 +2,27 @@
 
 PostgreSQL uses a session advisory lock and MariaDB/MySQL ``GET_LOCK``, both held by a
 dedicated connection, so a process that dies releases the lease with its connection.
-SQLite has one writer process in the embedded mode, so the lease is always granted.
+SQLite has no such lock, so the lease is an OS file lock (``flock``) on a file beside the
+database file (``casedesk.db-lease-<name>``): `casedesk serve` and any number of
+`casedesk worker` processes can share one SQLite file, and the lock dies with the process
+that holds it.
 """
 
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 
+from filelock import FileLock, Timeout
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from casedesk.store.database import Database
+
+
+def lease_file(database: Database, name: str) -> Path:
+    """Where the lease ``name`` of a SQLite database is locked."""
+    return Path(f"{database.url.database}-lease-{name}")
 
 
 class Lease:
@@ -20,14 +30,17 @@ class Lease:
         self.database = database
         self.name = name
         self._connection: AsyncConnection | None = None
+        self._file: FileLock | None = None
 
     @property
     def held(self) -> bool:
-        return self._connection is not None or self.database.dialect == "sqlite"
+        return self._connection is not None or self._file is not None
 
     async def try_acquire(self) -> bool:
         if self.held:
             return True
+        if self.database.dialect == "sqlite":
+            return self._try_lock_file()
         connection = await self.database.engine.connect()
         try:
             granted = await connection.scalar(*self._acquire_statement())
@@ -41,10 +54,28 @@ class Lease:
         await connection.close()
         return False
 
+    def _try_lock_file(self) -> bool:
+        # Never a "soft" lock (a file that merely exists): it would outlive a killed process.
+        lock = FileLock(
+            lease_file(self.database, self.name),
+            thread_local=False,
+            blocking=False,
+            fallback_to_soft=False,
+            preserve_lock_file=True,
+        )
+        try:
+            lock.acquire()
+        except Timeout:
+            return False
+        self._file = lock
+        return True
+
     async def alive(self) -> bool:
-        """Whether the connection that holds the lease still answers."""
+        """Whether the lease is still held (for a database lock: its connection answers)."""
+        if self._file is not None:
+            return True
         if self._connection is None:
-            return self.database.dialect == "sqlite"
+            return False
         try:
             await self._connection.execute(text("SELECT 1"))
             await self._connection.commit()
@@ -54,6 +85,10 @@ class Lease:
         return True
 
     async def release(self) -> None:
+        if self._file is not None:
+            lock, self._file = self._file, None
+            lock.release()
+            return
         if self._connection is None:
             return
         try:

@@ -55,6 +55,14 @@ class DeliveryRepository(Repository[WebhookDelivery]):
             statement = statement.where(WebhookDelivery.status == status)
         return await self.page_newest_first(statement, limit=limit, cursor=cursor)
 
+    async def locked(self, delivery_id: uuid.UUID) -> WebhookDelivery | None:
+        """The delivery with its row locked until commit (on SQLite the writing transaction
+        holds the database's write lock), so its attempts are counted by one writer."""
+        delivery: WebhookDelivery | None = await self.session.scalar(
+            select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update()
+        )
+        return delivery
+
     async def attempts(self, delivery_id: uuid.UUID) -> list[WebhookAttempt]:
         statement = (
             select(WebhookAttempt)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Coroutine, Mapping
+from datetime import timedelta
 from typing import Any
 
 from prometheus_client import Gauge
@@ -50,12 +51,14 @@ class Background:
         groups: Mapping[str, ConsumerGroup],
         jobs: Mapping[str, JobHandler],
         housekeeping: Housekeeping | None = None,
+        *,
+        job_lease: timedelta = timedelta(seconds=60),
     ) -> None:
         self.bus = bus
         self.housekeeping = housekeeping
         self.consumers = Consumers(database, groups)
         self.relay = Relay(database, bus)
-        self.scheduler = Scheduler(database, jobs)
+        self.scheduler = Scheduler(database, jobs, lease=job_lease)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped: dict[str, str] = {}

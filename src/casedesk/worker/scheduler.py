@@ -1,16 +1,26 @@
 """Runs due scheduled jobs: claimed with leases, so any number of workers share the table.
 
 A job runs under the trace of the change that scheduled it. A failing job is retried with
-backoff and marked failed after ``max_attempts``; a worker that dies with a job in hand
-loses its lease, and another worker runs the job again when the lease runs out — so job
-handlers must be idempotent by job id.
+backoff and marked failed after ``max_attempts``.
+
+A worker claims a batch and works through it one job after another. While it does, a
+heartbeat renews the leases of the jobs still in its hand every third of a lease, so a job
+that waits its turn, or one that runs long (a webhook to a slow receiver), is never taken
+over by a second worker while the first is alive. A batch is worked for at most one lease:
+what has not started by then, or when the worker is asked to stop, is handed back for any
+worker to claim. A worker that dies (or stalls) with jobs in hand stops renewing, and
+another worker runs them when their leases run out — so job handlers must be idempotent,
+and one with an effect outside the database checks ``JobRepository.hold`` first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 
@@ -21,6 +31,7 @@ from casedesk.kit.clock import utcnow
 from casedesk.kit.logging import get_logger
 from casedesk.kit.tracing import current_trace, new_trace, parse_traceparent
 from casedesk.store.database import Database
+from casedesk.store.jobs import LeaseLost
 from casedesk.store.models import ScheduledJob
 from casedesk.store.unit_of_work import UnitOfWork
 
@@ -51,14 +62,59 @@ class Scheduler:
         self.idle_seconds = idle_seconds
         self.max_attempts = max_attempts
 
-    async def run_once(self) -> int:
+    async def run_once(self, stop: asyncio.Event | None = None) -> int:
+        """Claim a batch and run it; returns how many jobs were claimed."""
         async with UnitOfWork(self.database) as uow:
             await uow.begin_write()
             jobs = await uow.jobs.claim(self.owner, limit=self.batch_size, lease=self.lease)
             await uow.commit()
-        for job in jobs:
-            await self._run(job)
+        if not jobs:
+            return 0
+        in_hand = {job.id: job for job in jobs}
+        heartbeat = asyncio.create_task(self._renew(in_hand), name="casedesk-job-heartbeat")
+        deadline = time.monotonic() + self.lease.total_seconds()
+        try:
+            for job in jobs:
+                if (stop is not None and stop.is_set()) or time.monotonic() > deadline:
+                    break
+                if job.id not in in_hand:
+                    log.warning("job lease was taken over while it waited", job_id=str(job.id))
+                    continue
+                try:
+                    await self._run(job)
+                finally:
+                    in_hand.pop(job.id, None)  # started: never handed back
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            if in_hand:
+                await self._hand_back(list(in_hand))
         return len(jobs)
+
+    async def _renew(self, in_hand: dict[uuid.UUID, ScheduledJob]) -> None:
+        """Every third of a lease, extend the leases of the jobs not yet finished."""
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                async with UnitOfWork(self.database) as uow:
+                    await uow.begin_write()
+                    held = await uow.jobs.renew(list(in_hand), self.owner, lease=self.lease)
+                    await uow.commit()
+            except Exception:  # a database hiccup: try again at the next beat
+                log.exception("renewing job leases failed", jobs=len(in_hand))
+                continue
+            for lost in set(in_hand) - held:
+                in_hand.pop(lost, None)  # finished just now, or no longer this worker's
+
+    async def _hand_back(self, job_ids: list[uuid.UUID]) -> None:
+        try:
+            async with UnitOfWork(self.database) as uow:
+                await uow.begin_write()
+                await uow.jobs.hand_back(job_ids, self.owner)
+                await uow.commit()
+        except Exception:  # their leases run out instead, and any worker claims them then
+            log.exception("handing back jobs failed", jobs=len(job_ids))
 
     async def _run(self, job: ScheduledJob) -> None:
         token = current_trace.set(parse_traceparent(job.traceparent) or new_trace())
@@ -68,6 +124,11 @@ class Scheduler:
             if handler is None:
                 raise LookupError(f"no handler for jobs of kind {job.kind!r}")
             await handler(job)
+        except LeaseLost:
+            # Another worker holds the job now (or it was moved): its outcome is theirs.
+            JOBS.labels(job.kind, "lease_lost").inc()
+            log.warning("job lease was lost before it ran", job_id=str(job.id), kind=job.kind)
+            return
         except Exception as exc:  # the failure policy: record, retry with backoff, then give up
             error = repr(exc)[:10_000]
             log.exception("job failed", job_id=str(job.id), kind=job.kind, attempt=job.attempts)
@@ -88,7 +149,7 @@ class Scheduler:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                ran = await self.run_once()
+                ran = await self.run_once(stop)
             except Exception:  # a database hiccup must not end the worker
                 log.exception("claiming jobs failed")
                 ran = 0

@@ -20,7 +20,7 @@ import orjson
 from prometheus_client import Counter
 
 from casedesk.domain.events import CASE, EVENTS
-from casedesk.domain.webhooks.deliveries import queue_delivery, schedule_attempt
+from casedesk.domain.webhooks.deliveries import attempt_number, queue_delivery, schedule_attempt
 from casedesk.domain.webhooks.signing import signed_headers
 from casedesk.domain.webhooks.subscriptions import listens_to, next_attempt_after
 from casedesk.integrations.errors import HubError, ResponseTooLarge
@@ -115,20 +115,30 @@ class Webhooks:
             )
 
     async def run_job(self, job: ScheduledJob) -> None:
-        """``webhook.deliver``: one attempt of one delivery."""
+        """``webhook.deliver``: attempt number ``attempt_number(job)`` of one delivery.
+
+        Before sending, with the delivery's row locked, the attempt must not have been made
+        yet and this worker must still hold the job's lease; so a second runner of the same
+        attempt (one whose lease ran out while the job waited its turn) sends nothing. The
+        POST goes out after that transaction, and the attempt is counted under the lock."""
         delivery_id = uuid.UUID(str(job.payload["delivery_id"]))
         manual = bool(job.payload.get("manual"))
+        number = attempt_number(job)
         async with UnitOfWork(self.database, job.tenant_id) as uow:
-            delivery = await uow.deliveries.find(delivery_id)
-            if delivery is None or delivery.status != "pending":
-                return  # deleted with its webhook, or already finished
+            await uow.begin_write()
+            delivery = await uow.deliveries.locked(delivery_id)
+            if delivery is None or delivery.status != "pending" or delivery.attempts >= number:
+                return  # deleted with its webhook, finished, or this attempt was made already
+            await uow.jobs.hold(job)  # LeaseLost: the worker that holds the job sends it
             subscription = await uow.webhooks.get(delivery.subscription_id)
             if not (subscription.enabled or manual):
-                await self._give_up(job.tenant_id, delivery_id, "the webhook is disabled")
+                self._give_up(delivery, "the webhook is disabled")
+                await uow.commit()
                 return
             secret = self.box.open(subscription.secret_sealed)
             url, subscription_id = subscription.url, subscription.id
             body, message_id = orjson.dumps(delivery.payload), delivery.message_id
+            await uow.commit()
         trace = (parse_traceparent(job.traceparent) or trace_or_new()).child()
         started = utcnow()
         outcome = await self._post(
@@ -136,14 +146,21 @@ class Webhooks:
         )
         async with UnitOfWork(self.database, job.tenant_id) as uow:
             await uow.begin_write()
-            delivery = await uow.deliveries.get(delivery_id)
-            if delivery.status != "pending":
+            delivery = await uow.deliveries.locked(delivery_id)
+            if delivery is None:
+                return  # deleted with its webhook while the POST was out
+            if delivery.status != "pending" or delivery.attempts >= number:
+                log.warning(
+                    "webhook attempt was recorded by another runner",
+                    delivery_id=str(delivery_id),
+                    attempt=number,
+                )
                 return
-            delivery.attempts += 1
+            delivery.attempts = number
             uow.deliveries.add_attempt(
                 WebhookAttempt(
                     delivery_id=delivery.id,
-                    number=delivery.attempts,
+                    number=number,
                     manual=manual,
                     started_at=started,
                     duration_ms=outcome.duration_ms,
@@ -164,14 +181,10 @@ class Webhooks:
                 await self._settle(uow, delivery, outcome, manual, job.traceparent)
             await uow.commit()
 
-    async def _give_up(self, tenant_id: uuid.UUID, delivery_id: uuid.UUID, reason: str) -> None:
-        async with UnitOfWork(self.database, tenant_id) as uow:
-            await uow.begin_write()
-            delivery = await uow.deliveries.find(delivery_id)
-            if delivery is not None and delivery.status == "pending":
-                delivery.status, delivery.last_error = "failed", reason
-                delivery.next_attempt_at = None
-            await uow.commit()
+    @staticmethod
+    def _give_up(delivery: WebhookDelivery, reason: str) -> None:
+        delivery.status, delivery.last_error = "failed", reason
+        delivery.next_attempt_at = None
 
     def _watch(self, subscription: WebhookSubscription, outcome: _Outcome, manual: bool) -> None:
         """Keep the endpoint's run of failures; disable it once the run has lasted too long."""

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
-from tests.support.cases import Desk
+import httpx
+import pytest
+
+from casedesk.domain.extensions.scenes import ACTIVITY_AFTER
+from tests.conftest import Tenants
+from tests.support.cases import Desk, make_desk
 
 
 async def test_two_simultaneous_transitions_exactly_one_wins(desk: Desk) -> None:
@@ -69,3 +75,41 @@ async def test_concurrent_creates_with_one_idempotency_key_make_one_case(desk: D
     assert len(ids) == 1
     listed = await desk.http.get("/api/v1/cases", headers=desk.headers)
     assert len(listed.json()["items"]) == 1
+
+
+async def test_two_accepts_of_one_task_in_live_transactions_exactly_one_wins(
+    backend: str, client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    """Both accepts read the task as pending before either writes (an extension holds each
+    one's transaction open until the other has read too); the task's version lets exactly
+    one of them write. The case itself does not change (it is already the agent's), so
+    only the task can tell them apart."""
+    if backend == "sqlite":
+        pytest.skip("SQLite writers take the write lock at BEGIN: the second accept waits")
+    edition = f"race-{uuid.uuid4().hex[:8]}"
+    both_read = asyncio.Barrier(2)
+
+    async def wait_for_the_other(activity: str, case: object) -> None:
+        if activity == "task.accept":
+            async with asyncio.timeout(10):
+                await both_read.wait()
+
+    tenants.container.extensions.add(ACTIVITY_AFTER, edition, wait_for_the_other)
+    tenant = await tenants.create(edition=edition)
+    desk = await make_desk(client, tenant, tenants.container)
+    case = await desk.new_case()
+    transfer = await desk.http.post(
+        f"/api/v1/cases/{case['id']}/transfer",
+        json={"assignee_id": str(tenant.admin_id)},
+        headers=desk.headers,
+    )
+    assert transfer.status_code == 200, transfer.text
+    url = f"/api/v1/cases/{case['id']}/accept"
+    results = await asyncio.gather(
+        desk.http.post(url, headers=desk.headers), desk.http.post(url, headers=desk.headers)
+    )
+    assert sorted(r.status_code for r in results) == [200, 409], [r.text for r in results]
+    history = await desk.http.get(f"/api/v1/cases/{case['id']}/history", headers=desk.headers)
+    assert [h["code"] for h in history.json()["items"]].count("task.accept") == 1
+    accepted = [e for e in await desk.events() if e["type"] == "task.accepted"]
+    assert [e["subject"] for e in accepted].count(case["id"]) == 1

@@ -159,3 +159,137 @@ async def test_a_lost_lease_lets_another_worker_run_the_job(
         job = next(job for job in claimed if job.key == "crashy")
         assert not await uow.jobs.finish(job.id, "dead", error=None, retry_at=None)
         await uow.commit()
+
+
+async def test_a_slow_job_keeps_its_lease_so_no_second_worker_runs_it(
+    backend_url: str, container: Container, tenants: Tenants
+) -> None:
+    """The job runs three leases long; the heartbeat renews its lease meanwhile."""
+    tenant = await tenants.create()
+    runs: list[str] = []
+    started = asyncio.Event()
+
+    async def slow(job: ScheduledJob) -> None:
+        runs.append(job.key)
+        started.set()
+        await asyncio.sleep(3.0)
+
+    lease = timedelta(seconds=1)
+    await _drain(Scheduler(container.database, {"slow": slow}))
+    await _schedule(container, tenant.id, "slow-1", kind="slow")
+    other = build(settings_for(backend_url))
+    try:
+        one = Scheduler(container.database, {"slow": slow}, owner="one", lease=lease)
+        two = Scheduler(other.database, {"slow": slow}, owner="two", lease=lease)
+        first = asyncio.create_task(one.run_once())
+        await started.wait()
+        claimed_by_two = 0
+        while not first.done():
+            claimed_by_two += await two.run_once()
+            await asyncio.sleep(0.1)
+        await first
+        assert (await _job(container, tenant.id, "slow-1")).lease_until is None
+    finally:
+        await other.close()
+    assert runs == ["slow-1"]
+    assert claimed_by_two == 0
+    job = await _job(container, tenant.id, "slow-1")
+    assert (job.status, job.attempts) == ("done", 1)
+
+
+async def test_jobs_waiting_their_turn_in_a_batch_are_not_run_twice(
+    backend_url: str, container: Container, tenants: Tenants
+) -> None:
+    """A batch takes longer than a lease: the jobs still waiting keep their leases, and what
+    has not started within one lease goes back for any worker to claim."""
+    tenant = await tenants.create()
+    runs: list[str] = []
+    started = asyncio.Event()
+
+    async def slowish(job: ScheduledJob) -> None:
+        runs.append(job.key)
+        started.set()
+        await asyncio.sleep(0.6)
+
+    lease = timedelta(seconds=1)
+    await _drain(Scheduler(container.database, {"slowish": slowish}))
+    for n in range(5):
+        await _schedule(container, tenant.id, f"turn-{n}", kind="slowish")
+    other = build(settings_for(backend_url))
+    try:
+        one = Scheduler(container.database, {"slowish": slowish}, owner="one", lease=lease)
+        two = Scheduler(other.database, {"slowish": slowish}, owner="two", lease=lease)
+        first = asyncio.create_task(one.run_once())
+        await started.wait()
+
+        async def poll() -> None:
+            while not first.done():
+                await two.run_once()
+                await asyncio.sleep(0.1)
+
+        await asyncio.gather(first, poll())
+        await asyncio.gather(_drain(one), _drain(two))
+    finally:
+        await other.close()
+    assert sorted(runs) == [f"turn-{n}" for n in range(5)]
+    for n in range(5):
+        job = await _job(container, tenant.id, f"turn-{n}")
+        assert (job.status, job.attempts) == ("done", 1)
+
+
+async def test_a_worker_asked_to_stop_hands_back_the_jobs_it_did_not_start(
+    container: Container, tenants: Tenants
+) -> None:
+    tenant = await tenants.create()
+    stop = asyncio.Event()
+    runs: list[str] = []
+
+    async def stops_the_worker(job: ScheduledJob) -> None:
+        runs.append(job.key)
+        stop.set()
+
+    scheduler = Scheduler(container.database, {"stopping": stops_the_worker}, owner="leaving")
+    await _drain(scheduler)
+    for n in range(3):
+        await _schedule(container, tenant.id, f"stop-{n}", kind="stopping", due_in=-10 + n)
+    await scheduler.run(stop)
+    assert runs == ["stop-0"]
+    left = [await _job(container, tenant.id, f"stop-{n}") for n in (1, 2)]
+    assert [(j.status, j.attempts, j.lease_owner) for j in left] == [("pending", 0, None)] * 2
+    stop.clear()
+    await _drain(scheduler)
+    assert runs == ["stop-0", "stop-1", "stop-2"]
+
+
+async def test_a_failed_key_scheduled_again_starts_its_attempts_from_zero(
+    container: Container, tenants: Tenants
+) -> None:
+    tenant = await tenants.create()
+
+    async def broken(job: ScheduledJob) -> None:
+        raise RuntimeError("remote down")
+
+    scheduler = Scheduler(container.database, {"flaky": broken}, max_attempts=1)
+    await _drain(scheduler)
+    await _schedule(container, tenant.id, "again", kind="flaky")
+    await _drain(scheduler)
+    assert (await _job(container, tenant.id, "again")).status == "failed"
+    for status in ("failed", "done", "cancelled"):
+        async with container.unit_of_work(tenant.id) as uow:
+            await uow.begin_write()
+            job = await uow.jobs.find("again")
+            assert job is not None
+            job.status = status
+            await uow.commit()
+        await _schedule(container, tenant.id, "again", kind="flaky", due_in=3600)
+        job = await _job(container, tenant.id, "again")
+        assert (job.status, job.attempts, job.last_error) == ("pending", 0, None)
+    await _schedule(container, tenant.id, "again", kind="flaky")
+    retrying = Scheduler(container.database, {"flaky": broken}, max_attempts=2)
+    await _drain(retrying)
+    job = await _job(container, tenant.id, "again")
+    assert (job.status, job.attempts) == ("pending", 1)  # retried, not failed at once
+    async with container.unit_of_work(tenant.id) as uow:  # no other test's worker may run it
+        await uow.begin_write()
+        await uow.jobs.cancel("again")
+        await uow.commit()

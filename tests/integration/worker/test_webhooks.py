@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 
 from casedesk.bootstrap import Container
 from casedesk.domain.identity.roles import Role
-from casedesk.domain.webhooks.deliveries import DELIVER
+from casedesk.domain.webhooks.deliveries import DELIVER, deliver_key
 from casedesk.domain.webhooks.subscriptions import RETRY_SCHEDULE
 from casedesk.integrations.hub import Hub
 from casedesk.store.models import ScheduledJob
@@ -207,6 +207,49 @@ async def test_a_receiver_that_recovers_gets_the_message_once(
     [delivery] = await _deliveries(desk, hook["id"])
     assert (delivery["status"], delivery["attempts"]) == ("succeeded", 2)
     assert len(inbox.requests_to("/flaky")) == 2
+
+
+async def _claim_delivery_job(container: Container, owner: str, lease: timedelta) -> ScheduledJob:
+    """Claim the due webhook job as worker ``owner`` would; other tests' due jobs go back."""
+    async with container.unit_of_work() as uow:
+        await uow.begin_write()
+        claimed = await uow.jobs.claim(owner, limit=100, lease=lease)
+        [job] = [j for j in claimed if j.kind == DELIVER]
+        await uow.jobs.hand_back([j.id for j in claimed if j.id != job.id], owner)
+        await uow.commit()
+    return job
+
+
+async def test_a_stale_second_runner_of_an_attempt_sends_nothing(
+    desk: Desk, inbox: LocalHTTPServer, settle: Settle, sender: Webhooks, container: Container
+) -> None:
+    """Worker one claimed the attempt but waited past its lease; worker two took it over.
+    Whether one runs its stale copy before two sends or after, only two's POST goes out."""
+    from casedesk.store.jobs import LeaseLost
+
+    inbox.script("/stale", Reply(503))  # the delivery stays pending, waiting for attempt 2
+    hook = await _webhook(desk, f"{inbox.url}/stale")
+    await desk.new_case()
+    await settle()
+    stale = await _claim_delivery_job(container, "one", timedelta(seconds=-1))
+    current = await _claim_delivery_job(container, "two", timedelta(seconds=60))
+    assert stale.id == current.id
+    with pytest.raises(LeaseLost):
+        await sender.run_job(stale)
+    assert inbox.requests_to("/stale") == []
+    await sender.run_job(current)
+    await sender.run_job(stale)  # after two made the attempt: nothing more
+    await sender.run_job(current)  # the holder running it again (a crash before finishing)
+    assert len(inbox.requests_to("/stale")) == 1
+    [delivery] = await _deliveries(desk, hook["id"])
+    detail = await _detail(desk, delivery["id"])
+    assert (detail["status"], detail["attempts"]) == ("pending", 1)
+    assert [a["number"] for a in detail["attempt_log"]] == [1]
+    async with container.unit_of_work(desk.tenant.id) as uow:
+        await uow.begin_write()
+        assert await uow.jobs.finish(current.id, "two", error=None, retry_at=None)
+        await uow.jobs.cancel(deliver_key(uuid.UUID(delivery["id"]), "2"))  # not for others
+        await uow.commit()
 
 
 async def test_an_internal_address_at_delivery_is_an_attempt_with_an_error(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import AwareDatetime, BaseModel
@@ -30,7 +30,9 @@ from casedesk.domain.cases.priority import Priority
 from casedesk.domain.cases.views import (
     CaseDetail,
     CaseSummary,
+    CommentView,
     HistoryEntry,
+    comment_view,
     detail,
     history_entry,
     summary,
@@ -55,6 +57,11 @@ class CasePage(BaseModel):
 
 class HistoryPage(BaseModel):
     items: list[HistoryEntry]
+    next_cursor: str | None
+
+
+class CommentPage(BaseModel):
+    items: list[CommentView]
     next_cursor: str | None
 
 
@@ -157,6 +164,24 @@ async def history(
     await uow.cases.get(case_id)
     page = await uow.actions.history(case_id, limit=limit, cursor=cursor)
     return HistoryPage(items=[history_entry(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/{case_id}/comments",
+    response_model=CommentPage,
+    summary="Comments, oldest first (or newest first), cursor pages",
+)
+async def comments(
+    case_id: uuid.UUID,
+    uow: UnitOfWorkDep,
+    order: Literal["oldest", "newest"] = "oldest",
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> CommentPage:
+    await uow.cases.get(case_id)
+    pages = {"oldest": uow.comments.oldest_first, "newest": uow.comments.newest_first}
+    page = await pages[order](case_id, limit=limit, cursor=cursor)
+    return CommentPage(items=[comment_view(c) for c in page.items], next_cursor=page.next_cursor)
 
 
 @router.patch("/{case_id}", response_model=CaseDetail, summary="Change title, priority, form, tags")

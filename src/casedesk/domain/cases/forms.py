@@ -1,16 +1,201 @@
-"""Case form data validated against its template's JSON Schema (draft 2020-12)."""
+"""Case form data validated against its template's JSON Schema (draft 2020-12).
+
+A tenant admin writes the schema, and validation runs on the shared event loop, so its
+regular expressions (``pattern``, ``patternProperties``) run on RE2, which takes time linear
+in the text and cannot backtrack: no pattern stalls the process, however it is written. A
+pattern RE2 cannot run (backreferences, lookaround) is refused when the template is saved.
+``unevaluatedProperties`` would match ``patternProperties`` with Python's backtracking
+``re`` inside jsonschema, so a schema may not use both.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+import re2
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import SchemaError, ValidationError
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from casedesk.kit.errors import InvalidInput
+
+_SELF = "urn:casedesk:form"
+# No retrieval: a reference outside the schema itself is never fetched from anywhere.
+_NO_REMOTE = Registry()
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a refused pattern is the admin's 422, not a line on stderr
+
+
+@functools.lru_cache(maxsize=1024)
+def _regex(pattern: str) -> Any:
+    return re2.compile(pattern, options=_RE2_OPTIONS)
+
+
+def _matches(pattern: str, text: str) -> bool:
+    return _regex(pattern).search(text) is not None
+
+
+def _re2_refusal(pattern: str) -> str | None:
+    """Why RE2 cannot run ``pattern``, or None if it can."""
+    try:
+        _regex(pattern)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        return reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+    return None
+
+
+# jsonschema's own keywords, with the patterns matched by RE2 instead of Python's ``re``.
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _matches(pattern, instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(
+    validator: Any, patterns: dict[str, Any], instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for name, value in instance.items():
+            if _matches(pattern, name):
+                yield from validator.descend(value, subschema, path=name, schema_path=pattern)
+
+
+def _additional_properties(
+    validator: Any, additional: Any, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    named = schema.get("properties", {})
+    patterns = schema.get("patternProperties", {})
+    extras = [
+        name
+        for name in instance
+        if name not in named and not any(_matches(pattern, name) for pattern in patterns)
+    ]
+    if validator.is_type(additional, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+        return
+    if additional or not extras:
+        return
+    if patterns:
+        verb = "does" if len(extras) == 1 else "do"
+        joined = ", ".join(repr(each) for each in sorted(extras))
+        listed = ", ".join(repr(each) for each in sorted(patterns))
+        yield ValidationError(f"{joined} {verb} not match any of the regexes: {listed}")
+        return
+    verb = "was" if len(extras) == 1 else "were"
+    joined = ", ".join(repr(each) for each in sorted(extras, key=str))
+    yield ValidationError(f"Additional properties are not allowed ({joined} {verb} unexpected)")
+
+
+# The validator's keyword functions get the concrete validator (``descend`` is not in the
+# protocol), and ``extend`` is untyped.
+_FormValidator: Any = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator,
+    {
+        "pattern": _pattern,
+        "patternProperties": _pattern_properties,
+        "additionalProperties": _additional_properties,
+    },
+)
+
+_ONE_SUBSCHEMA = (
+    "items",
+    "additionalProperties",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "contains",
+    "propertyNames",
+    "not",
+    "if",
+    "then",
+    "else",
+)
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_NAMED_SUBSCHEMAS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+
+
+def _subschemas(schema: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every schema object inside ``schema`` (itself included), with its field path."""
+    if not isinstance(schema, dict):
+        return
+    yield path, schema
+    for keyword in _ONE_SUBSCHEMA:
+        yield from _subschemas(schema.get(keyword), f"{path}.{keyword}")
+    for keyword in _SUBSCHEMA_LISTS:
+        listed = schema.get(keyword)
+        for index, item in enumerate(listed if isinstance(listed, list) else []):
+            yield from _subschemas(item, f"{path}.{keyword}[{index}]")
+    for keyword in _NAMED_SUBSCHEMAS:
+        named = schema.get(keyword)
+        for name, item in (named if isinstance(named, dict) else {}).items():
+            yield from _subschemas(item, f"{path}.{keyword}.{name}")
+
+
+def _reachable_subschemas(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every schema object validation may apply: those in their places, then whatever a
+    ``$ref`` points at elsewhere in the document (named by the path of the reference)."""
+    found = list(_subschemas(schema, "form_schema"))
+    seen = {id(node) for _, node in found}
+    resolver = _NO_REMOTE.with_resource(_SELF, DRAFT202012.create_resource(schema)).resolver(
+        base_uri=_SELF
+    )
+    waiting = list(found)
+    while waiting:
+        path, node = waiting.pop()
+        ref = node.get("$ref")
+        if not isinstance(ref, str):
+            continue
+        try:
+            target = resolver.lookup(ref).contents
+        except Unresolvable:
+            continue  # refused as a reference that points at nothing
+        for sub_path, sub in _subschemas(target, f"{path}.$ref"):
+            if id(sub) not in seen:  # a recursive schema refers back to what was walked
+                seen.add(id(sub))
+                found.append((sub_path, sub))
+                waiting.append((sub_path, sub))
+    return found
+
+
+def _pattern_problems(schema: dict[str, Any]) -> list[dict[str, str]]:
+    """Each pattern of the schema RE2 cannot run, and ``unevaluatedProperties`` beside
+    ``patternProperties``, as error details naming the field."""
+    problems: list[dict[str, str]] = []
+    unevaluated: list[str] = []
+    has_pattern_properties = False
+    for path, node in _reachable_subschemas(schema):
+        places = [(f"{path}.pattern", node.get("pattern"))]
+        pattern_properties = node.get("patternProperties")
+        if isinstance(pattern_properties, dict):
+            has_pattern_properties = True
+            places += [(f"{path}.patternProperties.{p}", p) for p in pattern_properties]
+        for field, pattern in places:
+            why = _re2_refusal(pattern) if isinstance(pattern, str) else None
+            if why is not None:
+                message = (
+                    f"this pattern cannot be run by RE2 ({why}); form patterns may not use"
+                    " backreferences or lookaround, so that none can backtrack"
+                )
+                problems.append({"field": field, "message": message, "type": "regex"})
+        if "unevaluatedProperties" in node:
+            unevaluated.append(f"{path}.unevaluatedProperties")
+    if has_pattern_properties:
+        message = "unevaluatedProperties cannot be used with patternProperties in a form"
+        problems += [{"field": field, "message": message, "type": "regex"} for field in unevaluated]
+    return problems
 
 
 def _path(prefix: str, parts: Any) -> str:
@@ -34,11 +219,14 @@ def check_form_schema(schema: dict[str, Any]) -> None:
     if schema.get("type", "object") != "object":
         raise InvalidInput("form_schema must describe an object", field="form_schema.type")
     _check_references(schema)
-
-
-_SELF = "urn:casedesk:form"
-# No retrieval: a reference outside the schema itself is never fetched from anywhere.
-_NO_REMOTE = Registry()
+    problems = _pattern_problems(schema)
+    if problems:
+        first = problems[0]
+        raise InvalidInput(
+            f"form_schema: {first['field']}: {first['message']}",
+            field=first["field"],
+            errors=problems,
+        )
 
 
 def _references(node: Any, path: str) -> list[tuple[str, str]]:
@@ -70,8 +258,22 @@ def _check_references(schema: dict[str, Any]) -> None:
 
 def validate_form(schema: dict[str, Any], form: dict[str, Any]) -> None:
     """Raise one 422 naming every failing field path of ``form``."""
-    validator = Draft202012Validator(schema, registry=_NO_REMOTE)
-    errors = sorted(validator.iter_errors(form), key=lambda error: list(error.absolute_path))
+    refused = _pattern_problems(schema)
+    if refused:  # a template saved before patterns ran on RE2
+        raise InvalidInput(
+            f"the template's form schema cannot be checked safely ({refused[0]['field']}:"
+            f" {refused[0]['message']}); an admin must save the template again",
+            field="form",
+        )
+    validator = _FormValidator(schema, registry=_NO_REMOTE)
+    try:
+        errors = sorted(validator.iter_errors(form), key=lambda error: list(error.absolute_path))
+    except re2.error:  # a pattern reached in a way the check above does not foresee
+        raise InvalidInput(
+            "the template's form schema has a pattern RE2 cannot run; an admin must save the"
+            " template again",
+            field="form",
+        ) from None
     if not errors:
         return
     details = [

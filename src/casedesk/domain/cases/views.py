@@ -16,6 +16,9 @@ from casedesk.domain.extensions.scenes import CASE_DETAIL_EXTRA
 from casedesk.store.models import ActionRecord, Case, Comment, Customer, Task
 from casedesk.store.unit_of_work import UnitOfWork
 
+DETAIL_COMMENTS = 50
+"""The detail shows this many of the newest comments; ``GET …/comments`` pages the rest."""
+
 
 class StateView(BaseModel):
     code: str
@@ -105,7 +108,17 @@ class CaseDetail(CaseSummary):
     customer: CustomerView | None
     form: dict[str, Any]
     tasks: list[TaskView]
-    comments: list[CommentView]
+    comments: list[CommentView] = Field(
+        description=f"the newest {DETAIL_COMMENTS} comments, oldest of them first"
+    )
+    comments_more: bool = Field(
+        default=False, description="whether the case has older comments than those shown"
+    )
+    comments_next_cursor: str | None = Field(
+        default=None,
+        description="when there are more: the cursor of GET /cases/{id}/comments?order=newest"
+        " that continues with the older ones",
+    )
     rating: RatingView | None
     sla: list[SlaView] = []
     extra: dict[str, Any]
@@ -145,6 +158,10 @@ def summary(case: Case) -> CaseSummary:
     )
 
 
+def comment_view(comment: Comment) -> CommentView:
+    return CommentView.model_validate(comment, from_attributes=True)
+
+
 def history_entry(record: ActionRecord) -> HistoryEntry:
     return HistoryEntry(
         id=record.id,
@@ -170,8 +187,11 @@ class Known:
     customer: Customer | None
     tasks: list[Task]
     comments: list[Comment]
+    """The newest comments, oldest of them first."""
     fresh: bool = False
     """A case being created: nothing else refers to it yet (no SLA clocks)."""
+    comments_next_cursor: str | None = None
+    """Where the comments older than ``comments`` continue; None: there are none."""
 
 
 async def detail(
@@ -184,12 +204,14 @@ async def detail(
     machine = await published(uow, case.machine_version_id)
     if known is None:
         template_code, queue_code, customer = await uow.cases.labels(case)
+        newest = await uow.comments.newest_first(case.id, limit=DETAIL_COMMENTS, cursor=None)
         known = Known(
             template_code,
             queue_code,
             customer,
             await uow.tasks.of_case(case.id),
-            await uow.comments.of_case(case.id),
+            list(reversed(newest.items)),
+            comments_next_cursor=newest.next_cursor,
         )
     state = machine.machine.state(case.state)
     rating = (
@@ -215,7 +237,9 @@ async def detail(
         else None,
         form=case.form,
         tasks=[TaskView.model_validate(task, from_attributes=True) for task in known.tasks],
-        comments=[CommentView.model_validate(c, from_attributes=True) for c in known.comments],
+        comments=[comment_view(comment) for comment in known.comments],
+        comments_more=known.comments_next_cursor is not None,
+        comments_next_cursor=known.comments_next_cursor,
         rating=rating,
         sla=[SlaView.model_validate(clock, from_attributes=True) for clock in clocks],
         extra=await extensions.call(CASE_DETAIL_EXTRA, edition, case),

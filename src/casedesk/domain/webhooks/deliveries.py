@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from casedesk.kit.clock import utcnow
-from casedesk.store.models import WebhookDelivery, WebhookSubscription
+from casedesk.store.models import ScheduledJob, WebhookDelivery, WebhookSubscription
 from casedesk.store.unit_of_work import UnitOfWork
 
 DELIVER = "webhook.deliver"
@@ -53,13 +53,24 @@ async def schedule_attempt(
     *,
     manual: bool = False,
 ) -> None:
-    label = f"manual-{delivery.attempts + 1}" if manual else str(delivery.attempts + 1)
+    """The job that makes the delivery's next attempt, numbered ``attempts + 1``."""
+    number = delivery.attempts + 1
+    label = f"manual-{number}" if manual else str(number)
     delivery.next_attempt_at = due
     await uow.jobs.schedule(
         kind=DELIVER,
         key=deliver_key(delivery.id, label),
         due_at=due,
-        payload={"delivery_id": str(delivery.id), "manual": manual},
+        payload={"delivery_id": str(delivery.id), "manual": manual, "attempt": number},
         traceparent=traceparent,
         case_id=delivery.case_id,
     )
+
+
+def attempt_number(job: ScheduledJob) -> int:
+    """Which attempt of its delivery a ``webhook.deliver`` job makes. Jobs scheduled before
+    the number was kept in the payload carry it as the last part of their key."""
+    number = job.payload.get("attempt")
+    if isinstance(number, int):
+        return number
+    return int(job.key.rsplit(":", 1)[-1].removeprefix("manual-"))

@@ -103,6 +103,8 @@ class Case(IdMixin, TimestampMixin, TenantScoped, Base):
         Index("ix_cases_tenant_template", "tenant_id", "template_id", "id"),
         Index("ix_cases_tenant_priority", "tenant_id", "priority", "id"),
         Index("ix_cases_tenant_updated", "tenant_id", "updated_at", "id"),
+        Index("ix_cases_tenant_closed", "tenant_id", "closed", "id"),
+        Index("ix_cases_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_cases_parent_id", "parent_id"),
     )
 
@@ -146,6 +148,12 @@ class Task(IdMixin, TimestampMixin, TenantScoped, Base):
         Index("ix_tasks_tenant_assignee_status", "tenant_id", "assignee_id", "status"),
     )
 
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        # Two agents accepting one task at once: the second UPDATE finds another version
+        # and fails (409) instead of both succeeding.
+        return {"version_id_col": cls.__table__.c.version}
+
     case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     queue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("queues.id"))
     assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
@@ -153,6 +161,7 @@ class Task(IdMixin, TimestampMixin, TenantScoped, Base):
     status_before_close: Mapped[str | None] = mapped_column(String(16))
     accepted_at: Mapped[datetime | None]
     done_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
 
 
 class Comment(IdMixin, TenantScoped, Base):
@@ -191,7 +200,10 @@ class IdempotencyRecord(IdMixin, TenantScoped, Base):
     """A request made with an ``Idempotency-Key``: its fingerprint and the response it got."""
 
     __tablename__ = "idempotency_records"
-    __table_args__ = (UniqueConstraint("tenant_id", "scope", "key"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "scope", "key"),
+        Index("ix_idempotency_records_created_at", "created_at"),
+    )
 
     scope: Mapped[str] = mapped_column(String(63))
     key: Mapped[str] = mapped_column(String(255))

@@ -17,6 +17,7 @@ class ScheduledJob(IdMixin, TimestampMixin, TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "key"),
         Index("ix_scheduled_jobs_claim", "status", "due_at"),
+        Index("ix_scheduled_jobs_finished", "status", "updated_at"),
     )
 
     kind: Mapped[str] = mapped_column(String(63))
