@@ -82,13 +82,15 @@ class Webhooks:
         box: SecretBox,
         *,
         disable_after: timedelta | None = timedelta(days=5),
+        listening_ttl: float = 1.0,
     ) -> None:
         self.database = database
         self.hub = hub
         self.box = box
         self.disable_after = disable_after
         """A webhook whose every attempt failed for this long is disabled (None: never)."""
-        self._listening = TenantCache(database, _listened_types)
+        self._listening = TenantCache(database, _listened_types, ttl=listening_ttl)
+        """Which events a tenant's webhooks want: a saved webhook applies within the ttl."""
 
     def group(self) -> ConsumerGroup:
         return ConsumerGroup(GROUP, EVENTS.families(), self.handle, wants=self.wants)

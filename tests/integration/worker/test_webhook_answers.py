@@ -49,7 +49,8 @@ async def sender(
     """A webhook sender whose hub finds hooks.slack.com on this machine."""
     settings = settings_for(backend_url, outbound_allowed_networks="127.0.0.0/8")
     hub = Hub(settings, recorder=traces, resolver=SlackOnThisMachine())
-    yield Webhooks(container.database, hub, container.box)
+    # listening_ttl=0: tests save webhooks between events and want them applied at once
+    yield Webhooks(container.database, hub, container.box, listening_ttl=0)
     await hub.aclose()
 
 

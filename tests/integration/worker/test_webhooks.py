@@ -55,7 +55,8 @@ async def sender(
     """The webhook sender with a hub that may reach the receiver on loopback."""
     settings = settings_for(backend_url, outbound_allowed_networks="127.0.0.0/8")
     hub = Hub(settings, recorder=traces)
-    yield Webhooks(container.database, hub, container.box)
+    # listening_ttl=0: tests save webhooks between events and want them applied at once
+    yield Webhooks(container.database, hub, container.box, listening_ttl=0)
     await hub.aclose()
 
 
