@@ -120,6 +120,8 @@ def serve(
     """Serve the HTTP API."""
     import uvicorn
 
+    from casedesk.api.server import PROTOCOL
+
     settings = settings_or_exit()
     run(ensure_migrated)
     worker_count = workers or settings.workers
@@ -137,6 +139,7 @@ def serve(
         access_log=False,
         server_header=False,
         proxy_headers=True,
+        http=PROTOCOL,
     )
 
 

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Response, status
 from casedesk.activities import identity
 from casedesk.api import API_V1
 from casedesk.api.deps import PrincipalDep, UnitOfWorkDep
+from casedesk.api.routing import ApiRoute
 from casedesk.api.schemas.identity import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, ApiKeyPage
 from casedesk.domain.identity.roles import Role
 
-router = APIRouter(prefix=f"{API_V1}/api-keys", tags=["api keys"])
+router = APIRouter(prefix=f"{API_V1}/api-keys", tags=["api keys"], route_class=ApiRoute)
 
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
 
 from casedesk.activities import configuration
 from casedesk.api import API_V1
 from casedesk.api.deps import PrincipalDep, UnitOfWorkDep
+from casedesk.api.routing import ApiRoute
 from casedesk.api.schemas.configuration import (
     MachineIn,
     MachineOut,
@@ -19,10 +22,11 @@ from casedesk.api.schemas.configuration import (
 from casedesk.domain.cases.priority import Priority
 from casedesk.domain.statemachine.definition import Definition, validate_definition
 from casedesk.kit.errors import NotFound
+from casedesk.kit.values import INT32_MAX
 from casedesk.store.models import StateMachine, Template
 from casedesk.store.unit_of_work import UnitOfWork
 
-router = APIRouter(prefix=API_V1, tags=["configuration"])
+router = APIRouter(prefix=API_V1, tags=["configuration"], route_class=ApiRoute)
 
 
 @router.post("/queues", response_model=QueueOut, status_code=status.HTTP_201_CREATED)
@@ -94,7 +98,9 @@ async def publish_state_machine(
 
 
 @router.get("/state-machines/{code}/versions/{version}", response_model=VersionOut)
-async def read_state_machine_version(code: str, version: int, uow: UnitOfWorkDep) -> VersionOut:
+async def read_state_machine_version(
+    code: str, version: Annotated[int, Path(ge=1, le=INT32_MAX)], uow: UnitOfWorkDep
+) -> VersionOut:
     machine = await configuration.machine_by_code(uow, code)
     found = await uow.machines.version(machine.id, version)
     if found is None:

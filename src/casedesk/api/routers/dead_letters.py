@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from casedesk.activities import dead_letters
 from casedesk.api import API_V1
 from casedesk.api.deps import PrincipalDep, UnitOfWorkDep
+from casedesk.api.routing import ApiRoute
 from casedesk.domain.identity.roles import Role
 
-router = APIRouter(prefix=f"{API_V1}/dead-letters", tags=["events"])
+router = APIRouter(prefix=f"{API_V1}/dead-letters", tags=["events"], route_class=ApiRoute)
 
 ReplayStatus = Literal["pending", "succeeded", "failed"]
 

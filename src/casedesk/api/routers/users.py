@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query, status
 from casedesk.activities import identity
 from casedesk.api import API_V1
 from casedesk.api.deps import PrincipalDep, UnitOfWorkDep
+from casedesk.api.routing import ApiRoute
 from casedesk.api.schemas.identity import UserCreate, UserOut, UserPage, UserUpdate
 
-router = APIRouter(prefix=f"{API_V1}/users", tags=["users"])
+router = APIRouter(prefix=f"{API_V1}/users", tags=["users"], route_class=ApiRoute)
 
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 

@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from casedesk.activities import webhooks
 from casedesk.api import API_V1
 from casedesk.api.deps import ContainerDep, PrincipalDep, UnitOfWorkDep
+from casedesk.api.routing import ApiRoute
 from casedesk.domain.identity.roles import Role
 from casedesk.domain.webhooks.subscriptions import WebhookSpec
 
-router = APIRouter(prefix=API_V1, tags=["webhooks"])
+router = APIRouter(prefix=API_V1, tags=["webhooks"], route_class=ApiRoute)
 Status = Literal["pending", "succeeded", "failed"]
 
 

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from casedesk.kit.values import JsonValue
+
 Op = Literal[
     "eq",
     "ne",
@@ -37,7 +39,7 @@ class Comparison(BaseModel):
 
     field: FieldPath
     op: Op
-    value: Any = None
+    value: JsonValue = None
 
 
 class AllOf(BaseModel):
