@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Response, status
 
 from casedesk.activities import configuration
 from casedesk.api import API_V1
@@ -12,6 +12,7 @@ from casedesk.api.schemas.configuration import (
     MachineIn,
     MachineOut,
     ProblemOut,
+    PublishOut,
     QueueIn,
     QueueOut,
     TemplateIn,
@@ -84,16 +85,25 @@ async def read_state_machine(code: str, uow: UnitOfWorkDep) -> MachineOut:
 
 @router.post(
     "/state-machines/{code}/publish",
-    response_model=VersionOut,
+    response_model=PublishOut,
     status_code=status.HTTP_201_CREATED,
     summary="Validate the draft and publish it as the next immutable version",
+    description="201 with the new version; 200 with the latest version and `unchanged: true`"
+    " when the draft is that version already (nothing is published).",
+    responses={200: {"model": PublishOut, "description": "the draft was published already"}},
 )
 async def publish_state_machine(
-    code: str, principal: PrincipalDep, uow: UnitOfWorkDep
-) -> VersionOut:
-    version = await configuration.publish_machine(uow, principal, code)
-    return VersionOut(
-        version=version.version, published_at=version.published_at, definition=version.definition
+    code: str, principal: PrincipalDep, uow: UnitOfWorkDep, response: Response
+) -> PublishOut:
+    published = await configuration.publish_machine(uow, principal, code)
+    if published.unchanged:
+        response.status_code = status.HTTP_200_OK
+    version = published.version
+    return PublishOut(
+        version=version.version,
+        published_at=version.published_at,
+        definition=version.definition,
+        unchanged=published.unchanged,
     )
 
 

@@ -53,6 +53,12 @@ class VersionOut(BaseModel):
     definition: dict[str, Any] | None = None
 
 
+class PublishOut(VersionOut):
+    unchanged: bool = Field(
+        description="true: the draft was this version already, and nothing was published"
+    )
+
+
 class MachineOut(BaseModel):
     code: str
     name: str
