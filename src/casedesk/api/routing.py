@@ -28,8 +28,10 @@ from starlette.responses import Response
 
 from casedesk.kit.errors import CasedeskError
 
-MAX_BODY_DEPTH = 64
-"""Nesting levels of a whole request body; a free-form value inside it is bounded tighter."""
+MAX_BODY_DEPTH = 32
+"""Nesting levels of a whole request body. MariaDB keeps no JSON nested more than 31 levels,
+so any part of a body (a rule's conditions) can be stored; a free-form value inside it is
+bounded tighter still (``kit.values.JSON_MAX_DEPTH``)."""
 
 Location = tuple[str | int, ...]
 

@@ -38,8 +38,10 @@ Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 1 to 9999 (``0001-01-01T00:00:00+23:59``) is refused instead of overflowing later."""
 
 
-JSON_MAX_DEPTH = 32
-"""Nesting levels of one free-form JSON value: a form or a condition value."""
+JSON_MAX_DEPTH = 16
+"""Nesting levels of one free-form JSON value: a form or a condition value. MariaDB keeps no
+JSON nested more than 31 levels, and a value is stored wrapped (a form sits four levels deep
+in the webhook message of a ``case.updated``), so this leaves room for the wrapping."""
 JSON_MAX_BYTES = 65_536
 """Bytes of one free-form JSON value, as compact JSON."""
 

@@ -72,7 +72,7 @@ _SORT_KEYS: dict[str, Any] = {
     "number": tuple[PositiveInt64, uuid.UUID],
 }
 CURSORS: dict[str, CursorCodec[tuple[Any, ...]]] = {
-    sort: CursorCodec(f"cases{sort}", _SORT_KEYS[sort.lstrip("-")]) for sort in SORTS
+    sort: CursorCodec(f"cases:{sort}", _SORT_KEYS[sort.lstrip("-")]) for sort in SORTS
 }
 """The case list's cursors, one per sort: a cursor of one sort is refused by another."""
 
