@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
+from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 
+from casedesk.api.routing import ApiRoute
 from casedesk.domain.identity.roles import Role
 from casedesk.store.cases import CaseFilter
 from tests.conftest import Tenants
@@ -585,3 +589,95 @@ async def test_texts_of_65536_four_byte_characters_are_kept_whole(desk: Desk) ->
     assert read["description"] == longest
     assert read["comments"][0]["body"] == longest
     assert read["rating"]["comment"] == longest
+
+
+# --- the guards hold for every route, including those added later -------------------------
+
+
+def _routes(routes: list[Any]) -> list[Any]:
+    """Every route, those of included routers too (FastAPI keeps them in their router)."""
+    flat: list[Any] = []
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        flat += _routes(included.routes) if included is not None else [route]
+    return flat
+
+
+def test_every_api_route_runs_the_request_checks(app) -> None:  # type: ignore[no-untyped-def]
+    routes = [route for route in _routes(app.routes) if isinstance(route, APIRoute)]
+    documented = [route for route in routes if route.include_in_schema]
+    assert len(documented) > 40
+    assert [route.path for route in documented if not isinstance(route, ApiRoute)] == []
+
+
+def _free_form_spots(node: Any, where: str, schemas: dict[str, Any], seen: set[str]) -> list[str]:
+    """Where a request's schema takes any JSON value without the bounds of ``kit.values``."""
+    if not isinstance(node, dict):
+        return []
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        if name in seen:
+            return []
+        return _free_form_spots(schemas[name], where, schemas, seen | {name})
+    spots: list[str] = []
+    for key in ("anyOf", "oneOf", "allOf"):
+        for option in node.get(key, []):
+            spots += _free_form_spots(option, where, schemas, seen)
+    for name, child in node.get("properties", {}).items():
+        spots += _free_form_spots(child, f"{where}.{name}", schemas, seen)
+    spots += _free_form_spots(node.get("items"), f"{where}[]", schemas, seen)
+    if isinstance(node.get("additionalProperties"), dict):
+        spots += _free_form_spots(node["additionalProperties"], f"{where}.*", schemas, seen)
+    shaped = {"type", "anyOf", "oneOf", "allOf", "enum", "const", "properties", "items"}
+    any_value = not shaped & node.keys()
+    any_object = (
+        node.get("type") == "object"
+        and not node.get("properties")
+        and node.get("additionalProperties", True) is True
+    )
+    if (any_value or any_object) and "x-max-depth" not in node:
+        spots.append(where)
+    return spots
+
+
+async def test_every_free_form_json_value_a_request_takes_is_bounded(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    unbounded: list[str] = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            label = f"{method.upper()} {path}"
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is not None:
+                unbounded += _free_form_spots(body["schema"], f"{label} body", schemas, set())
+            for parameter in operation.get("parameters", []):
+                where = f"{label} {parameter['name']}"
+                unbounded += _free_form_spots(parameter.get("schema"), where, schemas, set())
+    assert unbounded == []
+
+
+# --- the way in for a person with a browser ----------------------------------------------
+
+
+async def test_the_root_sends_a_browser_to_the_docs(client: httpx.AsyncClient) -> None:
+    response = await client.get("/")
+    assert response.status_code in (302, 303, 307)
+    assert response.headers["location"] == "/docs"
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_the_docs_load_every_script_from_this_server(
+    client: httpx.AsyncClient, page: str
+) -> None:
+    response = await client.get(page)
+    assert response.status_code == 200
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", response.text)
+    assets += re.findall(r"""url: ?["']([^"']+)["']""", response.text)
+    assert assets
+    assert [asset for asset in assets if "//" in asset] == []
+    for asset in assets:
+        loaded = await client.get(asset)
+        assert loaded.status_code == 200, asset
+        assert loaded.content, asset
