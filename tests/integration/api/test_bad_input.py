@@ -547,6 +547,21 @@ async def test_instants_without_a_utc_form_or_a_zone_are_422(
     assert field in _fields(response)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/cases?created_after=0001-01-01T00:00:00Z",
+        "/api/v1/cases?created_before=9999-12-31T23:59:59.999999Z",
+        "/api/v1/cases?created_after=2024-06-01T12:00:00%2B14:00",
+        "/api/v1/traces?since=0001-01-01T00:00:00Z&until=9999-12-31T23:59:59Z",
+    ],
+)
+async def test_instants_at_the_ends_of_the_calendar_are_taken(desk: Desk, path: str) -> None:
+    await desk.new_case()
+    response = await desk.http.get(path, headers=desk.headers)
+    assert response.status_code == 200, response.text
+
+
 async def test_an_api_key_expiring_beyond_year_9999_in_utc_is_422(
     client: httpx.AsyncClient, tenants: Tenants
 ) -> None:
