@@ -8,17 +8,24 @@ from datetime import timedelta
 from typing import Annotated
 
 import structlog
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from casedesk.activities.base import ActivityContext, Operator
 from casedesk.activities.identity import authenticate
 from casedesk.bootstrap import Container
 from casedesk.domain.identity.principal import Principal
+from casedesk.kit.cursors import MAX_CURSOR_CHARS
 from casedesk.kit.errors import InvalidInput, Unauthenticated
 from casedesk.kit.tracing import trace_or_new
 from casedesk.kit.values import INT32_MAX
 from casedesk.store.unit_of_work import UnitOfWork
+
+CursorParam = Annotated[
+    str | None,
+    Query(max_length=MAX_CURSOR_CHARS, description="the `next_cursor` of the page before"),
+]
+"""The cursor of a list that pages: opaque, bound to its list and sort (``kit.cursors``)."""
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cdk_...`")
 

@@ -696,3 +696,40 @@ async def test_the_docs_load_every_script_from_this_server(
         loaded = await client.get(asset)
         assert loaded.status_code == 200, asset
         assert loaded.content, asset
+
+
+async def test_every_list_takes_back_the_cursors_it_gives(desk: Desk) -> None:
+    """Each list pages to its end with its own cursors, whatever its key (ids, times)."""
+    made = await desk.http.post(
+        "/api/v1/webhooks",
+        json={"name": "crm", "url": "https://crm.example.com/hooks"},
+        headers=desk.headers,
+    )
+    assert made.status_code == 201, made.text
+    webhook = made.json()["id"]
+    for _ in range(3):
+        sent = await desk.http.post(f"/api/v1/webhooks/{webhook}/test", headers=desk.headers)
+        assert sent.status_code == 202, sent.text
+    case = await desk.new_case()
+    for title in ("One", "Two"):
+        await desk.http.patch(
+            f"/api/v1/cases/{case['id']}", json={"title": title}, headers=desk.headers
+        )
+    lists = {
+        f"/api/v1/webhooks/{webhook}/deliveries": 3,
+        f"/api/v1/cases/{case['id']}/history": 3,
+        "/api/v1/api-keys": 1,
+        "/api/v1/users": 1,
+    }
+    for path, expected in lists.items():
+        seen: list[str] = []
+        cursor: str | None = None
+        while True:
+            params = {"limit": "1"} | ({"cursor": cursor} if cursor else {})
+            page = await desk.http.get(path, params=params, headers=desk.headers)
+            assert page.status_code == 200, (path, page.text)
+            seen += [item.get("id", str(item)) for item in page.json()["items"]]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                break
+        assert len(seen) == expected, path

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from casedesk.activities import identity
 from casedesk.api import API_V1
-from casedesk.api.deps import PrincipalDep, UnitOfWorkDep
+from casedesk.api.deps import CursorParam, PrincipalDep, UnitOfWorkDep
 from casedesk.api.routing import ApiRoute
 from casedesk.api.schemas.identity import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, ApiKeyPage
 from casedesk.domain.identity.roles import Role
@@ -22,7 +22,7 @@ async def list_api_keys(
     principal: PrincipalDep,
     uow: UnitOfWorkDep,
     limit: Limit = 50,
-    cursor: str | None = None,
+    cursor: CursorParam = None,
     user_id: uuid.UUID | None = None,
 ) -> ApiKeyPage:
     if not principal.role.at_least(Role.ADMIN):

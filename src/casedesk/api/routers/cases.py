@@ -16,7 +16,7 @@ from casedesk.activities.rate_case import RateCaseActivity, RatingParams
 from casedesk.activities.transfer_case import TransferCaseActivity, TransferParams
 from casedesk.activities.update_case import UpdateCaseActivity, UpdateParams
 from casedesk.api import API_V1
-from casedesk.api.deps import ActivityContextDep, UnitOfWorkDep
+from casedesk.api.deps import ActivityContextDep, CursorParam, UnitOfWorkDep
 from casedesk.api.routing import ApiRoute
 from casedesk.domain.cases.inputs import (
     ActionInput,
@@ -107,7 +107,7 @@ async def list_cases(
     created_before: Instant | None = None,
     sort: str = Query(default="-created", description=f"one of {', '.join(SORTS)}"),
     limit: Limit = 50,
-    cursor: str | None = None,
+    cursor: CursorParam = None,
 ) -> CasePage:
     queue_id = template_id = customer_id = None
     if queue is not None:
@@ -149,7 +149,7 @@ async def read(case_id: uuid.UUID, context: ActivityContextDep) -> Response:
     "/{case_id}/history", response_model=HistoryPage, summary="Action records, oldest first"
 )
 async def history(
-    case_id: uuid.UUID, uow: UnitOfWorkDep, limit: Limit = 100, cursor: str | None = None
+    case_id: uuid.UUID, uow: UnitOfWorkDep, limit: Limit = 100, cursor: CursorParam = None
 ) -> HistoryPage:
     await uow.cases.get(case_id)
     page = await uow.actions.history(case_id, limit=limit, cursor=cursor)

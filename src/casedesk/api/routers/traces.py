@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from casedesk import __version__
 from casedesk.api import API_V1
-from casedesk.api.deps import ContainerDep, PrincipalDep
+from casedesk.api.deps import ContainerDep, CursorParam, PrincipalDep
 from casedesk.api.routing import ApiRoute
 from casedesk.domain.identity.roles import Role
 from casedesk.kit.cursors import CursorCodec
@@ -101,7 +101,7 @@ async def list_traces(
     container: ContainerDep,
     filters: Annotated[_Filters, Depends()],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorParam = None,
 ) -> TracePage:
     principal.require(Role.ADMIN, "reading traces")
     query = filters.query(principal.tenant_id, limit=limit + 1, cursor=cursor)
