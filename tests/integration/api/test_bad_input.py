@@ -396,6 +396,10 @@ def _cursor(*parts: object) -> str:
     ("query", "name"),
     [
         ({"cursor": _cursor("-created", 5, "x")}, "list-shaped"),
+        (
+            {"cursor": _cursor("-priority", 2**40, str(uuid.uuid4())), "sort": "-priority"},
+            "priority-beyond-its-column",
+        ),
         ({"cursor": _cursor("cases:-created", ["x"])}, "not-an-id"),
         (
             {"cursor": _cursor("cases:-priority", [2**40, str(uuid.uuid4())]), "sort": "-priority"},
