@@ -16,7 +16,7 @@ $(VENV)/.test-deps: $(VENV)/.run-deps
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
-## run: set up, migrate the SQLite file, create the demo tenant (key printed once), serve on :8000
+## run: set up, migrate the SQLite file, create the demo tenant (key printed once), serve on CASEDESK_PORT (8000)
 run: export CASEDESK_LOG_FORMAT ?= console
 run: $(VENV)/.run-deps
 	$(BIN)/casedesk db upgrade

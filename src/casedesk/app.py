@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from casedesk import __version__
 from casedesk.api import problems
@@ -17,6 +18,7 @@ from casedesk.api.routers import (
     dead_letters,
     events,
     health,
+    home,
     me,
     rules,
     sla,
@@ -67,7 +69,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         await traces.stop()
         await container.close()
 
-    app = FastAPI(
+    # FastAPIOffline serves /docs and /redoc with the scripts it ships, not from a CDN.
+    app = FastAPIOffline(
         title="casedesk",
         version=__version__,
         summary="Customer-service cases with a built-in integration platform",
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     problems.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     routers = (
+        home,
         health,
         me,
         users,

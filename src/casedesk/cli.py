@@ -6,6 +6,7 @@ import asyncio
 import os
 import secrets
 import signal
+import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -130,6 +131,8 @@ def serve(
     """Serve the HTTP API."""
     import uvicorn
 
+    from casedesk.api.server import PROTOCOL
+
     settings = settings_or_exit()
     try:
         settings.refuse_insecure_secret_key(host=host or settings.host)
@@ -151,6 +154,7 @@ def serve(
         access_log=False,
         server_header=False,
         proxy_headers=True,
+        http=PROTOCOL,
     )
 
 
@@ -436,16 +440,33 @@ def demo() -> None:
         return created.plaintext
 
     key = run(_migrated(work))
+    settings = settings_or_exit()
     if key is None:
         out.print(
             f"demo tenant exists; its admin is {DEMO_ADMIN}. For a new key: "
-            f"casedesk apikey create --tenant {DEMO_SLUG} --user {DEMO_ADMIN}",
+            f"{_this_command()} apikey create --tenant {DEMO_SLUG} --user {DEMO_ADMIN}",
             soft_wrap=True,
+            highlight=False,
         )
         return
     out.print(f"[green]demo tenant created[/]; admin {DEMO_ADMIN}. Its API key, shown once:")
     out.print(key, soft_wrap=True, highlight=False)
-    out.print("try: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8000/api/v1/me")
+    out.print("in another terminal:", highlight=False)
+    out.print(f"  export KEY={key}", soft_wrap=True, highlight=False)
+    out.print(
+        f'  curl -H "Authorization: Bearer $KEY" http://{settings.host}:{settings.port}/api/v1/me',
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+def _this_command() -> str:
+    """How to run casedesk again as this process was run: ``.venv/bin/casedesk`` from
+    ``make run``, ``casedesk`` when it is on the PATH."""
+    invoked = sys.argv[0]
+    if os.path.basename(invoked) == "casedesk":
+        return invoked
+    return f"{sys.executable} -m casedesk"
 
 
 def main() -> None:

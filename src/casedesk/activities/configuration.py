@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -59,8 +60,19 @@ async def machine_by_code(uow: UnitOfWork, code: str, *, lock: bool = False) -> 
     return machine
 
 
-async def publish_machine(uow: UnitOfWork, actor: Principal, code: str) -> StateMachineVersion:
-    """Validate the draft and freeze it as version N+1; a problem list is one 422."""
+@dataclass(frozen=True, slots=True)
+class Published:
+    version: StateMachineVersion
+    unchanged: bool
+    """The draft was the latest version already, so that version is the answer."""
+
+
+async def publish_machine(uow: UnitOfWork, actor: Principal, code: str) -> Published:
+    """Validate the draft and freeze it as version N+1; a problem list is one 422.
+
+    A draft identical to the latest version publishes nothing: a second identical version
+    would only make cases pinned to either look different when they are not.
+    """
     actor.require(Role.ADMIN, "publishing a state machine")
     await uow.begin_write()
     machine = await machine_by_code(uow, code, lock=True)
@@ -75,6 +87,9 @@ async def publish_machine(uow: UnitOfWork, actor: Principal, code: str) -> State
                 for p in problems
             ],
         )
+    latest = await uow.machines.version(machine.id, machine.latest_version)
+    if latest is not None and latest.definition == machine.draft:
+        return Published(latest, unchanged=True)
     machine.latest_version += 1
     version = uow.machines.add_version(
         StateMachineVersion(
@@ -85,7 +100,7 @@ async def publish_machine(uow: UnitOfWork, actor: Principal, code: str) -> State
         )
     )
     await _commit(uow, f"state machine {code!r}")
-    return version
+    return Published(version, unchanged=False)
 
 
 async def save_template(

@@ -42,6 +42,10 @@ def fingerprint(draft: CaseDraft) -> str:
 class Created:
     detail: CaseDetail | None
     created: bool
+    body: dict[str, Any] | None = None
+    rendered: bytes = b""
+    """The answer to a create, as JSON, made before the commit: what cannot be rendered is
+    never committed, so a committed case is never answered with an error."""
 
 
 class ExternalRefTaken(Conflict):
@@ -161,6 +165,8 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
         )
         view = await detail(self.uow, case, self.ctx.extensions, self.ctx.edition, known)
         self.created.detail = view
+        self.created.body = view.model_dump(mode="json")
+        self.created.rendered = orjson.dumps(self.created.body)
         if self.idempotency is not None:
             self.uow.idempotency.add(
                 IdempotencyRecord(
@@ -169,7 +175,7 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
                     key=self.idempotency.key,
                     fingerprint=self.idempotency.fingerprint,
                     status_code=201,
-                    response=view.model_dump(mode="json"),
+                    response=self.created.body,
                 )
             )
 
@@ -238,10 +244,15 @@ class Outcome:
     status_code: int
     body: dict[str, Any]
     replayed: bool = False
+    rendered: bytes = b""
+    """The body as JSON when it was rendered before the commit that made it."""
 
     @property
     def version(self) -> int:
         return int(self.body["version"])
+
+    def json(self) -> bytes:
+        return self.rendered or orjson.dumps(self.body)
 
 
 async def create_case(
@@ -263,8 +274,10 @@ async def create_case(
             raise
         view = await detail(uow, existing, context.extensions, context.edition)
         return Outcome(200, view.model_dump(mode="json"))
+    if created.body is not None:
+        return Outcome(201, created.body, rendered=created.rendered)
     assert created.detail is not None
-    return Outcome(201 if created.created else 200, created.detail.model_dump(mode="json"))
+    return Outcome(200, created.detail.model_dump(mode="json"))
 
 
 async def replay(uow: UnitOfWork, ticket: Idempotency) -> IdempotencyRecord | None:

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated
 
 import structlog
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from casedesk.activities.base import ActivityContext, Operator
 from casedesk.activities.identity import authenticate
 from casedesk.bootstrap import Container
 from casedesk.domain.identity.principal import Principal
+from casedesk.kit.cursors import MAX_CURSOR_CHARS
 from casedesk.kit.errors import InvalidInput, Unauthenticated
 from casedesk.kit.tracing import trace_or_new
+from casedesk.kit.values import INT32_MAX
 from casedesk.store.unit_of_work import UnitOfWork
+
+CursorParam = Annotated[
+    str | None,
+    Query(max_length=MAX_CURSOR_CHARS, description="the `next_cursor` of the page before"),
+]
+"""The cursor of a list that pages: opaque, bound to its list and sort (``kit.cursors``)."""
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cdk_...`")
 
@@ -58,15 +67,19 @@ async def get_unit_of_work(
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]
 
 
+# ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+_VERSION_TAG = re.compile(r'(?:W/)?"?([0-9]{1,10})"?')
+
+
 def _expected_version(if_match: str | None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
-    tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
+    tag = _VERSION_TAG.fullmatch(if_match.strip())
+    if tag is None or int(tag[1]) > INT32_MAX:
         raise InvalidInput(
             'If-Match must be the case version as sent in ETag, e.g. "3"', field="If-Match"
         )
-    return int(tag)
+    return int(tag[1])
 
 
 async def get_activity_context(

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-import orjson
+from pydantic import Field
 from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
+from casedesk.kit.cursors import CursorCodec
 from casedesk.kit.errors import InvalidInput, NotFound
+from casedesk.kit.values import Instant, PositiveInt64
 from casedesk.store.models import (
     ActionRecord,
     Case,
@@ -63,36 +64,17 @@ def _sort_column(sort: str) -> Any:
     }[sort.lstrip("-")]
 
 
-def _encode(sort: str, value: Any, last_id: uuid.UUID) -> str:
-    raw = orjson.dumps([sort, value, str(last_id)], default=str)
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        cursor_sort, value, last_id = orjson.loads(raw)
-        if cursor_sort != sort:
-            raise ValueError("cursor of another sort")
-        return _key_of(sort.lstrip("-"), value), uuid.UUID(last_id)
-    except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise InvalidInput(
-            "cursor is not one this list returned for this sort", field="cursor"
-        ) from None
-
-
-def _key_of(sort: str, value: Any) -> Any:
-    """The cursor's sort key, checked to be of the sort column's type."""
-    if sort == "updated":
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is None:
-            raise ValueError("naive time in cursor")
-        return moment
-    if sort == "created":
-        return uuid.UUID(value)
-    if type(value) is not int:
-        raise ValueError("number expected in cursor")
-    return value
+PriorityRank = Annotated[int, Field(ge=0, le=3)]
+_SORT_KEYS: dict[str, Any] = {
+    "created": tuple[uuid.UUID],
+    "updated": tuple[Instant, uuid.UUID],
+    "priority": tuple[PriorityRank, uuid.UUID],
+    "number": tuple[PositiveInt64, uuid.UUID],
+}
+CURSORS: dict[str, CursorCodec[tuple[Any, ...]]] = {
+    sort: CursorCodec(f"cases:{sort}", _SORT_KEYS[sort.lstrip("-")]) for sort in SORTS
+}
+"""The case list's cursors, one per sort: a cursor of one sort is refused by another."""
 
 
 class CaseRepository(Repository[Case]):
@@ -167,8 +149,9 @@ class CaseRepository(Repository[Case]):
             raise InvalidInput(f"sort must be one of {', '.join(SORTS)}", field="sort")
         statement = select(Case).where(*self._conditions(where))
         column, descending = _sort_column(sort), sort.startswith("-")
+        cursors = CURSORS[sort]
         if cursor is not None:
-            value, last_id = _decode(cursor, sort)
+            *value, last_id = cursors.decode(cursor)
             statement = statement.where(_after(column, value, last_id, descending))
         order: list[Any] = [column.desc(), Case.id.desc()] if descending else [column, Case.id]
         if column is Case.id:
@@ -178,10 +161,8 @@ class CaseRepository(Repository[Case]):
         next_cursor = None
         if len(rows) > limit and items:
             last = items[-1]
-            key = getattr(last, column.key)
-            next_cursor = _encode(
-                sort, key.isoformat() if isinstance(key, datetime) else key, last.id
-            )
+            key = (last.id,) if column is Case.id else (getattr(last, column.key), last.id)
+            next_cursor = cursors.encode(key)
         return Page(items=items, next_cursor=next_cursor)
 
     @staticmethod
@@ -220,10 +201,14 @@ class CaseRepository(Repository[Case]):
         return int(await self.session.scalar(statement) or 0)
 
 
-def _after(column: Any, value: Any, last_id: uuid.UUID, descending: bool) -> ColumnElement[bool]:
-    if column is Case.id:
+def _after(
+    column: Any, key: list[Any], last_id: uuid.UUID, descending: bool
+) -> ColumnElement[bool]:
+    """Rows after the cursor's: ``key`` is the sort value (empty when sorting by id)."""
+    if not key:
         newer_first: ColumnElement[bool] = Case.id < last_id if descending else Case.id > last_id
         return newer_first
+    (value,) = key
     if descending:
         return or_(column < value, and_(column == value, Case.id < last_id))
     return or_(column > value, and_(column == value, Case.id > last_id))

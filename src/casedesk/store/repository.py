@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from casedesk.kit.errors import InvalidInput, NotFound
+from casedesk.kit.cursors import CursorCodec
+from casedesk.kit.errors import NotFound
 from casedesk.store.base import IdMixin
 
 M = TypeVar("M", bound=IdMixin)
@@ -23,16 +24,10 @@ class Page(Generic[M]):
     next_cursor: str | None
 
 
-def encode_cursor(last_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(last_id.bytes).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> uuid.UUID:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return uuid.UUID(bytes=raw)
-    except (ValueError, TypeError):
-        raise InvalidInput("cursor is not one this API returned", field="cursor") from None
+@cache
+def id_cursors(kind: str) -> CursorCodec[tuple[uuid.UUID]]:
+    """The cursors of a list of rows in id order, named ``kind``: the last row's id."""
+    return CursorCodec(kind, tuple[uuid.UUID])
 
 
 class Repository(Generic[M]):
@@ -68,24 +63,29 @@ class Repository(Generic[M]):
 
     async def page(self, statement: Select[M], *, limit: int, cursor: str | None) -> Page[M]:
         """Keyset pagination on the time-ordered primary key."""
+        cursors = id_cursors(self.model.__tablename__)
         if cursor is not None:
-            statement = statement.where(self.model.id > decode_cursor(cursor))
+            (after,) = cursors.decode(cursor)
+            statement = statement.where(self.model.id > after)
         ordered = statement.order_by(self.model.id).limit(limit + 1)
         rows: list[M] = list((await self.session.scalars(ordered)).all())
-        more = len(rows) > limit
-        items = rows[:limit]
-        next_cursor = encode_cursor(items[-1].id) if more and items else None
-        return Page(items=items, next_cursor=next_cursor)
+        return _page(rows, limit, cursors)
 
     async def page_newest_first(
         self, statement: Select[M], *, limit: int, cursor: str | None
     ) -> Page[M]:
         """Keyset pagination from the newest row back, for logs."""
+        cursors = id_cursors(f"-{self.model.__tablename__}")
         if cursor is not None:
-            statement = statement.where(self.model.id < decode_cursor(cursor))
+            (before,) = cursors.decode(cursor)
+            statement = statement.where(self.model.id < before)
         ordered = statement.order_by(self.model.id.desc()).limit(limit + 1)
         rows: list[M] = list((await self.session.scalars(ordered)).all())
-        more = len(rows) > limit
-        items = rows[:limit]
-        next_cursor = encode_cursor(items[-1].id) if more and items else None
-        return Page(items=items, next_cursor=next_cursor)
+        return _page(rows, limit, cursors)
+
+
+def _page(rows: list[M], limit: int, cursors: CursorCodec[tuple[uuid.UUID]]) -> Page[M]:
+    """The first ``limit`` rows, and a cursor after the last when there were more."""
+    items = rows[:limit]
+    more = len(rows) > limit and bool(items)
+    return Page(items=items, next_cursor=cursors.encode((items[-1].id,)) if more else None)

@@ -289,17 +289,25 @@ async def test_concurrent_publishes_get_consecutive_versions_or_a_conflict(
     client: httpx.AsyncClient, tenants: Tenants
 ) -> None:
     tenant = await tenants.create()
-    await save(client, tenant.headers, machine_body())
     statuses: list[int] = []
     published: list[int] = []
-    for _ in range(3):
+    for round_ in range(3):
+
+        def renamed(definition: dict[str, Any], name: str = f"New {round_}") -> None:
+            definition["states"][0]["name"] = name
+
+        await save(client, tenant.headers, machine_body(mutate=renamed))
         responses = await asyncio.gather(
             *(client.post(f"{URL}/flow/publish", headers=tenant.headers) for _ in range(8))
         )
         statuses += [response.status_code for response in responses]
         published += [r.json()["version"] for r in responses if r.status_code == 201]
+        # The publishes that come after the first find the draft published already.
+        repeated = [r.json() for r in responses if r.status_code == 200]
+        assert all(answer["unchanged"] for answer in repeated)
+        assert {answer["version"] for answer in repeated} <= {round_ + 1}
 
-    assert set(statuses) <= {201, 409}
+    assert set(statuses) <= {200, 201, 409}
     machine = await read(client, tenant.headers, "flow")
     assert sorted(published) == list(range(1, machine["latest_version"] + 1))
     assert [v["version"] for v in machine["versions"]] == sorted(published)
@@ -433,6 +441,28 @@ async def test_another_tenants_machine_is_404_and_its_code_is_free_here(
     assert mine["latest_version"] == 1
 
 
+async def test_publishing_an_unchanged_draft_answers_the_latest_version_and_publishes_nothing(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    tenant = await tenants.create()
+    await save(client, tenant.headers, machine_body())
+    first = await client.post(f"{URL}/flow/publish", headers=tenant.headers)
+    assert first.status_code == 201
+    assert first.json()["unchanged"] is False
+
+    again = await client.post(f"{URL}/flow/publish", headers=tenant.headers)
+    assert again.status_code == 200, again.text
+    assert again.json()["unchanged"] is True
+    assert again.json()["version"] == 1
+    assert again.json()["published_at"] == first.json()["published_at"]
+    # Saving the same draft again changes nothing either.
+    await save(client, tenant.headers, machine_body())
+    assert (await client.post(f"{URL}/flow/publish", headers=tenant.headers)).status_code == 200
+    machine = await read(client, tenant.headers, "flow")
+    assert machine["latest_version"] == 1
+    assert [v["version"] for v in machine["versions"]] == [1]
+
+
 async def test_an_unknown_machine_is_404(client: httpx.AsyncClient, tenants: Tenants) -> None:
     tenant = await tenants.create()
     assert (await client.get(f"{URL}/nothing", headers=tenant.headers)).status_code == 404
@@ -443,6 +473,11 @@ async def test_an_unknown_machine_is_404(client: httpx.AsyncClient, tenants: Ten
 async def test_two_desks_publish_independently(client: httpx.AsyncClient, tenants: Tenants) -> None:
     first = await make_desk(client, await tenants.create(), tenants.container)
     second = await make_desk(client, await tenants.create(), tenants.container)
+
+    def renamed(definition: dict[str, Any]) -> None:
+        definition["states"][0]["name"] = "Fresh"
+
+    await save(client, first.headers, machine_body(code="basic", name="Basic", mutate=renamed))
     again = await client.post(f"{URL}/basic/publish", headers=first.headers)
     assert again.json()["version"] == 2
     assert (await read(client, second.headers, "basic"))["latest_version"] == 1

@@ -7,11 +7,12 @@ from fastapi import APIRouter, Query, Response, status
 
 from casedesk.activities import identity
 from casedesk.api import API_V1
-from casedesk.api.deps import PrincipalDep, UnitOfWorkDep
+from casedesk.api.deps import CursorParam, PrincipalDep, UnitOfWorkDep
+from casedesk.api.routing import ApiRoute
 from casedesk.api.schemas.identity import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, ApiKeyPage
 from casedesk.domain.identity.roles import Role
 
-router = APIRouter(prefix=f"{API_V1}/api-keys", tags=["api keys"])
+router = APIRouter(prefix=f"{API_V1}/api-keys", tags=["api keys"], route_class=ApiRoute)
 
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 
@@ -21,7 +22,7 @@ async def list_api_keys(
     principal: PrincipalDep,
     uow: UnitOfWorkDep,
     limit: Limit = 50,
-    cursor: str | None = None,
+    cursor: CursorParam = None,
     user_id: uuid.UUID | None = None,
 ) -> ApiKeyPage:
     if not principal.role.at_least(Role.ADMIN):

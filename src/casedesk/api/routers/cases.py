@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
 from casedesk.activities.accept_task import AcceptTaskActivity
@@ -17,7 +16,8 @@ from casedesk.activities.rate_case import RateCaseActivity, RatingParams
 from casedesk.activities.transfer_case import TransferCaseActivity, TransferParams
 from casedesk.activities.update_case import UpdateCaseActivity, UpdateParams
 from casedesk.api import API_V1
-from casedesk.api.deps import ActivityContextDep, UnitOfWorkDep
+from casedesk.api.deps import ActivityContextDep, CursorParam, UnitOfWorkDep
+from casedesk.api.routing import ApiRoute
 from casedesk.domain.cases.inputs import (
     ActionInput,
     CaseChanges,
@@ -38,10 +38,11 @@ from casedesk.domain.cases.views import (
     summary,
 )
 from casedesk.kit.errors import InvalidInput
+from casedesk.kit.values import Instant
 from casedesk.store.cases import SORTS, CaseFilter
 from casedesk.store.models import Case
 
-router = APIRouter(prefix=f"{API_V1}/cases", tags=["cases"])
+router = APIRouter(prefix=f"{API_V1}/cases", tags=["cases"], route_class=ApiRoute)
 
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 IdempotencyKey = Annotated[
@@ -91,7 +92,12 @@ async def create(
     headers = {"ETag": f'"{outcome.version}"'}
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
+    return Response(
+        outcome.json(),
+        status_code=outcome.status_code,
+        headers=headers,
+        media_type="application/json",
+    )
 
 
 @router.get("", response_model=CasePage, summary="List cases with filters, sort and a cursor")
@@ -104,11 +110,11 @@ async def list_cases(
     template: str | None = Query(default=None, description="template code"),
     priority: Priority | None = None,
     customer: str | None = Query(default=None, description="customer e-mail"),
-    created_after: AwareDatetime | None = None,
-    created_before: AwareDatetime | None = None,
+    created_after: Instant | None = None,
+    created_before: Instant | None = None,
     sort: str = Query(default="-created", description=f"one of {', '.join(SORTS)}"),
     limit: Limit = 50,
-    cursor: str | None = None,
+    cursor: CursorParam = None,
 ) -> CasePage:
     queue_id = template_id = customer_id = None
     if queue is not None:
@@ -134,20 +140,11 @@ async def list_cases(
         template_id=template_id,
         priority=priority.rank if priority is not None else None,
         customer_id=customer_id,
-        created_after=_in_utc(created_after, "created_after"),
-        created_before=_in_utc(created_before, "created_before"),
+        created_after=created_after,
+        created_before=created_before,
     )
     page = await uow.cases.list_page(where, sort=sort, limit=limit, cursor=cursor)
     return CasePage(items=[summary(case) for case in page.items], next_cursor=page.next_cursor)
-
-
-def _in_utc(moment: datetime | None, field: str) -> datetime | None:
-    if moment is None:
-        return None
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise InvalidInput(f"{field} is out of range in UTC", field=field) from None
 
 
 @router.get("/{case_id}", response_model=CaseDetail)
@@ -159,7 +156,7 @@ async def read(case_id: uuid.UUID, context: ActivityContextDep) -> Response:
     "/{case_id}/history", response_model=HistoryPage, summary="Action records, oldest first"
 )
 async def history(
-    case_id: uuid.UUID, uow: UnitOfWorkDep, limit: Limit = 100, cursor: str | None = None
+    case_id: uuid.UUID, uow: UnitOfWorkDep, limit: Limit = 100, cursor: CursorParam = None
 ) -> HistoryPage:
     await uow.cases.get(case_id)
     page = await uow.actions.history(case_id, limit=limit, cursor=cursor)

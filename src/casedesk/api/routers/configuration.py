@@ -1,14 +1,18 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
 
 from casedesk.activities import configuration
 from casedesk.api import API_V1
 from casedesk.api.deps import PrincipalDep, UnitOfWorkDep
+from casedesk.api.routing import ApiRoute
 from casedesk.api.schemas.configuration import (
     MachineIn,
     MachineOut,
     ProblemOut,
+    PublishOut,
     QueueIn,
     QueueOut,
     TemplateIn,
@@ -19,10 +23,11 @@ from casedesk.api.schemas.configuration import (
 from casedesk.domain.cases.priority import Priority
 from casedesk.domain.statemachine.definition import Definition, validate_definition
 from casedesk.kit.errors import NotFound
+from casedesk.kit.values import INT32_MAX
 from casedesk.store.models import StateMachine, Template
 from casedesk.store.unit_of_work import UnitOfWork
 
-router = APIRouter(prefix=API_V1, tags=["configuration"])
+router = APIRouter(prefix=API_V1, tags=["configuration"], route_class=ApiRoute)
 
 
 @router.post("/queues", response_model=QueueOut, status_code=status.HTTP_201_CREATED)
@@ -80,21 +85,32 @@ async def read_state_machine(code: str, uow: UnitOfWorkDep) -> MachineOut:
 
 @router.post(
     "/state-machines/{code}/publish",
-    response_model=VersionOut,
+    response_model=PublishOut,
     status_code=status.HTTP_201_CREATED,
     summary="Validate the draft and publish it as the next immutable version",
+    description="201 with the new version; 200 with the latest version and `unchanged: true`"
+    " when the draft is that version already (nothing is published).",
+    responses={200: {"model": PublishOut, "description": "the draft was published already"}},
 )
 async def publish_state_machine(
-    code: str, principal: PrincipalDep, uow: UnitOfWorkDep
-) -> VersionOut:
-    version = await configuration.publish_machine(uow, principal, code)
-    return VersionOut(
-        version=version.version, published_at=version.published_at, definition=version.definition
+    code: str, principal: PrincipalDep, uow: UnitOfWorkDep, response: Response
+) -> PublishOut:
+    published = await configuration.publish_machine(uow, principal, code)
+    if published.unchanged:
+        response.status_code = status.HTTP_200_OK
+    version = published.version
+    return PublishOut(
+        version=version.version,
+        published_at=version.published_at,
+        definition=version.definition,
+        unchanged=published.unchanged,
     )
 
 
 @router.get("/state-machines/{code}/versions/{version}", response_model=VersionOut)
-async def read_state_machine_version(code: str, version: int, uow: UnitOfWorkDep) -> VersionOut:
+async def read_state_machine_version(
+    code: str, version: Annotated[int, Path(ge=1, le=INT32_MAX)], uow: UnitOfWorkDep
+) -> VersionOut:
     machine = await configuration.machine_by_code(uow, code)
     found = await uow.machines.version(machine.id, version)
     if found is None:

@@ -9,10 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from casedesk.activities import dead_letters
 from casedesk.api import API_V1
-from casedesk.api.deps import PrincipalDep, UnitOfWorkDep
+from casedesk.api.deps import CursorParam, PrincipalDep, UnitOfWorkDep
+from casedesk.api.routing import ApiRoute
 from casedesk.domain.identity.roles import Role
 
-router = APIRouter(prefix=f"{API_V1}/dead-letters", tags=["events"])
+router = APIRouter(prefix=f"{API_V1}/dead-letters", tags=["events"], route_class=ApiRoute)
 
 ReplayStatus = Literal["pending", "succeeded", "failed"]
 
@@ -68,7 +69,7 @@ async def list_dead_letters(
         Query(description="`never` lists those nobody asked to replay yet"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: CursorParam = None,
 ) -> DeadLetterPage:
     principal.require(Role.ADMIN, "reading dead letters")
     page = await uow.dead_letters.list_page(

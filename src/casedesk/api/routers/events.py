@@ -7,10 +7,11 @@ from pydantic import BaseModel
 
 from casedesk.api import API_V1
 from casedesk.api.deps import UnitOfWorkDep
+from casedesk.api.routing import ApiRoute
 from casedesk.domain.events import EVENTS, envelope
 from casedesk.kit.errors import InvalidInput
 
-router = APIRouter(prefix=API_V1, tags=["events"])
+router = APIRouter(prefix=API_V1, tags=["events"], route_class=ApiRoute)
 
 
 class EventPage(BaseModel):

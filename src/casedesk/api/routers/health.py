@@ -7,10 +7,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from casedesk.api.deps import ContainerDep
+from casedesk.api.routing import ApiRoute
 from casedesk.kit.metrics import render_latest
 from casedesk.store.probes import ping_broker, ping_redis
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=ApiRoute)
 
 
 @router.get("/healthz", summary="The process is up")

@@ -4,9 +4,10 @@ from fastapi import APIRouter
 
 from casedesk.api import API_V1
 from casedesk.api.deps import PrincipalDep
+from casedesk.api.routing import ApiRoute
 from casedesk.api.schemas.identity import Me, MeUser, TenantOut
 
-router = APIRouter(prefix=API_V1, tags=["identity"])
+router = APIRouter(prefix=API_V1, tags=["identity"], route_class=ApiRoute)
 
 
 @router.get("/me", response_model=Me, summary="The caller: tenant, user and role")

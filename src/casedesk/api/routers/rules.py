@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from casedesk.activities.rules import EVENT_RULES, TIME_RULES, RuleKind
 from casedesk.api import API_V1
 from casedesk.api.deps import PrincipalDep, UnitOfWorkDep
+from casedesk.api.routing import ApiRoute
 from casedesk.domain.automation.rules import RuleSpec
 from casedesk.domain.automation.time_rules import Since, TimeRuleSpec
 
@@ -46,7 +47,7 @@ class TimeRuleOut(_RuleOut):
 def _routes(
     path: str, kind: RuleKind[Any, Any], spec: type[BaseModel], out: type[BaseModel]
 ) -> APIRouter:
-    router = APIRouter(prefix=f"{API_V1}/{path}", tags=["automation"])
+    router = APIRouter(prefix=f"{API_V1}/{path}", tags=["automation"], route_class=ApiRoute)
     many = list[out]  # type: ignore[valid-type]
 
     @router.post("", response_model=out, status_code=status.HTTP_201_CREATED)

@@ -10,12 +10,13 @@ from pydantic import BaseModel
 from casedesk.activities import sla_policies
 from casedesk.api import API_V1
 from casedesk.api.deps import PrincipalDep, UnitOfWorkDep
+from casedesk.api.routing import ApiRoute
 from casedesk.domain.automation.sla import SlaPolicySpec
 from casedesk.domain.cases.priority import Priority
 from casedesk.store.models import SlaPolicy
 from casedesk.store.unit_of_work import UnitOfWork
 
-router = APIRouter(prefix=f"{API_V1}/sla-policies", tags=["automation"])
+router = APIRouter(prefix=f"{API_V1}/sla-policies", tags=["automation"], route_class=ApiRoute)
 
 
 class SlaPolicyOut(BaseModel):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
@@ -13,19 +11,22 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from casedesk import __version__
 from casedesk.api import API_V1
-from casedesk.api.deps import ContainerDep, PrincipalDep
+from casedesk.api.deps import ContainerDep, CursorParam, PrincipalDep
+from casedesk.api.routing import ApiRoute
 from casedesk.domain.identity.roles import Role
-from casedesk.kit.errors import InvalidInput, NotFound, ServiceUnavailable
+from casedesk.kit.cursors import CursorCodec
+from casedesk.kit.errors import NotFound, ServiceUnavailable
+from casedesk.kit.values import Instant
 from casedesk.traces.documents import Document
 from casedesk.traces.har import har_log
 from casedesk.traces.hot import HotStoreUnavailable
 from casedesk.traces.query import StatusClass, TraceQuery
 
-router = APIRouter(prefix=f"{API_V1}/traces", tags=["traces"])
+router = APIRouter(prefix=f"{API_V1}/traces", tags=["traces"], route_class=ApiRoute)
 HEARTBEAT_SECONDS = 15.0
 HAR_MOST = 5000
 
@@ -53,20 +54,16 @@ class TracePage(BaseModel):
     next_cursor: str | None
 
 
+CURSORS: CursorCodec[tuple[datetime, uuid.UUID]] = CursorCodec("traces", tuple[Instant, uuid.UUID])
+"""Newest first: the (started_at, id) of the last record of a page."""
+
+
 def _cursor(doc: Document) -> str:
-    raw = f"{doc['started_at']}|{doc['id']}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return CURSORS.encode((datetime.fromisoformat(doc["started_at"]), uuid.UUID(doc["id"])))
 
 
 def _before(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        started, record_id = raw.split("|")
-        return datetime.fromisoformat(started), uuid.UUID(record_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this API returned", field="cursor") from None
+    return None if cursor is None else CURSORS.decode(cursor)
 
 
 class _Filters:
@@ -77,8 +74,8 @@ class _Filters:
         execution_id: Annotated[str | None, Query(max_length=64)] = None,
         connection_id: uuid.UUID | None = None,
         status: Annotated[StatusClass | None, Query(description="2xx … 5xx, or error")] = None,
-        since: Annotated[AwareDatetime | None, Query(description="started at or after")] = None,
-        until: Annotated[AwareDatetime | None, Query(description="started before")] = None,
+        since: Annotated[Instant | None, Query(description="started at or after")] = None,
+        until: Annotated[Instant | None, Query(description="started before")] = None,
         url: Annotated[str | None, Query(max_length=500, description="URL contains")] = None,
     ) -> None:
         self.execution_id, self.connection_id, self.status = execution_id, connection_id, status
@@ -104,7 +101,7 @@ async def list_traces(
     container: ContainerDep,
     filters: Annotated[_Filters, Depends()],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorParam = None,
 ) -> TracePage:
     principal.require(Role.ADMIN, "reading traces")
     query = filters.query(principal.tenant_id, limit=limit + 1, cursor=cursor)
@@ -186,9 +183,13 @@ async def _events(
     except HotStoreUnavailable:
         yield b"event: error\ndata: the hot trace store went away; reconnect to resume\n\n"
     finally:
-        if pending is not None:
+        # While a read is in flight the tail is running inside ``pending``, and a generator
+        # cannot be closed from outside while it runs: cancelling the task ends the tail in
+        # the task itself. Only a tail at rest is closed from here.
+        if pending is not None and not pending.done():
             pending.cancel()
-        await tail.aclose()
+        else:
+            await tail.aclose()
 
 
 class BufferStatus(BaseModel):

@@ -7,16 +7,17 @@ from fastapi import APIRouter, Query, status
 
 from casedesk.activities import identity
 from casedesk.api import API_V1
-from casedesk.api.deps import PrincipalDep, UnitOfWorkDep
+from casedesk.api.deps import CursorParam, PrincipalDep, UnitOfWorkDep
+from casedesk.api.routing import ApiRoute
 from casedesk.api.schemas.identity import UserCreate, UserOut, UserPage, UserUpdate
 
-router = APIRouter(prefix=f"{API_V1}/users", tags=["users"])
+router = APIRouter(prefix=f"{API_V1}/users", tags=["users"], route_class=ApiRoute)
 
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 
 
 @router.get("", response_model=UserPage, summary="List the tenant's users")
-async def list_users(uow: UnitOfWorkDep, limit: Limit = 50, cursor: str | None = None) -> UserPage:
+async def list_users(uow: UnitOfWorkDep, limit: Limit = 50, cursor: CursorParam = None) -> UserPage:
     page = await uow.users.list_page(limit=limit, cursor=cursor)
     return UserPage(
         items=[UserOut.model_validate(user) for user in page.items], next_cursor=page.next_cursor

@@ -9,11 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from casedesk.activities import webhooks
 from casedesk.api import API_V1
-from casedesk.api.deps import ContainerDep, PrincipalDep, UnitOfWorkDep
+from casedesk.api.deps import ContainerDep, CursorParam, PrincipalDep, UnitOfWorkDep
+from casedesk.api.routing import ApiRoute
 from casedesk.domain.identity.roles import Role
 from casedesk.domain.webhooks.subscriptions import WebhookSpec
 
-router = APIRouter(prefix=API_V1, tags=["webhooks"])
+router = APIRouter(prefix=API_V1, tags=["webhooks"], route_class=ApiRoute)
 Status = Literal["pending", "succeeded", "failed"]
 
 
@@ -166,7 +167,7 @@ async def deliveries(
     uow: UnitOfWorkDep,
     delivery_status: Annotated[Status | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: CursorParam = None,
 ) -> DeliveryPage:
     principal.require(Role.ADMIN, "reading webhook deliveries")
     await uow.webhooks.get(webhook_id)

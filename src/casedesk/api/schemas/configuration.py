@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from casedesk.domain.cases.priority import Priority
 from casedesk.domain.statemachine.definition import Definition
+from casedesk.kit.values import JsonObject
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -52,6 +53,12 @@ class VersionOut(BaseModel):
     definition: dict[str, Any] | None = None
 
 
+class PublishOut(VersionOut):
+    unchanged: bool = Field(
+        description="true: the draft was this version already, and nothing was published"
+    )
+
+
 class MachineOut(BaseModel):
     code: str
     name: str
@@ -67,7 +74,7 @@ class TemplateIn(Input):
     code: Code
     name: Name
     state_machine: Code
-    form_schema: dict[str, Any] = Field(
+    form_schema: JsonObject = Field(
         default_factory=lambda: {"type": "object"}, description="JSON Schema of the case form"
     )
     default_queue: Code
@@ -77,7 +84,7 @@ class TemplateIn(Input):
 class TemplateUpdate(Input):
     name: Name
     state_machine: Code
-    form_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+    form_schema: JsonObject = Field(default_factory=lambda: {"type": "object"})
     default_queue: Code
     default_priority: Priority = Priority.NORMAL
 

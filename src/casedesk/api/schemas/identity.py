@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from casedesk.domain.identity.roles import Role
 from casedesk.kit.text import Email
+from casedesk.kit.values import Instant
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -76,7 +77,7 @@ class ApiKeyCreate(Input):
     user_id: uuid.UUID | None = Field(
         default=None, description="whose key; defaults to the caller (admins may name another)"
     )
-    expires_at: AwareDatetime | None = Field(
+    expires_at: Instant | None = Field(
         default=None, description="when the key stops working (with a time zone)"
     )
 

@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from casedesk.kit.values import JsonValue
+
 Op = Literal[
     "eq",
     "ne",
@@ -73,7 +75,7 @@ class Comparison(BaseModel):
 
     field: FieldPath
     op: Op
-    value: Any = None
+    value: JsonValue = None
 
 
 class AllOf(BaseModel):

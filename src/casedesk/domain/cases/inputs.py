@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from casedesk.domain.cases.priority import Priority
 from casedesk.kit.text import Email
+from casedesk.kit.values import JsonObject
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
@@ -39,7 +40,7 @@ class CaseDraft(Input):
     channel: Channel = "api"
     external_ref: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
     parent_id: uuid.UUID | None = None
-    form: dict[str, Any] = Field(default_factory=dict)
+    form: JsonObject = Field(default_factory=dict)
     tags: list[Tag] = Field(default_factory=list, max_length=50)
 
 
@@ -78,7 +79,7 @@ class CaseChanges(Input):
 
     title: Title | None = None
     priority: Priority | None = None
-    form: dict[str, Any] | None = None
+    form: JsonObject | None = None
     tags: list[Tag] | None = Field(default=None, max_length=50)
 
 

@@ -14,13 +14,13 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from casedesk.kit.clock import utcnow
 from casedesk.store.base import Base, IdMixin, TenantScoped, TimestampMixin
+from casedesk.store.types import LongText
 
 
 class Queue(IdMixin, TimestampMixin, TenantScoped, Base):
@@ -121,7 +121,7 @@ class Case(IdMixin, TimestampMixin, TenantScoped, Base):
     """When the case entered its state by an action; null: its initial state, since creation."""
     closed: Mapped[bool] = mapped_column(default=False)
     title: Mapped[str] = mapped_column(String(300))
-    description: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(LongText)
     priority: Mapped[int] = mapped_column(SmallInteger)
     queue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("queues.id"))
     assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
@@ -134,7 +134,7 @@ class Case(IdMixin, TimestampMixin, TenantScoped, Base):
     version: Mapped[int] = mapped_column(Integer)
     closed_at: Mapped[datetime | None]
     rating_score: Mapped[int | None] = mapped_column(SmallInteger)
-    rating_comment: Mapped[str | None] = mapped_column(Text)
+    rating_comment: Mapped[str | None] = mapped_column(LongText)
     rated_at: Mapped[datetime | None]
 
 
@@ -169,7 +169,7 @@ class Comment(IdMixin, TenantScoped, Base):
     __table_args__ = (Index("ix_comments_case_id", "case_id", "id"),)
 
     case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(LongText)
     public: Mapped[bool]
     author_type: Mapped[str] = mapped_column(String(16))
     author_id: Mapped[uuid.UUID | None]
