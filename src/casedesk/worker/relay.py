@@ -78,18 +78,7 @@ class _Poison:
 
 def dead_envelope(event: OutboxEvent, error: str) -> dict[str, object]:
     """What a poison event's dead letter keeps: its attributes; the data stays in the outbox."""
-    return {
-        "specversion": "1.0",
-        "id": str(event.event_id),
-        "source": event.source,
-        "type": event.type,
-        "subject": str(event.subject_id) if event.subject_id else None,
-        "time": event.time.isoformat().replace("+00:00", "Z"),
-        "traceparent": event.traceparent,
-        "sequence": str(event.id),
-        "data": None,
-        "relay_error": error,
-    }
+    return envelope(event) | {"data": None, "relay_error": error}
 
 
 class Relay:
