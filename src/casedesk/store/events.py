@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Select, Table, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Select, func, or_, select, update
 
 from casedesk.kit.clock import utcnow
+from casedesk.store.dialects import insert_if_new
 from casedesk.store.models import DeadLetter, OutboxEvent, ProcessedEvent
 from casedesk.store.repository import Page, Repository
 from casedesk.store.tenancy import ALL_TENANTS, bound_tenant
@@ -119,18 +118,7 @@ class ProcessedEventRepository:
             "processed_at": utcnow(),
             "tenant_id": bound_tenant(self.session.sync_session),
         }
-        table = cast(Table, ProcessedEvent.__table__)
-        connection = await self.session.connection()
-        dialect = connection.dialect.name
-        statement: Any
-        if dialect == "postgresql":
-            statement = postgresql_insert(table).values(values).on_conflict_do_nothing()
-        elif dialect == "sqlite":
-            statement = sqlite_insert(table).values(values).on_conflict_do_nothing()
-        else:
-            statement = insert(table).prefix_with("IGNORE").values(values)
-        result = await connection.execute(statement)
-        return bool(result.rowcount == 1)
+        return await insert_if_new(self.session, ProcessedEvent, values)
 
     def mark(self, group: str, event_id: uuid.UUID) -> None:
         self.session.add(ProcessedEvent(consumer_group=group, event_id=event_id))

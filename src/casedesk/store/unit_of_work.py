@@ -32,6 +32,16 @@ from casedesk.store.idempotency import IdempotencyRepository
 from casedesk.store.identity import ApiKeyRepository, TenantRepository, UserRepository
 from casedesk.store.jobs import JobRepository
 from casedesk.store.models import OutboxEvent
+from casedesk.store.platform import (
+    AuthorizationRepository,
+    ConnectionRepository,
+    ConnectorRepository,
+    ExecutionRepository,
+    InboxRepository,
+    SeenItemRepository,
+    SubscriptionRepository,
+    WorkflowRepository,
+)
 from casedesk.store.rules import RuleRepository, TimeRuleRepository
 from casedesk.store.sla import SlaRepository
 from casedesk.store.webhooks import DeliveryRepository, WebhookRepository
@@ -60,6 +70,14 @@ class UnitOfWork:
     sla: SlaRepository
     webhooks: WebhookRepository
     deliveries: DeliveryRepository
+    connectors: ConnectorRepository
+    connections: ConnectionRepository
+    authorizations: AuthorizationRepository
+    subscriptions: SubscriptionRepository
+    seen: SeenItemRepository
+    inbox: InboxRepository
+    workflows: WorkflowRepository
+    executions: ExecutionRepository
 
     def __init__(self, database: Database, tenant_id: uuid.UUID | None = None) -> None:
         self.database = database
@@ -91,6 +109,14 @@ class UnitOfWork:
         self.sla = SlaRepository(self.session)
         self.webhooks = WebhookRepository(self.session)
         self.deliveries = DeliveryRepository(self.session)
+        self.connectors = ConnectorRepository(self.session)
+        self.connections = ConnectionRepository(self.session)
+        self.authorizations = AuthorizationRepository(self.session)
+        self.subscriptions = SubscriptionRepository(self.session)
+        self.seen = SeenItemRepository(self.session)
+        self.inbox = InboxRepository(self.session)
+        self.workflows = WorkflowRepository(self.session)
+        self.executions = ExecutionRepository(self.session)
         return self
 
     async def __aexit__(

@@ -18,29 +18,48 @@ from casedesk.store.models.cases import (
 from casedesk.store.models.events import DeadLetter, OutboxEvent, ProcessedEvent
 from casedesk.store.models.identity import ApiKey, Tenant, User
 from casedesk.store.models.jobs import ScheduledJob
+from casedesk.store.models.platform import (
+    Authorization,
+    Connection,
+    Connector,
+    ConnectorVersion,
+    InboxDelivery,
+    SeenItem,
+    Subscription,
+)
 from casedesk.store.models.sla import CaseSla, SlaPolicy
 from casedesk.store.models.traces import TraceRow
 from casedesk.store.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from casedesk.store.models.workflows import Execution, ExecutionStep, Workflow, WorkflowVersion
 
 __all__ = [
     "ActionRecord",
     "ApiKey",
+    "Authorization",
     "Base",
     "Case",
     "CaseCounter",
     "CaseSla",
     "Comment",
+    "Connection",
+    "Connector",
+    "ConnectorVersion",
     "Customer",
     "DeadLetter",
+    "Execution",
+    "ExecutionStep",
     "IdempotencyRecord",
+    "InboxDelivery",
     "OutboxEvent",
     "ProcessedEvent",
     "Queue",
     "Rule",
     "ScheduledJob",
+    "SeenItem",
     "SlaPolicy",
     "StateMachine",
     "StateMachineVersion",
+    "Subscription",
     "Task",
     "Template",
     "Tenant",
@@ -50,4 +69,6 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookSubscription",
+    "Workflow",
+    "WorkflowVersion",
 ]

@@ -1,0 +1,192 @@
+"""Repositories of the integration platform: connectors, connections, subscriptions, the ids
+they have seen, the inbox of hook deliveries, workflows and their executions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casedesk.kit.clock import utcnow
+from casedesk.kit.ids import uuid7
+from casedesk.store.configuration import ByCodeRepository
+from casedesk.store.dialects import insert_if_new
+from casedesk.store.models import (
+    Authorization,
+    Connection,
+    Connector,
+    ConnectorVersion,
+    Execution,
+    ExecutionStep,
+    InboxDelivery,
+    SeenItem,
+    Subscription,
+    Workflow,
+    WorkflowVersion,
+)
+from casedesk.store.repository import Page, Repository
+from casedesk.store.tenancy import ALL_TENANTS, bound_tenant
+
+
+class ConnectorRepository(ByCodeRepository):
+    model = Connector
+    label = "connector"
+
+    async def version(self, connector_id: uuid.UUID, number: int) -> ConnectorVersion | None:
+        found: ConnectorVersion | None = await self.session.scalar(
+            select(ConnectorVersion).where(
+                ConnectorVersion.connector_id == connector_id,
+                ConnectorVersion.version == number,
+            )
+        )
+        return found
+
+    async def versions(self, connector_id: uuid.UUID) -> list[ConnectorVersion]:
+        statement = (
+            select(ConnectorVersion)
+            .where(ConnectorVersion.connector_id == connector_id)
+            .order_by(ConnectorVersion.version)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    def add_version(self, version: ConnectorVersion) -> ConnectorVersion:
+        self.session.add(version)
+        return version
+
+
+class ConnectionRepository(Repository[Connection]):
+    model = Connection
+    label = "connection"
+
+    async def locked(self, connection_id: uuid.UUID) -> Connection | None:
+        """The connection, its row held until commit (one token refresh at a time)."""
+        found: Connection | None = await self.session.scalar(
+            select(Connection).where(Connection.id == connection_id).with_for_update()
+        )
+        return found
+
+    async def list_page(self, *, limit: int, cursor: str | None) -> Page[Connection]:
+        return await self.page(select(Connection), limit=limit, cursor=cursor)
+
+
+class AuthorizationRepository(Repository[Authorization]):
+    model = Authorization
+    label = "authorization"
+
+    async def by_state_hash_any_tenant(self, state_hash: str) -> Authorization | None:
+        """The authorization a provider's callback names; the callback carries no API key."""
+        found: Authorization | None = await self.session.scalar(
+            select(Authorization)
+            .where(Authorization.state_hash == state_hash)
+            .execution_options(**{ALL_TENANTS: True})
+        )
+        return found
+
+
+class SubscriptionRepository(Repository[Subscription]):
+    model = Subscription
+    label = "subscription"
+
+    async def of_workflow(self, workflow_id: uuid.UUID) -> Subscription | None:
+        found: Subscription | None = await self.session.scalar(
+            select(Subscription).where(Subscription.workflow_id == workflow_id)
+        )
+        return found
+
+    async def locked(self, subscription_id: uuid.UUID) -> Subscription | None:
+        """The subscription, its row held until commit (one run of it at a time)."""
+        found: Subscription | None = await self.session.scalar(
+            select(Subscription).where(Subscription.id == subscription_id).with_for_update()
+        )
+        return found
+
+    async def by_hook_token_hash_any_tenant(self, token_hash: str) -> Subscription | None:
+        """The subscription a ``/hooks/{token}`` delivery is for; the caller has no API key."""
+        found: Subscription | None = await self.session.scalar(
+            select(Subscription)
+            .where(Subscription.hook_token_hash == token_hash)
+            .execution_options(**{ALL_TENANTS: True})
+        )
+        return found
+
+    async def list_page(self, *, limit: int, cursor: str | None) -> Page[Subscription]:
+        return await self.page(select(Subscription), limit=limit, cursor=cursor)
+
+
+class SeenItemRepository:
+    """The ids a subscription has seen at its source."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(self, subscription_id: uuid.UUID, source_id: str) -> bool:
+        """Record the id as seen in this transaction; False when it already was (by this or a
+        racing transaction: the second waits for the first and then sees it)."""
+        values = {
+            "subscription_id": subscription_id,
+            "source_id": source_id,
+            "seen_at": utcnow(),
+            "tenant_id": bound_tenant(self.session.sync_session),
+        }
+        return await insert_if_new(self.session, SeenItem, values)
+
+    async def claim_new(self, subscription_id: uuid.UUID, source_ids: Sequence[str]) -> list[str]:
+        """The ids of ``source_ids`` not seen before, in their order, now recorded as seen."""
+        fresh = []
+        for source_id in dict.fromkeys(source_ids):
+            if await self.claim(subscription_id, source_id):
+                fresh.append(source_id)
+        return fresh
+
+
+class InboxRepository(Repository[InboxDelivery]):
+    model = InboxDelivery
+    label = "inbox delivery"
+
+    async def store(self, delivery: InboxDelivery) -> bool:
+        """Keep a delivery once per (subscription, event id); False for a repeat."""
+        values = {
+            column.key: getattr(delivery, column.key)
+            for column in InboxDelivery.__table__.columns
+            if getattr(delivery, column.key, None) is not None
+        }
+        values.setdefault("id", uuid7())
+        values.setdefault("received_at", utcnow())
+        values.setdefault("status", "pending")
+        return await insert_if_new(self.session, InboxDelivery, values)
+
+
+class WorkflowRepository(ByCodeRepository):
+    model = Workflow
+    label = "workflow"
+
+    async def version(self, workflow_id: uuid.UUID, number: int) -> WorkflowVersion | None:
+        found: WorkflowVersion | None = await self.session.scalar(
+            select(WorkflowVersion).where(
+                WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.version == number
+            )
+        )
+        return found
+
+    def add_version(self, version: WorkflowVersion) -> WorkflowVersion:
+        self.session.add(version)
+        return version
+
+
+class ExecutionRepository(Repository[Execution]):
+    model = Execution
+    label = "execution"
+
+    async def steps(self, execution_id: uuid.UUID) -> list[ExecutionStep]:
+        statement = (
+            select(ExecutionStep)
+            .where(ExecutionStep.execution_id == execution_id)
+            .order_by(ExecutionStep.position)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    def add_step(self, step: ExecutionStep) -> ExecutionStep:
+        self.session.add(step)
+        return step
