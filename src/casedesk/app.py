@@ -17,14 +17,17 @@ from casedesk.api.routers import (
     configuration,
     dead_letters,
     events,
+    executions,
     health,
     home,
     me,
     rules,
     sla,
+    subscriptions,
     traces,
     users,
     webhooks,
+    workflows,
 )
 from casedesk.bootstrap import Container, background, build, trace_work
 from casedesk.config import Settings, get_settings
@@ -95,6 +98,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         sla,
         webhooks,
         traces,
+        workflows,
+        executions,
+        subscriptions,
     )
     for module in routers:
         app.include_router(module.router)

@@ -12,6 +12,8 @@ from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.domain.webhooks.deliveries import DELIVER
 from casedesk.integrations.hub import Hub
 from casedesk.kit.crypto import SecretBox
+from casedesk.platform import intake
+from casedesk.platform.runner import Runner
 from casedesk.store.database import Database
 from casedesk.store.trace_queue import InProcessTraceQueue, RabbitMQTraceQueue, TraceQueue
 from casedesk.store.unit_of_work import UnitOfWork
@@ -82,6 +84,7 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
     replay = DeadLetterReplay(
         container.database, Consumers(container.database, consumer_groups(container))
     )
+    workflows = runner(container)
     return {
         WARNING: sla.run_job,
         BREACH: sla.run_job,
@@ -89,7 +92,13 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
         SCAN: timers.scan_job,
         DELIVER: webhooks.run_job,
         REPLAY: replay.run_job,
+        intake.RUN: workflows.run_job,
     }
+
+
+def runner(container: Container) -> Runner:
+    """The workflow runner (``execution.run`` jobs)."""
+    return Runner(container.database, container.extensions, container.hub, container.box)
 
 
 def trace_work(container: Container, *, persist: bool) -> TraceWork:

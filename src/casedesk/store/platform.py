@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casedesk.kit.clock import utcnow
@@ -114,6 +116,14 @@ class SubscriptionRepository(Repository[Subscription]):
     async def list_page(self, *, limit: int, cursor: str | None) -> Page[Subscription]:
         return await self.page(select(Subscription), limit=limit, cursor=cursor)
 
+    async def page_with_status(
+        self, status: str | None, *, limit: int, cursor: str | None
+    ) -> Page[Subscription]:
+        statement = select(Subscription)
+        if status is not None:
+            statement = statement.where(Subscription.status == status)
+        return await self.page(statement, limit=limit, cursor=cursor)
+
 
 class SeenItemRepository:
     """The ids a subscription has seen at its source."""
@@ -139,6 +149,14 @@ class SeenItemRepository:
             if await self.claim(subscription_id, source_id):
                 fresh.append(source_id)
         return fresh
+
+    async def forget(self, subscription_id: uuid.UUID) -> None:
+        """Drop every id the subscription has seen (it now watches another source)."""
+        await self.session.execute(
+            delete(SeenItem)
+            .where(SeenItem.subscription_id == subscription_id)
+            .execution_options(synchronize_session=False)
+        )
 
 
 class InboxRepository(Repository[InboxDelivery]):
@@ -174,10 +192,51 @@ class WorkflowRepository(ByCodeRepository):
         self.session.add(version)
         return version
 
+    async def versions(self, workflow_id: uuid.UUID) -> list[WorkflowVersion]:
+        statement = (
+            select(WorkflowVersion)
+            .where(WorkflowVersion.workflow_id == workflow_id)
+            .order_by(WorkflowVersion.version)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionFilter:
+    workflow_id: uuid.UUID | None = None
+    status: str | None = None
+    subscription_id: uuid.UUID | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
 
 class ExecutionRepository(Repository[Execution]):
     model = Execution
     label = "execution"
+
+    async def locked(self, execution_id: uuid.UUID) -> Execution | None:
+        """The execution, its row held until commit (one runner of it at a time)."""
+        found: Execution | None = await self.session.scalar(
+            select(Execution).where(Execution.id == execution_id).with_for_update()
+        )
+        return found
+
+    async def list_page(
+        self, where: ExecutionFilter, *, limit: int, cursor: str | None
+    ) -> Page[Execution]:
+        """Newest first, as a log is read."""
+        statement = select(Execution)
+        if where.workflow_id is not None:
+            statement = statement.where(Execution.workflow_id == where.workflow_id)
+        if where.status is not None:
+            statement = statement.where(Execution.status == where.status)
+        if where.subscription_id is not None:
+            statement = statement.where(Execution.subscription_id == where.subscription_id)
+        if where.created_after is not None:
+            statement = statement.where(Execution.created_at >= where.created_after)
+        if where.created_before is not None:
+            statement = statement.where(Execution.created_at < where.created_before)
+        return await self.page_newest_first(statement, limit=limit, cursor=cursor)
 
     async def steps(self, execution_id: uuid.UUID) -> list[ExecutionStep]:
         statement = (

@@ -54,6 +54,7 @@ class Execution(IdMixin, TenantScoped, Base):
     __table_args__ = (
         Index("ix_executions_tenant_workflow", "tenant_id", "workflow_id", "id"),
         Index("ix_executions_tenant_status", "tenant_id", "status", "id"),
+        Index("ix_executions_tenant_subscription", "tenant_id", "subscription_id", "id"),
     )
 
     workflow_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
