@@ -525,9 +525,8 @@ async def set_enabled(
         await _commit(uow, f"workflow {code!r}")
         return workflow, None
     subscription = await uow.subscriptions.locked(existing.id) or existing
-    latest = await uow.workflows.version(workflow.id, workflow.latest_version)
-    spec = None if latest is None else parsed(latest.definition)
-    definition = None if spec is None else await _trigger_def_or_none(uow, spec.trigger)
+    ref = await published_trigger(uow, workflow)
+    definition = None if ref is None else await _trigger_def_or_none(uow, ref)
     if enabled and definition is None:
         raise InvalidInput(
             f"the published version of {code!r} names a trigger that is gone; "
@@ -558,12 +557,19 @@ class SubscriptionFacts:
     """None when the published trigger cannot be found any more."""
 
 
-async def facts_of(uow: UnitOfWork, subscription: Subscription) -> SubscriptionFacts:
-    workflow = await uow.workflows.get(subscription.workflow_id)
+async def published_trigger(uow: UnitOfWork, workflow: Workflow) -> TriggerRef | None:
+    """The trigger of the workflow's published version: what its subscription runs (the
+    subscription keeps the connection, trigger and settings; the connector is the version's)."""
     latest = await uow.workflows.version(workflow.id, workflow.latest_version)
     spec = None if latest is None else parsed(latest.definition)
-    if spec is None:
+    return None if spec is None else spec.trigger
+
+
+async def facts_of(uow: UnitOfWork, subscription: Subscription) -> SubscriptionFacts:
+    workflow = await uow.workflows.get(subscription.workflow_id)
+    ref = await published_trigger(uow, workflow)
+    if ref is None:
         return SubscriptionFacts(workflow.code, None, None)
-    definition = await _trigger_def_or_none(uow, spec.trigger)
+    definition = await _trigger_def_or_none(uow, ref)
     kind = None if definition is None else definition.kind
-    return SubscriptionFacts(workflow.code, spec.trigger.connector, kind)
+    return SubscriptionFacts(workflow.code, ref.connector, kind)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from casedesk.bootstrap import Container, job_handlers
+from casedesk.kit.clock import utcnow
 from casedesk.platform.intake import RUN
-from casedesk.platform.runner import Enriched
-from casedesk.store.models import Case
+from casedesk.platform.runner import Enriched, Runner
+from casedesk.store.jobs import LeaseLost
+from casedesk.store.models import Case, ScheduledJob
 from tests.support.cases import Desk
 from tests.support.http_server import LocalHTTPServer, Reply, local_http_server
 from tests.support.workflows import (
@@ -520,3 +523,66 @@ async def test_a_run_is_made_once_however_often_its_job_runs(
 
 def test_the_worker_routes_execution_jobs_to_the_runner(container: Container) -> None:
     assert job_handlers(container)[RUN].__qualname__ == "Runner.run_job"
+
+
+async def test_a_stale_job_of_an_earlier_run_runs_nothing(
+    desk: Desk, container: Container, server: LocalHTTPServer
+) -> None:
+    server.script("/busy", Reply.json({"error": "busy"}, status=503))
+    call = {
+        "name": "call",
+        "kind": "http_request",
+        "request": {"method": "POST", "path": f"{server.url}/busy"},
+    }
+    flow = await published(desk, webhook_workflow("stale", [OPEN_CASE, call]))
+    [queued] = await fire_items(
+        container, desk.tenant.id, flow["subscription"]["id"], delivery("st-1")
+    )
+    later = Runner(
+        container.database,
+        container.extensions,
+        container.hub,
+        container.box,
+        retry_delays=[timedelta(hours=1)],
+    )
+    await run_due(later, container)
+    waiting = await execution(desk, queued.id)
+    assert waiting["status"] == "queued"  # its next run is due in an hour
+    assert "503" in waiting["error"]
+    async with container.unit_of_work(desk.tenant.id) as uow:
+        first = await uow.jobs.find(f"{RUN}:{queued.id}")
+        second = await uow.jobs.find(f"{RUN}:{queued.id}:2")
+    assert first is not None
+    assert second is not None
+    assert second.status == "pending"
+    await later.run_job(first)  # the first run's job, run again: not this execution's turn
+    assert (await execution(desk, queued.id))["steps"] == waiting["steps"]
+    assert len(server.requests_to("/busy")) == 1
+
+
+async def test_a_runner_whose_lease_was_taken_over_commits_nothing(
+    desk: Desk, container: Container
+) -> None:
+    flow = await published(desk, webhook_workflow("taken", [OPEN_CASE]))
+    [queued] = await fire_items(
+        container, desk.tenant.id, flow["subscription"]["id"], delivery("tk-1")
+    )
+    key = f"{RUN}:{queued.id}"
+    async with container.unit_of_work(desk.tenant.id) as uow:
+        await uow.begin_write()
+        job = await uow.jobs.find(key)
+        assert job is not None
+        job.status, job.lease_owner = "running", "worker-a"
+        job.lease_until = utcnow() + timedelta(minutes=1)
+        await uow.commit()
+    async with container.unit_of_work(desk.tenant.id) as uow:
+        await uow.begin_write()
+        await uow.session.execute(
+            update(ScheduledJob).where(ScheduledJob.key == key).values(lease_owner="worker-b")
+        )
+        await uow.commit()
+    with pytest.raises(LeaseLost):
+        await quick_runner(container).run_job(job)
+    untouched = await execution(desk, queued.id)
+    assert (untouched["status"], untouched["attempts"], untouched["steps"]) == ("queued", 0, [])
+    assert await _cases_of(container, desk.tenant.id) == 0
