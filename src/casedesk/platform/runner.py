@@ -372,16 +372,12 @@ class Runner:
             version = await uow.workflows.version(workflow.id, execution.workflow_version)
             spec = None if version is None else self._spec(version.id, version.definition)
             trace = parse_traceparent(execution.traceparent) or new_trace()
-            why = (
-                None
-                if spec is not None
-                else (f"version {execution.workflow_version} of workflow {workflow.code!r} is gone")
-            )
-            if not tenant.enabled:
-                why = "the tenant is disabled"
-            if why is not None or spec is None:
+            why = "the tenant is disabled" if not tenant.enabled else ""
+            if spec is None:
+                why = f"version {execution.workflow_version} of workflow {workflow.code!r} is gone"
+            if spec is None or why:
                 _end(execution, "failed", why)
-                uow.add_events([_failed_event(execution, workflow.code, why or "", trace)])
+                uow.add_events([_failed_event(execution, workflow.code, why, trace)])
                 await uow.commit()
                 return None
             steps = await uow.executions.steps(execution.id)

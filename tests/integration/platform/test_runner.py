@@ -586,3 +586,22 @@ async def test_a_runner_whose_lease_was_taken_over_commits_nothing(
     untouched = await execution(desk, queued.id)
     assert (untouched["status"], untouched["attempts"], untouched["steps"]) == ("queued", 0, [])
     assert await _cases_of(container, desk.tenant.id) == 0
+
+
+async def test_an_execution_whose_version_is_gone_fails_with_the_reason(
+    desk: Desk, container: Container
+) -> None:
+    flow = await published(desk, webhook_workflow("vanished", [OPEN_CASE]))
+    [queued] = await fire_items(
+        container, desk.tenant.id, flow["subscription"]["id"], delivery("v-1")
+    )
+    async with container.unit_of_work(desk.tenant.id) as uow:
+        await uow.begin_write()
+        (await uow.executions.get(queued.id)).workflow_version = 99
+        await uow.commit()
+    await run_due(quick_runner(container), container)
+    ran = await execution(desk, queued.id)
+    assert ran["status"] == "failed"
+    assert ran["error"] == "version 99 of workflow 'vanished' is gone"
+    failed = [e for e in await desk.events() if e["type"] == "execution.failed"]
+    assert failed[-1]["subject"] == str(queued.id)
