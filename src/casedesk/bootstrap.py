@@ -12,6 +12,7 @@ from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.domain.webhooks.deliveries import DELIVER
 from casedesk.integrations.hub import Hub
 from casedesk.kit.crypto import SecretBox
+from casedesk.platform.polling import POLL, Poller
 from casedesk.store.database import Database
 from casedesk.store.trace_queue import InProcessTraceQueue, RabbitMQTraceQueue, TraceQueue
 from casedesk.store.unit_of_work import UnitOfWork
@@ -89,7 +90,19 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
         SCAN: timers.scan_job,
         DELIVER: webhooks.run_job,
         REPLAY: replay.run_job,
+        POLL: poller(container).run_job,
     }
+
+
+def poller(container: Container) -> Poller:
+    settings = container.settings
+    return Poller(
+        container.database,
+        container.hub,
+        container.box,
+        failing_after=settings.poll_failing_after,
+        max_backoff=timedelta(seconds=settings.poll_max_backoff_seconds),
+    )
 
 
 def trace_work(container: Container, *, persist: bool) -> TraceWork:
