@@ -19,14 +19,14 @@ import pytest
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
-from casedesk.bootstrap import Container
+from casedesk.bootstrap import Container, job_handlers
 from casedesk.config import load_settings
 from casedesk.integrations.catalogue import builtin
 from casedesk.integrations.hub import Hub
 from casedesk.kit.clock import utcnow
 from casedesk.platform import polling
 from casedesk.platform.health import FAILING, RECOVERED
-from casedesk.platform.polling import Poller, poll_key
+from casedesk.platform.polling import POLL, Poller, poll_key
 from casedesk.store.models import (
     Connection,
     Connector,
@@ -40,6 +40,7 @@ from casedesk.store.models import (
 )
 from casedesk.store.tenancy import bound_tenant
 from casedesk.traces.buffer import TraceBuffer
+from casedesk.worker.scheduler import Scheduler
 from tests.conftest import Tenants
 from tests.support.http_server import LocalHTTPServer, Reply, local_http_server
 
@@ -230,6 +231,22 @@ async def test_a_first_run_records_a_baseline_and_fires_nothing(make_source: Mak
     assert before + timedelta(seconds=60) <= job.due_at <= utcnow() + timedelta(seconds=61)
     await source.run(listing(item("d"), item("a"), item("b"), item("c")))
     assert await source.fired() == ["d"]
+
+
+async def test_the_worker_runs_polls_through_the_job_table(
+    make_source: MakeSource, container: Container
+) -> None:
+    source = await make_source(items="data")
+    source.server.script("/items", listing(item("a")))
+    scheduler = Scheduler(container.database, {POLL: job_handlers(container)[POLL]})
+
+    while await scheduler.run_once():
+        pass
+
+    assert await source.seen() == {"a"}
+    job = await source.job()
+    assert (job.status, job.attempts) == ("pending", 0)
+    assert job.due_at > utcnow() + timedelta(seconds=50)
 
 
 async def test_a_backfill_fires_the_first_items_of_the_first_run_and_remembers_the_rest(
