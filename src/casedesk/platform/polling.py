@@ -10,7 +10,8 @@ One run of ``Poller.run_job``:
 2. sends the request(s) **outside any transaction** (templates see ``cursor``, ``settings``,
    ``connection`` and ``secrets``), follows the pages (a token in a query parameter, a URL in
    the answer, or the ``Link`` header) up to ``max_pages``, and takes each item and its id;
-   a stale cursor (one of ``stale_statuses``) starts the run again without it;
+   a stale cursor (one of ``stale_statuses``) starts the run again without it, and a run cut
+   at ``max_pages`` keeps its cursor and leaves the next run the page to go on from;
 3. in **one transaction**, with the subscription's row locked, checks that no other run
    moved the cursor meanwhile (a worker whose lease ran out: its result is dropped), fires the
    items not seen before through ``intake.fire`` (the first run only remembers them, but for
@@ -216,7 +217,7 @@ class Poller:
             except _SETUP_ERRORS as error:
                 source = PollFailed(f"the trigger cannot run: {error}")
         if isinstance(source, _Paused):
-            await self._pause(start, source, trace)
+            await self._pause(start, source)
             return
         if isinstance(source, PollFailed):
             await self._failed(start, source, DEFAULT_INTERVAL, trace)
@@ -398,7 +399,7 @@ class Poller:
         doublings = min(subscription.consecutive_failures - 1, 20)
         return min(interval * (1 << doublings), max(self.max_backoff, interval))
 
-    async def _pause(self, start: _Start, paused: _Paused, trace: TraceContext) -> None:
+    async def _pause(self, start: _Start, paused: _Paused) -> None:
         """The connection cannot be used: say so, and look again a minute later without
         calling the source (no failure is counted: the connection's own status says why)."""
         RUNS.labels("paused").inc()
