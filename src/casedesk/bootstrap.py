@@ -13,6 +13,7 @@ from casedesk.domain.webhooks.deliveries import DELIVER
 from casedesk.integrations.hub import Hub
 from casedesk.kit.crypto import SecretBox
 from casedesk.platform import intake
+from casedesk.platform.polling import POLL, Poller
 from casedesk.platform.runner import Runner
 from casedesk.store.database import Database
 from casedesk.store.trace_queue import InProcessTraceQueue, RabbitMQTraceQueue, TraceQueue
@@ -93,12 +94,24 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
         DELIVER: webhooks.run_job,
         REPLAY: replay.run_job,
         intake.RUN: workflows.run_job,
+        POLL: poller(container).run_job,
     }
 
 
 def runner(container: Container) -> Runner:
     """The workflow runner (``execution.run`` jobs)."""
     return Runner(container.database, container.extensions, container.hub, container.box)
+
+
+def poller(container: Container) -> Poller:
+    settings = container.settings
+    return Poller(
+        container.database,
+        container.hub,
+        container.box,
+        failing_after=settings.poll_failing_after,
+        max_backoff=timedelta(seconds=settings.poll_max_backoff_seconds),
+    )
 
 
 def trace_work(container: Container, *, persist: bool) -> TraceWork:

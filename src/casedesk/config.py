@@ -161,6 +161,20 @@ class Settings(BaseSettings):
         description="hours an Idempotency-Key's stored response is kept at least; a key"
         " reused after its record was deleted is a new request",
     )
+    poll_failing_after: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="failed runs in a row after which a polling subscription is failing, with"
+        " a subscription.failing event; it keeps trying",
+    )
+    poll_max_backoff_seconds: float = Field(
+        default=3600,
+        ge=10,
+        le=86_400,
+        description="the longest a failing polling subscription waits between runs (the"
+        " backoff doubles from its interval); a Retry-After may ask for longer, up to a day",
+    )
 
     @field_validator("database_url")
     @classmethod

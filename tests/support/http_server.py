@@ -57,6 +57,9 @@ class Received:
 class LocalHTTPServer:
     def __init__(self, *, certfile: Path | None = None, keyfile: Path | None = None) -> None:
         self.received: list[Received] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        """The most requests the server held at once (waiting out a reply's ``delay``)."""
         self._scripts: dict[str, list[Reply]] = {}
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
@@ -89,6 +92,7 @@ class LocalHTTPServer:
     def reset(self) -> None:
         self.received.clear()
         self._scripts.clear()
+        self.max_in_flight = 0
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
@@ -116,7 +120,12 @@ class LocalHTTPServer:
             )
         )
         reply = self._next_reply(request.url.path)
-        await asyncio.sleep(reply.delay)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(reply.delay)
+        finally:
+            self.in_flight -= 1
         if reply.body_delay:
             pieces = _split(reply.body, reply.chunks)
             return StreamingResponse(

@@ -13,7 +13,7 @@ import orjson
 from casedesk.bootstrap import Container
 from casedesk.kit.tracing import new_trace
 from casedesk.platform.intake import RUN, TriggerItem, fire
-from casedesk.platform.runner import EnrichStage, Runner, no_enricher
+from casedesk.platform.runner import EnrichStage, Runner, enrich_entities
 from casedesk.store.models import Connection, Connector, ConnectorVersion, Execution
 from casedesk.worker.scheduler import Scheduler
 from tests.support.cases import Desk
@@ -89,7 +89,7 @@ async def fire_items(
 
 
 def quick_runner(
-    container: Container, *, retries: int = 2, enrich: EnrichStage = no_enricher
+    container: Container, *, retries: int = 2, enrich: EnrichStage = enrich_entities
 ) -> Runner:
     """The runner, its retries due at once."""
     return Runner(

@@ -250,11 +250,15 @@ class Connection:
         rate limit raises ``OutboundRateLimited``. Every attempt takes a slot of the rate
         limit, before its own time is counted.
         """
+        target = self._target(url)
+        if params:
+            # Merged into the URL's own query (a delta or next-page link keeps its token):
+            # httpx would replace that query with ``params``, even with empty ones.
+            target = target.copy_merge_params(dict(params))
         request = self._client.build_request(
             method.upper(),
-            self._target(url),
+            target,
             headers=self._headers(headers),
-            params=params,
             json=json,
             content=content,
             timeout=self.timeout.for_httpx(),

@@ -78,6 +78,8 @@ from casedesk.kit.ids import uuid7
 from casedesk.kit.logging import get_logger
 from casedesk.kit.tracing import TraceContext, new_trace, parse_traceparent, trace_or_new
 from casedesk.kit.values import JSON_MAX_DEPTH, depth_of
+from casedesk.platform.enricher import Enriched
+from casedesk.platform.enricher import enrich as enrich_entities
 from casedesk.platform.intake import RUN, run_key
 from casedesk.store.database import Database
 from casedesk.store.jobs import LeaseLost
@@ -116,20 +118,11 @@ class StepFailed(Exception):
         self.final = final
 
 
-# --- the enricher stage, behind a seam ----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Enriched:
-    """What the enricher stage answers for a set of ids."""
-
-    entities: Mapping[str, dict[str, Any]]
-    gone: Mapping[str, str]
-    """Ids the source no longer has (404/410), each with why (status, trace)."""
+# --- the enricher stage -------------------------------------------------------------------
 
 
 class EnrichStage(Protocol):
-    """``platform.enricher``: fetches entities by id through the connector's enricher."""
+    """``platform.enricher.enrich``: fetches entities by id through the connector's enricher."""
 
     def __call__(
         self,
@@ -137,25 +130,9 @@ class EnrichStage(Protocol):
         enricher: EnricherDef,
         ids: Sequence[str],
         *,
-        execution_id: str,
-        traceparent: str,
+        execution_id: str | None,
+        traceparent: str | None,
     ) -> Awaitable[Enriched]: ...
-
-
-async def no_enricher(
-    client: ConnectorClient,
-    enricher: EnricherDef,
-    ids: Sequence[str],
-    *,
-    execution_id: str,
-    traceparent: str,
-) -> Enriched:
-    """Stands in until the enricher stage is wired in: such a trigger cannot run yet."""
-    raise StepFailed(
-        f"connector {client.manifest.id!r} fetches its items through an enricher, and no "
-        "enricher stage runs in this process",
-        final=True,
-    )
 
 
 # --- one run ------------------------------------------------------------------------------
@@ -330,7 +307,7 @@ class Runner:
         hub: Hub,
         box: SecretBox,
         *,
-        enrich: EnrichStage = no_enricher,
+        enrich: EnrichStage = enrich_entities,
         retry_delays: Sequence[timedelta] = RETRY_DELAYS,
     ) -> None:
         self.database = database
@@ -527,12 +504,18 @@ class Runner:
             raise
         except Exception as exc:
             raise _failed(run, record, exc) from None
-        if entity_id in enriched.gone:
-            run.pending.append(run.row(record, "gone", error=_text(enriched.gone[entity_id])))
+        gone = {entity.id: entity for entity in enriched.gone}
+        if entity_id in gone:
+            why = (
+                f"the source answered {gone[entity_id].status}: it no longer has {entity_id!r}"
+                f" (trace {gone[entity_id].trace_id})"
+            )
+            run.pending.append(run.row(record, "gone", error=why))
             return None
         entity = enriched.entities.get(entity_id)
-        if entity is None:
-            failure = StepFailed(f"the enricher returned nothing for {entity_id!r}", final=False)
+        if not isinstance(entity, dict):
+            what = "nothing" if entity is None else f"a {type(entity).__name__}, not an object"
+            failure = StepFailed(f"the enricher returned {what} for {entity_id!r}", final=False)
             raise StepFailedWith(failure, run.row(record, "failed", error=failure.message))
         run.pending.append(run.row(record, "succeeded", output=entity))
         return entity

@@ -154,6 +154,16 @@ class JobRepository:
         ):
             raise LeaseLost(f"the lease on job {job.id} ({job.key}) is no longer held")
 
+    async def planned_again(self, job_id: uuid.UUID) -> bool:
+        """Whether the job is pending again with nobody's lease: scheduled anew while it ran
+        (a recurring job plans its own next run), rather than taken over by another worker."""
+        status = await self.session.scalar(
+            select(ScheduledJob.status)
+            .where(ScheduledJob.id == job_id, ScheduledJob.lease_owner.is_(None))
+            .execution_options(**{ALL_TENANTS: True})
+        )
+        return status == "pending"
+
     async def finish(
         self, job_id: uuid.UUID, owner: str, *, error: str | None, retry_at: datetime | None
     ) -> bool:

@@ -125,6 +125,10 @@ class SubscriptionRepository(Repository[Subscription]):
         return await self.page(statement, limit=limit, cursor=cursor)
 
 
+_IN_CHUNK = 500
+"""Values per ``IN (...)`` list: well inside every database's limit on parameters."""
+
+
 class SeenItemRepository:
     """The ids a subscription has seen at its source."""
 
@@ -141,6 +145,21 @@ class SeenItemRepository:
             "tenant_id": bound_tenant(self.session.sync_session),
         }
         return await insert_if_new(self.session, SeenItem, values)
+
+    async def known(self, subscription_id: uuid.UUID, source_ids: Sequence[str]) -> set[str]:
+        """Which of ``source_ids`` were seen before: a read that spares a polling run one
+        insert per item it saw already (``claim`` still decides, race-safe, for the rest)."""
+        found: set[str] = set()
+        unique = list(dict.fromkeys(source_ids))
+        for start in range(0, len(unique), _IN_CHUNK):
+            rows = await self.session.scalars(
+                select(SeenItem.source_id).where(
+                    SeenItem.subscription_id == subscription_id,
+                    SeenItem.source_id.in_(unique[start : start + _IN_CHUNK]),
+                )
+            )
+            found.update(rows.all())
+        return found
 
     async def claim_new(self, subscription_id: uuid.UUID, source_ids: Sequence[str]) -> list[str]:
         """The ids of ``source_ids`` not seen before, in their order, now recorded as seen."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Text
+from sqlalchemy import DateTime, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -56,3 +56,17 @@ class LongText(TypeDecorator[str]):
         if dialect.name in ("mysql", "mariadb"):
             return dialect.type_descriptor(mysql.MEDIUMTEXT())
         return dialect.type_descriptor(Text())
+
+
+def exact_string(length: int) -> TypeEngine[str]:
+    """A VARCHAR compared character for character on every database.
+
+    MariaDB/MySQL compare strings without regard to case by default (``utf8mb4_general_ci``),
+    so an id ``ABC`` would collide with ``abc``; there the column is ``utf8mb4_bin``. That
+    collation still ignores trailing spaces: whoever needs them keeps a digest instead.
+    """
+    exact = mysql.VARCHAR(length, collation=EXACT_COLLATION)
+    return String(length).with_variant(exact, "mysql", "mariadb")
+
+
+EXACT_COLLATION = "utf8mb4_bin"

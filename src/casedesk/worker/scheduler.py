@@ -142,8 +142,10 @@ class Scheduler:
         async with UnitOfWork(self.database) as uow:
             await uow.begin_write()
             kept = await uow.jobs.finish(job.id, self.owner, error=error, retry_at=retry_at)
+            # A recurring job (a poll) schedules its own key again: that is no lost lease.
+            planned = not kept and await uow.jobs.planned_again(job.id)
             await uow.commit()
-        if not kept:
+        if not (kept or planned):
             log.warning("job lease was lost before it finished", job_id=str(job.id))
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from casedesk.bootstrap import Container, job_handlers
 from casedesk.kit.clock import utcnow
 from casedesk.platform.intake import RUN
-from casedesk.platform.runner import Enriched, Runner
+from casedesk.platform.runner import Runner
 from casedesk.store.jobs import LeaseLost
 from casedesk.store.models import Case, ScheduledJob
 from tests.support.cases import Desk
@@ -431,43 +431,14 @@ ENRICHED: dict[str, Any] = {
 }
 
 
-async def test_an_item_to_enrich_fails_clearly_while_no_enricher_stage_runs(
-    desk: Desk, container: Container
-) -> None:
-    await add_connector(container, desk.tenant.id, ENRICHED)
-    body = webhook_workflow("mail", [OPEN_CASE]) | {
-        "trigger": {"connector": "mailbox", "trigger": "mail"}
-    }
-    flow = await published(desk, body)
-    [queued] = await fire_items(
-        container, desk.tenant.id, flow["subscription"]["id"], delivery("m-1", message_id="m")
-    )
-    await run_due(quick_runner(container), container)
-    ran = await execution(desk, queued.id)
-    assert ran["status"] == "failed"
-    assert "enricher" in ran["error"]
-
-
 async def test_the_steps_see_the_enriched_entity_and_a_vanished_one_is_dropped(
     desk: Desk, container: Container, server: LocalHTTPServer
 ) -> None:
-    """The enricher stage is its own part of the platform; this stage stands in for it,
-    fetching through the connector client as the manifest says."""
+    """The runner hands the trigger's id to the enricher stage, which fetches the entity
+    through the connector's enricher from a real local server."""
     await add_connector(container, desk.tenant.id, ENRICHED)
     server.script("/m-here", Reply.json({"subject": "Fetched", "text": "body", "from": "b@x.io"}))
     server.script("/m-gone", Reply.json({"error": "gone"}, status=404))
-
-    async def stage(client: Any, enricher: Any, ids: Any, **kwargs: Any) -> Enriched:
-        entities, gone = {}, {}
-        for entity_id in ids:
-            answer = await client.send(
-                enricher.request, {"id": f"{server.url}/{entity_id}"}, action="get", **kwargs
-            )
-            if answer.status_code == 404:
-                gone[entity_id] = "404 at the source"
-            else:
-                entities[entity_id] = answer.json()
-        return Enriched(entities, gone)
 
     body = webhook_workflow(
         "fetched",
@@ -488,10 +459,10 @@ async def test_the_steps_see_the_enriched_entity_and_a_vanished_one_is_dropped(
         container,
         desk.tenant.id,
         flow["subscription"]["id"],
-        delivery("e-1", message_id="m-here"),
-        delivery("e-2", message_id="m-gone"),
+        delivery("e-1", message_id=f"{server.url}/m-here"),
+        delivery("e-2", message_id=f"{server.url}/m-gone"),
     )
-    await run_due(quick_runner(container, enrich=stage), container)
+    await run_due(quick_runner(container), container)
     ran = await execution(desk, here.id)
     assert ran["status"] == "succeeded", ran
     assert ran["steps"][0]["kind"] == "enrich"
@@ -500,6 +471,7 @@ async def test_the_steps_see_the_enriched_entity_and_a_vanished_one_is_dropped(
     dropped = await execution(desk, gone.id)
     assert dropped["status"] == "dropped"
     assert [(s["kind"], s["status"]) for s in dropped["steps"]] == [("enrich", "gone")]
+    assert "answered 404" in dropped["steps"][0]["error"]
 
 
 async def test_a_run_is_made_once_however_often_its_job_runs(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from casedesk.kit.clock import utcnow
 from casedesk.store.base import Base, IdMixin, TenantScoped, TimestampMixin
-from casedesk.store.types import LongText
+from casedesk.store.types import LongText, exact_string
 
 
 class Connector(IdMixin, TimestampMixin, TenantScoped, Base):
@@ -122,7 +122,8 @@ class SeenItem(TenantScoped, Base):
     subscription_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True
     )
-    source_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    source_id: Mapped[str] = mapped_column(exact_string(255), primary_key=True)
+    """Compared as written: ``abc`` and ``ABC`` are two items (on MariaDB too)."""
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
