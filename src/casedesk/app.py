@@ -19,6 +19,7 @@ from casedesk.api.routers import (
     events,
     health,
     home,
+    hooks,
     me,
     rules,
     sla,
@@ -95,8 +96,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         sla,
         webhooks,
         traces,
+        hooks,
     )
     for module in routers:
         app.include_router(module.router)
     app.include_router(rules.time_rules_router)
+    app.include_router(hooks.ingress)
     return app

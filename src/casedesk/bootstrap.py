@@ -12,6 +12,9 @@ from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.domain.webhooks.deliveries import DELIVER
 from casedesk.integrations.hub import Hub
 from casedesk.kit.crypto import SecretBox
+from casedesk.platform.inbox import Inbox
+from casedesk.platform.instant import CREATE, DELETE, PROCESS, RENEW, RESYNC
+from casedesk.platform.lifecycle import SubscriptionLifecycle
 from casedesk.store.database import Database
 from casedesk.store.trace_queue import InProcessTraceQueue, RabbitMQTraceQueue, TraceQueue
 from casedesk.store.unit_of_work import UnitOfWork
@@ -82,6 +85,13 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
     replay = DeadLetterReplay(
         container.database, Consumers(container.database, consumer_groups(container))
     )
+    inbox = Inbox(container.database, container.hub, container.box)
+    lifecycle = SubscriptionLifecycle(
+        container.database,
+        container.hub,
+        container.box,
+        public_url=container.settings.external_url,
+    )
     return {
         WARNING: sla.run_job,
         BREACH: sla.run_job,
@@ -89,6 +99,11 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
         SCAN: timers.scan_job,
         DELIVER: webhooks.run_job,
         REPLAY: replay.run_job,
+        PROCESS: inbox.run_job,
+        CREATE: lifecycle.create_job,
+        RENEW: lifecycle.renew_job,
+        RESYNC: lifecycle.resync_job,
+        DELETE: lifecycle.delete_job,
     }
 
 

@@ -250,11 +250,14 @@ class Connection:
         rate limit raises ``OutboundRateLimited``. Every attempt takes a slot of the rate
         limit, before its own time is counted.
         """
+        target = self._target(url)
+        if params:
+            # httpx would replace the URL's own query (a delta link's token) with ``params``.
+            target = target.copy_merge_params(params)
         request = self._client.build_request(
             method.upper(),
-            self._target(url),
+            target,
             headers=self._headers(headers),
-            params=params,
             json=json,
             content=content,
             timeout=self.timeout.for_httpx(),
