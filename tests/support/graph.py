@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,6 +70,8 @@ class GraphMail:
     renewals: list[int] = field(default_factory=list)
     """Statuses to answer the next PATCHes with, in order (then: renew normally)."""
     validation_answers: list[httpx.Response] = field(default_factory=list)
+    while_creating: Callable[[], Awaitable[None]] | None = None
+    """Run after a subscription is made and before Graph answers (something racing it)."""
     port: int = 0
 
     @property
@@ -191,6 +193,8 @@ class GraphMail:
             expires=_capped(body["expirationDateTime"]),
         )
         self.subscriptions[created.id] = created
+        if self.while_creating is not None:
+            await self.while_creating()
         return _json(201, self._resource(created, body.get("changeType", "created")))
 
     async def _renew(self, request: Request) -> Response:

@@ -17,10 +17,11 @@ twice, it does nothing the second time.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 
 from casedesk.integrations import hooks
 from casedesk.integrations.hooks import Answer, Delivery, DeliveryTooLarge, MalformedDelivery
@@ -94,7 +95,8 @@ class Inbox:
                 return answer
             if delivery.method != "POST":
                 raise HookMethodNotAllowed("deliveries are POSTed; GET answers handshakes only")
-            hooks.verify_request(spec.verify, delivery, reading, resolved.keys, time.time())
+            now = utcnow().timestamp()
+            hooks.verify_request(spec.verify, delivery, reading, resolved.keys, now)
             events = hooks.events_of(spec, reading)
             hooks.verify_events(spec.verify, events, resolved.keys)
             ids = hooks.event_ids(spec, events, reading.text)
@@ -109,15 +111,19 @@ class Inbox:
                 status="pending",
             )
             await uow.begin_write()
-            if await uow.inbox.store(stored):
-                await uow.jobs.schedule(
-                    kind=PROCESS,
-                    key=process_key(stored.id),
-                    due_at=utcnow(),
-                    payload={"delivery_id": str(stored.id)},
-                    traceparent=trace_or_new().traceparent,
-                )
-            await uow.commit()
+            try:
+                if await uow.inbox.store(stored):
+                    await uow.jobs.schedule(
+                        kind=PROCESS,
+                        key=process_key(stored.id),
+                        due_at=utcnow(),
+                        payload={"delivery_id": str(stored.id)},
+                        traceparent=trace_or_new().traceparent,
+                    )
+                await uow.commit()
+            except IntegrityError:
+                # The subscription was deleted (with its workflow) since it was looked up.
+                raise NotFound("there is no hook at this address") from None
         return Answer(spec.ack_status)
 
     async def run_job(self, job: ScheduledJob) -> None:

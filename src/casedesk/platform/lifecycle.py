@@ -35,7 +35,7 @@ from casedesk.integrations.hub import Hub
 from casedesk.integrations.manifests.common import RequestTemplate
 from casedesk.integrations.manifests.instant import Lifecycle, Resync
 from casedesk.kit.clock import utcnow
-from casedesk.kit.crypto import SecretBox
+from casedesk.kit.crypto import SecretBox, SecretUnreadable
 from casedesk.kit.logging import get_logger
 from casedesk.kit.tracing import TraceContext, parse_traceparent, trace_or_new
 from casedesk.platform import instant
@@ -152,7 +152,10 @@ class SubscriptionLifecycle:
                 await self._failed(subscription_id, job, CREATE, str(failure))
                 return
         baseline = not recreate and subscription.cursor is None
-        await self._made(subscription_id, job, made, caught_up, baseline=baseline)
+        replaces = subscription.external_id
+        await self._made(
+            subscription_id, job, made, caught_up, baseline=baseline, replaces=replaces
+        )
 
     async def renew_job(self, job: ScheduledJob) -> None:
         """``instant.renew``: extend the source's subscription; gone: make it again, resync."""
@@ -170,7 +173,8 @@ class SubscriptionLifecycle:
             except _FAILURES as failure:
                 await self._failed(subscription_id, job, RENEW, str(failure))
                 return
-        await self._made(subscription_id, job, made, caught_up, baseline=False)
+        replaces = subscription.external_id
+        await self._made(subscription_id, job, made, caught_up, baseline=False, replaces=replaces)
 
     async def resync_job(self, job: ScheduledJob) -> None:
         """``instant.resync``: catch up on what the source may not have delivered."""
@@ -235,7 +239,10 @@ class SubscriptionLifecycle:
     def _context(
         self, resolved: Resolved, lifecycle: Lifecycle, subscription: Subscription
     ) -> dict[str, Any]:
-        token = instant.hook_token(subscription, self.box)
+        try:
+            token = instant.hook_token(subscription, self.box)
+        except SecretUnreadable as exc:
+            raise LifecycleFailed(f"the hook token cannot be opened: {exc}") from None
         if token is None:
             raise LifecycleFailed("the subscription has no hook token; enable it again")
         expires = subscription.external_expires_at
@@ -387,14 +394,21 @@ class SubscriptionLifecycle:
         caught_up: CaughtUp | None,
         *,
         baseline: bool,
+        replaces: str | None,
     ) -> None:
+        """Keep what the source made or renewed, unless the subscription was stopped, or its
+        source subscription changed (``replaces`` is what it was), while the calls were out:
+        then what this job made is deleted instead."""
         async with UnitOfWork(self.database, job.tenant_id) as uow:
             await uow.begin_write()
             subscription = await uow.subscriptions.locked(subscription_id)
             if subscription is None:
                 return
-            if not is_active(subscription):
-                # Stopped while it was being made: the new one goes too.
+            current = subscription.external_id
+            overtaken = not is_active(subscription) or current != replaces
+            if overtaken:
+                if made.external_id == current:
+                    return
                 await plan(
                     uow,
                     DELETE,

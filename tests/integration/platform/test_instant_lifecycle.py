@@ -371,3 +371,21 @@ async def test_a_job_of_a_lifecycle_run_twice_does_its_work_once(mailbox: Mailbo
     await job_handlers(mailbox.container)[CREATE](create)  # a second runner of the done job
     assert len(mailbox.graph.requests("POST", "/v1.0/subscriptions")) == 1
     assert len(await pending_jobs(mailbox.container, mailbox.hook.tenant_id, [RENEW])) == 1
+
+
+async def test_a_subscription_stopped_while_graph_makes_its_subscription_leaves_none_behind(
+    mailbox: Mailbox,
+) -> None:
+    graph = mailbox.graph
+
+    async def stop_meanwhile() -> None:
+        await disable(mailbox.container, mailbox.hook)
+
+    graph.while_creating = stop_meanwhile
+    await _created(mailbox)
+    made = graph.only_subscription()
+    assert (await subscription_of(mailbox.container, mailbox.hook)).external_id is None
+    assert await _run(mailbox, DELETE) == 1
+    assert [d.path for d in graph.requests("DELETE")] == [f"/v1.0/subscriptions/{made.id}"]
+    assert graph.subscriptions == {}
+    assert await pending_jobs(mailbox.container, mailbox.hook.tenant_id, [RENEW]) == []
