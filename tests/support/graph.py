@@ -38,6 +38,78 @@ from starlette.routing import Route
 from tests.support.http_server import _TestServer
 
 PAGE = 2
+
+# A connector for Outlook mail through Graph, as a tenant would write it: the hook's
+# validation, the client state, notifications and the subscription's lifecycle with a delta.
+LIFETIME_MINUTES = 4230
+GRAPH_MAIL: dict[str, Any] = {
+    "id": "graph-mail",
+    "name": "Outlook mail through Microsoft Graph",
+    "base_url": "{{ connection.base_url }}",
+    "connection": {
+        "settings": {"type": "object", "properties": {"base_url": {"type": "string"}}},
+        "secrets": [{"name": "token"}],
+    },
+    "auth": {"type": "bearer", "secret_field": "token"},
+    "triggers": {
+        "new_mail": {
+            "kind": "instant",
+            "instant": {
+                "handshakes": [
+                    {"when": "query.validationToken", "answer": "{{ query.validationToken }}"}
+                ],
+                "verify": {"type": "client_state", "value": "clientState"},
+                "events": "body.value",
+                "event_id": "resourceData.id",
+                "notifications": [
+                    {
+                        "when": "lifecycleEvent == 'reauthorizationRequired'",
+                        "action": "reauthorize",
+                    },
+                    {"when": "lifecycleEvent == 'subscriptionRemoved'", "action": "recreate"},
+                    {"when": "lifecycleEvent == 'missed'", "action": "resync"},
+                ],
+                "ack_status": 202,
+                "lifecycle": {
+                    "create": {
+                        "method": "POST",
+                        "path": "/subscriptions",
+                        "json": {
+                            "changeType": "created",
+                            "notificationUrl": "{{ hook_url }}",
+                            "lifecycleNotificationUrl": "{{ hook_url }}",
+                            "resource": "me/mailFolders('inbox')/messages",
+                            "expirationDateTime": "{{ expiration }}",
+                            "clientState": "{{ secrets.client_state }}",
+                        },
+                    },
+                    "renew": {
+                        "method": "PATCH",
+                        "path": "/subscriptions/{{ subscription.external_id }}",
+                        "json": {"expirationDateTime": "{{ expiration }}"},
+                    },
+                    "delete": {
+                        "method": "DELETE",
+                        "path": "/subscriptions/{{ subscription.external_id }}",
+                    },
+                    "lifetime_seconds": LIFETIME_MINUTES * 60,
+                    "notified_id": "subscriptionId",
+                    "expires_at": "expirationDateTime",
+                    "resync": {
+                        "request": {
+                            "path": "{{ cursor or '/me/mailFolders/inbox/messages/delta' }}",
+                            "headers": {"Prefer": "odata.maxpagesize=2"},
+                        },
+                        "items": "value",
+                        "item_id": "id",
+                        "next_page": '"@odata.nextLink"',
+                        "next_cursor": '"@odata.deltaLink"',
+                    },
+                },
+            },
+        }
+    },
+}
 TENANT = "5b6d2d4b-1ac4-4a7f-9bd8-2b6a4b0c6e52"
 USER = "a9b8c7d6-0000-4000-8000-000000000001"
 

@@ -85,9 +85,8 @@ class Inbox:
         subscription = await self._subscription(token)
         async with UnitOfWork(self.database, subscription.tenant_id) as uow:
             resolved = await resolve(uow, self.hub, self.box, subscription)
-            await (
-                uow.commit()
-            )  # ends the reading transaction: a handshake or refusal writes nothing
+            # End the reading transaction: a handshake or a refusal writes nothing.
+            await uow.commit()
             spec = resolved.spec
             reading = hooks.read(spec, delivery)
             answer = hooks.handshake(spec, reading)

@@ -29,6 +29,7 @@ from casedesk.domain.identity.roles import Role
 from casedesk.platform.instant import PROCESS
 from casedesk.store.models import Execution, InboxDelivery, ScheduledJob
 from tests.conftest import Tenants
+from tests.support.graph import GRAPH_MAIL
 from tests.support.instant import (
     Hook,
     add_connection,
@@ -260,7 +261,7 @@ async def test_a_slack_event_is_taken_within_five_minutes_and_refused_outside(
             "event_time": now,
         }
     )
-    for stale in (now - 301, now + 301):
+    for stale in (now - 302, now + 310):
         answer = await client.post(
             hook.path, content=body, headers=JSON | _slack_headers(body, at=stale)
         )
@@ -399,8 +400,6 @@ async def test_a_shared_token_is_checked_and_never_stored(
 async def test_graph_validation_is_echoed_as_plain_text_and_not_stored(
     client: httpx.AsyncClient, container: Container, tenants: Tenants
 ) -> None:
-    from tests.integration.platform.test_instant_lifecycle import GRAPH_MAIL
-
     tenant = await tenants.create()
     await add_connector(container, tenant.id, GRAPH_MAIL)
     connection = await add_connection(

@@ -10,20 +10,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from casedesk.bootstrap import Container
+from casedesk.bootstrap import Container, job_handlers
 from casedesk.kit.clock import utcnow
 from casedesk.platform import instant
 from casedesk.platform.instant import CREATE, DELETE, PROCESS, RENEW, RESYNC
 from casedesk.platform.lifecycle import FAILING_AFTER
 from casedesk.store.models import Execution, InboxDelivery, OutboxEvent, ScheduledJob
 from tests.conftest import Tenants
-from tests.support.graph import GraphMail, graph_server
+from tests.support.graph import GRAPH_MAIL, LIFETIME_MINUTES, GraphMail, graph_server
 from tests.support.instant import (
     Hook,
     add_connection,
@@ -34,76 +33,6 @@ from tests.support.instant import (
     run_jobs,
     subscription_of,
 )
-
-LIFETIME_MINUTES = 4230
-GRAPH_MAIL: dict[str, Any] = {
-    "id": "graph-mail",
-    "name": "Outlook mail through Microsoft Graph",
-    "base_url": "{{ connection.base_url }}",
-    "connection": {
-        "settings": {"type": "object", "properties": {"base_url": {"type": "string"}}},
-        "secrets": [{"name": "token"}],
-    },
-    "auth": {"type": "bearer", "secret_field": "token"},
-    "triggers": {
-        "new_mail": {
-            "kind": "instant",
-            "instant": {
-                "handshakes": [
-                    {"when": "query.validationToken", "answer": "{{ query.validationToken }}"}
-                ],
-                "verify": {"type": "client_state", "value": "clientState"},
-                "events": "body.value",
-                "event_id": "resourceData.id",
-                "notifications": [
-                    {
-                        "when": "lifecycleEvent == 'reauthorizationRequired'",
-                        "action": "reauthorize",
-                    },
-                    {"when": "lifecycleEvent == 'subscriptionRemoved'", "action": "recreate"},
-                    {"when": "lifecycleEvent == 'missed'", "action": "resync"},
-                ],
-                "ack_status": 202,
-                "lifecycle": {
-                    "create": {
-                        "method": "POST",
-                        "path": "/subscriptions",
-                        "json": {
-                            "changeType": "created",
-                            "notificationUrl": "{{ hook_url }}",
-                            "lifecycleNotificationUrl": "{{ hook_url }}",
-                            "resource": "me/mailFolders('inbox')/messages",
-                            "expirationDateTime": "{{ expiration }}",
-                            "clientState": "{{ secrets.client_state }}",
-                        },
-                    },
-                    "renew": {
-                        "method": "PATCH",
-                        "path": "/subscriptions/{{ subscription.external_id }}",
-                        "json": {"expirationDateTime": "{{ expiration }}"},
-                    },
-                    "delete": {
-                        "method": "DELETE",
-                        "path": "/subscriptions/{{ subscription.external_id }}",
-                    },
-                    "lifetime_seconds": LIFETIME_MINUTES * 60,
-                    "notified_id": "subscriptionId",
-                    "expires_at": "expirationDateTime",
-                    "resync": {
-                        "request": {
-                            "path": "{{ cursor or '/me/mailFolders/inbox/messages/delta' }}",
-                            "headers": {"Prefer": "odata.maxpagesize=2"},
-                        },
-                        "items": "value",
-                        "item_id": "id",
-                        "next_page": '"@odata.nextLink"',
-                        "next_cursor": '"@odata.deltaLink"',
-                    },
-                },
-            },
-        }
-    },
-}
 
 
 @dataclass
@@ -366,8 +295,6 @@ async def test_a_job_of_a_lifecycle_run_twice_does_its_work_once(mailbox: Mailbo
     async with mailbox.container.unit_of_work(mailbox.hook.tenant_id) as uow:
         create = await uow.session.scalar(select(ScheduledJob).where(ScheduledJob.kind == CREATE))
     assert create is not None
-    from casedesk.bootstrap import job_handlers
-
     await job_handlers(mailbox.container)[CREATE](create)  # a second runner of the done job
     assert len(mailbox.graph.requests("POST", "/v1.0/subscriptions")) == 1
     assert len(await pending_jobs(mailbox.container, mailbox.hook.tenant_id, [RENEW])) == 1
