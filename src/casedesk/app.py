@@ -20,6 +20,7 @@ from casedesk.api.routers import (
     executions,
     health,
     home,
+    hooks,
     me,
     rules,
     sla,
@@ -101,8 +102,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         workflows,
         executions,
         subscriptions,
+        hooks,
     )
     for module in routers:
         app.include_router(module.router)
     app.include_router(rules.time_rules_router)
+    app.include_router(hooks.ingress)
     return app

@@ -13,6 +13,9 @@ from casedesk.domain.webhooks.deliveries import DELIVER
 from casedesk.integrations.hub import Hub
 from casedesk.kit.crypto import SecretBox
 from casedesk.platform import intake
+from casedesk.platform.inbox import Inbox
+from casedesk.platform.instant import CREATE, DELETE, PROCESS, RENEW, RESYNC
+from casedesk.platform.lifecycle import SubscriptionLifecycle
 from casedesk.platform.polling import POLL, Poller
 from casedesk.platform.runner import Runner
 from casedesk.store.database import Database
@@ -86,6 +89,13 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
         container.database, Consumers(container.database, consumer_groups(container))
     )
     workflows = runner(container)
+    inbox = Inbox(container.database, container.hub, container.box)
+    lifecycle = SubscriptionLifecycle(
+        container.database,
+        container.hub,
+        container.box,
+        public_url=container.settings.external_url,
+    )
     return {
         WARNING: sla.run_job,
         BREACH: sla.run_job,
@@ -95,6 +105,11 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
         REPLAY: replay.run_job,
         intake.RUN: workflows.run_job,
         POLL: poller(container).run_job,
+        PROCESS: inbox.run_job,
+        CREATE: lifecycle.create_job,
+        RENEW: lifecycle.renew_job,
+        RESYNC: lifecycle.resync_job,
+        DELETE: lifecycle.delete_job,
     }
 
 

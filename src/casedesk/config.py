@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body")
+    public_url: str | None = Field(
+        default=None,
+        description="the address third parties reach this casedesk at (https://desk.example"
+        ".com), for the hook URLs it gives them; unset: http://HOST:PORT",
+    )
     api_key_touch_seconds: int = Field(
         default=60, ge=0, description="how often an API key's last-used time is written"
     )
@@ -205,6 +210,20 @@ class Settings(BaseSettings):
         if not value.startswith(("amqp://", "amqps://")):
             raise ValueError("must start with amqp:// or amqps://")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
+            raise ValueError("must be an http:// or https:// address without query or fragment")
+        return value.rstrip("/")
+
+    @property
+    def external_url(self) -> str:
+        """Where third parties reach this casedesk: ``public_url``, else this server."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @field_validator("previous_secret_keys")
     @classmethod

@@ -29,6 +29,7 @@ from casedesk.store import migrate
 from tests.conftest import settings_for
 from tests.support.backends import ScratchDatabase
 from tests.support.cases import BASIC_MACHINE
+from tests.support.instant import enable
 
 
 async def _prepare(url: str) -> tuple[str, dict[str, str]]:
@@ -49,9 +50,14 @@ async def _prepare(url: str) -> tuple[str, dict[str, str]]:
             created = await identity.create_api_key(uow, None, name="fuzz", user_id=admin.id)
         async with container.unit_of_work(tenant.id) as uow:
             spare = await identity.create_api_key(uow, None, name="spare", user_id=target.id)
+        hook = await enable(container, tenant.id)  # a generic webhook that takes anything
     finally:
         await container.close()
-    return created.plaintext, {"user_id": str(target.id), "key_id": str(spare.key.id)}
+    known = {"user_id": str(target.id), "key_id": str(spare.key.id)}
+    return created.plaintext, known | {
+        "token": hook.token,
+        "subscription_id": str(hook.subscription_id),
+    }
 
 
 def _desk(base: str, key: str) -> dict[str, str]:

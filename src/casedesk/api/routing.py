@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import email.message
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from fastapi.dependencies.models import Dependant
@@ -106,10 +106,11 @@ def _too_deep(value: Any) -> Location | None:
     return None
 
 
-def _check_parameters(request: Request, query_names: frozenset[str]) -> None:
-    unknown = sorted(set(request.query_params.keys()) - query_names)
+def _check_parameters(request: Request, query_names: frozenset[str] | None) -> None:
+    """``query_names`` None: the route takes any query parameter (a hook's sender's own)."""
+    unknown = [] if query_names is None else sorted(set(request.query_params) - query_names)
     if unknown:
-        takes = ", ".join(sorted(query_names)) or "none"
+        takes = ", ".join(sorted(query_names or ())) or "none"
         raise RequestValidationError(
             [
                 {
@@ -160,9 +161,13 @@ async def _check_body(request: _JsonRequest) -> None:
 
 
 class ApiRoute(APIRoute):
+    any_query: ClassVar[bool] = False
+    """A route for third parties' requests (``/hooks/{token}``) takes query parameters it
+    does not name; U+0000 is refused in them all the same."""
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
-        query_names = _query_names(self.dependant)
+        query_names = None if self.any_query else _query_names(self.dependant)
         takes_body = self.body_field is not None
 
         async def checked(request: Request) -> Response:

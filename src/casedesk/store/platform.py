@@ -190,9 +190,17 @@ class InboxRepository(Repository[InboxDelivery]):
             if getattr(delivery, column.key, None) is not None
         }
         values.setdefault("id", uuid7())
+        values.setdefault("tenant_id", bound_tenant(self.session.sync_session))
         values.setdefault("received_at", utcnow())
         values.setdefault("status", "pending")
         return await insert_if_new(self.session, InboxDelivery, values)
+
+    async def locked(self, delivery_id: uuid.UUID) -> InboxDelivery | None:
+        """The delivery, its row held until commit (one worker handles it at a time)."""
+        found: InboxDelivery | None = await self.session.scalar(
+            select(InboxDelivery).where(InboxDelivery.id == delivery_id).with_for_update()
+        )
+        return found
 
 
 class WorkflowRepository(ByCodeRepository):

@@ -28,6 +28,21 @@ async def test_a_path_is_appended_to_the_base_urls_path(
     assert (received.path, received.query) == ("/api/v2/orders", "page=2")
 
 
+@pytest.mark.parametrize(
+    ("params", "query"),
+    [({}, "$deltatoken=3&a=1"), ({"page": "2"}, "$deltatoken=3&a=1&page=2")],
+)
+async def test_a_urls_own_query_is_kept_beside_the_parameters(
+    connect: Connect, server: LocalHTTPServer, params: dict[str, str], query: str
+) -> None:
+    connection = connect(base_url="https://api.example.com/v1")
+
+    await connection.request("GET", f"{server.url}/delta?$deltatoken=3&a=1", params=params)
+
+    (received,) = server.received
+    assert received.query.replace("%24", "$") == query
+
+
 async def test_an_absolute_url_ignores_the_base_url(
     connect: Connect, server: LocalHTTPServer
 ) -> None:

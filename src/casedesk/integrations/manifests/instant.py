@@ -3,8 +3,9 @@
 A delivery is answered at once once it is stored; handshakes (a validation token echoed as
 text, a challenge answered in JSON) are answered without storing anything; a delivery whose
 authenticity check fails is refused with 401. Selections see ``{body, query, headers}`` of the
-delivery, and each event of it. Where the source needs a subscription made through its API
-(Microsoft Graph), ``lifecycle`` says how to create, renew and delete it.
+delivery (header names in lower case), and each event of it. Where the source needs a
+subscription made through its API (Microsoft Graph), ``lifecycle`` says how to create, renew
+and delete it, and ``lifecycle.resync`` how to catch up on what a gap may have missed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ class NoVerification(Part):
 
 
 class HmacVerification(Part):
-    """An HMAC of a base string in a header (Slack's v0, GitHub's sha256=, Standard Webhooks)."""
+    """An HMAC of a base string in a header (Slack's v0, GitHub's sha256=, Standard Webhooks).
+
+    The header may carry several signatures separated by spaces (a sender rotating its key);
+    one that matches is enough. A hex digest is compared without regard to case.
+    """
 
     type: Literal["hmac"]
     header: str = Field(min_length=1, max_length=100)
@@ -36,21 +41,40 @@ class HmacVerification(Part):
     prefix: str = Field(default="", max_length=50, description="before the digest: `v0=`")
     base: Template = Field(
         default="{{ body }}",
-        description="the signed text, over {body (raw text), headers, timestamp}",
+        description="the signed text, over {body (the raw body, exactly as received), "
+        "headers, timestamp}: Slack's `v0:{{ timestamp }}:{{ body }}`",
     )
-    timestamp_header: str | None = None
+    timestamp_header: str | None = Field(
+        default=None,
+        max_length=100,
+        description="a header with the sending time in Unix seconds (Slack's "
+        "`X-Slack-Request-Timestamp`); a delivery outside the window is refused",
+    )
     tolerance_seconds: int = Field(default=300, ge=1, le=86_400)
     secret_field: str = Field(default="signing_secret", description="the secret with the key")
+    key: Literal["text", "base64"] = Field(
+        default="text",
+        description="how the secret is the key: its text, or base64 (Standard Webhooks' "
+        "`whsec_…`, the prefix left out)",
+    )
 
 
 class ClientStateVerification(Part):
-    """A shared value the source repeats in each event (Microsoft Graph's clientState)."""
+    """A shared value the source repeats in each event (Microsoft Graph's clientState).
+
+    When the subscription has no such secret yet and casedesk makes the source subscription
+    (``lifecycle``), casedesk draws one at random; the create request sends it as
+    ``{{ secrets.<secret_field> }}``."""
 
     type: Literal["client_state"]
     value: Selection = Field(description="where the value is in each event: `clientState`")
+    secret_field: str = Field(default="client_state", description="the secret it must equal")
 
 
 class BearerVerification(Part):
+    """A shared token in a header: ``Authorization: Bearer <token>``, or a bare token in a
+    header of the source's own (GitLab's ``X-Gitlab-Token``)."""
+
     type: Literal["bearer"]
     header: str = "Authorization"
     secret_field: str = Field(default="hook_token", description="the secret the token must be")
@@ -76,24 +100,90 @@ class Notification(Part):
 
     when: Selection = Field(description="true for this kind of notification, over each event")
     action: Literal["reauthorize", "recreate", "resync", "ignore"]
+    """reauthorize: renew the source subscription now; recreate: make a new one (the source
+    removed it) and resync; resync: catch up with ``lifecycle.resync`` (events were missed);
+    ignore: drop it."""
+
+
+class Resync(Part):
+    """How to catch up on a gap, as a polling run: each item not seen before fires.
+
+    The request's templates see ``cursor`` (None on the first run: a delta query from the
+    start), ``settings``, ``connection`` and ``secrets``. The first run, when the source
+    subscription is made, records what exists as seen and fires nothing."""
+
+    request: RequestTemplate
+    items: Selection = Field(default="value", description="the list of items in one answer")
+    item_id: Selection = Field(
+        default="id", description="an item's id: the same id the events give"
+    )
+    next_page: Selection | None = Field(
+        default=None, description='the URL of the next page: `"@odata.nextLink"`'
+    )
+    next_cursor: Selection | None = Field(
+        default=None, description='the next run\'s cursor, on the last page: `"@odata.deltaLink"`'
+    )
+    stale_statuses: list[int] = Field(
+        default_factory=lambda: [404, 410],
+        description="answers that mean the cursor is no longer valid: the run starts again "
+        "without it, and the ids already seen keep anything from firing twice",
+    )
+    max_pages: int = Field(default=20, ge=1, le=1_000)
 
 
 class Lifecycle(Part):
-    """A subscription the source keeps (Graph): made on enable, renewed at half its life."""
+    """A subscription the source keeps (Graph): made on enable, renewed at half its life.
+
+    The requests' templates see ``hook_url`` (where the source sends deliveries),
+    ``expiration`` (now + ``lifetime_seconds``, ISO 8601 in UTC), ``subscription``
+    (``external_id``, ``expires_at``), ``settings``, ``connection`` and ``secrets``."""
 
     create: RequestTemplate
-    renew: RequestTemplate | None = None
+    renew: RequestTemplate | None = Field(
+        default=None, description="none: renewing sends `create` again (Gmail's watch)"
+    )
     delete: RequestTemplate | None = None
     lifetime_seconds: int = Field(ge=60, le=31_536_000)
     external_id: Selection = Field(default="id", description="the subscription's id in answers")
-    resync: RequestTemplate | None = Field(
+    expires_at: Selection | None = Field(
+        default=None,
+        description="when the answer says the subscription expires (Graph: "
+        "`expirationDateTime`); none, or no such value: after `lifetime_seconds`",
+    )
+    gone_statuses: list[int] = Field(
+        default_factory=lambda: [404, 410],
+        description="answers to a renewal that mean the subscription is gone: it is made "
+        "again and `resync` catches up on the gap",
+    )
+    resync: Resync | None = Field(
         default=None, description="what catches up on a gap (a delta query), as a polling run"
+    )
+    notified_id: Selection | None = Field(
+        default=None,
+        description="where a lifecycle notification names the subscription it is about "
+        "(Graph: `subscriptionId`); one about an earlier subscription is ignored",
     )
 
 
 class InstantSpec(Part):
     verify: Verification = Field(default_factory=NoVerification)
     handshakes: list[Handshake] = Field(default_factory=list, max_length=10)
+    body: Literal["auto", "json", "form", "text"] = Field(
+        default="auto",
+        description="how the body is read: auto goes by Content-Type (JSON, a form, or text "
+        "that is taken as JSON when it parses)",
+    )
+    form_json: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="fields of a form body that carry JSON (Slack's `payload`), read as JSON",
+    )
+    max_body_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        le=1_073_741_824,
+        description="a tighter body limit than the server's CASEDESK_MAX_BODY_BYTES",
+    )
     events: Selection = Field(default="[body]", description="the events of one delivery")
     event_id: Selection = Field(description="an event's id at the source, to drop retries")
     item_id: Selection | None = Field(

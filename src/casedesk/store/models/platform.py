@@ -108,6 +108,9 @@ class Subscription(IdMixin, TimestampMixin, TenantScoped, Base):
     external_id: Mapped[str | None] = mapped_column(String(255))
     """The subscription's id at the source, where the source keeps one (Graph)."""
     external_expires_at: Mapped[datetime | None]
+    secrets_sealed: Mapped[str | None] = mapped_column(Text)
+    """The subscription's own secrets, as one sealed JSON object: a hook's signing secret
+    when it has no connection, the client state casedesk gave the source."""
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
