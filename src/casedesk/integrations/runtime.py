@@ -145,10 +145,19 @@ class ConnectorClient:
             connection_id=account.connection_id,
             base_url=base_url or None,
             auth=await self._auth(),
-            secret_fields=[secret.name for secret in manifest.connection.secrets],
+            secret_fields=self._secret_fields(),
             secret_paths=manifest.secret_paths,
             rate_limit=self._rate_limit,
         )
+
+    def _secret_fields(self) -> list[str]:
+        """Names whose values never reach a trace: the secret fields, and the query parameter
+        that carries an API key, whatever it is called (``?k=``)."""
+        names = [secret.name for secret in self.manifest.connection.secrets]
+        scheme = self.manifest.auth
+        if isinstance(scheme, ApiKeyAuth) and scheme.in_ == "query":
+            names.append(scheme.name)
+        return names
 
     async def _auth(self) -> httpx.Auth | Mapping[str, str] | None:
         scheme, secrets = self.manifest.auth, self.account.secrets
