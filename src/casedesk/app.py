@@ -15,6 +15,8 @@ from casedesk.api.routers import (
     api_keys,
     cases,
     configuration,
+    connections,
+    connectors,
     dead_letters,
     events,
     health,
@@ -99,4 +101,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     for module in routers:
         app.include_router(module.router)
     app.include_router(rules.time_rules_router)
+    app.include_router(connectors.router)
+    app.include_router(connections.router)
+    app.include_router(connections.oauth_router)
     return app

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         "still opens, and `casedesk secrets rotate` re-seals it with the newest key",
     )
     host: str = "127.0.0.1"
+    public_url: str | None = Field(
+        default=None,
+        description="the address users reach casedesk at, e.g. https://desk.example.com; "
+        "OAuth2 redirect URIs are made from it (unset: from each request's own address)",
+    )
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     separate_workers: bool = Field(
@@ -191,6 +196,17 @@ class Settings(BaseSettings):
         if not value.startswith(("amqp://", "amqps://")):
             raise ValueError("must start with amqp:// or amqps://")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
+            raise ValueError(
+                "must be an http:// or https:// address, e.g. https://desk.example.com"
+            )
+        return value.rstrip("/")
 
     @field_validator("previous_secret_keys")
     @classmethod
