@@ -130,7 +130,7 @@ class OAuthServer:
         self.grant_types.append(form.get("grant_type", ""))
         await asyncio.sleep(self.token_delay)
         if self.fail_token_requests_with is not None:
-            return Reply(self.fail_token_requests_with, b"unavailable")
+            return Reply(self.fail_token_requests_with, b"unavailable", {"retry-after": "0"})
         if request.headers.get("content-type", "").split(";")[0] != (
             "application/x-www-form-urlencoded"
         ):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -28,11 +28,15 @@ from casedesk.domain.events import CONNECTION, Subject, new_event
 from casedesk.domain.identity.principal import Principal
 from casedesk.domain.identity.roles import Role
 from casedesk.integrations.catalogue import builtin
-from casedesk.integrations.errors import HubError
 from casedesk.integrations.expressions import ExpressionError
 from casedesk.integrations.hub import Hub
 from casedesk.integrations.manifests import ConnectorManifest, parse_manifest
-from casedesk.integrations.manifests.auth import OAuth2ClientCredentials, OAuth2Code
+from casedesk.integrations.manifests.auth import (
+    ApiKeyAuth,
+    BearerAuth,
+    OAuth2ClientCredentials,
+    OAuth2Code,
+)
 from casedesk.integrations.oauth import (
     AUTHORIZATION_LIFETIME,
     InvalidGrant,
@@ -151,6 +155,23 @@ def _merged_secrets(
                 for name in unknown
             ],
         )
+    in_headers = _header_secrets(manifest)
+    unsendable = sorted(
+        name for name, value in given.items() if name in in_headers and value and not _ascii(value)
+    )
+    if unsendable:
+        raise InvalidInput(
+            f"the secrets {unsendable} are sent in a header, which carries visible ASCII only",
+            field="secrets",
+            errors=[
+                {
+                    "field": f"secrets.{name}",
+                    "message": "sent in a header: visible ASCII characters only",
+                    "type": "string_pattern_mismatch",
+                }
+                for name in unsendable
+            ],
+        )
     merged = dict(kept)
     for name, value in given.items():
         if value:
@@ -158,6 +179,20 @@ def _merged_secrets(
         else:
             merged.pop(name, None)
     return merged
+
+
+def _header_secrets(manifest: ConnectorManifest) -> set[str]:
+    """The secret fields the connector's auth sends in a header as they are."""
+    scheme = manifest.auth
+    if isinstance(scheme, BearerAuth):
+        return {scheme.secret_field}
+    if isinstance(scheme, ApiKeyAuth) and scheme.in_ == "header":
+        return {scheme.secret_field}
+    return set()
+
+
+def _ascii(value: str) -> bool:
+    return value.isascii() and value.isprintable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +393,10 @@ async def start_authorization(
         state=state,
         challenge=pkce.challenge if pkce else None,
     )
-    expires_at = utcnow() + AUTHORIZATION_LIFETIME
+    now = utcnow()
+    # Expired states of this connection go; for an hour they still answer "expired".
+    await uow.authorizations.prune(connection.id, expired_before=now - timedelta(hours=1))
+    expires_at = now + AUTHORIZATION_LIFETIME
     uow.authorizations.add(
         Authorization(
             connection_id=connection.id,
@@ -663,7 +701,7 @@ async def check_connection(
         response = await client.send(
             template, action="connection.test", traceparent=trace.traceparent
         )
-    except (NeedsReauthorization, HubError) as failed:
+    except CasedeskError as failed:  # needs authorization, unreachable, not sendable, ...
         return ConnectionCheck(False, None, failed.detail, trace.trace_id)
     except ExpressionError as failed:
         reason = f"the test request does not render: {failed}"

@@ -20,7 +20,7 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus, urlencode
@@ -32,6 +32,7 @@ from casedesk.integrations.errors import HubError
 from casedesk.integrations.expressions import ExpressionError, render
 from casedesk.integrations.hub import Hub
 from casedesk.integrations.manifests.auth import OAuth2ClientCredentials, OAuth2Code
+from casedesk.integrations.retry import RetryPolicy
 from casedesk.kit.clock import utcnow
 from casedesk.kit.errors import CasedeskError, InvalidInput
 
@@ -268,6 +269,7 @@ class TokenEndpoint:
             connector=self._connector,
             connection_id=self._connection_id,
             secret_fields=TOKEN_SECRET_FIELDS,
+            retry=_token_retry(self._hub.default_retry),
         )
         sent_at = utcnow()
         response = await connection.request(
@@ -278,6 +280,14 @@ class TokenEndpoint:
             action=action,
         )
         return token_response(response, sent_at)
+
+
+def _token_retry(default: RetryPolicy) -> RetryPolicy:
+    """A token request is a POST, tried again when it is answered 429 or 503 (the provider
+    says it did nothing) and when its answer was lost: a code or refresh token spent by a
+    lost answer is gone whatever is done, and the next attempt says so (``invalid_grant``)
+    instead of leaving the connection to find out later."""
+    return replace(default, retry_statuses=frozenset({429, 503}), retry_unsafe=True)
 
 
 def token_response(response: httpx.Response, sent_at: datetime) -> Tokens:

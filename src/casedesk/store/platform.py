@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casedesk.kit.clock import utcnow
@@ -128,6 +129,17 @@ def _names_connection(document: Any, connection_id: str) -> bool:
 class AuthorizationRepository(Repository[Authorization]):
     model = Authorization
     label = "authorization"
+
+    async def prune(self, connection_id: uuid.UUID, *, expired_before: datetime) -> None:
+        """Forget the connection's authorizations that expired before ``expired_before``."""
+        await self.session.execute(
+            delete(Authorization)
+            .where(
+                Authorization.connection_id == connection_id,
+                Authorization.expires_at < expired_before,
+            )
+            .execution_options(synchronize_session=False)
+        )
 
     async def use(self, authorization_id: uuid.UUID) -> bool:
         """Mark the authorization used, once: False when it was already (by a racing

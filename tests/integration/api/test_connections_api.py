@@ -250,3 +250,33 @@ async def test_bad_input_is_a_4xx_naming_the_field(
     )
     assert no_test.status_code == 409
     assert "no test request" in no_test.json()["detail"]
+
+
+async def test_a_header_that_cannot_be_sent_is_refused_and_never_a_500(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    tenant = await tenants.create()
+    manifest = {
+        "id": "teams",
+        "name": "Teams",
+        "base_url": "https://teams.example.com",
+        "auth": {"type": "bearer"},
+        "connection": {
+            "secrets": [{"name": "token"}],
+            "test": {"path": "/me", "headers": {"X-Team": "{{ connection.team }}"}},
+        },
+    }
+    await publish(client, tenant, manifest)
+    refused = await _create(
+        client, tenant, connector="teams", settings={}, secrets={"token": "tök…"}
+    )
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["secrets.token"]
+    made = await _create(
+        client, tenant, connector="teams", settings={"team": "Zürich"}, secrets={"token": TOKEN}
+    )
+    assert made.status_code == 201, made.text
+    checked = await client.post(f"{API}/{made.json()['id']}/test", headers=tenant.headers)
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["ok"] is False
+    assert "X-Team header" in checked.json()["reason"]

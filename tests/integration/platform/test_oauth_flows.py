@@ -195,6 +195,19 @@ async def test_a_callback_with_a_bad_used_or_expired_state_is_a_400_that_says_so
     stray = await client.get(CALLBACK, params={"state": "s", "admin": "1"})
     assert stray.status_code == 422
 
+    # States that expired over an hour ago are forgotten when the next authorization starts.
+    async with container.unit_of_work(tenant.id) as uow:
+        await uow.begin_write()
+        await uow.session.execute(
+            update(Authorization).values(expires_at=utcnow() - timedelta(hours=2))
+        )
+        await uow.commit()
+    await _authorize(client, tenant, connection_id)
+    async with container.unit_of_work(tenant.id) as uow:
+        left = (await uow.session.scalars(select(Authorization))).all()
+    assert len(left) == 1
+    assert left[0].used_at is None
+
 
 async def test_a_rotating_refresh_token_is_spent_once_under_concurrent_refreshes(
     client: httpx.AsyncClient, tenants: Tenants, container: Container, server: OAuthServer
@@ -265,7 +278,7 @@ async def test_invalid_grant_marks_the_connection_needs_reauth_once_and_never_lo
     assert (await _me(await _client(container, tenant, connection_id))).status_code == 200
 
 
-async def test_another_refresh_failure_leaves_the_connection_as_it_was(
+async def test_another_refresh_failure_is_retried_and_leaves_the_connection_as_it_was(
     client: httpx.AsyncClient, tenants: Tenants, container: Container, server: OAuthServer
 ) -> None:
     tenant = await tenants.create()
@@ -281,10 +294,13 @@ async def test_another_refresh_failure_leaves_the_connection_as_it_was(
         before.token_sealed,
         before.version,
     )
+    attempts = container.settings.outbound_max_attempts
+    assert server.grant_types == ["authorization_code"] + ["refresh_token"] * attempts
     server.fail_token_requests_with = None
     server.access_lifetime = 3600
     assert (await _me(await _client(container, tenant, connection_id))).status_code == 200
-    assert server.grant_types == ["authorization_code", "refresh_token", "refresh_token"]
+    assert server.grant_types.count("refresh_token") == attempts + 1
+    assert (await _stored(container, tenant, connection_id)).status == "active"
 
 
 @pytest.mark.parametrize("client_auth", ["body", "basic"])
