@@ -649,6 +649,11 @@ async def open_client(
     """The client of a connection, or of a connector used without one (a plain webhook)."""
     if connection_id is None:
         manifest = await manifest_for(uow, connector, None)
+        if isinstance(manifest.auth, OAuth2Code | OAuth2ClientCredentials):
+            raise InvalidInput(
+                f"connector {connector!r} authorizes through OAuth2: name a connection",
+                field="connection_id",
+            )
         return ConnectorClient(hub, manifest, Account(tenant_id, None, {}))
     connection = await uow.connections.find(connection_id)
     if connection is None:

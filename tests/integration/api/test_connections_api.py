@@ -280,3 +280,20 @@ async def test_a_header_that_cannot_be_sent_is_refused_and_never_a_500(
     assert checked.status_code == 200, checked.text
     assert checked.json()["ok"] is False
     assert "X-Team header" in checked.json()["reason"]
+
+
+async def test_webhooks_can_listen_for_connections_that_need_authorization(
+    client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    tenant = await tenants.create()
+    body = {
+        "name": "ops",
+        "url": "https://ops.example.com/hook",
+        "events": ["connection.needs_reauth"],
+    }
+    made = await client.post("/api/v1/webhooks", json=body, headers=tenant.headers)
+    assert made.status_code == 201, made.text
+    family = body | {"events": ["connection.*"]}
+    assert (
+        await client.post("/api/v1/webhooks", json=family, headers=tenant.headers)
+    ).status_code == 201

@@ -21,6 +21,7 @@ from casedesk.bootstrap import Container
 from casedesk.integrations.oauth import NeedsReauthorization, TokenEndpointFailed, challenge_of
 from casedesk.integrations.runtime import ConnectorClient
 from casedesk.kit.clock import utcnow
+from casedesk.kit.errors import InvalidInput
 from casedesk.store.models import Authorization, Connection, OutboxEvent
 from tests.conftest import TenantHandle, Tenants
 from tests.support.connections import (
@@ -318,6 +319,16 @@ async def test_client_credentials_fetch_a_token_when_needed_and_keep_it(
     created = await oauth_connection(client, tenant, server.url)
     assert created["status"] == "active"
     connection_id = created["id"]
+    async with container.unit_of_work(tenant.id) as uow:
+        with pytest.raises(InvalidInput, match="name a connection"):
+            await open_client(
+                uow,
+                container.hub,
+                container.box,
+                tenant_id=tenant.id,
+                connector="acme",
+                connection_id=None,
+            )
     first = await _client(container, tenant, connection_id)
     for worker in (first, first, await _client(container, tenant, connection_id)):
         assert (await _me(worker)).status_code == 200
