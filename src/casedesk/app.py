@@ -15,6 +15,8 @@ from casedesk.api.routers import (
     api_keys,
     cases,
     configuration,
+    connections,
+    connectors,
     dead_letters,
     events,
     executions,
@@ -108,4 +110,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.include_router(module.router)
     app.include_router(rules.time_rules_router)
     app.include_router(hooks.ingress)
+    app.include_router(connectors.router)
+    app.include_router(connections.router)
+    app.include_router(connections.oauth_router)
     return app

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -19,6 +20,7 @@ from rich.table import Table
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from casedesk.activities import identity
+from casedesk.activities.connectors import connector_problems
 from casedesk.activities.secrets import (
     BATCH_SIZE,
     Rotation,
@@ -29,6 +31,8 @@ from casedesk.app import NotMigrated, ensure_migrated
 from casedesk.bootstrap import Container, background, build, trace_work
 from casedesk.config import Settings, SettingsError, get_settings
 from casedesk.domain.identity.roles import Role
+from casedesk.integrations.catalogue import builtin
+from casedesk.integrations.manifests import ManifestInvalid, parse_manifest, read_document
 from casedesk.kit.errors import CasedeskError, NotFound
 from casedesk.kit.logging import configure_logging
 from casedesk.store import migrate
@@ -48,11 +52,13 @@ tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 user_app = typer.Typer(help="Users of a tenant.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Stored secrets and the keys that seal them.", no_args_is_help=True)
+connector_app = typer.Typer(help="Connector manifests.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(secrets_app, name="secrets")
+app.add_typer(connector_app, name="connector")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -413,6 +419,52 @@ def secrets_rotate(
             + ", ".join(rotation.unreadable)
             + "; add the key they were sealed with to CASEDESK_PREVIOUS_SECRET_KEYS and run "
             "this again, or set those secrets anew"
+        )
+
+
+# --- connectors --------------------------------------------------------------------------
+
+
+@connector_app.command("validate")
+def connector_validate(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="a manifest, YAML or JSON")
+    ],
+) -> None:
+    """Check a connector manifest as publishing it would: exit 0 with a summary, or exit 2
+    listing every problem with its path."""
+    try:
+        document = read_document(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"cannot read {file}: {exc}", code=2) from None
+    except ManifestInvalid as invalid:
+        document, problems = None, invalid.problems
+    else:
+        problems = connector_problems(document)
+    if problems:
+        err.print(f"{file}: {len(problems)} problem(s)", style="bold red", markup=False)
+        for problem in problems:
+            message = " ".join(problem.message.split())  # one line per problem
+            err.print(f"  {problem.path or '(document)'}: {message}", markup=False)
+        raise typer.Exit(2)
+    manifest = parse_manifest(document)
+    out.print(
+        f"{file}: valid connector {manifest.id} version {manifest.version} "
+        f"({manifest.name}), auth {manifest.auth.type}",
+        markup=False,
+        highlight=False,
+    )
+    for kind, names in (
+        ("triggers", [f"{name} ({t.kind})" for name, t in manifest.triggers.items()]),
+        ("actions", list(manifest.actions)),
+        ("enrichers", list(manifest.enrichers)),
+    ):
+        out.print(f"  {kind}: {', '.join(names) or 'none'}", markup=False, highlight=False)
+    if builtin(manifest.id) is not None:
+        out.print(
+            f"  note: {manifest.id} is a built-in connector's id; as a tenant's own connector"
+            " it would be refused",
+            highlight=False,
         )
 
 

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         "still opens, and `casedesk secrets rotate` re-seals it with the newest key",
     )
     host: str = "127.0.0.1"
+    public_url: str | None = Field(
+        default=None,
+        description="the address users and third parties reach casedesk at, e.g. "
+        "https://desk.example.com: hook URLs and OAuth2 redirect URIs are made from it "
+        "(unset: http://HOST:PORT for hook URLs, each request's own address for redirects)",
+    )
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     separate_workers: bool = Field(
@@ -90,11 +96,6 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body")
-    public_url: str | None = Field(
-        default=None,
-        description="the address third parties reach this casedesk at (https://desk.example"
-        ".com), for the hook URLs it gives them; unset: http://HOST:PORT",
-    )
     api_key_touch_seconds: int = Field(
         default=60, ge=0, description="how often an API key's last-used time is written"
     )

@@ -2,7 +2,8 @@
 
 uvicorn serves a small Starlette app on 127.0.0.1 (an ephemeral port) in the test's event
 loop. Every request is recorded; replies are scripted per path and served in order, the
-last one repeating. Unscripted paths answer 200 ``ok``.
+last one repeating, or made by a handler per path (a fake service with state of its own,
+as ``oauth_server`` is). Other paths answer 200 ``ok``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,9 @@ class Received:
     """``time.perf_counter()`` when the request arrived."""
 
 
+Handler = Callable[[Received], Awaitable[Reply]]
+
+
 class LocalHTTPServer:
     def __init__(self, *, certfile: Path | None = None, keyfile: Path | None = None) -> None:
         self.received: list[Received] = []
@@ -61,6 +65,7 @@ class LocalHTTPServer:
         self.max_in_flight = 0
         """The most requests the server held at once (waiting out a reply's ``delay``)."""
         self._scripts: dict[str, list[Reply]] = {}
+        self._handlers: dict[str, Handler] = {}
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
         self.port: int = self._socket.getsockname()[1]
@@ -86,6 +91,10 @@ class LocalHTTPServer:
         """Answer requests to ``path`` with ``replies`` in order; the last one repeats."""
         self._scripts[path] = list(replies)
 
+    def handle(self, path: str, handler: Handler) -> None:
+        """Answer each request to ``path`` with what ``handler`` makes of it (kept on reset)."""
+        self._handlers[path] = handler
+
     def requests_to(self, path: str) -> list[Received]:
         return [received for received in self.received if received.path == path]
 
@@ -109,17 +118,17 @@ class LocalHTTPServer:
         self._socket.close()
 
     async def _handle(self, request: Request) -> Response:
-        self.received.append(
-            Received(
-                method=request.method,
-                path=request.url.path,
-                query=request.url.query,
-                headers=dict(request.headers),
-                body=await request.body(),
-                at=time.perf_counter(),
-            )
+        received = Received(
+            method=request.method,
+            path=request.url.path,
+            query=request.url.query,
+            headers=dict(request.headers),
+            body=await request.body(),
+            at=time.perf_counter(),
         )
-        reply = self._next_reply(request.url.path)
+        self.received.append(received)
+        handler = self._handlers.get(request.url.path)
+        reply = await handler(received) if handler else self._next_reply(request.url.path)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

@@ -15,6 +15,7 @@ same problem documents as FastAPI's own validation errors:
 
 from __future__ import annotations
 
+import asyncio
 import email.message
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, ClassVar
@@ -26,6 +27,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
+from casedesk.integrations import manifests
 from casedesk.kit.errors import CasedeskError
 
 MAX_BODY_DEPTH = 32
@@ -137,20 +139,31 @@ async def _check_body(request: _JsonRequest) -> None:
             "send the body as JSON, with `Content-Type: application/json`",
             received=request.headers.get("content-type"),
         )
+    _check_value(await _json_body(request))
+
+
+async def _json_body(request: _JsonRequest) -> Any:
     try:
-        body = await request.json()
+        return await request.json()
     except orjson.JSONDecodeError as exc:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "json_invalid",
-                    "loc": ("body", exc.pos),
-                    "msg": "JSON decode error",
-                    "input": {},
-                    "ctx": {"error": exc.msg},
-                }
-            ]
-        ) from None
+        raise _malformed_json(exc) from None
+
+
+def _malformed_json(exc: orjson.JSONDecodeError) -> RequestValidationError:
+    return RequestValidationError(
+        [
+            {
+                "type": "json_invalid",
+                "loc": ("body", exc.pos),
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": {"error": exc.msg},
+            }
+        ]
+    )
+
+
+def _check_value(body: Any) -> None:
     deep = _too_deep(body)
     if deep is not None:
         message = f"nests deeper than {MAX_BODY_DEPTH} levels here"
@@ -158,6 +171,80 @@ async def _check_body(request: _JsonRequest) -> None:
     for where, text in _strings(body, ("body",)):
         if "\x00" in text:
             raise _invalid(where, "must not contain the character U+0000", "string_nul")
+
+
+class MalformedDocument(CasedeskError):
+    status = 400
+    title = "Malformed document"
+    slug = "malformed-document"
+
+
+YAML_MEDIA_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
+
+
+def document_body(description: str) -> dict[str, Any]:
+    """The ``openapi_extra`` of a route whose body ``read_document`` reads: JSON or YAML."""
+    text = {"schema": {"type": "string", "maxLength": 1_048_576}}
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "x-max-depth": MAX_BODY_DEPTH,
+                        # the request's own limit, CASEDESK_MAX_BODY_BYTES (1 MiB by default)
+                        "x-max-bytes": 1_048_576,
+                    }
+                },
+                "application/yaml": text,
+                "text/yaml": text,
+            },
+        }
+    }
+
+
+async def read_document(request: Request) -> Any:
+    """The body of a route that takes a document written as JSON or as YAML (a connector
+    manifest), with the checks every JSON body gets (U+0000, nesting). A route that calls it
+    declares no body parameter, so ``ApiRoute`` leaves the body to it; its OpenAPI shape is
+    ``document_body``. YAML is read without aliases, in a worker thread (its parser is pure
+    Python), and made JSON, so what is stored reads back the same."""
+    content_type = request.headers.get("content-type")
+    raw = await request.body()
+    if not raw:
+        raise _invalid(("body",), "send the document as the body", "missing")
+    if _is_json(content_type):
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise _malformed_json(exc) from None
+    elif _media_type(content_type) in YAML_MEDIA_TYPES:
+        value = await asyncio.to_thread(_yaml_value, raw)
+    else:
+        raise UnsupportedMediaType(
+            "send the document as JSON (`Content-Type: application/json`) or YAML "
+            "(`application/yaml`, `text/yaml`)",
+            received=content_type,
+        )
+    _check_value(value)
+    return value
+
+
+def _media_type(content_type: str | None) -> str:
+    message = email.message.Message()
+    message["content-type"] = content_type or ""
+    return message.get_content_type()
+
+
+def _yaml_value(raw: bytes) -> Any:
+    try:
+        return manifests.read_document(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise MalformedDocument("the YAML document is not UTF-8") from None
+    except manifests.ManifestInvalid as invalid:
+        raise MalformedDocument(invalid.problems[0].message) from None
 
 
 class ApiRoute(APIRoute):

@@ -80,6 +80,14 @@ for _name, _summary, _fields in (
 ):
     EVENTS.declare(_name, CASE, _summary, _fields)
 
+CONNECTION = "connection"
+EVENTS.declare(
+    "connection.needs_reauth",
+    CONNECTION,
+    "the provider refused the connection's refresh token; an admin must authorize it again",
+    ("reason",),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Subject:

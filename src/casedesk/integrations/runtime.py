@@ -9,6 +9,7 @@ empty is left out, so one manifest serves connections with and without an option
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from casedesk.integrations.manifests.auth import (
     OAuth2Code,
 )
 from casedesk.integrations.manifests.common import RequestTemplate
+from casedesk.kit.errors import InvalidInput
 
 AccessToken = Callable[[], Awaitable[str]]
 """Gives a valid OAuth2 access token for the connection (refreshing it when it must)."""
@@ -77,6 +79,25 @@ def _present(values: Mapping[str, Any]) -> dict[str, str]:
     return {name: str(value) for name, value in values.items() if value not in (None, "")}
 
 
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+"""What a header value may hold: visible ASCII, spaces and tabs (RFC 9110 §5.5, without the
+obsolete octets above 0x7f, which httpx does not send)."""
+
+
+class HeaderNotSendable(InvalidInput):
+    """A header of a request, rendered or carrying a credential, that cannot go on the wire."""
+
+
+def _sendable_headers(headers: Mapping[str, str]) -> None:
+    for name, value in headers.items():
+        if not _HEADER_VALUE.fullmatch(value):
+            raise HeaderNotSendable(
+                f"the request's {name} header holds characters a header cannot carry "
+                "(only visible ASCII): check the connection's settings and secrets",
+                field=name,
+            )
+
+
 class _QueryKey(httpx.Auth):
     """An API key carried in the query string."""
 
@@ -124,6 +145,7 @@ class ConnectorClient:
         scope = self.context | dict(context or {})
         request = render_request(template, scope)
         connection = await self._connection(scope)
+        _sendable_headers(request.headers)
         return await connection.request(
             request.method,
             request.url,
@@ -139,16 +161,28 @@ class ConnectorClient:
     async def _connection(self, scope: Mapping[str, Any]) -> Connection:
         manifest, account = self.manifest, self.account
         base_url = None if manifest.base_url is None else str(render(manifest.base_url, scope))
+        auth = await self._auth()
+        if isinstance(auth, Mapping):
+            _sendable_headers(auth)
         return self._hub.connection(
             tenant_id=account.tenant_id,
             connector=manifest.id,
             connection_id=account.connection_id,
             base_url=base_url or None,
-            auth=await self._auth(),
-            secret_fields=[secret.name for secret in manifest.connection.secrets],
+            auth=auth,
+            secret_fields=self._secret_fields(),
             secret_paths=manifest.secret_paths,
             rate_limit=self._rate_limit,
         )
+
+    def _secret_fields(self) -> list[str]:
+        """Names whose values never reach a trace: the secret fields, and the query parameter
+        that carries an API key, whatever it is called (``?k=``)."""
+        names = [secret.name for secret in self.manifest.connection.secrets]
+        scheme = self.manifest.auth
+        if isinstance(scheme, ApiKeyAuth) and scheme.in_ == "query":
+            names.append(scheme.name)
+        return names
 
     async def _auth(self) -> httpx.Auth | Mapping[str, str] | None:
         scheme, secrets = self.manifest.auth, self.account.secrets

@@ -7,8 +7,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casedesk.kit.clock import utcnow
@@ -72,10 +73,85 @@ class ConnectionRepository(Repository[Connection]):
     async def list_page(self, *, limit: int, cursor: str | None) -> Page[Connection]:
         return await self.page(select(Connection), limit=limit, cursor=cursor)
 
+    async def locked_batch_after(self, after: uuid.UUID | None, limit: int) -> list[Connection]:
+        """Up to ``limit`` connections in id order after ``after``, locked until the commit
+        (a key rotation re-seals them while no token renewal or admin writes them)."""
+        statement = select(Connection).order_by(Connection.id).limit(limit)
+        if after is not None:
+            statement = statement.where(Connection.id > after)
+        return list((await self.session.scalars(statement.with_for_update())).all())
+
+    async def count_sealed(self) -> int:
+        """How many sealed values the connections keep: secrets and tokens."""
+        statement = select(
+            func.count(Connection.secrets_sealed), func.count(Connection.token_sealed)
+        )
+        secrets, tokens = (await self.session.execute(statement)).one()
+        return int(secrets) + int(tokens)
+
+    async def workflows_using(self, connection_id: uuid.UUID) -> list[Workflow]:
+        """The workflows that use the connection: through their subscription, or where
+        their draft or latest version names it (the trigger, a step), ordered by code."""
+        subscribed = select(Workflow).join(Subscription, Subscription.workflow_id == Workflow.id)
+        found = {
+            workflow.id: workflow
+            for workflow in await self.session.scalars(
+                subscribed.where(Subscription.connection_id == connection_id)
+            )
+        }
+        latest = select(Workflow, WorkflowVersion.definition).outerjoin(
+            WorkflowVersion,
+            and_(
+                WorkflowVersion.workflow_id == Workflow.id,
+                WorkflowVersion.version == Workflow.latest_version,
+            ),
+        )
+        wanted = str(connection_id)
+        for workflow, definition in await self.session.execute(latest):
+            if _names_connection(workflow.draft, wanted) or _names_connection(definition, wanted):
+                found.setdefault(workflow.id, workflow)
+        return sorted(found.values(), key=lambda workflow: workflow.code)
+
+
+def _names_connection(document: Any, connection_id: str) -> bool:
+    """Whether any ``connection_id`` in a workflow's JSON is this one."""
+    pending = [document]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            if node.get("connection_id") == connection_id:
+                return True
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return False
+
 
 class AuthorizationRepository(Repository[Authorization]):
     model = Authorization
     label = "authorization"
+
+    async def prune(self, connection_id: uuid.UUID, *, expired_before: datetime) -> None:
+        """Forget the connection's authorizations that expired before ``expired_before``."""
+        await self.session.execute(
+            delete(Authorization)
+            .where(
+                Authorization.connection_id == connection_id,
+                Authorization.expires_at < expired_before,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def use(self, authorization_id: uuid.UUID) -> bool:
+        """Mark the authorization used, once: False when it was already (by a racing
+        callback too: one UPDATE decides)."""
+        result = await self.session.execute(
+            update(Authorization)
+            .where(Authorization.id == authorization_id, Authorization.used_at.is_(None))
+            .values(used_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
 
     async def by_state_hash_any_tenant(self, state_hash: str) -> Authorization | None:
         """The authorization a provider's callback names; the callback carries no API key."""

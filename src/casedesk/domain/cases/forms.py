@@ -144,10 +144,12 @@ def _subschemas(schema: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
             yield from _subschemas(item, f"{path}.{keyword}.{name}")
 
 
-def _reachable_subschemas(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def _reachable_subschemas(
+    schema: dict[str, Any], at: str = "form_schema"
+) -> list[tuple[str, dict[str, Any]]]:
     """Every schema object validation may apply: those in their places, then whatever a
     ``$ref`` points at elsewhere in the document (named by the path of the reference)."""
-    found = list(_subschemas(schema, "form_schema"))
+    found = list(_subschemas(schema, at))
     seen = {id(node) for _, node in found}
     resolver = _NO_REMOTE.with_resource(_SELF, DRAFT202012.create_resource(schema)).resolver(
         base_uri=_SELF
@@ -170,13 +172,13 @@ def _reachable_subschemas(schema: dict[str, Any]) -> list[tuple[str, dict[str, A
     return found
 
 
-def _pattern_problems(schema: dict[str, Any]) -> list[dict[str, str]]:
+def _pattern_problems(schema: dict[str, Any], at: str = "form_schema") -> list[dict[str, str]]:
     """Each pattern of the schema RE2 cannot run, and ``unevaluatedProperties`` beside
     ``patternProperties``, as error details naming the field."""
     problems: list[dict[str, str]] = []
     unevaluated: list[str] = []
     has_pattern_properties = False
-    for path, node in _reachable_subschemas(schema):
+    for path, node in _reachable_subschemas(schema, at):
         places = [(f"{path}.pattern", node.get("pattern"))]
         pattern_properties = node.get("patternProperties")
         if isinstance(pattern_properties, dict):
@@ -242,22 +244,43 @@ def _references(node: Any, path: str) -> list[tuple[str, str]]:
 
 def _check_references(schema: dict[str, Any]) -> None:
     """Only references inside the schema (``#/...``) that resolve are allowed."""
+    problems = _reference_problems(schema, "form_schema")
+    if problems:
+        raise InvalidInput(problems[0]["message"], field=problems[0]["field"])
+
+
+def _reference_problems(schema: dict[str, Any], at: str) -> list[dict[str, str]]:
     resolver = _NO_REMOTE.with_resource(_SELF, DRAFT202012.create_resource(schema)).resolver(
         base_uri=_SELF
     )
-    for field, ref in _references(schema, "form_schema"):
+    problems = []
+    for field, ref in _references(schema, at):
         if not ref.startswith("#"):
-            raise InvalidInput(
-                f"only references inside the schema (#/...) are allowed, not {ref!r}", field=field
-            )
+            message = f"only references inside the schema (#/...) are allowed, not {ref!r}"
+            problems.append({"field": field, "message": message, "type": "json_schema.$ref"})
+            continue
         try:
             resolver.lookup(ref)
         except Unresolvable:
-            raise InvalidInput(f"reference {ref!r} points at nothing", field=field) from None
+            message = f"reference {ref!r} points at nothing"
+            problems.append({"field": field, "message": message, "type": "json_schema.$ref"})
+    return problems
 
 
-def validate_form(schema: dict[str, Any], form: dict[str, Any]) -> None:
-    """Raise one 422 naming every failing field path of ``form``."""
+def schema_problems(schema: dict[str, Any], at: str) -> list[dict[str, str]]:
+    """What keeps ``schema`` from checking values safely, each naming its place under ``at``:
+    not JSON Schema, a reference that leaves it or points at nothing, a pattern RE2 cannot
+    run. A schema without problems can be given to ``validate_form``."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        field = _path(at, exc.absolute_path)
+        return [{"field": field, "message": exc.message, "type": "json_schema"}]
+    return _reference_problems(schema, at) or _pattern_problems(schema, at)
+
+
+def validate_form(schema: dict[str, Any], form: dict[str, Any], *, field: str = "form") -> None:
+    """Raise one 422 naming every failing field path of ``form`` (under ``field``)."""
     refused = _pattern_problems(schema)
     if refused:  # a template saved before patterns ran on RE2
         raise InvalidInput(
@@ -272,20 +295,20 @@ def validate_form(schema: dict[str, Any], form: dict[str, Any]) -> None:
         raise InvalidInput(
             "the template's form schema has a pattern RE2 cannot run; an admin must save the"
             " template again",
-            field="form",
+            field=field,
         ) from None
     if not errors:
         return
     details = [
         {
-            "field": _path("form", error.absolute_path) + _missing(error),
+            "field": _path(field, error.absolute_path) + _missing(error),
             "message": error.message,
             "type": f"json_schema.{error.validator}",
         }
         for error in errors
     ]
     fields = ", ".join(detail["field"] for detail in details)
-    raise InvalidInput(f"the form is invalid at {fields}", field="form", errors=details)
+    raise InvalidInput(f"the {field} value is invalid at {fields}", field=field, errors=details)
 
 
 def _missing(error: Any) -> str:

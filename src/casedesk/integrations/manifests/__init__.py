@@ -9,6 +9,7 @@ from casedesk.integrations.manifests.connector import (
     TriggerDef,
     load_manifest,
     parse_manifest,
+    read_document,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "TriggerDef",
     "load_manifest",
     "parse_manifest",
+    "read_document",
 ]

@@ -54,12 +54,21 @@ class BasicAuth(Part):
         return (self.secret_field,)
 
 
+CLIENT_ID = "{{ connection.client_id }}"
+"""Where the client id is by default: the connection's ``client_id`` setting."""
+
+
 class OAuth2Code(Part):
-    """OAuth 2.0 authorization code, with PKCE (RFC 7636) and refresh tokens."""
+    """OAuth 2.0 authorization code, with PKCE (RFC 7636) and refresh tokens.
+
+    An admin authorizes the connection once in a browser; casedesk keeps the tokens sealed
+    and refreshes the access token shortly before it expires.
+    """
 
     type: Literal["oauth2_code"]
     authorize_url: Template
     token_url: Template
+    client_id: Template = Field(default=CLIENT_ID, description="over {connection, secrets}")
     scopes: list[str] = Field(default_factory=list, max_length=100)
     scope_separator: str = " "
     pkce: bool = True
@@ -80,9 +89,13 @@ class OAuth2ClientCredentials(Part):
 
     type: Literal["oauth2_client_credentials"]
     token_url: Template
+    client_id: Template = Field(default=CLIENT_ID, description="over {connection, secrets}")
     scopes: list[str] = Field(default_factory=list, max_length=100)
     scope_separator: str = " "
     client_auth: Literal["body", "basic"] = "body"
+    token_params: dict[str, Template] = Field(
+        default_factory=dict, description="extra parameters of the token request (`audience`)"
+    )
 
     @property
     def secret_fields(self) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
@@ -44,6 +45,11 @@ class ConnectionSpec(Part):
 
     settings: JsonSchema = Field(default_factory=lambda: dict(OBJECT_SCHEMA))
     secrets: list[SecretField] = Field(default_factory=list, max_length=20)
+    test: RequestTemplate | None = Field(
+        default=None,
+        description="a cheap request that succeeds when the connection works "
+        "(`POST /connections/{id}/test` sends it)",
+    )
 
 
 class ActionDef(Part):
@@ -191,12 +197,39 @@ def parse_manifest(raw: Any) -> ConnectorManifest:
         ) from None
 
 
-def load_manifest(text: str) -> ConnectorManifest:
-    """A manifest written as YAML (JSON is YAML too)."""
+class _DocumentLoader(yaml.SafeLoader):
+    """YAML's safe subset without aliases: a few bytes of ``*alias`` can stand for a document
+    too large to walk (the "billion laughs"), and a manifest has no need of them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not accepted in a manifest", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def read_document(text: str) -> Any:
+    """The JSON value of a YAML or JSON document; ``ManifestInvalid`` says where it is not one.
+
+    What YAML has and JSON has not is made JSON (dates become text, number keys strings),
+    or refused (sets, binary), so a document can be stored and read back as it was taken.
+    """
     try:
-        raw = yaml.safe_load(text)
+        value = yaml.load(text, Loader=_DocumentLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f"line {where.line + 1}, column {where.column + 1}" if where else "the document"
         raise ManifestInvalid([Problem("", f"not YAML or JSON at {at}: {exc}")]) from None
-    return parse_manifest(raw)
+    except RecursionError:
+        raise ManifestInvalid([Problem("", "the document nests too deep")]) from None
+    try:
+        return orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+    except orjson.JSONEncodeError as exc:
+        raise ManifestInvalid([Problem("", f"the document is not JSON data: {exc}")]) from None
+
+
+def load_manifest(text: str) -> ConnectorManifest:
+    """A manifest written as YAML (JSON is YAML too)."""
+    return parse_manifest(read_document(text))

@@ -6,7 +6,7 @@ the binary collation ``utf8mb4_bin``; an item whose id differed from a seen one 
 would otherwise never fire. On SQLite and PostgreSQL strings already compare as written.
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 """
 
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "0017"
-down_revision: str | None = "0015"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -74,6 +74,8 @@ class Authorization(IdMixin, TenantScoped, Base):
     verifier_sealed: Mapped[str | None] = mapped_column(Text)
     redirect_uri: Mapped[str] = mapped_column(String(2048))
     expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    """When the provider's callback brought the state back; a state is good once."""
 
 
 class Subscription(IdMixin, TimestampMixin, TenantScoped, Base):

@@ -1,0 +1,75 @@
+"""A key rotation re-seals connections' secrets and OAuth2 tokens too, on every database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from casedesk.activities import identity
+from casedesk.activities.secrets import count_stored_secrets, rotate_stored_secrets
+from casedesk.kit.crypto import SecretBox
+from casedesk.store import migrate
+from casedesk.store.database import Database, nullpool_engine
+from casedesk.store.models import Connection
+from casedesk.store.unit_of_work import UnitOfWork
+from tests.support.backends import ScratchDatabase
+from tests.support.secrets import NEW_KEY, OLD_KEY
+
+
+@pytest.fixture
+async def database(empty_database: ScratchDatabase) -> AsyncIterator[Database]:
+    engine = nullpool_engine(empty_database.url)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    database = Database(empty_database.url, pool_size=2)
+    yield database
+    await database.dispose()
+
+
+async def _connections(database: Database, old: SecretBox) -> uuid.UUID:
+    async with UnitOfWork(database) as uow:
+        tenant = await identity.create_tenant(uow, slug="rot-conn", name="t", edition="standard")
+    async with UnitOfWork(database, tenant.id) as uow:
+        await uow.begin_write()
+        for number in range(2):
+            uow.connections.add(
+                Connection(
+                    name=f"c{number}",
+                    connector="rest",
+                    connector_version=1,
+                    settings={},
+                    secrets_sealed=old.seal(f'{{"token": "secret-{number}"}}'),
+                    token_sealed=old.seal('{"access_token": "a"}') if number else None,
+                )
+            )
+        await uow.commit()
+    return tenant.id
+
+
+async def test_connection_secrets_and_tokens_are_resealed_with_the_newest_key(
+    database: Database,
+) -> None:
+    tenant_id = await _connections(database, SecretBox(OLD_KEY))
+    assert await count_stored_secrets(database) == 3
+    batches: list[int] = []
+
+    rotation = await rotate_stored_secrets(
+        database, SecretBox(NEW_KEY, [OLD_KEY]), batch_size=1, on_batch=batches.append
+    )
+
+    assert (rotation.resealed, rotation.current, rotation.unreadable) == (3, 0, [])
+    assert batches == [1, 2]
+    newest_only = SecretBox(NEW_KEY)
+    async with UnitOfWork(database, tenant_id) as uow:
+        page = await uow.connections.list_page(limit=10, cursor=None)
+    opened = sorted(newest_only.open(c.secrets_sealed or "") for c in page.items)
+    assert opened == ['{"token": "secret-0"}', '{"token": "secret-1"}']
+    assert [newest_only.open(c.token_sealed) for c in page.items if c.token_sealed] == [
+        '{"access_token": "a"}'
+    ]
+    again = await rotate_stored_secrets(database, SecretBox(NEW_KEY, [OLD_KEY]))
+    assert (again.resealed, again.current) == (0, 3)
