@@ -12,7 +12,7 @@ from casedesk.activities.secrets import count_stored_secrets, rotate_stored_secr
 from casedesk.kit.crypto import SecretBox
 from casedesk.store import migrate
 from casedesk.store.database import Database, nullpool_engine
-from casedesk.store.models import Connection
+from casedesk.store.models import Connection, Subscription, Workflow
 from casedesk.store.unit_of_work import UnitOfWork
 from tests.support.backends import ScratchDatabase
 from tests.support.secrets import NEW_KEY, OLD_KEY
@@ -73,3 +73,36 @@ async def test_connection_secrets_and_tokens_are_resealed_with_the_newest_key(
     ]
     again = await rotate_stored_secrets(database, SecretBox(NEW_KEY, [OLD_KEY]))
     assert (again.resealed, again.current) == (0, 3)
+
+
+async def test_subscription_hook_tokens_and_secrets_are_resealed_with_the_newest_key(
+    database: Database,
+) -> None:
+    old = SecretBox(OLD_KEY)
+    async with UnitOfWork(database) as uow:
+        tenant = await identity.create_tenant(uow, slug="rot-sub", name="t", edition="standard")
+    async with UnitOfWork(database, tenant.id) as uow:
+        await uow.begin_write()
+        workflow = uow.workflows.add(Workflow(code="w", name="w", draft={}, latest_version=1))
+        await uow.flush()
+        uow.subscriptions.add(
+            Subscription(
+                workflow_id=workflow.id,
+                trigger="delivery",
+                settings={},
+                hook_token_hash="0" * 64,
+                hook_token_sealed=old.seal("the-hook-token"),
+                secrets_sealed=old.seal('{"signing_secret": "s3cret"}'),
+            )
+        )
+        await uow.commit()
+    assert await count_stored_secrets(database) == 2
+
+    rotation = await rotate_stored_secrets(database, SecretBox(NEW_KEY, [OLD_KEY]))
+
+    assert (rotation.resealed, rotation.unreadable) == (2, [])
+    newest_only = SecretBox(NEW_KEY)
+    async with UnitOfWork(database, tenant.id) as uow:
+        [subscription] = (await uow.subscriptions.list_page(limit=5, cursor=None)).items
+    assert newest_only.open(subscription.hook_token_sealed or "") == "the-hook-token"
+    assert newest_only.open(subscription.secrets_sealed or "") == '{"signing_secret": "s3cret"}'

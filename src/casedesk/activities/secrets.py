@@ -1,11 +1,11 @@
 """Re-sealing the stored secrets with the newest key, after ``CASEDESK_SECRET_KEY`` changed.
 
-The stored secrets are the webhooks' signing secrets and the connections' secrets and OAuth2
-tokens. Each tenant's are gone through in id order, a batch per transaction, each batch
-locked while it is re-sealed so that a secret rotated by an admin (or a token renewed)
-meanwhile is not written over. A secret sealed with the newest
-key already is left alone, so running it again changes nothing; one that no configured key
-opens is left as it is and reported.
+The stored secrets are the webhooks' signing secrets, the connections' secrets and OAuth2
+tokens, and the subscriptions' hook tokens and own secrets (a hook's signing secret). Each
+tenant's are gone through in id order, a batch per transaction, each batch locked while it is
+re-sealed so that a secret rotated by an admin (or a token renewed) meanwhile is not written
+over. A secret sealed with the newest key already is left alone, so running it again changes
+nothing; one that no configured key opens is left as it is and reported.
 """
 
 from __future__ import annotations
@@ -58,6 +58,11 @@ KEEPERS = (
         ("secrets_sealed", "token_sealed"),
         lambda uow, after, n: uow.connections.locked_batch_after(after, n),
     ),
+    _Keeper(
+        "subscription",
+        ("hook_token_sealed", "secrets_sealed"),
+        lambda uow, after, n: uow.subscriptions.locked_batch_after(after, n),
+    ),
 )
 
 
@@ -69,6 +74,7 @@ async def count_stored_secrets(database: Database) -> int:
         async with UnitOfWork(database, tenant.id) as uow:
             total += await uow.webhooks.count()
             total += await uow.connections.count_sealed()
+            total += await uow.subscriptions.count_sealed()
     return total
 
 

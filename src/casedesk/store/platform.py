@@ -180,6 +180,22 @@ class SubscriptionRepository(Repository[Subscription]):
         )
         return found
 
+    async def locked_batch_after(self, after: uuid.UUID | None, limit: int) -> list[Subscription]:
+        """Up to ``limit`` subscriptions in id order after ``after``, locked until the commit
+        (a key rotation re-seals their hook tokens and secrets)."""
+        statement = select(Subscription).order_by(Subscription.id).limit(limit)
+        if after is not None:
+            statement = statement.where(Subscription.id > after)
+        return list((await self.session.scalars(statement.with_for_update())).all())
+
+    async def count_sealed(self) -> int:
+        """How many sealed values the subscriptions keep: hook tokens and own secrets."""
+        statement = select(
+            func.count(Subscription.hook_token_sealed), func.count(Subscription.secrets_sealed)
+        )
+        tokens, secrets = (await self.session.execute(statement)).one()
+        return int(tokens) + int(secrets)
+
     async def by_hook_token_hash_any_tenant(self, token_hash: str) -> Subscription | None:
         """The subscription a ``/hooks/{token}`` delivery is for; the caller has no API key."""
         found: Subscription | None = await self.session.scalar(
