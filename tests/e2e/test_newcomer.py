@@ -102,7 +102,9 @@ def _readme_blocks_using_the_key() -> list[str]:
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```sh\n(.*?)```", readme, flags=re.DOTALL)
     chosen = [block for block in blocks if "$KEY" in block]
-    assert len(chosen) >= 2, "the README should show calling /me and making a first case"
+    assert len(chosen) >= 3, (
+        "the README should show calling /me, making a first case and a first workflow"
+    )
     return chosen
 
 
@@ -135,13 +137,14 @@ async def test_make_run_then_the_readme_first_case_works_on_another_port(
         assert hints
         assert all(f":{port}" in line and ":8000" not in line for line in hints), hints
 
+        answers_of: dict[str, list[Any]] = {}
         for block in _readme_blocks_using_the_key():
             done = subprocess.run(
                 ["bash", "-c", f"{export}\n{block}"],
                 env=env,
                 capture_output=True,
                 text=True,
-                timeout=60,
+                timeout=90,
                 check=False,
             )
             assert done.returncode == 0, done.stderr
@@ -149,8 +152,21 @@ async def test_make_run_then_the_readme_first_case_works_on_another_port(
             assert answers, done.stderr
             failed = [a for a in answers if isinstance(a.get("status"), int) and a["status"] >= 400]
             assert failed == [], failed
-        case = answers[-1]
-        assert (case["number"], case["state"], case["title"]) == (1, "new", "Printer on fire")
+            answers_of[block] = answers
+        first_case = next(a for b, a in answers_of.items() if "$API/cases -d" in b)[-1]
+        assert (first_case["number"], first_case["state"], first_case["title"]) == (
+            1,
+            "new",
+            "Printer on fire",
+        )
+        # The workflow example: one delivery, sent twice, made one execution and one case.
+        runs = next(a for b, a in answers_of.items() if "/workflows" in b)[-1]["items"]
+        assert [run["status"] for run in runs] == ["succeeded"], runs
+        key = export.split("=", 1)[1].strip().strip("'\"")
+        listed = httpx.get(
+            f"{server.base}/api/v1/cases", headers={"Authorization": f"Bearer {key}"}
+        ).json()["items"]
+        assert sorted(case["title"] for case in listed) == ["Kettle leaks", "Printer on fire"]
 
         # A second `make run` runs the same demo step: it says how to make a new key, as a
         # command that works from where `make run` was typed.
