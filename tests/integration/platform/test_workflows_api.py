@@ -11,11 +11,14 @@ from sqlalchemy import select
 
 from casedesk.bootstrap import Container
 from casedesk.domain.identity.roles import Role
+from casedesk.platform.instant import PROCESS
+from casedesk.platform.intake import RUN
 from casedesk.platform.polling import poll_key
 from casedesk.store.models import ScheduledJob
 from tests.conftest import Tenants
 from tests.integration.platform.test_runner import CRM
 from tests.support.cases import Desk, make_desk
+from tests.support.instant import run_jobs
 from tests.support.workflows import (
     OPEN_CASE,
     add_connection,
@@ -502,3 +505,37 @@ async def test_bad_workflow_input_is_a_4xx_naming_the_field(desk: Desk) -> None:
     assert bad_publish.status_code == 422
     not_an_id = await desk.http.get("/api/v1/executions/123", headers=desk.headers)
     assert not_an_id.status_code == 422
+
+
+async def test_a_provider_delivering_one_event_twice_opens_one_case(
+    desk: Desk, container: Container
+) -> None:
+    """Through the hook, the inbox, the runner and the case activity: a redelivery (the same
+    delivery id, a body with a new timestamp, as providers resend) makes no second case."""
+    flow = await published(desk, webhook_workflow("inbound", [OPEN_CASE]))
+    path = httpx.URL(flow["subscription"]["hook_url"]).path
+    first = {
+        "subject": "Kettle leaks",
+        "text": "Water everywhere.",
+        "urgency": "normal",
+        "from": "ann@example.com",
+        "product": "K-1",
+        "count": 1,
+        "label": "kitchen",
+    }
+    for attempt, sent_at in enumerate(("10:00:00", "10:00:30")):
+        answer = await desk.http.post(
+            path,
+            json=first | {"sent_at": sent_at},
+            headers={"Idempotency-Key": "evt-0001", "X-Attempt": str(attempt + 1)},
+        )
+        assert answer.status_code == 200, answer.text
+    assert await run_jobs(container, desk.tenant.id, PROCESS, RUN) >= 2
+    listed = await desk.http.get("/api/v1/cases", headers=desk.headers)
+    assert [case["title"] for case in listed.json()["items"]] == ["Kettle leaks"]
+    runs = await desk.http.get(
+        "/api/v1/executions", params={"workflow": "inbound"}, headers=desk.headers
+    )
+    assert [(run["source_id"], run["status"]) for run in runs.json()["items"]] == [
+        ("evt-0001", "succeeded")
+    ]
