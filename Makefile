@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit bench bench-automation bench-traces clean
+.PHONY: run test lint unit bench bench-automation bench-traces bench-platform clean
 
 $(VENV)/.run-deps: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "casedesk needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -46,6 +46,11 @@ bench-automation: $(VENV)/.test-deps
 ## bench-traces: tracing overhead per call, ingest records/s, time to queryable, a 10x burst
 bench-traces: $(VENV)/.test-deps
 	$(BIN)/python -m bench.traces $(BENCH_ARGS)
+
+## bench-platform: hook ingress and webhook → case beside n8n; 10,000 polling subscriptions
+bench-platform: $(VENV)/.test-deps
+	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "install wrk (apt-get install wrk) and retry"; exit 1; }
+	$(BIN)/python -m bench.platform $(BENCH_ARGS)
 
 unit: $(VENV)/.test-deps
 	$(BIN)/pytest tests/unit

@@ -159,6 +159,7 @@ def background(container: Container) -> Background:
         job_handlers(container),
         housekeeping,
         job_lease=timedelta(seconds=settings.job_lease_seconds),
+        job_concurrency=settings.job_concurrency,
     )
 
 

@@ -160,6 +160,13 @@ class Settings(BaseSettings):
         description="how long a worker's claim on a scheduled job lasts without renewal; it"
         " renews it every third of that while it works",
     )
+    worker_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="scheduled jobs (polls, webhook attempts, workflow runs) a worker process"
+        " runs at a time; by default 8, or 2 on SQLite, whose writers take turns",
+    )
     idempotency_hours: float = Field(
         default=24,
         gt=0,
@@ -267,6 +274,14 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise_outbound_networks(cls, value: str) -> str:
         return ",".join(str(network) for network in _parse_networks(value))
+
+    @property
+    def job_concurrency(self) -> int:
+        """The jobs a worker runs at a time: ``worker_concurrency``, or the default of the
+        database."""
+        if self.worker_concurrency is not None:
+            return self.worker_concurrency
+        return 2 if self.database_dialect == "sqlite" else 8
 
     @property
     def outbound_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:

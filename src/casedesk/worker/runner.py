@@ -53,12 +53,13 @@ class Background:
         housekeeping: Housekeeping | None = None,
         *,
         job_lease: timedelta = timedelta(seconds=60),
+        job_concurrency: int = 1,
     ) -> None:
         self.bus = bus
         self.housekeeping = housekeeping
         self.consumers = Consumers(database, groups)
         self.relay = Relay(database, bus)
-        self.scheduler = Scheduler(database, jobs, lease=job_lease)
+        self.scheduler = Scheduler(database, jobs, lease=job_lease, concurrency=job_concurrency)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped: dict[str, str] = {}

@@ -328,3 +328,105 @@ async def test_a_job_that_plans_its_own_next_run_stays_pending_without_a_lost_le
     job = await _job(container, tenant.id, "every-minute")
     assert (job.status, job.payload, job.attempts, job.due_at) == ("pending", {"n": 2}, 0, later)
     assert [r for r in caplog.records if r.name == "casedesk.worker.scheduler"] == []
+
+
+async def test_a_worker_runs_jobs_side_by_side_up_to_its_concurrency(
+    container: Container, tenants: Tenants
+) -> None:
+    tenant = await tenants.create()
+    running: set[str] = set()
+    most = 0
+    done: list[str] = []
+
+    async def waits(job: ScheduledJob) -> None:
+        nonlocal most
+        running.add(job.key)
+        most = max(most, len(running))
+        await asyncio.sleep(0.3)
+        running.discard(job.key)
+        done.append(job.key)
+
+    scheduler = Scheduler(container.database, {"side": waits}, concurrency=3, idle_seconds=0.05)
+    await _drain(scheduler)
+    for n in range(7):
+        await _schedule(container, tenant.id, f"side-{n}", kind="side")
+    stop = asyncio.Event()
+    worker = asyncio.create_task(scheduler.run(stop))
+    for _ in range(100):
+        if len(done) == 7:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await worker
+    assert sorted(done) == [f"side-{n}" for n in range(7)]
+    assert most == 3
+    for n in range(7):
+        job = await _job(container, tenant.id, f"side-{n}")
+        assert (job.status, job.attempts) == ("done", 1)
+
+
+async def test_a_slow_job_does_not_hold_up_the_jobs_behind_it(
+    container: Container, tenants: Tenants
+) -> None:
+    tenant = await tenants.create()
+    release = asyncio.Event()
+    done: list[str] = []
+
+    async def slow_or_quick(job: ScheduledJob) -> None:
+        if job.key == "a-slow-one":
+            await release.wait()
+        done.append(job.key)
+
+    scheduler = Scheduler(
+        container.database, {"mixed": slow_or_quick}, concurrency=2, idle_seconds=0.05
+    )
+    await _drain(scheduler)
+    await _schedule(container, tenant.id, "a-slow-one", kind="mixed", due_in=-10)
+    for n in range(5):
+        await _schedule(container, tenant.id, f"quick-{n}", kind="mixed", due_in=-5 + n)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(scheduler.run(stop))
+    for _ in range(100):
+        if len(done) == 5:
+            break
+        await asyncio.sleep(0.05)
+    assert done == [f"quick-{n}" for n in range(5)]  # all while the slow one still ran
+    assert (await _job(container, tenant.id, "a-slow-one")).status == "running"
+    release.set()
+    for _ in range(100):
+        if len(done) == 6:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await worker
+    assert done[-1] == "a-slow-one"
+    assert (await _job(container, tenant.id, "a-slow-one")).status == "done"
+
+
+async def test_a_stopped_worker_finishes_its_running_jobs_and_hands_back_the_rest(
+    container: Container, tenants: Tenants
+) -> None:
+    tenant = await tenants.create()
+    stop = asyncio.Event()
+    started: list[str] = []
+    finished: list[str] = []
+
+    async def stops_the_worker(job: ScheduledJob) -> None:
+        started.append(job.key)
+        if len(started) == 2:
+            stop.set()
+        await asyncio.sleep(0.3)
+        finished.append(job.key)
+
+    scheduler = Scheduler(
+        container.database, {"leaving": stops_the_worker}, owner="leaving", concurrency=2
+    )
+    await _drain(scheduler)
+    for n in range(6):
+        await _schedule(container, tenant.id, f"leave-{n}", kind="leaving", due_in=-10 + n)
+    await scheduler.run(stop)
+    assert started == finished == ["leave-0", "leave-1"]
+    left = [await _job(container, tenant.id, f"leave-{n}") for n in range(2, 6)]
+    assert [(j.status, j.attempts, j.lease_owner) for j in left] == [("pending", 0, None)] * 4
+    await _drain(scheduler)
+    assert sorted(finished) == [f"leave-{n}" for n in range(6)]

@@ -56,10 +56,18 @@ async def _due_now(container: Container, tenant_id: uuid.UUID, kind: str) -> int
         )
         await uow.commit()
     sla = Sla(container.database, container.extensions)
-    scheduler = Scheduler(container.database, {WARNING: sla.run_job, BREACH: sla.run_job})
     ran = 0
-    while count := await scheduler.run_once():
-        ran += count
+
+    async def counted(job: ScheduledJob) -> None:
+        nonlocal ran
+        if job.kind == kind and job.tenant_id == tenant_id:
+            ran += 1
+        await sla.run_job(job)
+
+    # Another module's job that comes due meanwhile is claimed too, and fails: not counted.
+    scheduler = Scheduler(container.database, {WARNING: counted, BREACH: counted})
+    while await scheduler.run_once():
+        pass
     return ran
 
 
