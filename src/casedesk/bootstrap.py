@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from casedesk.activities.dead_letters import REPLAY
@@ -13,7 +13,7 @@ from casedesk.domain.webhooks.deliveries import DELIVER
 from casedesk.integrations.hub import Hub
 from casedesk.kit.crypto import SecretBox
 from casedesk.platform import intake
-from casedesk.platform.inbox import Inbox
+from casedesk.platform.inbox import HookResolutions, Inbox
 from casedesk.platform.instant import CREATE, DELETE, PROCESS, RENEW, RESYNC
 from casedesk.platform.lifecycle import SubscriptionLifecycle
 from casedesk.platform.polling import POLL, Poller
@@ -50,6 +50,8 @@ class Container:
     trace_reader: TraceReader
     box: SecretBox
     """Seals the secrets casedesk keeps (webhook signing keys)."""
+    hooks: HookResolutions = field(default_factory=HookResolutions)
+    """The triggers this process's hook ingress resolved lately (``platform.inbox``)."""
 
     def unit_of_work(self, tenant_id: uuid.UUID | None = None) -> UnitOfWork:
         return UnitOfWork(self.database, tenant_id)

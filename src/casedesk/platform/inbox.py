@@ -9,6 +9,12 @@ delivery is stored once per (subscription, event id) — a unique constraint, so
 retry is a no-op whatever the timing — with an ``inbox.process`` job, both committed before
 the answer, which is the trigger's ``ack_status`` at once.
 
+A delivery costs one query to find its subscription (with its tenant and the versions of
+what its trigger is made of) and one transaction to store it. The trigger the subscription
+resolves to, with its secrets opened, is kept in this process for a few seconds, and only
+while those versions are the same: a changed subscription, workflow or connection is
+resolved again at its next delivery, and disabling one refuses the next delivery.
+
 ``Inbox.run_job`` is the ``inbox.process`` job: it splits the delivery into its events, acts
 on lifecycle notifications (scheduling a renewal, a recreation or a resync), and hands every
 other event to ``intake.fire`` in the transaction that marks the delivery processed. Run
@@ -17,8 +23,11 @@ twice, it does nothing the second time.
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +47,7 @@ from casedesk.platform.instant import PROCESS, is_active, resolve, token_hash
 from casedesk.platform.intake import TriggerItem, fire
 from casedesk.store.database import Database
 from casedesk.store.models import InboxDelivery, ScheduledJob, Subscription
+from casedesk.store.platform import HookTarget
 from casedesk.store.unit_of_work import UnitOfWork
 
 log = get_logger(__name__)
@@ -61,61 +71,112 @@ def process_key(delivery_id: uuid.UUID) -> str:
     return f"{PROCESS}:{delivery_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    stamp: tuple[int, int, int | None]
+    until: float
+    spec: InstantSpec
+    keys: dict[str, str]
+
+
+class HookResolutions:
+    """The triggers hooks resolved to lately, by token hash: at most ``size``, each for at
+    most ``seconds`` and only while the versions it was resolved at hold."""
+
+    def __init__(self, *, size: int = 10_000, seconds: float = 10.0) -> None:
+        self.size = size
+        self.seconds = seconds
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()
+
+    def get(self, token_hash: str, stamp: tuple[int, int, int | None]) -> _Kept | None:
+        kept = self._kept.get(token_hash)
+        if kept is None or kept.stamp != stamp or kept.until < time.monotonic():
+            return None
+        self._kept.move_to_end(token_hash)
+        return kept
+
+    def keep(
+        self,
+        token_hash: str,
+        stamp: tuple[int, int, int | None],
+        spec: InstantSpec,
+        keys: dict[str, str],
+    ) -> None:
+        self._kept[token_hash] = _Kept(stamp, time.monotonic() + self.seconds, spec, keys)
+        self._kept.move_to_end(token_hash)
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+
+
 class Inbox:
-    def __init__(self, database: Database, hub: Hub, box: SecretBox) -> None:
+    def __init__(
+        self,
+        database: Database,
+        hub: Hub,
+        box: SecretBox,
+        resolutions: HookResolutions | None = None,
+    ) -> None:
         self.database = database
         self.hub = hub
         self.box = box
+        self.resolutions = HookResolutions(size=0) if resolutions is None else resolutions
 
-    async def _subscription(self, token: str) -> Subscription:
+    async def _target(self, token: str) -> HookTarget:
         async with UnitOfWork(self.database) as uow:
-            subscription = await uow.subscriptions.by_hook_token_hash_any_tenant(token_hash(token))
-            if subscription is None:
-                raise NotFound("there is no hook at this address")
-            tenant = await uow.tenants.find(subscription.tenant_id)
-        if tenant is None or not tenant.enabled:
+            target = await uow.subscriptions.hook_target_any_tenant(token_hash(token))
+        if target is None or not target.tenant_enabled:
             raise NotFound("there is no hook at this address")
-        if not is_active(subscription):
+        if not is_active(target.subscription):
             raise HookDisabled(
                 "this hook's workflow is disabled; deliveries are refused until it is enabled"
             )
-        return subscription
+        return target
 
-    async def receive(self, token: str, delivery: Delivery) -> Answer:
-        subscription = await self._subscription(token)
+    async def _resolved(self, token: str, target: HookTarget) -> tuple[InstantSpec, dict[str, str]]:
+        hashed = token_hash(token)
+        kept = self.resolutions.get(hashed, target.stamp)
+        if kept is not None:
+            return kept.spec, kept.keys
+        subscription = target.subscription
         async with UnitOfWork(self.database, subscription.tenant_id) as uow:
             resolved = await resolve(uow, self.hub, self.box, subscription)
-            # End the reading transaction: a handshake or a refusal writes nothing.
-            await uow.commit()
-            spec = resolved.spec
-            reading = hooks.read(spec, delivery)
-            answer = hooks.handshake(spec, reading)
-            if answer is not None:
-                return answer
-            if delivery.method != "POST":
-                raise HookMethodNotAllowed("deliveries are POSTed; GET answers handshakes only")
-            now = utcnow().timestamp()
-            hooks.verify_request(spec.verify, delivery, reading, resolved.keys, now)
-            events = hooks.events_of(spec, reading)
-            hooks.verify_events(spec.verify, events, resolved.keys)
-            ids = hooks.event_ids(spec, events, reading.text)
-            stored = InboxDelivery(
-                id=uuid7(),
-                tenant_id=subscription.tenant_id,
-                subscription_id=subscription.id,
-                event_id=hooks.delivery_id(ids, reading.text),
-                headers=hooks.kept_headers(spec.verify, delivery.headers),
-                query=dict(delivery.query),
-                body=reading.text,
-                status="pending",
-            )
+        self.resolutions.keep(hashed, target.stamp, resolved.spec, resolved.keys)
+        return resolved.spec, resolved.keys
+
+    async def receive(self, token: str, delivery: Delivery) -> Answer:
+        target = await self._target(token)
+        subscription = target.subscription
+        spec, keys = await self._resolved(token, target)
+        reading = hooks.read(spec, delivery)
+        answer = hooks.handshake(spec, reading)
+        if answer is not None:
+            return answer
+        if delivery.method != "POST":
+            raise HookMethodNotAllowed("deliveries are POSTed; GET answers handshakes only")
+        now = utcnow()
+        hooks.verify_request(spec.verify, delivery, reading, keys, now.timestamp())
+        events = hooks.events_of(spec, reading)
+        hooks.verify_events(spec.verify, events, keys)
+        ids = hooks.event_ids(spec, events, reading.text)
+        stored = InboxDelivery(
+            id=uuid7(),
+            tenant_id=subscription.tenant_id,
+            subscription_id=subscription.id,
+            event_id=hooks.delivery_id(ids, reading.text),
+            headers=hooks.kept_headers(spec.verify, delivery.headers),
+            query=dict(delivery.query),
+            body=reading.text,
+            status="pending",
+            received_at=now,
+        )
+        async with UnitOfWork(self.database, subscription.tenant_id) as uow:
             await uow.begin_write()
             try:
                 if await uow.inbox.store(stored):
-                    await uow.jobs.schedule(
+                    uow.jobs.add(
                         kind=PROCESS,
                         key=process_key(stored.id),
-                        due_at=utcnow(),
+                        due_at=now,
                         payload={"delivery_id": str(stored.id)},
                         traceparent=trace_or_new().traceparent,
                     )

@@ -54,6 +54,28 @@ class JobRepository:
         job.attempts = 0
         return job
 
+    def add(
+        self,
+        *,
+        kind: str,
+        key: str,
+        due_at: datetime,
+        payload: dict[str, Any],
+        traceparent: str,
+    ) -> ScheduledJob:
+        """A job whose key is new (one made of a new row's id): no lookup first."""
+        job = ScheduledJob(
+            kind=kind,
+            key=key,
+            due_at=due_at,
+            payload=payload,
+            traceparent=traceparent,
+            status="pending",
+            attempts=0,
+        )
+        self.session.add(job)
+        return job
+
     async def find(self, key: str) -> ScheduledJob | None:
         job: ScheduledJob | None = await self.session.scalar(
             select(ScheduledJob).where(ScheduledJob.key == key)

@@ -26,11 +26,24 @@ from casedesk.store.models import (
     InboxDelivery,
     SeenItem,
     Subscription,
+    Tenant,
     Workflow,
     WorkflowVersion,
 )
 from casedesk.store.repository import Page, Repository
 from casedesk.store.tenancy import ALL_TENANTS, bound_tenant
+
+
+@dataclass(frozen=True, slots=True)
+class HookTarget:
+    """The subscription a hook token names, with what else an ingress checks in the same
+    query: whether its tenant is enabled, and the versions of what its trigger is made of."""
+
+    subscription: Subscription
+    tenant_enabled: bool
+    stamp: tuple[int, int, int | None]
+    """The versions of the subscription, its workflow and its connection (if any): while
+    they are the same, so is the trigger the subscription resolves to."""
 
 
 class ConnectorRepository(ByCodeRepository):
@@ -196,14 +209,22 @@ class SubscriptionRepository(Repository[Subscription]):
         tokens, secrets = (await self.session.execute(statement)).one()
         return int(tokens) + int(secrets)
 
-    async def by_hook_token_hash_any_tenant(self, token_hash: str) -> Subscription | None:
-        """The subscription a ``/hooks/{token}`` delivery is for; the caller has no API key."""
-        found: Subscription | None = await self.session.scalar(
-            select(Subscription)
+    async def hook_target_any_tenant(self, token_hash: str) -> HookTarget | None:
+        """What a ``/hooks/{token}`` delivery is for, in one query; the caller has no key."""
+        statement = (
+            select(Subscription, Tenant.enabled, Workflow.latest_version, Connection.version)
+            .join(Tenant, Tenant.id == Subscription.tenant_id)
+            .join(Workflow, Workflow.id == Subscription.workflow_id)
+            .outerjoin(Connection, Connection.id == Subscription.connection_id)
             .where(Subscription.hook_token_hash == token_hash)
             .execution_options(**{ALL_TENANTS: True})
         )
-        return found
+        row = (await self.session.execute(statement)).first()
+        if row is None:
+            return None
+        subscription, enabled, workflow_version, connection_version = row
+        stamp = (subscription.version, workflow_version, connection_version)
+        return HookTarget(subscription, bool(enabled), stamp)
 
     async def list_page(self, *, limit: int, cursor: str | None) -> Page[Subscription]:
         return await self.page(select(Subscription), limit=limit, cursor=cursor)

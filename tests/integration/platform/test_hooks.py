@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from casedesk.bootstrap import Container, job_handlers
 from casedesk.domain.identity.roles import Role
@@ -550,3 +550,67 @@ async def test_a_delivery_racing_the_deletion_of_its_subscription_is_refused_not
     # MariaDB's INSERT IGNORE drops the row whose subscription is gone, as it drops a repeat.
     assert answer.status_code == (200 if backend == "mariadb" else 404), answer.text
     assert await _stored(container, hook) == []
+
+
+async def test_a_hook_heeds_a_change_of_its_connection_subscription_or_tenant_at_once(
+    client: httpx.AsyncClient, container: Container, tenants: Tenants
+) -> None:
+    """The trigger a hook resolves to is kept between deliveries, but never past a change."""
+    tenant = await tenants.create()
+    await add_connector(container, tenant.id, SLACK_APP)
+    connection = await add_connection(
+        container, tenant.id, "slack-app", secrets={"signing_secret": SECRET}
+    )
+    hook = await enable(
+        container, tenant.id, connector="slack-app", trigger="event", connection_id=connection
+    )
+    body = orjson.dumps({"type": "event_callback", "event_id": "Ev1", "event": {}})
+    assert (
+        await client.post(hook.path, content=body, headers=_slack_headers(body))
+    ).status_code == 200
+    where = f"/api/v1/connections/{connection}"
+    renamed = {"name": "Slack", "secrets": {"signing_secret": "a new signing secret"}}
+    changed = await client.put(where, json=renamed, headers=tenant.headers)
+    assert changed.status_code == 200, changed.text
+    again = orjson.dumps({"type": "event_callback", "event_id": "Ev2", "event": {}})
+    old = await client.post(hook.path, content=again, headers=_slack_headers(again))
+    assert old.status_code == 401
+    new = _slack_headers(again, secret="a new signing secret")
+    assert (await client.post(hook.path, content=again, headers=new)).status_code == 200
+
+    await disable(container, hook)
+    later = orjson.dumps({"type": "event_callback", "event_id": "Ev3", "event": {}})
+    signed = _slack_headers(later, secret="a new signing secret")
+    assert (await client.post(hook.path, content=later, headers=signed)).status_code == 410
+    async with container.unit_of_work() as uow:
+        await uow.begin_write()
+        found = await uow.tenants.find(tenant.id)
+        assert found is not None
+        found.enabled = False
+        await uow.commit()
+    assert (await client.post(hook.path, content=later, headers=signed)).status_code == 404
+    assert [row.event_id for row in await _stored(container, hook)] == ["Ev1", "Ev2"]
+
+
+async def test_a_delivery_is_one_query_and_one_transaction_of_two_inserts(
+    client: httpx.AsyncClient, container: Container, tenants: Tenants
+) -> None:
+    hook = await _github_hook(container, tenants)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.split(None, 1)[0].upper())
+
+    first = _push_event(1)
+    signed = JSON | {"X-Hub-Signature-256": _github_signature(first)}
+    assert (await client.post(hook.path, content=first, headers=signed)).status_code == 200
+    engine = container.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        second = _push_event(2)
+        signed = JSON | {"X-Hub-Signature-256": _github_signature(second)}
+        assert (await client.post(hook.path, content=second, headers=signed)).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert [s for s in statements if s != "BEGIN"] == ["SELECT", "INSERT", "INSERT"]
+    assert len(await _stored(container, hook)) == 2

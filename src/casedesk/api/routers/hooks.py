@@ -84,7 +84,7 @@ async def _deliver(request: Request, container: ContainerDep, token: str) -> Res
         headers=dict(request.headers),
         query=dict(request.query_params),
     )
-    inbox = Inbox(container.database, container.hub, container.box)
+    inbox = Inbox(container.database, container.hub, container.box, container.hooks)
     try:
         answer = await inbox.receive(token, delivery)
     except HookMethodNotAllowed as exc:
