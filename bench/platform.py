@@ -230,9 +230,9 @@ async def _poll_lag(url: str, port: int, subscriptions: int, minutes: float) -> 
         lags: list[float] = []
         runs = poller(container)
 
-        async def timed(job: ScheduledJob) -> None:
+        async def timed(job: ScheduledJob) -> str | None:
             lags.append(max(0.0, (utcnow() - job.due_at).total_seconds()))
-            await runs.run_job(job)
+            return await runs.run_job(job)
 
         scheduler = Scheduler(
             container.database, {POLL: timed}, concurrency=settings.job_concurrency

@@ -645,8 +645,10 @@ async def open_client(
     tenant_id: uuid.UUID,
     connector: str,
     connection_id: uuid.UUID | None,
+    connection: Connection | None = None,
 ) -> ConnectorClient:
-    """The client of a connection, or of a connector used without one (a plain webhook)."""
+    """The client of a connection, or of a connector used without one (a plain webhook);
+    ``connection`` is the connection's row when the caller has just read it."""
     if connection_id is None:
         manifest = await manifest_for(uow, connector, None)
         if isinstance(manifest.auth, OAuth2Code | OAuth2ClientCredentials):
@@ -655,7 +657,8 @@ async def open_client(
                 field="connection_id",
             )
         return ConnectorClient(hub, manifest, Account(tenant_id, None, {}))
-    connection = await uow.connections.find(connection_id)
+    if connection is None or connection.id != connection_id:
+        connection = await uow.connections.find(connection_id)
     if connection is None:
         raise NotFound(f"connection {connection_id} not found")
     manifest = await manifest_for(uow, connection.connector, connection.connector_version)

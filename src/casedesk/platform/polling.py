@@ -48,13 +48,14 @@ from casedesk.integrations.retry import RETRY_AFTER_STATUSES, parse_retry_after
 from casedesk.integrations.runtime import ConnectorClient
 from casedesk.kit.clock import utcnow
 from casedesk.kit.crypto import SecretBox, SecretUnreadable
-from casedesk.kit.errors import CasedeskError
+from casedesk.kit.errors import CasedeskError, NotFound
 from casedesk.kit.logging import get_logger
 from casedesk.kit.tracing import TraceContext, new_trace, parse_traceparent, trace_or_new
 from casedesk.platform.health import record_failure, record_success
 from casedesk.platform.intake import TriggerItem, fire, remember
 from casedesk.store.database import Database
-from casedesk.store.models import ScheduledJob, Subscription
+from casedesk.store.jobs import PLANNED_AGAIN
+from casedesk.store.models import Connection, ScheduledJob, Subscription
 from casedesk.store.unit_of_work import UnitOfWork
 
 POLL = "trigger.poll"
@@ -193,17 +194,19 @@ class Poller:
         self.max_backoff = max_backoff
         self.jitter = jitter
 
-    async def run_job(self, job: ScheduledJob) -> None:
-        """``trigger.poll``: one run of one subscription (see the module's description)."""
+    async def run_job(self, job: ScheduledJob) -> str | None:
+        """``trigger.poll``: one run of one subscription (see the module's description).
+        Returns ``PLANNED_AGAIN`` when the run planned the next one."""
         LAG.observe(max(0.0, (utcnow() - job.due_at).total_seconds()))
         trace = parse_traceparent(job.traceparent) or new_trace()
         subscription_id = uuid.UUID(str(job.payload["subscription_id"]))
         source: _Source | _Paused | PollFailed
         async with UnitOfWork(self.database, job.tenant_id) as uow:
-            subscription = await uow.subscriptions.find(subscription_id)
-            if subscription is None or not await _runnable(uow, subscription):
+            found = await uow.subscriptions.with_workflow_and_connection(subscription_id)
+            if found is None or not (_active(found[0]) and found[1]):
                 RUNS.labels("skipped").inc()
-                return
+                return None
+            subscription, _enabled, connection = found
             start = _Start(
                 subscription.id,
                 subscription.tenant_id,
@@ -213,26 +216,25 @@ class Poller:
                 subscription.last_run_at,
             )
             try:
-                source = await self._source(uow, subscription)
+                source = await self._source(uow, subscription, connection)
             except _SETUP_ERRORS as error:
                 source = PollFailed(f"the trigger cannot run: {error}")
         if isinstance(source, _Paused):
-            await self._pause(start, source)
-            return
+            return await self._pause(start, source)
         if isinstance(source, PollFailed):
-            await self._failed(start, source, DEFAULT_INTERVAL, trace)
-            return
+            return await self._failed(start, source, DEFAULT_INTERVAL, trace)
         try:
             harvest = await self._harvest(start, source, trace)
         except PollFailed as failure:
-            await self._failed(start, failure, source.interval, trace)
-            return
-        await self._commit(start, source, harvest, trace)
+            return await self._failed(start, failure, source.interval, trace)
+        return await self._commit(start, source, harvest, trace)
 
-    async def _source(self, uow: UnitOfWork, subscription: Subscription) -> _Source | _Paused:
-        connection = None
+    async def _source(
+        self, uow: UnitOfWork, subscription: Subscription, connection: Connection | None
+    ) -> _Source | _Paused:
         if subscription.connection_id is not None:
-            connection = await uow.connections.get(subscription.connection_id)
+            if connection is None:
+                raise NotFound(f"connection {subscription.connection_id} not found")
             if connection.status != "active":
                 return _Paused(_paused_reason(connection.id, connection.status))
         connector = (
@@ -245,6 +247,7 @@ class Poller:
             tenant_id=subscription.tenant_id,
             connector=connector,
             connection_id=subscription.connection_id,
+            connection=connection,
         )
         trigger = client.manifest.trigger(subscription.trigger)
         if trigger is None or trigger.kind != "polling":
@@ -325,19 +328,19 @@ class Poller:
 
     async def _commit(
         self, start: _Start, source: _Source, harvest: _Harvest, trace: TraceContext
-    ) -> None:
+    ) -> str | None:
         async with UnitOfWork(self.database, start.tenant_id) as uow:
             await uow.begin_write()
             subscription = await uow.subscriptions.locked(start.id)
             if subscription is None or not _active(subscription):
                 RUNS.labels("skipped").inc()
-                return
+                return None
             if subscription.cursor != start.cursor:
                 # Another run of this subscription got here first (this worker's lease ran
                 # out while it fetched): its cursor stands, and this result is dropped.
                 RUNS.labels("superseded").inc()
                 log.info("polling run superseded by another", subscription_id=str(start.id))
-                return
+                return None
             fired = await self._hand_over(uow, subscription, start, source.spec, harvest, trace)
             subscription.cursor = harvest.cursor
             record_success(uow, subscription, trace=trace)
@@ -345,6 +348,7 @@ class Poller:
             await uow.commit()
         RUNS.labels("fired" if fired else "idle").inc()
         FIRED.inc(fired)
+        return PLANNED_AGAIN
 
     async def _hand_over(
         self,
@@ -373,21 +377,22 @@ class Poller:
 
     async def _failed(
         self, start: _Start, failure: PollFailed, interval: timedelta, trace: TraceContext
-    ) -> None:
+    ) -> str | None:
         RUNS.labels("failed").inc()
         log.warning("polling run failed", subscription_id=str(start.id), error=str(failure))
         async with UnitOfWork(self.database, start.tenant_id) as uow:
             await uow.begin_write()
             subscription = await uow.subscriptions.locked(start.id)
             if subscription is None or not _active(subscription):
-                return
+                return None
             if subscription.last_run_at != start.last_run_at:
-                return  # another run finished meanwhile: its outcome stands
+                return None  # another run finished meanwhile: its outcome stands
             record_failure(
                 uow, subscription, str(failure), failing_after=self.failing_after, trace=trace
             )
             await self._plan(uow, subscription, self._wait(failure, interval, subscription))
             await uow.commit()
+        return PLANNED_AGAIN
 
     def _wait(
         self, failure: PollFailed, interval: timedelta, subscription: Subscription
@@ -399,7 +404,7 @@ class Poller:
         doublings = min(subscription.consecutive_failures - 1, 20)
         return min(interval * (1 << doublings), max(self.max_backoff, interval))
 
-    async def _pause(self, start: _Start, paused: _Paused) -> None:
+    async def _pause(self, start: _Start, paused: _Paused) -> str | None:
         """The connection cannot be used: say so, and look again a minute later without
         calling the source (no failure is counted: the connection's own status says why)."""
         RUNS.labels("paused").inc()
@@ -407,16 +412,17 @@ class Poller:
             await uow.begin_write()
             subscription = await uow.subscriptions.locked(start.id)
             if subscription is None or not _active(subscription):
-                return
+                return None
             subscription.last_error = paused.reason
             await self._plan(uow, subscription, DEFAULT_INTERVAL)
             await uow.commit()
+        return PLANNED_AGAIN
 
     async def _plan(self, uow: UnitOfWork, subscription: Subscription, wait: timedelta) -> None:
         """The next run, a little later than ``wait`` (up to a tenth, at most 30 s more), so
         that subscriptions started together do not stay in step."""
         spread = self.jitter(0.0, min(wait.total_seconds() / 10, 30.0))
-        await uow.jobs.schedule(
+        await uow.jobs.schedule_again(
             kind=POLL,
             key=poll_key(subscription.id),
             due_at=utcnow() + wait + timedelta(seconds=spread),
@@ -427,13 +433,6 @@ class Poller:
 
 def _active(subscription: Subscription) -> bool:
     return subscription.enabled and subscription.status != "disabled"
-
-
-async def _runnable(uow: UnitOfWork, subscription: Subscription) -> bool:
-    if not _active(subscription):
-        return False
-    workflow = await uow.workflows.find(subscription.workflow_id)
-    return workflow is not None and workflow.enabled
 
 
 async def _workflow_connector(uow: UnitOfWork, subscription: Subscription) -> str:

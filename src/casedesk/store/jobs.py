@@ -21,6 +21,10 @@ from casedesk.kit.clock import utcnow
 from casedesk.store.models import ScheduledJob
 from casedesk.store.tenancy import ALL_TENANTS
 
+PLANNED_AGAIN = "planned_again"
+"""What a job handler returns when it has scheduled its own key again, in the transaction
+that did its work (a recurring poll): the scheduler has nothing left to record."""
+
 
 class LeaseLost(Exception):
     """The job is no longer this worker's: another worker holds it, or it was moved or
@@ -75,6 +79,33 @@ class JobRepository:
         )
         self.session.add(job)
         return job
+
+    async def schedule_again(
+        self, *, kind: str, key: str, due_at: datetime, payload: dict[str, Any], traceparent: str
+    ) -> None:
+        """``schedule`` for a key that most likely has its job (a recurring job's own): one
+        UPDATE, and only if there was none, the lookup and insert of ``schedule``."""
+        result = await self.session.execute(
+            update(ScheduledJob)
+            .where(ScheduledJob.key == key)
+            .values(
+                kind=kind,
+                due_at=due_at,
+                payload=payload,
+                traceparent=traceparent,
+                status="pending",
+                lease_owner=None,
+                lease_until=None,
+                last_error=None,
+                attempts=0,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            await self.schedule(
+                kind=kind, key=key, due_at=due_at, payload=payload, traceparent=traceparent
+            )
 
     async def find(self, key: str) -> ScheduledJob | None:
         job: ScheduledJob | None = await self.session.scalar(

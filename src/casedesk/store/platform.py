@@ -186,6 +186,23 @@ class SubscriptionRepository(Repository[Subscription]):
         )
         return found
 
+    async def with_workflow_and_connection(
+        self, subscription_id: uuid.UUID
+    ) -> tuple[Subscription, bool, Connection | None] | None:
+        """The subscription, whether its workflow is enabled, and its connection (if it has
+        one), in one query."""
+        statement = (
+            select(Subscription, Workflow.enabled, Connection)
+            .join(Workflow, Workflow.id == Subscription.workflow_id)
+            .outerjoin(Connection, Connection.id == Subscription.connection_id)
+            .where(Subscription.id == subscription_id)
+        )
+        row = (await self.session.execute(statement)).first()
+        if row is None:
+            return None
+        subscription, enabled, connection = row
+        return subscription, bool(enabled), connection
+
     async def locked(self, subscription_id: uuid.UUID) -> Subscription | None:
         """The subscription, its row held until commit (one run of it at a time)."""
         found: Subscription | None = await self.session.scalar(

@@ -34,11 +34,12 @@ from casedesk.kit.clock import utcnow
 from casedesk.kit.logging import get_logger
 from casedesk.kit.tracing import current_trace, new_trace, parse_traceparent
 from casedesk.store.database import Database
-from casedesk.store.jobs import LeaseLost
+from casedesk.store.jobs import PLANNED_AGAIN, LeaseLost
 from casedesk.store.models import ScheduledJob
 from casedesk.store.unit_of_work import UnitOfWork
 
-JobHandler = Callable[[ScheduledJob], Awaitable[None]]
+JobHandler = Callable[[ScheduledJob], Awaitable[str | None]]
+"""Runs a job; returns ``PLANNED_AGAIN`` when it has scheduled its own key again."""
 JOBS = Counter(
     "casedesk_jobs_total", "Scheduled jobs run, by kind and outcome", ["kind", "outcome"]
 )
@@ -140,11 +141,12 @@ class Scheduler:
     async def _run(self, job: ScheduledJob) -> None:
         token = current_trace.set(parse_traceparent(job.traceparent) or new_trace())
         error: str | None = None
+        said: str | None = None
         try:
             handler = self.handlers.get(job.kind)
             if handler is None:
                 raise LookupError(f"no handler for jobs of kind {job.kind!r}")
-            await handler(job)
+            said = await handler(job)
         except LeaseLost:
             # Another worker holds the job now (or it was moved): its outcome is theirs.
             JOBS.labels(job.kind, "lease_lost").inc()
@@ -160,6 +162,8 @@ class Scheduler:
             retry_at = utcnow() + timedelta(seconds=min(3600, 2**job.attempts))
         outcome = "done" if error is None else ("retry" if retry_at else "failed")
         JOBS.labels(job.kind, outcome).inc()
+        if said == PLANNED_AGAIN and error is None:
+            return  # its own transaction made it pending again: nothing is left to record
         async with UnitOfWork(self.database) as uow:
             await uow.begin_write()
             kept = await uow.jobs.finish(job.id, self.owner, error=error, retry_at=retry_at)
