@@ -32,24 +32,9 @@ from casedesk.api.routers import (
     webhooks,
     workflows,
 )
-from casedesk.bootstrap import Container, background, build, trace_work
+from casedesk.bootstrap import Container, background, build, ensure_migrated, trace_work
 from casedesk.config import Settings, get_settings
 from casedesk.kit.logging import configure_logging
-from casedesk.store.migrate import migration_state
-
-
-class NotMigrated(RuntimeError):
-    """The database schema is behind the code."""
-
-
-async def ensure_migrated(container: Container) -> None:
-    state = await migration_state(container.database.engine)
-    if not state.up_to_date:
-        current = ", ".join(state.current) or "empty"
-        raise NotMigrated(
-            f"the database is not migrated (at {current}, code needs {', '.join(state.heads)}); "
-            "run `casedesk db upgrade` first"
-        )
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:

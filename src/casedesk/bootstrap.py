@@ -19,6 +19,7 @@ from casedesk.platform.lifecycle import SubscriptionLifecycle
 from casedesk.platform.polling import POLL, Poller
 from casedesk.platform.runner import Runner
 from casedesk.store.database import Database
+from casedesk.store.migrate import migration_state
 from casedesk.store.trace_queue import InProcessTraceQueue, RabbitMQTraceQueue, TraceQueue
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.traces.buffer import TraceBuffer
@@ -60,6 +61,20 @@ class Container:
         await self.hub.aclose()
         await self.hot.aclose()
         await self.database.dispose()
+
+
+class NotMigrated(RuntimeError):
+    """The database schema is behind the code."""
+
+
+async def ensure_migrated(container: Container) -> None:
+    state = await migration_state(container.database.engine)
+    if not state.up_to_date:
+        current = ", ".join(state.current) or "empty"
+        raise NotMigrated(
+            f"the database is not migrated (at {current}, code needs {', '.join(state.heads)}); "
+            "run `casedesk db upgrade` first"
+        )
 
 
 def consumer_groups(container: Container) -> dict[str, ConsumerGroup]:

@@ -27,8 +27,14 @@ from casedesk.activities.secrets import (
     count_stored_secrets,
     rotate_stored_secrets,
 )
-from casedesk.app import NotMigrated, ensure_migrated
-from casedesk.bootstrap import Container, background, build, trace_work
+from casedesk.bootstrap import (
+    Container,
+    NotMigrated,
+    background,
+    build,
+    ensure_migrated,
+    trace_work,
+)
 from casedesk.config import Settings, SettingsError, get_settings
 from casedesk.domain.identity.roles import Role
 from casedesk.integrations.catalogue import builtin

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from tests.support.backends import TEST_SECRET_KEY, ScratchDatabase
+from tests.support.servers import wait_until_serving
 
 pytestmark = pytest.mark.e2e
 
@@ -61,19 +61,7 @@ def served(database_url: str, workers: int = 1, **env: str) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                output.seek(0)
-                pytest.fail(f"casedesk serve exited early:\n{output.read()}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("casedesk serve did not answer /healthz within 30 s")
-            time.sleep(0.1)
+        wait_until_serving(process, base, output, seconds=30)
         yield base
     finally:
         process.send_signal(signal.SIGTERM)

@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from tests.support.backends import TEST_SECRET_KEY, ScratchDatabase
+from tests.support.servers import log_of, wait_until_serving
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,8 +57,7 @@ class Running:
     output: IO[str]
 
     def log(self) -> str:
-        self.output.seek(0)
-        return self.output.read()
+        return log_of(self.output)
 
 
 @contextmanager
@@ -75,18 +75,7 @@ def running(command: list[str], env: dict[str, str], port: int) -> Iterator[Runn
     )
     server = Running(f"http://127.0.0.1:{port}", output)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"{command} exited early:\n{server.log()}")
-            try:
-                if httpx.get(f"{server.base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"{command} did not answer /healthz within 60 s:\n{server.log()}")
-            time.sleep(0.2)
+        wait_until_serving(process, server.base, output)
         yield server
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import insert, inspect
 
-from casedesk.app import NotMigrated, ensure_migrated
-from casedesk.bootstrap import build
+from casedesk.bootstrap import NotMigrated, build, ensure_migrated
 from casedesk.store import migrate
 from casedesk.store.database import nullpool_engine
 from casedesk.store.models import Base, OutboxEvent, Tenant
