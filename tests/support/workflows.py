@@ -14,9 +14,10 @@ from casedesk.bootstrap import Container
 from casedesk.kit.tracing import new_trace
 from casedesk.platform.intake import RUN, TriggerItem, fire
 from casedesk.platform.runner import EnrichStage, Runner, enrich_entities
-from casedesk.store.models import Connection, Connector, ConnectorVersion, Execution
+from casedesk.store.models import Connection, Execution
 from casedesk.worker.scheduler import Scheduler
 from tests.support.cases import Desk
+from tests.support.instant import add_connector as add_connector  # the one way to add one
 
 
 def webhook_workflow(code: str, steps: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
@@ -114,22 +115,6 @@ async def execution(desk: Desk, execution_id: uuid.UUID | str) -> dict[str, Any]
     assert response.status_code == 200, response.text
     found: dict[str, Any] = response.json()
     return found
-
-
-async def add_connector(
-    container: Container, tenant_id: uuid.UUID, manifest: dict[str, Any]
-) -> None:
-    """A tenant's own connector with its manifest published as version 1."""
-    async with container.unit_of_work(tenant_id) as uow:
-        await uow.begin_write()
-        connector = uow.connectors.add(
-            Connector(code=manifest["id"], name=manifest["name"], draft=manifest, latest_version=1)
-        )
-        await uow.flush()
-        uow.connectors.add_version(
-            ConnectorVersion(connector_id=connector.id, version=1, manifest=manifest)
-        )
-        await uow.commit()
 
 
 async def add_connection(

@@ -24,14 +24,18 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
-    ValidationError,
-    ValidatorFunctionWrapHandler,
     WrapValidator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from casedesk.domain.automation.conditions import AllOf, AnyOf, Comparison, Condition, holds
+from casedesk.domain.automation.conditions import (
+    AllOf,
+    AnyOf,
+    Comparison,
+    Condition,
+    holds,
+    without_tags,
+)
 from casedesk.domain.events import EVENTS
 from casedesk.integrations.expressions import check_template, templates_of
 from casedesk.integrations.manifests.common import Code, RequestTemplate, Template
@@ -104,25 +108,6 @@ def _kind(value: Any) -> str:
     return "any" if "any" in keys else "comparison"
 
 
-_TAG_LOCS = (("all",), ("any",), ("comparison",))
-
-
-def _without_tags(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    """Errors name where they are (``filter.all.0.op``), not the variant tried."""
-    try:
-        return handler(value)
-    except ValidationError as exc:
-        errors = [
-            InitErrorDetails(
-                type=PydanticCustomError(error["type"], error["msg"], error.get("ctx")),
-                loc=tuple(error["loc"][1:] if error["loc"][:1] in _TAG_LOCS else error["loc"]),
-                input=error["input"],
-            )
-            for error in exc.errors()
-        ]
-        raise ValidationError.from_exception_data(exc.title, errors) from None
-
-
 ItemCondition = Annotated[  # a recursive alias needs Union
     Union[  # noqa: UP007
         Annotated[ItemAllOf, Tag("all")],
@@ -130,7 +115,7 @@ ItemCondition = Annotated[  # a recursive alias needs Union
         Annotated[ItemComparison, Tag("comparison")],
     ],
     Discriminator(_kind),
-    WrapValidator(_without_tags),
+    WrapValidator(without_tags),
 ]
 ItemAllOf.model_rebuild()
 ItemAnyOf.model_rebuild()

@@ -103,8 +103,9 @@ def _kind(value: Any) -> str:
 _TAGS = ("all", "any", "comparison")
 
 
-def _without_tags(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    """Errors name where they are (``conditions.all.0.op``), not the variant tried."""
+def without_tags(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Errors name where they are (``conditions.all.0.op``), not the variant tried: the
+    wrap validator of every union of conditions (a rule's, a workflow's filter)."""
     try:
         return handler(value)
     except ValidationError as exc:
@@ -127,7 +128,7 @@ Condition = Annotated[  # a recursive alias needs Union
         Annotated[Comparison, Tag("comparison")],
     ],
     Discriminator(_kind),
-    WrapValidator(_without_tags),
+    WrapValidator(without_tags),
 ]
 AllOf.model_rebuild()
 AnyOf.model_rebuild()
