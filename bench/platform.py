@@ -189,8 +189,9 @@ def _hook(base: str, key: str) -> str:
     return hook_url
 
 
-def _n8n(seconds: int, concurrency: int) -> float | None:
-    """n8n's executions per second for the same wrk settings, through its harness."""
+def _n8n(seconds: int, concurrency: int) -> tuple[float, float] | None:
+    """n8n's answers and finished executions per second for the same wrk settings, through
+    its harness."""
     if not (N8N / "bench.sh").exists():
         console.print(f"[yellow]no n8n harness at {N8N}: n8n is not measured[/]")
         return None
@@ -202,11 +203,12 @@ def _n8n(seconds: int, concurrency: int) -> float | None:
     done = subprocess.run(
         ["bash", str(N8N / "bench.sh")], env=env, capture_output=True, text=True, check=False
     )
-    match = re.search(r"^save_all\s+(\S+)", done.stdout, flags=re.M)
+    # scenario req/s p50 p99 errors | requests exec_ran exec_saved srv_cpu% fail/log rss
+    match = re.search(r"^save_all\s+(\S+)(?:\s+\S+){3}\s+\|\s+\S+\s+(\d+)", done.stdout, flags=re.M)
     if done.returncode != 0 or match is None:
         console.print(f"[yellow]the n8n harness failed:[/]\n{done.stderr[-2000:]}")
         return None
-    return float(match.group(1))
+    return float(match.group(1)), int(match.group(2)) / seconds
 
 
 def _source(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -434,10 +436,27 @@ def main(
     if n8n:
         peer = _n8n(seconds, concurrency)
         if peer is not None:
-            rows.append(("n8n 2.8.4, Webhook → Set (save_all)", f"{peer:,.1f} executions/s", ""))
-            rows.append(("ratio: casedesk ingress / n8n", f"{ingress / peer:.1f}x", "aim ≥ 10x"))
+            answers, executions = peer
             rows.append(
-                ("ratio: casedesk webhook → case / n8n", f"{made / took / peer:.1f}x", "aim ≥ 10x")
+                (
+                    "n8n 2.8.4, Webhook → Set (save_all)",
+                    f"{executions:,.1f} executions/s",
+                    f"{answers:,.1f} answers/s",
+                )
+            )
+            rows.append(
+                (
+                    "ratio: casedesk ingress / n8n executions",
+                    f"{ingress / executions:.1f}x",
+                    "aim ≥ 10x",
+                )
+            )
+            rows.append(
+                (
+                    "ratio: casedesk webhook → case / n8n executions",
+                    f"{made / took / executions:.1f}x",
+                    "aim ≥ 10x",
+                )
             )
     source, source_port = _source(workdir)
     try:
