@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-
-import pytest
 
 from casedesk.activities import identity
 from casedesk.activities.secrets import count_stored_secrets, rotate_stored_secrets
 from casedesk.kit.crypto import SecretBox
-from casedesk.store import migrate
-from casedesk.store.database import Database, nullpool_engine
+from casedesk.store.database import Database
 from casedesk.store.models import Connection, Subscription, Workflow
 from casedesk.store.unit_of_work import UnitOfWork
-from tests.support.backends import ScratchDatabase
-from tests.support.secrets import NEW_KEY, OLD_KEY
-
-
-@pytest.fixture
-async def database(empty_database: ScratchDatabase) -> AsyncIterator[Database]:
-    engine = nullpool_engine(empty_database.url)
-    try:
-        await migrate.upgrade(engine)
-    finally:
-        await engine.dispose()
-    database = Database(empty_database.url, pool_size=2)
-    yield database
-    await database.dispose()
+from tests.support.secrets import NEW_KEY, OLD_KEY, migrated_database  # noqa: F401 - fixture
 
 
 async def _connections(database: Database, old: SecretBox) -> uuid.UUID:

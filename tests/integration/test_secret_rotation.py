@@ -3,35 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from casedesk.activities.secrets import count_stored_secrets, rotate_stored_secrets
 from casedesk.kit.crypto import SecretBox
-from casedesk.store import migrate
-from casedesk.store.database import Database, nullpool_engine
-from tests.support.backends import ScratchDatabase
-from tests.support.secrets import (
+from casedesk.store.database import Database
+from tests.support.secrets import (  # migrated_database: the fixture `database`
     NEW_KEY,
     OLD_KEY,
+    migrated_database,  # noqa: F401
     old_secrets,
     seed_webhooks,
     stored_secrets,
 )
-
-
-@pytest.fixture
-async def database(empty_database: ScratchDatabase) -> AsyncIterator[Database]:
-    """A database of its own: a rotation goes through every tenant's secrets."""
-    engine = nullpool_engine(empty_database.url)
-    try:
-        await migrate.upgrade(engine)
-    finally:
-        await engine.dispose()
-    database = Database(empty_database.url, pool_size=2)
-    yield database
-    await database.dispose()
 
 
 async def test_every_stored_secret_is_resealed_with_the_newest_key_in_batches(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import AsyncIterator
 
+import pytest
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -12,9 +14,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from casedesk.activities import identity
 from casedesk.domain.webhooks.signing import new_secret
 from casedesk.kit.crypto import SecretBox
-from casedesk.store.database import Database
+from casedesk.store import migrate
+from casedesk.store.database import Database, nullpool_engine
 from casedesk.store.models import WebhookSubscription
 from casedesk.store.unit_of_work import UnitOfWork
+from tests.support.backends import ScratchDatabase
 
 OLD_KEY = "the-key-this-deployment-had-so-far"
 NEW_KEY = "the-key-this-deployment-moves-to"
@@ -73,3 +77,16 @@ async def stored_secrets(database: Database) -> dict[uuid.UUID, str]:
         async with UnitOfWork(database, tenant.id) as uow:
             found |= {hook.id: hook.secret_sealed for hook in await uow.webhooks.all()}
     return found
+
+
+@pytest.fixture(name="database")
+async def migrated_database(empty_database: ScratchDatabase) -> AsyncIterator[Database]:
+    """A database of its own, migrated: a rotation goes through every tenant's secrets."""
+    engine = nullpool_engine(empty_database.url)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    database = Database(empty_database.url, pool_size=2)
+    yield database
+    await database.dispose()
