@@ -52,6 +52,24 @@ class ConnectorHooks(Protocol):
         trigger's ``verify`` decides."""
         ...
 
+    def message(
+        self, trigger: str, entity: Any, context: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """A channel's entity (a Gmail message, a Graph message, a Slack event) as a
+        ``domain.channels.ChannelMessage`` (its fields as a dict; ``kind: ignored`` with a
+        ``note`` for what is not a person writing); None: the manifest's ``channel.message``
+        mapping. ``context`` holds ``trigger_id`` and the connection's ``settings``."""
+        ...
+
+    def outgoing(
+        self, action: str, reply: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """The input of the channel's reply action for an agent's reply (a
+        ``domain.channels.Reply`` as a dict), for a provider that wants what templates cannot
+        make (Gmail's base64url RFC 5322 message); None: the reply itself is the input.
+        ``context`` holds the connection's ``settings``."""
+        ...
+
 
 class ManifestHooks:
     """Hooks that leave everything to the manifest; subclass it and override what you need."""
@@ -60,6 +78,16 @@ class ManifestHooks:
         return None
 
     def verify(self, trigger: str, delivery: Delivery, secrets: Mapping[str, str]) -> bool | None:
+        return None
+
+    def message(
+        self, trigger: str, entity: Any, context: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        return None
+
+    def outgoing(
+        self, action: str, reply: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
         return None
 
 
@@ -83,7 +111,8 @@ def installed_hooks() -> Installed:
             continue
         if not isinstance(made, ConnectorHooks):
             broken[entry_point.name] = (
-                f"{entry_point.value} does not make ConnectorHooks (items and verify)"
+                f"{entry_point.value} does not make ConnectorHooks"
+                " (items, verify, message, outgoing)"
             )
             continue
         hooks[entry_point.name] = made

@@ -30,6 +30,7 @@ from casedesk.integrations.manifests.common import (
     RequestTemplate,
     Selection,
     Template,
+    TemplateTree,
 )
 from casedesk.integrations.manifests.instant import InstantSpec
 from casedesk.integrations.manifests.polling import PollingSpec
@@ -128,6 +129,37 @@ class TriggerDef(Part):
             ) from None
 
 
+class SenderSpec(Part):
+    """How a chat message's author (an id at the source) becomes a name and an address."""
+
+    enricher: Code = Field(description="the enricher that fetches a user by id (Slack users.info)")
+    address: Selection = Field(description="the e-mail address in the user it fetches")
+    name: Selection | None = Field(default=None, description="the display name in it")
+
+
+class ReplySpec(Part):
+    action: Code = Field(description="the action that sends an agent's public comment back")
+    output_id: Selection | None = Field(
+        default=None,
+        description="the sent message's id in the action's output (Slack's `ts`); none: the "
+        "output itself when it is text, else its `id`",
+    )
+
+
+class ChannelSpec(Part):
+    """What makes a connector a channel: its messages become cases and comments (the
+    ``receive_message`` step), and agents' public comments go back into the same thread.
+
+    The enriched entity becomes a ``domain.channels.ChannelMessage`` through the hooks'
+    ``message`` (MIME, HTML bodies, a bot's own messages), else through ``message``, a mapping
+    whose templates see ``entity`` and ``trigger_id``."""
+
+    kind: Literal["mail", "chat"]
+    message: TemplateTree = None
+    sender: SenderSpec | None = None
+    reply: ReplySpec | None = None
+
+
 class ConnectorManifest(Part):
     id: Code
     name: str = Field(min_length=1, max_length=200)
@@ -144,6 +176,7 @@ class ConnectorManifest(Part):
     hooks: str | None = Field(
         default=None, max_length=100, description="a `casedesk.connectors` entry point"
     )
+    channel: ChannelSpec | None = None
     secret_paths: list[str] = Field(
         default_factory=list,
         max_length=20,
@@ -160,6 +193,14 @@ class ConnectorManifest(Part):
         for name, trigger in self.triggers.items():
             if trigger.enricher is not None and trigger.enricher not in self.enrichers:
                 problems.append(f"triggers.{name}.enricher: no enricher {trigger.enricher!r}")
+        channel = self.channel
+        if channel is not None:
+            if channel.sender is not None and channel.sender.enricher not in self.enrichers:
+                problems.append(f"channel.sender.enricher: no enricher {channel.sender.enricher!r}")
+            if channel.reply is not None and channel.reply.action not in self.actions:
+                problems.append(f"channel.reply.action: no action {channel.reply.action!r}")
+            if channel.message is None and self.hooks is None:
+                problems.append("channel: a channel needs a `message` mapping or `hooks`")
         if problems:
             raise ValueError("; ".join(problems))
         return self

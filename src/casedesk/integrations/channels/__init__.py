@@ -1,0 +1,1 @@
+"""The protocol hooks of the built-in channel connectors (Gmail, Microsoft Graph, Slack)."""
