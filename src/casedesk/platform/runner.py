@@ -70,6 +70,7 @@ from casedesk.integrations.expressions import ExpressionError, render, render_tr
 from casedesk.integrations.hub import Hub
 from casedesk.integrations.manifests import ConnectorManifest, EnricherDef, TriggerDef
 from casedesk.integrations.manifests.instant import InstantSpec
+from casedesk.integrations.retry import RETRY_AFTER_STATUSES, parse_retry_after
 from casedesk.integrations.runtime import Account, ConnectorClient, render_request
 from casedesk.kit.clock import utcnow
 from casedesk.kit.crypto import SecretBox
@@ -112,10 +113,12 @@ _HIDDEN_HEADERS = frozenset({"set-cookie", "authorization", "proxy-authorization
 class StepFailed(Exception):
     """A stage of the run failed; ``final`` says that running it again cannot help."""
 
-    def __init__(self, message: str, *, final: bool) -> None:
+    def __init__(self, message: str, *, final: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.final = final
+        self.retry_after = retry_after
+        """The service's ``Retry-After`` (seconds): the next run waits at least that long."""
 
 
 # --- the enricher stage -------------------------------------------------------------------
@@ -296,6 +299,9 @@ def _refuse_failed(response: httpx.Response) -> None:
     raise StepFailed(
         f"{request.method} {request.url.copy_with(query=None)} answered {status}: {excerpt}",
         final=status < 500 and status not in TRANSIENT_STATUSES,
+        retry_after=parse_retry_after(response.headers.get("retry-after"))
+        if status in RETRY_AFTER_STATUSES
+        else None,
     )
 
 
@@ -433,10 +439,13 @@ class Runner:
                 uow.add_events([event])
             else:
                 execution.status, execution.error = "queued", _text(failure.message)
+                wait = self.retry_delays[run.retry]
+                if failure.retry_after is not None:  # the service said when (429, 503)
+                    wait = max(wait, timedelta(seconds=min(failure.retry_after, 86_400)))
                 await schedule_run(
                     uow,
                     execution,
-                    due_at=utcnow() + self.retry_delays[run.retry],
+                    due_at=utcnow() + wait,
                     retry=run.retry + 1,
                 )
             await uow.commit()
@@ -727,6 +736,12 @@ class Runner:
             run, record, client, action.request, {"input": given}, step.action
         )
         body = _answer(response)
+        refusal = action.refusal(body)
+        if refusal is not None:
+            raise StepFailed(
+                f"{step.action} answered {response.status_code} with the error {refusal[:300]}",
+                final=True,
+            )
         if action.output is not None:
             body = select(action.output, body)
         return await self._called(run, record, {"status": response.status_code, "body": body})
@@ -794,7 +809,7 @@ class StepFailedWith(StepFailed):
     """A failure and the record of the stage that failed."""
 
     def __init__(self, failure: StepFailed, row: ExecutionStep) -> None:
-        super().__init__(failure.message, final=failure.final)
+        super().__init__(failure.message, final=failure.final, retry_after=failure.retry_after)
         self.row = row
 
 
