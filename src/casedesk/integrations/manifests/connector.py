@@ -60,6 +60,16 @@ class ActionDef(Part):
     input: JsonSchema = Field(default_factory=lambda: dict(OBJECT_SCHEMA))
     request: RequestTemplate
     output: Selection | None = Field(default=None, description="what of the answer it returns")
+    error: Selection | None = Field(
+        default=None,
+        description="the error in an answer given with a success status (Slack's "
+        "`ok: false`: `ok == `false` && error`); one found makes the call fail",
+    )
+    transient_errors: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="errors (found by `error`) worth trying again later",
+    )
 
 
 class BatchSpec(Part):
