@@ -158,9 +158,11 @@ async def test_a_new_message_opens_one_case_with_its_subject_body_and_sender(
     output = await channel.deliver(_mail("m1"))
     assert output["outcome"] == "opened"
     (case,) = await channel.cases()
-    assert case["id"] == output["case_id"] and case["number"] == output["number"]
+    assert case["id"] == output["case_id"]
+    assert case["number"] == output["number"]
     assert case["title"] == "Printer on fire"
-    assert case["priority"] == "high" and case["tags"] == ["mail"]
+    assert case["priority"] == "high"
+    assert case["tags"] == ["mail"]
     found = await _case(channel.desk, case["id"])
     assert found["customer"]["email"] == "ann@example.com"
     assert found["customer"]["name"] == "Ann Smith"
@@ -168,7 +170,8 @@ async def test_a_new_message_opens_one_case_with_its_subject_body_and_sender(
     assert found["channel"] == "inbox"
     # The same message again (a provider's repeat under another source id) is no second case.
     again = await channel.deliver(_mail("m1"))
-    assert again["outcome"] == "duplicate" and again["case_id"] == case["id"]
+    assert again["outcome"] == "duplicate"
+    assert again["case_id"] == case["id"]
     assert len(await channel.cases()) == 1
 
 
@@ -178,12 +181,14 @@ async def test_a_reply_in_the_thread_is_one_comment_with_its_channel_ids(
     opened = await channel.deliver(_mail("m1"))
     reply = _mail("m2", thread_id="T-m1", subject="Re: Printer on fire", text="Still smoking")
     output = await channel.deliver(reply)
-    assert output["outcome"] == "commented" and output["case_id"] == opened["case_id"]
+    assert output["outcome"] == "commented"
+    assert output["case_id"] == opened["case_id"]
     again = await channel.deliver(reply)
     assert again["outcome"] == "duplicate"
     (comment,) = await channel.comments(opened["case_id"])
     assert comment["id"] == output["comment_id"]
-    assert comment["body"] == "Still smoking" and comment["public"] is True
+    assert comment["body"] == "Still smoking"
+    assert comment["public"] is True
     assert comment["author_type"] == "customer"
     assert (comment["channel"], comment["external_id"], comment["thread_id"]) == (
         "inbox",
@@ -205,7 +210,8 @@ async def test_a_reply_threads_by_its_message_ids_when_the_thread_id_is_new(
         references="<m1@mail.example.com> <unknown@elsewhere>",
     )
     output = await channel.deliver(by_references)
-    assert output["outcome"] == "commented" and output["case_id"] == opened["case_id"]
+    assert output["outcome"] == "commented"
+    assert output["case_id"] == opened["case_id"]
     # Now the new thread id is known too: its next message threads by it.
     follow = await channel.deliver(_mail("m3", thread_id="T-other-mailbox", message_id=None))
     assert follow["case_id"] == opened["case_id"]
@@ -218,7 +224,8 @@ async def test_a_case_number_token_threads_mail_whose_headers_were_lost(
     number = opened["number"]
     lost = _mail("m2", thread_id=None, message_id=None, subject=f"RE: Printer [#{number}]")
     output = await channel.deliver(lost)
-    assert output["outcome"] == "commented" and output["case_id"] == opened["case_id"]
+    assert output["outcome"] == "commented"
+    assert output["case_id"] == opened["case_id"]
     # Somebody else cannot write into Ann's case by typing its number: a case of their own.
     stranger = _mail(
         "m3",
@@ -228,7 +235,8 @@ async def test_a_case_number_token_threads_mail_whose_headers_were_lost(
         sender={"address": "mallory@example.net"},
     )
     other = await channel.deliver(stranger)
-    assert other["outcome"] == "opened" and other["case_id"] != opened["case_id"]
+    assert other["outcome"] == "opened"
+    assert other["case_id"] != opened["case_id"]
 
 
 async def test_automatic_mail_opens_nothing_and_in_a_thread_is_an_internal_note(
@@ -242,7 +250,8 @@ async def test_automatic_mail_opens_nothing_and_in_a_thread_is_an_internal_note(
     output = await channel.deliver(bounce)
     assert output["outcome"] == "commented"
     (note,) = await channel.comments(opened["case_id"])
-    assert note["public"] is False and note["author_type"] == "system"
+    assert note["public"] is False
+    assert note["author_type"] == "system"
     assert await channel.send_replies() == 0  # nobody answers a robot
 
 
@@ -292,7 +301,8 @@ async def test_an_agents_public_comment_goes_back_to_the_requester_in_the_thread
     assert sent["in_reply_to"] == "m2@mail.example.com"
     assert sent["references"] == ["m1@mail.example.com", "m2@mail.example.com"]
     assert sent["reply"] == {"mailbox": "support", "answer": "m2"}
-    assert sent["message_id"].startswith("casedesk.") and "@" in sent["message_id"]
+    assert sent["message_id"].startswith("casedesk.")
+    assert "@" in sent["message_id"]
     assert sent["text"] == "We are on it.\n\nA technician is coming."
     assert sent["html"] == "<p>We are on it.</p><p>A technician is coming.</p>"
     assert sent["case"]["number"] == number
@@ -340,7 +350,8 @@ async def test_a_failed_delivery_is_retried_then_failed_and_can_be_sent_again(
     assert response.json()["delivery"]["status"] == "pending"
     assert await channel.send_replies() == 1
     (found,) = await channel.comments(opened["case_id"])
-    assert found["delivery"]["status"] == "sent" and found["delivery"]["provider_id"] == "S-2"
+    assert found["delivery"]["status"] == "sent"
+    assert found["delivery"]["provider_id"] == "S-2"
     again = await channel.desk.http.post(
         f"/api/v1/cases/{opened['case_id']}/comments/{comment['id']}/redeliver",
         headers=channel.desk.headers,
@@ -375,9 +386,11 @@ async def test_a_message_to_a_closed_case_reopens_it_or_opens_a_follow_up(
     opened = await channel.deliver(_mail("m1"))
     await _solve(desk, opened["case_id"])
     output = await channel.deliver(_mail("m2", thread_id="T-m1", text="It is back"))
-    assert output["outcome"] == "commented" and output["case_id"] == opened["case_id"]
+    assert output["outcome"] == "commented"
+    assert output["case_id"] == opened["case_id"]
     case = await _case(desk, opened["case_id"])
-    assert case["state"] == "open" and case["closed"] is False
+    assert case["state"] == "open"
+    assert case["closed"] is False
 
 
 async def test_a_follow_up_case_is_linked_to_the_closed_one(
@@ -387,7 +400,8 @@ async def test_a_follow_up_case_is_linked_to_the_closed_one(
     opened = await channel.deliver(_mail("m1"))
     await _solve(desk, opened["case_id"])
     output = await channel.deliver(_mail("m2", thread_id="T-m1", text="It is back"))
-    assert output["outcome"] == "followed_up" and output["case_id"] != opened["case_id"]
+    assert output["outcome"] == "followed_up"
+    assert output["case_id"] != opened["case_id"]
     follow = await _case(desk, output["case_id"])
     assert follow["parent_id"] == opened["case_id"]
     assert (await _case(desk, opened["case_id"]))["closed"] is True
@@ -402,15 +416,18 @@ async def test_edits_and_deletions_at_the_source_are_recorded(channel: Channel) 
     edit = {"kind": "edit", "id": "m2", "text": "second thoughts"}
     assert (await channel.deliver(edit))["outcome"] == "edited"
     (comment,) = await channel.comments(opened["case_id"])
-    assert comment["body"] == "second thoughts" and comment["edited_at"] is not None
+    assert comment["body"] == "second thoughts"
+    assert comment["edited_at"] is not None
     assert (await channel.deliver({"kind": "delete", "id": "m2"}))["outcome"] == "deleted"
     (comment,) = await channel.comments(opened["case_id"])
-    assert comment["deleted_at"] is not None and comment["body"] == "second thoughts"
+    assert comment["deleted_at"] is not None
+    assert comment["body"] == "second thoughts"
     history = await channel.desk.http.get(
         f"/api/v1/cases/{opened['case_id']}/history", headers=channel.desk.headers
     )
     codes = [entry["code"] for entry in history.json()["items"]]
-    assert "comment.edited_at_source" in codes and "comment.deleted_at_source" in codes
+    assert "comment.edited_at_source" in codes
+    assert "comment.deleted_at_source" in codes
     unknown = await channel.deliver({"kind": "edit", "id": "never-seen", "text": "x"})
     assert unknown["outcome"] == "ignored"
 
@@ -425,7 +442,8 @@ async def test_another_tenants_threads_are_invisible(
     other = await make_desk(desk.http, await Tenants(container).create(), container)
     theirs = await _channel(other, container, server)
     output = await theirs.deliver(_mail("m2", thread_id="T-m1", references="<m1@mail.example.com>"))
-    assert output["outcome"] == "opened" and output["case_id"] != opened["case_id"]
+    assert output["outcome"] == "opened"
+    assert output["case_id"] != opened["case_id"]
     async with container.unit_of_work(desk.tenant.id) as uow:
         rows = (await uow.session.scalars(select(ChannelMessageRecord))).all()
     assert {row.external_id for row in rows} == {"m1"}
