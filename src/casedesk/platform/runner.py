@@ -494,7 +494,7 @@ class Runner:
                     f"{run.spec.trigger.trigger!r} any more",
                     final=True,
                 )
-            if trigger.enricher is None:
+            if trigger.enricher is None or not _enriched(trigger, run.trigger_item):
                 return run.trigger_item
             entity_id = _entity_id(trigger, run)
             record.input = {"id": entity_id, "enricher": trigger.enricher}
@@ -524,6 +524,8 @@ class Runner:
             what = "nothing" if entity is None else f"a {type(entity).__name__}, not an object"
             failure = StepFailed(f"the enricher returned {what} for {entity_id!r}", final=False)
             raise StepFailedWith(failure, run.row(record, "failed", error=failure.message))
+        if trigger.enriched_as is not None:  # the record keeps what the steps see
+            entity = run.trigger_item | {trigger.enriched_as: entity}
         run.pending.append(run.row(record, "succeeded", output=entity))
         return entity
 
@@ -904,6 +906,14 @@ def _end(execution: Execution, status: str, error: str | None) -> None:
 def _failed(run: _Run, record: _Record, exc: Exception) -> StepFailedWith:
     failure = failure_of(exc)
     return StepFailedWith(failure, run.row(record, "failed", error=bounded_text(failure.message)))
+
+
+def _enriched(trigger: TriggerDef, item: dict[str, Any]) -> bool:
+    """Whether the trigger's enricher fetches this item's entity (``enrich_when``)."""
+    if trigger.enrich_when is None:
+        return True
+    found = select(trigger.enrich_when, item)
+    return found is not None and found is not False and found not in ("", [], {})
 
 
 def _entity_id(trigger: TriggerDef, run: _Run) -> str:

@@ -474,6 +474,43 @@ async def test_the_steps_see_the_enriched_entity_and_a_vanished_one_is_dropped(
     assert "answered 404" in dropped["steps"][0]["error"]
 
 
+async def test_only_the_items_enrich_when_chooses_are_enriched_and_the_entity_joins_them(
+    desk: Desk, container: Container, server: LocalHTTPServer
+) -> None:
+    mail = ENRICHED["triggers"]["mail"] | {
+        "enrich_when": "body.message_id",
+        "enriched_as": "fetched",
+    }
+    await add_connector(
+        container, desk.tenant.id, ENRICHED | {"id": "joined", "triggers": {"mail": mail}}
+    )
+    server.script("/m-1", Reply.json({"subject": "Fetched"}))
+    title = "{{ trigger.fetched.subject if trigger.fetched is defined else trigger.body.subject }}"
+    body = webhook_workflow(
+        "joined",
+        [OPEN_CASE | {"title": title, "description": None, "priority": None, "form": {}}],
+    ) | {"trigger": {"connector": "joined", "trigger": "mail"}}
+    flow = await published(desk, body)
+    fetched, whole = await fire_items(
+        container,
+        desk.tenant.id,
+        flow["subscription"]["id"],
+        delivery("j-1", message_id=f"{server.url}/m-1"),
+        delivery("j-2", subject="Carried whole"),
+    )
+    await run_due(quick_runner(container), container)
+    joined = await execution(desk, fetched.id)
+    assert joined["status"] == "succeeded", joined
+    assert joined["steps"][0]["output"]["body"]["message_id"].endswith("/m-1")
+    assert joined["steps"][0]["output"]["fetched"] == {"subject": "Fetched"}
+    assert joined["steps"][1]["input"]["title"] == "Fetched"
+    plain = await execution(desk, whole.id)
+    assert plain["status"] == "succeeded", plain
+    assert [step["kind"] for step in plain["steps"]] == ["create_case"]
+    assert plain["steps"][0]["input"]["title"] == "Carried whole"
+    assert len(server.requests_to("/m-1")) == 1
+
+
 async def test_a_run_is_made_once_however_often_its_job_runs(
     desk: Desk, container: Container
 ) -> None:

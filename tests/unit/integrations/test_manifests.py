@@ -64,6 +64,12 @@ def test_references_inside_a_manifest_must_resolve() -> None:
     assert "triggers.new.enricher: no enricher 'fetch'" in message
 
 
+def test_choosing_or_joining_the_enriched_items_needs_an_enricher() -> None:
+    trigger = {"kind": "instant", "enriched_as": "file", "instant": {"event_id": "id"}}
+    with pytest.raises(ManifestInvalid, match="enrich_when and enriched_as need an enricher"):
+        parse_manifest({"id": "s", "name": "S", "triggers": {"t": trigger}})
+
+
 def test_a_trigger_has_exactly_its_own_section() -> None:
     with pytest.raises(ManifestInvalid, match="needs its `instant` section"):
         parse_manifest({"id": "s", "name": "S", "triggers": {"t": {"kind": "instant"}}})

@@ -97,6 +97,16 @@ class TriggerDef(Part):
         default_factory=lambda: dict(OBJECT_SCHEMA), description="what a subscription sets"
     )
     enricher: Code | None = Field(default=None, description="fetches the entity of each event")
+    enrich_when: Selection | None = Field(
+        default=None,
+        description="which items are enriched, over each item (Slack: `event.type == "
+        "'file_shared'`, the one event that carries only an id); none: every item",
+    )
+    enriched_as: Code | None = Field(
+        default=None,
+        description="the item stays what the steps see and the entity joins it under this "
+        "name (Slack's file_shared keeps its channel and user); none: the entity is the item",
+    )
     polling: PollingSpec | None = None
     instant: InstantSpec | None = None
     overridable: list[str] = Field(
@@ -203,6 +213,8 @@ class ConnectorManifest(Part):
         for name, trigger in self.triggers.items():
             if trigger.enricher is not None and trigger.enricher not in self.enrichers:
                 problems.append(f"triggers.{name}.enricher: no enricher {trigger.enricher!r}")
+            if trigger.enricher is None and (trigger.enrich_when or trigger.enriched_as):
+                problems.append(f"triggers.{name}: enrich_when and enriched_as need an enricher")
         channel = self.channel
         if channel is not None:
             if channel.sender is not None and channel.sender.enricher not in self.enrichers:
