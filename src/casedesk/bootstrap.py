@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from casedesk.activities.channel_delivery import DELIVER as DELIVER_REPLY
 from casedesk.activities.dead_letters import REPLAY
 from casedesk.config import Settings
 from casedesk.domain.extensions.registry import ExtensionRegistry
@@ -13,6 +14,7 @@ from casedesk.domain.webhooks.deliveries import DELIVER
 from casedesk.integrations.hub import Hub
 from casedesk.kit.crypto import SecretBox
 from casedesk.platform import intake
+from casedesk.platform.channels import Deliverer, message_domain
 from casedesk.platform.inbox import HookResolutions, Inbox
 from casedesk.platform.instant import CREATE, DELETE, PROCESS, RENEW, RESYNC
 from casedesk.platform.lifecycle import SubscriptionLifecycle
@@ -127,6 +129,12 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
         RENEW: lifecycle.renew_job,
         RESYNC: lifecycle.resync_job,
         DELETE: lifecycle.delete_job,
+        DELIVER_REPLY: Deliverer(
+            container.database,
+            container.hub,
+            container.box,
+            domain=message_domain(container.settings.external_url),
+        ).run_job,
     }
 
 

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from casedesk.activities.base import Activity
+from casedesk.activities.channel_delivery import schedule_delivery
 from casedesk.domain.cases.inputs import CommentInput
 from casedesk.kit.errors import InvalidInput
 from casedesk.kit.ids import uuid7
@@ -58,6 +59,8 @@ class AddCommentActivity(Activity[CommentParams, Comment]):
                 external_id=body.external_id,
             )
         )
+        await self.uow.flush()
+        delivered = await schedule_delivery(self.uow, case, comment, self.ctx.trace)
         excerpt = body.body if len(body.body) <= 200 else body.body[:197] + "..."
         self.record(
             case,
@@ -67,6 +70,8 @@ class AddCommentActivity(Activity[CommentParams, Comment]):
                 "public": body.public,
                 "author_type": author_type,
                 "excerpt": excerpt,
+                **({"channel": body.channel} if body.channel else {}),
+                **({"delivery": "pending"} if delivered else {}),
             },
         )
         self.emit(

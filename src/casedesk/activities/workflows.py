@@ -38,6 +38,7 @@ from casedesk.domain.workflows import (
     CreateCase,
     HttpRequest,
     ItemCondition,
+    ReceiveMessage,
     Step,
     TriggerRef,
     UpdateCase,
@@ -144,6 +145,7 @@ class _Checker:
         self.uow = uow
         self.problems: list[Problem] = []
         self._machine_actions: set[str] | None = None
+        self._manifest: ConnectorManifest | None = None
 
     def refuse(self, field: str, message: str, kind: str = "unknown_reference") -> None:
         self.problems.append(Problem(field, message, kind))
@@ -179,6 +181,7 @@ class _Checker:
         except InvalidInput as refusal:
             self.refuse("trigger.connector", refusal.detail)
             return
+        self._manifest = manifest
         if ref.connection_id is None and needs_connection(manifest):
             self.refuse(
                 "trigger.connection_id",
@@ -267,14 +270,29 @@ class _Checker:
 
     async def _create_case(self, step: Step, at: str) -> None:
         assert isinstance(step, CreateCase)
-        if is_literal(step.template):
-            template = await self.uow.templates.by_code(step.template)
-            if template is None:
-                self.refuse(f"{at}.template", f"no template {step.template!r}")
-        literal_queue = step.queue is not None and is_literal(step.queue)
-        if literal_queue and await self.uow.queues.by_code(step.queue or "") is None:
-            self.refuse(f"{at}.queue", f"no queue {step.queue!r}")
-        self._priority(step.priority, f"{at}.priority")
+        await self._case_fields(step.template, step.queue, step.priority, at)
+
+    async def _case_fields(
+        self, template: str, queue: str | None, priority: str | None, at: str
+    ) -> None:
+        if is_literal(template) and await self.uow.templates.by_code(template) is None:
+            self.refuse(f"{at}.template", f"no template {template!r}")
+        literal_queue = queue is not None and is_literal(queue)
+        if literal_queue and await self.uow.queues.by_code(queue or "") is None:
+            self.refuse(f"{at}.queue", f"no queue {queue!r}")
+        self._priority(priority, f"{at}.priority")
+
+    async def _receive_message(self, step: Step, at: str) -> None:
+        assert isinstance(step, ReceiveMessage)
+        await self._case_fields(step.template, step.queue, step.priority, at)
+        manifest = self._manifest
+        if manifest is not None and manifest.channel is None:
+            self.refuse(
+                f"{at}.kind",
+                f"connector {manifest.id!r} is no channel: its items are not messages; "
+                "use create_case and add_comment",
+                "not_a_channel",
+            )
 
     async def _update_case(self, step: Step, at: str) -> None:
         assert isinstance(step, UpdateCase)
@@ -338,6 +356,7 @@ class _Checker:
 _STEP_CHECKS: dict[str, Callable[[_Checker, Step, str], Awaitable[None]]] = {
     "create_case": _Checker._create_case,
     "add_comment": _Checker._add_comment,
+    "receive_message": _Checker._receive_message,
     "update_case": _Checker._update_case,
     "apply_action": _Checker._apply_action,
     "connector_action": _Checker._connector_action,

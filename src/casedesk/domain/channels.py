@@ -17,6 +17,7 @@ An agent's public comment on a case that came from a channel goes back as a ``Re
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import datetime
 from typing import Any, Literal
@@ -118,6 +119,15 @@ def reply_subject(subject: str | None, number: int) -> str:
     while text[:3].lower() == "re:":
         text = text[3:].strip()
     return f"Re: {text} [#{number}]" if text else f"[#{number}]"
+
+
+def html_of(text: str) -> str:
+    """Plain text as HTML: escaped, its paragraphs and line breaks kept."""
+    paragraphs = [part for part in re.split(r"\n\s*\n", text.strip()) if part.strip()]
+    return "".join(
+        "<p>" + "<br>\n".join(html.escape(line) for line in part.splitlines()) + "</p>"
+        for part in paragraphs
+    )
 
 
 class Reply(_Part):

@@ -202,6 +202,25 @@ class AddComment(_Step):
     author_email: Template | None = Field(default=None, description="a customer's reply")
 
 
+class ReceiveMessage(_Step):
+    """A channel's message (the trigger's entity, made a ChannelMessage by its connector)
+    threaded by the rules of ``domain.channels``: it opens a case, comments on one, reopens
+    a closed one or opens a follow-up, or is recognised as a repeat, casedesk's own or
+    automatic mail."""
+
+    kind: Literal["receive_message"]
+    template: Template = Field(description="the template of the cases it opens")
+    queue: Template | None = None
+    priority: Template | None = None
+    tags: list[Template] = Field(default_factory=list, max_length=50)
+    on_closed: Literal["reopen", "follow_up"] = Field(
+        default="reopen",
+        description="a message in the thread of a closed case reopens it when its state "
+        "machine has a reopening action from there (else, or with `follow_up`, it opens a new "
+        "case whose parent is the closed one)",
+    )
+
+
 class UpdateCase(_Step):
     kind: Literal["update_case"]
     case: Template
@@ -249,10 +268,20 @@ class HttpRequest(_Step):
 
 
 Step = Annotated[
-    Union[CreateCase, AddComment, UpdateCase, ApplyAction, ConnectorAction, HttpRequest],  # noqa: UP007
+    Union[  # noqa: UP007
+        CreateCase,
+        AddComment,
+        ReceiveMessage,
+        UpdateCase,
+        ApplyAction,
+        ConnectorAction,
+        HttpRequest,
+    ],
     Field(discriminator="kind"),
 ]
-CASE_STEPS = frozenset({"create_case", "add_comment", "update_case", "apply_action"})
+CASE_STEPS = frozenset(
+    {"create_case", "add_comment", "receive_message", "update_case", "apply_action"}
+)
 """Steps that change a case, through its activity, in one transaction with their record."""
 
 
@@ -314,7 +343,9 @@ def _is_steps(node: nodes.Node) -> bool:
     return isinstance(node, nodes.Name) and node.name == "steps"
 
 
-_NOT_TEMPLATES = frozenset({"name", "kind", "when", "connection_id", "action", "channel"})
+_NOT_TEMPLATES = frozenset(
+    {"name", "kind", "when", "connection_id", "action", "channel", "on_closed"}
+)
 
 
 def step_templates(step: BaseModel) -> list[tuple[str, str]]:

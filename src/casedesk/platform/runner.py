@@ -35,6 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from casedesk.activities.add_comment import AddCommentActivity, CommentParams
 from casedesk.activities.apply_action import ActionParams, ApplyActionActivity
 from casedesk.activities.base import ActivityContext, ConcurrentChange, Operator
+from casedesk.activities.channels import Intake, receive
 from casedesk.activities.connections import open_client
 from casedesk.activities.create_case import create_case
 from casedesk.activities.update_case import UpdateCaseActivity, UpdateParams
@@ -47,6 +48,7 @@ from casedesk.domain.cases.inputs import (
     CommentInput,
     CustomerRef,
 )
+from casedesk.domain.channels import ChannelMessage
 from casedesk.domain.events import Subject, new_event
 from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.domain.identity.principal import Principal
@@ -60,11 +62,13 @@ from casedesk.domain.workflows import (
     CreateCase,
     HttpRequest,
     ItemAllOf,
+    ReceiveMessage,
     Step,
     UpdateCase,
     WorkflowSpec,
     passes,
 )
+from casedesk.integrations.connector_hooks import hooks_of
 from casedesk.integrations.errors import OutboundRateLimited, ResponseTooLarge, UpstreamUnreachable
 from casedesk.integrations.expressions import ExpressionError, render, render_tree, select
 from casedesk.integrations.hub import Hub
@@ -82,6 +86,7 @@ from casedesk.kit.values import JSON_MAX_DEPTH, depth_of
 from casedesk.platform.enricher import Enriched
 from casedesk.platform.enricher import enrich as enrich_entities
 from casedesk.platform.intake import RUN, run_key
+from casedesk.platform.senders import Senders
 from casedesk.store.database import Database
 from casedesk.store.jobs import LeaseLost
 from casedesk.store.models import Execution, ExecutionStep, OutboxEvent, ScheduledJob
@@ -228,7 +233,7 @@ def _storable(value: Any) -> Any:
     return {"_truncated": True, "bytes": len(raw), "json": raw[:TEXT_KEPT].decode(errors="ignore")}
 
 
-def _text(message: str) -> str:
+def bounded_text(message: str) -> str:
     """An error as a text column keeps it: bounded, and without U+0000 (PostgreSQL)."""
     cleaned = message.replace("\x00", "\\u0000")
     return cleaned if len(cleaned) <= ERROR_KEPT else cleaned[: ERROR_KEPT - 3] + "..."
@@ -246,7 +251,7 @@ _FINALITY: tuple[tuple[type[BaseException], bool], ...] = (
 )
 
 
-def _failure(exc: BaseException) -> StepFailed:
+def failure_of(exc: BaseException) -> StepFailed:
     """What an exception of a stage means for the execution."""
     if isinstance(exc, StepFailed):
         return exc
@@ -280,7 +285,7 @@ def _case_id(value: Any) -> uuid.UUID:
         raise StepFailed(f"case: {str(value)[:100]!r} is not a case id", final=True) from None
 
 
-def _answer(response: httpx.Response) -> Any:
+def answer_of(response: httpx.Response) -> Any:
     """A third party's answer as JSON when it is JSON, else as (cut) text."""
     if "json" in response.headers.get("content-type", ""):
         try:
@@ -290,7 +295,7 @@ def _answer(response: httpx.Response) -> Any:
     return response.text[:TEXT_KEPT]
 
 
-def _refuse_failed(response: httpx.Response) -> None:
+def refuse_failed(response: httpx.Response) -> None:
     status = response.status_code
     if status < 400:
         return
@@ -315,8 +320,10 @@ class Runner:
         *,
         enrich: EnrichStage = enrich_entities,
         retry_delays: Sequence[timedelta] = RETRY_DELAYS,
+        senders: Senders | None = None,
     ) -> None:
         self.database = database
+        self.senders = senders or Senders()
         self.extensions = extensions
         self.hub = hub
         self.box = box
@@ -438,7 +445,7 @@ class Runner:
                 event = _failed_event(execution, run.workflow_code, failure.message, run.trace)
                 uow.add_events([event])
             else:
-                execution.status, execution.error = "queued", _text(failure.message)
+                execution.status, execution.error = "queued", bounded_text(failure.message)
                 wait = self.retry_delays[run.retry]
                 if failure.retry_after is not None:  # the service said when (429, 503)
                     wait = max(wait, timedelta(seconds=min(failure.retry_after, 86_400)))
@@ -668,6 +675,63 @@ class Runner:
 
         return await self._in_case_transaction(run, record, act)
 
+    async def _receive_message(
+        self, run: _Run, step: Step, context: dict[str, Any], record: _Record
+    ) -> dict[str, Any]:
+        assert isinstance(step, ReceiveMessage)
+        trigger = run.spec.trigger
+        client = await self._client(run, trigger.connection_id, connector=trigger.connector)
+        manifest = client.manifest
+        if manifest.channel is None:
+            raise StepFailed(f"connector {manifest.id!r} is no channel", final=True)
+        entity = context["trigger"]
+        facts = {"trigger_id": run.source_id, "settings": dict(client.account.settings)}
+        made = hooks_of(manifest).message(trigger.trigger, entity, facts)
+        if made is None:
+            made = render_tree(manifest.channel.message, {"entity": entity, **facts})
+        if not isinstance(made, dict):
+            raise StepFailed(f"the connector made no message of the item: {made!r}", final=True)
+        message = ChannelMessage.model_validate(made)
+        span = run.trace.child()
+        message = await self.senders.complete(
+            client,
+            message,
+            self.enrich,
+            execution_id=str(run.execution_id),
+            traceparent=span.traceparent,
+        )
+        intake = Intake(
+            channel=manifest.id,
+            connection_id=trigger.connection_id,
+            template=str(render(step.template, context)),
+            queue=_str(_maybe(step.queue, context)),
+            priority=_str(_maybe(step.priority, context)),
+            tags=_tags(step.tags, context),
+            on_closed=step.on_closed,
+        )
+        record.input = {
+            "message": {
+                "kind": message.kind,
+                "id": message.id,
+                "thread_id": message.thread_id,
+                "subject": message.subject,
+                "sender": message.sender.model_dump(),
+                "message_id": message.message_id,
+                "in_reply_to": message.in_reply_to,
+                "automatic": message.automatic,
+                "own": message.own,
+                "text": message.text[:500],
+            },
+            "template": intake.template,
+            "queue": intake.queue,
+            "priority": intake.priority,
+        }
+
+        async def act(activity: ActivityContext) -> dict[str, Any]:
+            return await receive(activity, message, intake)
+
+        return await self._in_case_transaction(run, record, act)
+
     async def _update_case(
         self, run: _Run, step: Step, context: dict[str, Any], record: _Record
     ) -> dict[str, Any]:
@@ -731,16 +795,16 @@ class Runner:
                 f"connector {client.manifest.id!r} has no action {step.action!r} any more",
                 final=True,
             )
-        _check_input(action.input, given)
+        check_input(action.input, given)
         response = await self._send(
             run, record, client, action.request, {"input": given}, step.action
         )
-        body = _answer(response)
-        refusal = action.refusal(body)
-        if refusal is not None:
+        body = answer_of(response)
+        error = select(action.error, body) if action.error is not None else None
+        if error not in (None, False, "", [], {}):
             raise StepFailed(
-                f"{step.action} answered {response.status_code} with the error {refusal[:300]}",
-                final=True,
+                f"{step.action} failed: {str(error)[:300]}",
+                final=str(error) not in action.transient_errors,
             )
         if action.output is not None:
             body = select(action.output, body)
@@ -773,7 +837,7 @@ class Runner:
             for name, value in response.headers.items()
             if name.lower() not in _HIDDEN_HEADERS
         }
-        output = {"status": response.status_code, "headers": headers, "body": _answer(response)}
+        output = {"status": response.status_code, "headers": headers, "body": answer_of(response)}
         return await self._called(run, record, output)
 
     async def _called(self, run: _Run, record: _Record, output: dict[str, Any]) -> dict[str, Any]:
@@ -801,7 +865,7 @@ class Runner:
             execution_id=str(run.execution_id),
             traceparent=span.traceparent,
         )
-        _refuse_failed(response)
+        refuse_failed(response)
         return response
 
 
@@ -823,7 +887,7 @@ def _tags(templates: Sequence[str], context: Mapping[str, Any]) -> list[str]:
     return [tag for tag in rendered if tag]
 
 
-def _check_input(schema: dict[str, Any], given: Any) -> None:
+def check_input(schema: dict[str, Any], given: Any) -> None:
     """Refuse an action's input that breaks the action's schema, naming each place."""
     try:
         validate_form(schema, given)
@@ -844,13 +908,13 @@ def _is_turn_of(execution: Execution, attempt: int) -> bool:
 
 
 def _end(execution: Execution, status: str, error: str | None) -> None:
-    execution.status, execution.error = status, None if error is None else _text(error)
+    execution.status, execution.error = status, None if error is None else bounded_text(error)
     execution.finished_at = utcnow()
 
 
 def _failed(run: _Run, record: _Record, exc: Exception) -> StepFailedWith:
-    failure = _failure(exc)
-    return StepFailedWith(failure, run.row(record, "failed", error=_text(failure.message)))
+    failure = failure_of(exc)
+    return StepFailedWith(failure, run.row(record, "failed", error=bounded_text(failure.message)))
 
 
 def _enriched(trigger: TriggerDef, item: dict[str, Any]) -> bool:
@@ -888,6 +952,7 @@ _STEPS: dict[
 ] = {
     "create_case": Runner._create_case,
     "add_comment": Runner._add_comment,
+    "receive_message": Runner._receive_message,
     "update_case": Runner._update_case,
     "apply_action": Runner._apply_action,
     "connector_action": Runner._connector_action,
@@ -913,7 +978,7 @@ def _failed_event(
         execution.tenant_id,
         EXECUTION_FAILED,
         Subject(EXECUTION, execution.id, facts),
-        {"workflow": workflow, "version": execution.workflow_version, "error": _text(error)},
+        {"workflow": workflow, "version": execution.workflow_version, "error": bounded_text(error)},
         trace,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from casedesk.store.models import (
     ActionRecord,
     Case,
     CaseCounter,
+    ChannelMessageRecord,
     Comment,
     Customer,
     Queue,
@@ -136,6 +138,10 @@ class CaseRepository(Repository[Case]):
         )
         return found
 
+    async def by_number(self, number: int) -> Case | None:
+        result: Case | None = await self.session.scalar(select(Case).where(Case.number == number))
+        return result
+
     async def by_external_ref(self, channel: str, external_ref: str) -> Case | None:
         result: Case | None = await self.session.scalar(
             select(Case).where(Case.channel == channel, Case.external_ref == external_ref)
@@ -242,6 +248,60 @@ class CommentRepository(Repository[Comment]):
     ) -> Page[Comment]:
         statement = select(Comment).where(Comment.case_id == case_id)
         return await self.page_newest_first(statement, limit=limit, cursor=cursor)
+
+
+class ChannelMessageRepository(Repository[ChannelMessageRecord]):
+    """The messages of channels, by which threads find their case."""
+
+    model = ChannelMessageRecord
+    label = "channel message"
+
+    async def by_external_id(self, channel: str, external_id: str) -> ChannelMessageRecord | None:
+        result: ChannelMessageRecord | None = await self.session.scalar(
+            select(ChannelMessageRecord).where(
+                ChannelMessageRecord.channel == channel,
+                ChannelMessageRecord.external_id == external_id,
+            )
+        )
+        return result
+
+    async def latest_in_thread(self, channel: str, thread_id: str) -> ChannelMessageRecord | None:
+        result: ChannelMessageRecord | None = await self.session.scalar(
+            select(ChannelMessageRecord)
+            .where(
+                ChannelMessageRecord.channel == channel,
+                ChannelMessageRecord.thread_id == thread_id,
+            )
+            .order_by(ChannelMessageRecord.id.desc())
+            .limit(1)
+        )
+        return result
+
+    async def by_message_keys(self, keys: Sequence[str]) -> list[ChannelMessageRecord]:
+        """The messages with these Message-IDs, on any channel (a mail answered from another
+        mailbox still threads)."""
+        if not keys:
+            return []
+        statement = select(ChannelMessageRecord).where(ChannelMessageRecord.message_key.in_(keys))
+        return list((await self.session.scalars(statement)).all())
+
+    async def of_case(self, case_id: uuid.UUID) -> list[ChannelMessageRecord]:
+        statement = (
+            select(ChannelMessageRecord)
+            .where(ChannelMessageRecord.case_id == case_id)
+            .order_by(ChannelMessageRecord.id)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def latest_inbound(self, case_id: uuid.UUID) -> ChannelMessageRecord | None:
+        """The message a reply on this case answers: the latest that came in."""
+        result: ChannelMessageRecord | None = await self.session.scalar(
+            select(ChannelMessageRecord)
+            .where(ChannelMessageRecord.case_id == case_id, ChannelMessageRecord.direction == "in")
+            .order_by(ChannelMessageRecord.id.desc())
+            .limit(1)
+        )
+        return result
 
 
 class ActionRecordRepository(Repository[ActionRecord]):

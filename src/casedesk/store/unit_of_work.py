@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from casedesk.store.cases import (
     ActionRecordRepository,
     CaseRepository,
+    ChannelMessageRepository,
     CommentRepository,
     CustomerRepository,
     TaskRepository,
@@ -59,6 +60,7 @@ class UnitOfWork:
     cases: CaseRepository
     tasks: TaskRepository
     comments: CommentRepository
+    channel_messages: ChannelMessageRepository
     actions: ActionRecordRepository
     idempotency: IdempotencyRepository
     outbox: OutboxRepository
@@ -98,6 +100,7 @@ class UnitOfWork:
         self.cases = CaseRepository(self.session)
         self.tasks = TaskRepository(self.session)
         self.comments = CommentRepository(self.session)
+        self.channel_messages = ChannelMessageRepository(self.session)
         self.actions = ActionRecordRepository(self.session)
         self.idempotency = IdempotencyRepository(self.session)
         self.outbox = OutboxRepository(self.session)

@@ -59,9 +59,9 @@ def test_hooks_are_loaded_once_per_process(installed: None) -> None:
 
 
 def test_a_hook_that_is_not_installed_is_a_problem_of_the_manifest(installed: None) -> None:
-    (problem,) = hook_problems("gmail")
+    (problem,) = hook_problems("imaginary")
     assert problem.path == "hooks"
-    assert "no hooks 'gmail' are installed" in problem.message
+    assert "no hooks 'imaginary' are installed" in problem.message
     assert "sample" in problem.message
 
 

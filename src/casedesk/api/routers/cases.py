@@ -11,6 +11,7 @@ from casedesk.activities.accept_task import AcceptTaskActivity
 from casedesk.activities.add_comment import AddCommentActivity, CommentParams
 from casedesk.activities.apply_action import ActionParams, ApplyActionActivity
 from casedesk.activities.base import ActivityContext
+from casedesk.activities.channels import RedeliverActivity, RedeliverParams
 from casedesk.activities.create_case import Idempotency, create_case, fingerprint
 from casedesk.activities.rate_case import RateCaseActivity, RatingParams
 from casedesk.activities.transfer_case import TransferCaseActivity, TransferParams
@@ -229,6 +230,19 @@ async def comment(case_id: uuid.UUID, body: CommentInput, context: ActivityConte
         context.uow, await context.uow.cases.get(case_id), context.extensions, context.edition
     )
     return _with_etag(view, 201)
+
+
+@router.post(
+    "/{case_id}/comments/{comment_id}/redeliver",
+    response_model=CommentView,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send a comment whose delivery to the case's channel failed again",
+)
+async def redeliver(
+    case_id: uuid.UUID, comment_id: uuid.UUID, context: ActivityContextDep
+) -> CommentView:
+    comment = await RedeliverActivity(context).run(RedeliverParams(case_id, comment_id))
+    return comment_view(comment)
 
 
 @router.post("/{case_id}/rating", response_model=CaseDetail, summary="Rate a closed case, once")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -42,6 +42,15 @@ class TaskView(BaseModel):
     done_at: datetime | None
 
 
+class DeliveryView(BaseModel):
+    """How a public comment on a case from a channel went back into its thread."""
+
+    status: Literal["pending", "sent", "failed"]
+    provider_id: str | None = Field(description="the message's id at the channel, once sent")
+    error: str | None = Field(description="why the last attempt failed")
+    attempts: int
+
+
 class CommentView(BaseModel):
     id: uuid.UUID
     body: str
@@ -51,6 +60,12 @@ class CommentView(BaseModel):
     author_name: str | None
     channel: str | None
     external_id: str | None
+    thread_id: str | None = None
+    delivery: DeliveryView | None = None
+    edited_at: datetime | None = None
+    deleted_at: datetime | None = Field(
+        default=None, description="when its author deleted it at the channel (it is kept)"
+    )
     created_at: datetime
 
 
@@ -159,7 +174,16 @@ def summary(case: Case) -> CaseSummary:
 
 
 def comment_view(comment: Comment) -> CommentView:
-    return CommentView.model_validate(comment, from_attributes=True)
+    view = CommentView.model_validate(comment, from_attributes=True)
+    if comment.delivery_status is None:
+        return view
+    delivery = DeliveryView(
+        status=comment.delivery_status,
+        provider_id=comment.delivered_id,
+        error=comment.delivery_error,
+        attempts=comment.delivery_attempts,
+    )
+    return view.model_copy(update={"delivery": delivery})
 
 
 def history_entry(record: ActionRecord) -> HistoryEntry:

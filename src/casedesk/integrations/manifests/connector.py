@@ -21,7 +21,6 @@ import orjson
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from casedesk.integrations.expressions import select
 from casedesk.integrations.manifests.auth import AuthScheme, NoAuth
 from casedesk.integrations.manifests.common import (
     OBJECT_SCHEMA,
@@ -63,18 +62,14 @@ class ActionDef(Part):
     output: Selection | None = Field(default=None, description="what of the answer it returns")
     error: Selection | None = Field(
         default=None,
-        description="where an answer with a success status says the call failed (Slack "
-        "answers 200 with `ok: false`: ``ok == `false` && error``); a value there fails it",
+        description="the error in an answer given with a success status (Slack's "
+        "`ok: false`: `ok == `false` && error`); one found makes the call fail",
     )
-
-    def refusal(self, answer: Any) -> str | None:
-        """What the service said was wrong, in an answer given with a success status."""
-        if self.error is None or not isinstance(answer, dict | list):
-            return None
-        found = select(self.error, answer)
-        if found is None or found is False or found in ("", [], {}):
-            return None
-        return found if isinstance(found, str) else orjson.dumps(found).decode()
+    transient_errors: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="errors (found by `error`) worth trying again later",
+    )
 
 
 class BatchSpec(Part):

@@ -166,7 +166,10 @@ class Task(IdMixin, TimestampMixin, TenantScoped, Base):
 
 class Comment(IdMixin, TenantScoped, Base):
     __tablename__ = "comments"
-    __table_args__ = (Index("ix_comments_case_id", "case_id", "id"),)
+    __table_args__ = (
+        Index("ix_comments_case_id", "case_id", "id"),
+        UniqueConstraint("tenant_id", "channel", "external_id"),
+    )
 
     case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     body: Mapped[str] = mapped_column(LongText)
@@ -176,6 +179,49 @@ class Comment(IdMixin, TenantScoped, Base):
     author_name: Mapped[str | None] = mapped_column(String(320))
     channel: Mapped[str | None] = mapped_column(String(63))
     external_id: Mapped[str | None] = mapped_column(String(255))
+    thread_id: Mapped[str | None] = mapped_column(String(255))
+    """The provider's thread the message was in, for a comment that came from a channel."""
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    """For a public comment on a case from a channel: ``pending``, ``sent`` or ``failed``."""
+    delivery_error: Mapped[str | None] = mapped_column(LongText)
+    delivered_id: Mapped[str | None] = mapped_column(String(255))
+    """The provider's id of the message the comment was sent as."""
+    delivery_attempts: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
+    edited_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
+    """A channel message its author deleted at the source: kept, shown as deleted."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChannelMessageRecord(IdMixin, TenantScoped, Base):
+    """A message of a channel that casedesk knows: received (it opened a case or is a
+    comment) or sent (an agent's reply). Threads are found through these rows."""
+
+    __tablename__ = "channel_messages"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "channel", "external_id"),
+        Index("ix_channel_messages_thread", "tenant_id", "channel", "thread_id", "id"),
+        Index("ix_channel_messages_message_key", "tenant_id", "message_key"),
+        Index("ix_channel_messages_case", "case_id", "id"),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    comment_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("comments.id", ondelete="SET NULL")
+    )
+    channel: Mapped[str] = mapped_column(String(63))
+    """The connector's id: ``gmail``, ``outlook``, ``teams``, ``slack``."""
+    connection_id: Mapped[uuid.UUID | None]
+    """The connection it came through, and replies go back through."""
+    external_id: Mapped[str] = mapped_column(String(255))
+    thread_id: Mapped[str | None] = mapped_column(String(255))
+    message_key: Mapped[str | None] = mapped_column(String(255))
+    """Its RFC 5322 Message-ID, without angle brackets."""
+    direction: Mapped[str] = mapped_column(String(8))
+    """``in`` or ``out``."""
+    subject: Mapped[str | None] = mapped_column(String(998))
+    reply: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """What the connector needs to answer it (``ChannelMessage.reply``)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
