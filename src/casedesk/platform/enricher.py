@@ -216,6 +216,14 @@ async def _fetch_one(call: _Call, enricher: EnricherDef, entity_id: str) -> Any:
     if response.status_code in GONE_STATUSES:
         return Gone(entity_id, response.status_code, span.trace_id, span.span_id)
     answer = _answer(response, span, entity_id)
+    if enricher.gone is not None and _select(enricher.gone, answer, span, entity_id) not in (
+        None,
+        False,
+        "",
+        [],
+        {},
+    ):
+        return Gone(entity_id, response.status_code, span.trace_id, span.span_id)
     entity = _select(enricher.entity, answer, span, entity_id)
     if entity is None:
         raise _failed(

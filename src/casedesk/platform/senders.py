@@ -44,6 +44,8 @@ class Senders:
         sender = message.sender
         if spec is None or sender.id is None or sender.address:
             return message
+        if message.kind != "message" or message.own:  # nobody to find or create
+            return message
         key = (str(client.account.connection_id), sender.id)
         now = time.monotonic()
         known = self._known.get(key)

@@ -86,6 +86,11 @@ class EnricherDef(Part):
 
     request: RequestTemplate
     entity: Selection = Field(default="@", description="the entity in the answer")
+    gone: Selection | None = Field(
+        default=None,
+        description="true over an answer that says the entity is gone whatever its status "
+        "(Slack answers 200 with `error: user_not_found`); 404 and 410 always do",
+    )
     batch: BatchSpec | None = None
     concurrency: int = Field(default=4, ge=1, le=64, description="calls at once per connection")
 
