@@ -320,6 +320,35 @@ async def test_a_4xx_answer_is_final(
     assert "404" in ran["error"]
 
 
+async def test_a_rate_limited_post_runs_again_no_sooner_than_its_retry_after(
+    desk: Desk, container: Container, server: LocalHTTPServer
+) -> None:
+    """The hub does not repeat a POST; the execution's next run waits for the service."""
+    limited = Reply.json({"error": "slow down"}, status=429, headers={"Retry-After": "600"})
+    server.script("/busy", limited)
+    call = {
+        "name": "call",
+        "kind": "http_request",
+        "request": {"method": "POST", "path": f"{server.url}/busy", "json": {"a": 1}},
+    }
+    flow = await published(desk, webhook_workflow("busy", [call]))
+    [queued] = await fire_items(
+        container, desk.tenant.id, flow["subscription"]["id"], delivery("429-1")
+    )
+    before = utcnow()
+    await run_due(quick_runner(container, retries=3), container)
+    ran = await execution(desk, queued.id)
+    assert ran["status"] == "queued"
+    assert "429" in ran["error"]
+    assert len(server.requests_to("/busy")) == 1
+    async with container.unit_of_work(desk.tenant.id) as uow:
+        pending = await uow.session.scalars(
+            select(ScheduledJob).where(ScheduledJob.kind == RUN, ScheduledJob.status == "pending")
+        )
+        (job,) = [j for j in pending if j.payload["execution_id"] == str(queued.id)]
+    assert job.due_at >= before + timedelta(seconds=590)
+
+
 CRM: dict[str, Any] = {
     "id": "crm",
     "name": "CRM",
