@@ -311,7 +311,6 @@ class Outgoing:
     channel: str
     connection_id: uuid.UUID | None
     thread_id: str | None
-    attempts: int
 
 
 async def reply_for(uow: UnitOfWork, comment_id: uuid.UUID, *, domain: str) -> Outgoing | None:
@@ -347,7 +346,7 @@ async def reply_for(uow: UnitOfWork, comment_id: uuid.UUID, *, domain: str) -> O
         case={"id": str(case.id), "number": case.number, "title": case.title},
         comment={"id": str(comment.id), "author_name": comment.author_name},
     )
-    return Outgoing(reply, latest.channel, latest.connection_id, latest.thread_id, 0)
+    return Outgoing(reply, latest.channel, latest.connection_id, latest.thread_id)
 
 
 async def record_sent(

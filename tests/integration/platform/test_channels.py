@@ -449,6 +449,28 @@ async def test_another_tenants_threads_are_invisible(
     assert {row.external_id for row in rows} == {"m1"}
 
 
+async def test_redelivery_of_an_unknown_or_another_tenants_comment_is_404(
+    channel: Channel, server: LocalHTTPServer, container: Container
+) -> None:
+    from tests.conftest import Tenants
+    from tests.support.cases import make_desk
+
+    opened = await channel.deliver(_mail("m1"))
+    server.script("/send", Reply.json({"error": "no"}, status=400))
+    comment = await channel.reply(opened["case_id"], "Hello")
+    await channel.send_replies()
+    url = f"/api/v1/cases/{opened['case_id']}/comments/{{}}/redeliver"
+    unknown = await channel.desk.http.post(url.format(uuid.uuid4()), headers=channel.desk.headers)
+    assert unknown.status_code == 404
+    bad = await channel.desk.http.post(url.format("not-an-id"), headers=channel.desk.headers)
+    assert bad.status_code == 422
+    other = await make_desk(channel.desk.http, await Tenants(container).create(), container)
+    theirs = await other.http.post(url.format(comment["id"]), headers=other.headers)
+    assert theirs.status_code == 404
+    (found,) = await channel.comments(opened["case_id"])
+    assert found["delivery"]["status"] == "failed"
+
+
 async def test_receive_message_needs_a_channel_connector(desk: Desk) -> None:
     body = {
         "code": "not-mail",
