@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,13 +28,12 @@ from urllib.parse import quote_plus
 
 import httpx
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.support.http_server import _TestServer
+from tests.support.http_server import serving
 
 PAGE = 2
 
@@ -351,22 +349,6 @@ def _error(status: int, code: str, message: str) -> Response:
 @contextlib.asynccontextmanager
 async def graph_server(caller: httpx.AsyncClient) -> AsyncIterator[GraphMail]:
     graph = GraphMail(caller)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    graph.port = listener.getsockname()[1]
-    config = uvicorn.Config(
-        graph.app(), log_config=None, log_level="warning", access_log=False, lifespan="off"
-    )
-    server = _TestServer(config)
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
+    async with serving(graph.app()) as port:
+        graph.port = port
         yield graph
-    finally:
-        server.should_exit = True
-        await task
-        listener.close()

@@ -24,13 +24,11 @@ as of minutes ago; ``verify_url`` is the ``url_verification`` handshake.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
 import itertools
 import secrets
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -39,13 +37,12 @@ from urllib.parse import parse_qsl
 
 import httpx
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.support.http_server import _TestServer
+from tests.support.http_server import serving
 
 TEAM = "T0CASEDESK"
 APP = "A0CASEDESK"
@@ -491,22 +488,6 @@ def _answer(
 @contextlib.asynccontextmanager
 async def slack_server(caller: httpx.AsyncClient) -> AsyncIterator[SlackWorkspace]:
     slack = SlackWorkspace(caller)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    slack.port = listener.getsockname()[1]
-    config = uvicorn.Config(
-        slack.app(), log_config=None, log_level="warning", access_log=False, lifespan="off"
-    )
-    server = _TestServer(config)
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
+    async with serving(slack.app()) as port:
+        slack.port = port
         yield slack
-    finally:
-        server.should_exit = True
-        await task
-        listener.close()

@@ -26,6 +26,7 @@ from casedesk.kit.clock import utcnow
 from casedesk.platform.intake import RUN, TriggerItem
 from casedesk.store.models import ChannelMessageRecord, ScheduledJob
 from tests.support.cases import Desk
+from tests.support.channels import DeskSide
 from tests.support.http_server import LocalHTTPServer, Reply, local_http_server
 from tests.support.instant import run_jobs
 from tests.support.workflows import (
@@ -66,9 +67,10 @@ async def server() -> AsyncIterator[LocalHTTPServer]:
         yield running
 
 
-class Channel:
+class Channel(DeskSide):
     def __init__(self, desk: Desk, container: Container, subscription: str) -> None:
-        self.desk, self.container, self.subscription = desk, container, subscription
+        super().__init__(desk, container)
+        self.subscription = subscription
 
     async def deliver(self, message: dict[str, Any], *, source_id: str | None = None) -> Any:
         """The message through the workflow; the receive step's output."""
@@ -79,34 +81,6 @@ class Channel:
         assert found["status"] == "succeeded", found
         (step,) = [s for s in found["steps"] if s["kind"] == "receive_message"]
         return step["output"]
-
-    async def cases(self) -> list[dict[str, Any]]:
-        response = await self.desk.http.get("/api/v1/cases?limit=100", headers=self.desk.headers)
-        assert response.status_code == 200, response.text
-        items: list[dict[str, Any]] = response.json()["items"]
-        return items
-
-    async def comments(self, case_id: str) -> list[dict[str, Any]]:
-        response = await self.desk.http.get(
-            f"/api/v1/cases/{case_id}/comments", headers=self.desk.headers
-        )
-        assert response.status_code == 200, response.text
-        items: list[dict[str, Any]] = response.json()["items"]
-        return items
-
-    async def reply(self, case_id: str, body: str, *, public: bool = True) -> dict[str, Any]:
-        response = await self.desk.http.post(
-            f"/api/v1/cases/{case_id}/comments",
-            json={"body": body, "public": public},
-            headers=self.desk.headers,
-        )
-        assert response.status_code == 201, response.text
-        return (await self.comments(case_id))[-1]
-
-    async def send_replies(self, rounds: int = 10) -> int:
-        """Run the pending deliveries, due or not; ``rounds``: how many times one that plans
-        itself again is run."""
-        return await run_jobs(self.container, self.desk.tenant.id, DELIVER, rounds=rounds)
 
 
 async def _channel(
@@ -163,7 +137,7 @@ async def test_a_new_message_opens_one_case_with_its_subject_body_and_sender(
     assert case["title"] == "Printer on fire"
     assert case["priority"] == "high"
     assert case["tags"] == ["mail"]
-    found = await _case(channel.desk, case["id"])
+    found = await channel.case(case["id"])
     assert found["customer"]["email"] == "ann@example.com"
     assert found["customer"]["name"] == "Ann Smith"
     assert found["description"] == "It smokes.\nPlease help."
@@ -388,7 +362,7 @@ async def test_a_message_to_a_closed_case_reopens_it_or_opens_a_follow_up(
     output = await channel.deliver(_mail("m2", thread_id="T-m1", text="It is back"))
     assert output["outcome"] == "commented"
     assert output["case_id"] == opened["case_id"]
-    case = await _case(desk, opened["case_id"])
+    case = await channel.case(opened["case_id"])
     assert case["state"] == "open"
     assert case["closed"] is False
 
@@ -402,9 +376,9 @@ async def test_a_follow_up_case_is_linked_to_the_closed_one(
     output = await channel.deliver(_mail("m2", thread_id="T-m1", text="It is back"))
     assert output["outcome"] == "followed_up"
     assert output["case_id"] != opened["case_id"]
-    follow = await _case(desk, output["case_id"])
+    follow = await channel.case(output["case_id"])
     assert follow["parent_id"] == opened["case_id"]
-    assert (await _case(desk, opened["case_id"]))["closed"] is True
+    assert (await channel.case(opened["case_id"]))["closed"] is True
     # The thread now belongs to the follow-up.
     later = await channel.deliver(_mail("m3", thread_id="T-m1"))
     assert later["case_id"] == output["case_id"]
@@ -500,13 +474,6 @@ async def test_a_comment_id_from_a_channel_is_unique_per_tenant_and_channel(desk
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-async def _case(desk: Desk, case_id: str) -> dict[str, Any]:
-    response = await desk.http.get(f"/api/v1/cases/{case_id}", headers=desk.headers)
-    assert response.status_code == 200, response.text
-    found: dict[str, Any] = response.json()
-    return found
 
 
 async def _solve(desk: Desk, case_id: str) -> None:

@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import orjson
 import pytest
@@ -29,6 +28,7 @@ from casedesk.platform.instant import PROCESS
 from casedesk.platform.intake import RUN
 from casedesk.store.models import Execution, InboxDelivery, ScheduledJob
 from tests.support.cases import Desk
+from tests.support.channels import DeskSide
 from tests.support.instant import run_jobs
 from tests.support.slack import (
     BOT_ID,
@@ -41,11 +41,12 @@ from tests.support.slack import (
 from tests.support.workflows import add_connection, published
 
 
-class SlackDesk:
+class SlackDesk(DeskSide):
     """A tenant with a Slack connection whose channel #support is connected to a workflow."""
 
     def __init__(self, desk: Desk, container: Container, slack: SlackWorkspace) -> None:
-        self.desk, self.container, self.slack = desk, container, slack
+        super().__init__(desk, container)
+        self.slack = slack
         self.support = slack.add_channel("support")
         self.random = slack.add_channel("random")
         self.ann = slack.add_user("ann", "ann@example.com", real_name="Ann Smith")
@@ -103,38 +104,6 @@ class SlackDesk:
             (step,) = [s for s in body["steps"] if s["kind"] == "receive_message"]
             outcomes.append(step["output"]["outcome"])
         return outcomes
-
-    async def cases(self) -> list[dict[str, Any]]:
-        response = await self.desk.http.get("/api/v1/cases?limit=100", headers=self.desk.headers)
-        assert response.status_code == 200, response.text
-        items: list[dict[str, Any]] = response.json()["items"]
-        return items
-
-    async def case(self, case_id: str) -> dict[str, Any]:
-        response = await self.desk.http.get(f"/api/v1/cases/{case_id}", headers=self.desk.headers)
-        assert response.status_code == 200, response.text
-        found: dict[str, Any] = response.json()
-        return found
-
-    async def comments(self, case_id: str) -> list[dict[str, Any]]:
-        response = await self.desk.http.get(
-            f"/api/v1/cases/{case_id}/comments", headers=self.desk.headers
-        )
-        assert response.status_code == 200, response.text
-        items: list[dict[str, Any]] = response.json()["items"]
-        return items
-
-    async def answer(self, case_id: str, body: str, *, public: bool = True) -> dict[str, Any]:
-        response = await self.desk.http.post(
-            f"/api/v1/cases/{case_id}/comments",
-            json={"body": body, "public": public},
-            headers=self.desk.headers,
-        )
-        assert response.status_code == 201, response.text
-        return (await self.comments(case_id))[-1]
-
-    async def send_replies(self, rounds: int = 10) -> int:
-        return await run_jobs(self.container, self.desk.tenant.id, DELIVER, rounds=rounds)
 
     async def stored(self) -> int:
         async with self.container.unit_of_work(self.desk.tenant.id) as uow:
@@ -243,9 +212,9 @@ async def test_an_agents_comment_goes_back_in_the_thread_and_a_note_does_not(
     root = await workspace.post(slack.support, slack.ann, "Printer on fire")
     await slack.work()
     (case,) = await slack.cases()
-    comment = await slack.answer(case["id"], "Pull the plug <now> & wait")
+    comment = await slack.reply(case["id"], "Pull the plug <now> & wait")
     assert comment["delivery"]["status"] == "pending"
-    note = await slack.answer(case["id"], "Internal: the vendor again", public=False)
+    note = await slack.reply(case["id"], "Internal: the vendor again", public=False)
     assert note["delivery"] is None
     assert await slack.send_replies() == 1
     (posted,) = workspace.calls_to("chat.postMessage")
@@ -353,7 +322,7 @@ async def test_a_rate_limited_reply_waits_for_retry_after_and_is_posted_once(
     await slack.work()
     (case,) = await slack.cases()
     workspace.rate_limit("chat.postMessage", 120)
-    comment = await slack.answer(case["id"], "On our way")
+    comment = await slack.reply(case["id"], "On our way")
     before = utcnow()
     await slack.send_replies(rounds=1)
     async with container.unit_of_work(slack.desk.tenant.id) as uow:
@@ -382,7 +351,7 @@ async def test_a_reply_slack_refuses_with_ok_false_fails_with_its_error(slack: S
     await slack.work()
     (case,) = await slack.cases()
     del workspace.channels[slack.support]  # archived and gone
-    await slack.answer(case["id"], "Hello?")
+    await slack.reply(case["id"], "Hello?")
     await slack.send_replies()
     (comment,) = await slack.comments(case["id"])
     assert comment["delivery"]["status"] == "failed"
