@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit bench bench-automation bench-traces bench-platform clean
+.PHONY: run test lint unit bench bench-automation bench-traces bench-platform bench-channels clean
 
 $(VENV)/.run-deps: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "casedesk needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -51,6 +51,10 @@ bench-traces: $(VENV)/.test-deps
 bench-platform: $(VENV)/.test-deps
 	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "install wrk (apt-get install wrk) and retry"; exit 1; }
 	$(BIN)/python -m bench.platform $(BENCH_ARGS)
+
+## bench-channels: push → case and push → comment for Slack and Graph, 1 and 2 workers, against webhook → case
+bench-channels: $(VENV)/.test-deps
+	$(BIN)/python -m bench.channels $(BENCH_ARGS)
 
 unit: $(VENV)/.test-deps
 	$(BIN)/pytest tests/unit
