@@ -21,7 +21,6 @@ from casedesk.api.routers import (
     events,
     executions,
     health,
-    home,
     hooks,
     me,
     rules,
@@ -35,6 +34,7 @@ from casedesk.api.routers import (
 from casedesk.bootstrap import Container, background, build, ensure_migrated, trace_work
 from casedesk.config import Settings, get_settings
 from casedesk.kit.logging import configure_logging
+from casedesk.web import routes as web
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
@@ -73,7 +73,6 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     problems.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     routers = (
-        home,
         health,
         me,
         users,
@@ -98,4 +97,5 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(connectors.router)
     app.include_router(connections.router)
     app.include_router(connections.oauth_router)
+    web.install(app)
     return app

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from casedesk.activities import identity
+from casedesk.activities import identity, sign_in
 from casedesk.activities.connectors import connector_problems
 from casedesk.activities.secrets import (
     BATCH_SIZE,
@@ -310,6 +310,40 @@ def user_create(
 
     user = run(_migrated(work))
     out.print(f"[green]user {user.email}[/] created in {tenant} as {user.role} (id {user.id})")
+    out.print(
+        f"for a link to set their password: {_this_command()} user password-link "
+        f"--tenant {tenant} --email {user.email}",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+async def _password_link(container: Container, tenant: str, email: str) -> tuple[str, str]:
+    """A one-time link for the user to set a password, and what it is (invite, reset)."""
+    async with await _tenant_work(container, tenant) as uow:
+        user = await uow.users.by_email(email.strip().lower())
+    if user is None:
+        raise NotFound(f"no user {email} in tenant {tenant}")
+    async with await _tenant_work(container, tenant) as uow:
+        issued = await sign_in.issue_link(uow, None, user_id=user.id)
+    base = container.settings.public_url or (
+        f"http://{container.settings.host}:{container.settings.port}"
+    )
+    return f"{base}/set-password/{issued.token}", issued.link.purpose
+
+
+@user_app.command("password-link")
+def user_password_link(
+    tenant: Annotated[str, typer.Option(help="tenant slug")],
+    email: Annotated[str, typer.Option(help="the user's e-mail address")],
+) -> None:
+    """Print a one-time link with which the user sets a password (an invitation for a user
+    without one, a reset otherwise); earlier unused links stop working."""
+
+    link, purpose = run(_migrated(lambda container: _password_link(container, tenant, email)))
+    lasts = "7 days" if purpose == "invite" else "2 hours"
+    out.print(f"{purpose} link for {email} ({tenant}), valid once for {lasts}:", highlight=False)
+    out.print(link, soft_wrap=True, highlight=False)
 
 
 # --- API keys ----------------------------------------------------------------------------
@@ -497,8 +531,19 @@ def demo() -> None:
             created = await identity.create_api_key(uow, None, name="demo", user_id=admin.id)
         return created.plaintext
 
+    async def link(container: Container) -> str:
+        async with container.unit_of_work() as uow:
+            tenant = await uow.tenants.by_slug(DEMO_SLUG)
+        assert tenant is not None
+        async with container.unit_of_work(tenant.id) as uow:
+            admin = await uow.users.by_email(DEMO_ADMIN)
+        if admin is not None and admin.has_password:
+            return ""
+        return (await _password_link(container, DEMO_SLUG, DEMO_ADMIN))[0]
+
     key = run(_migrated(work))
     settings = settings_or_exit()
+    workbench = settings.public_url or f"http://{settings.host}:{settings.port}"
     if key is None:
         out.print(
             f"demo tenant exists; its admin is {DEMO_ADMIN}. For a new key: "
@@ -506,6 +551,9 @@ def demo() -> None:
             soft_wrap=True,
             highlight=False,
         )
+    first_link = run(_migrated(link))
+    _print_workbench(workbench, first_link)
+    if key is None:
         return
     out.print(f"[green]demo tenant created[/]; admin {DEMO_ADMIN}. Its API key, shown once:")
     out.print(key, soft_wrap=True, highlight=False)
@@ -516,6 +564,20 @@ def demo() -> None:
         soft_wrap=True,
         highlight=False,
     )
+
+
+def _print_workbench(workbench: str, first_link: str) -> None:
+    out.print(f"[bold]workbench:[/] {workbench}/ — workspace [bold]{DEMO_SLUG}[/], {DEMO_ADMIN}")
+    if first_link:
+        out.print("set the admin's password first, with this one-time link:", highlight=False)
+        out.print(f"  {first_link}", soft_wrap=True, highlight=False)
+    else:
+        out.print(
+            f"a new password link: {_this_command()} user password-link --tenant {DEMO_SLUG} "
+            f"--email {DEMO_ADMIN}",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def _this_command() -> str:

@@ -140,7 +140,7 @@ async def authenticate(uow: UnitOfWork, token: str, touch_interval: timedelta) -
     """
     principal, stale = await resolve_principal(uow, token, touch_interval)
     await uow.rollback()
-    if stale:
+    if stale and principal.api_key_id is not None:
         await uow.begin_write()
         await uow.api_keys.touch_any_tenant(principal.api_key_id)
         await uow.commit()

@@ -1,4 +1,4 @@
-"""Repositories of tenants, users and API keys."""
+"""Repositories of tenants, users, API keys, browser sessions and one-time links."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import func, select, update
 
 from casedesk.kit.clock import utcnow
-from casedesk.store.models import ApiKey, Tenant, User
+from casedesk.store.models import ApiKey, OneTimeLink, Tenant, User, WebSession
 from casedesk.store.repository import Page, Repository
 from casedesk.store.tenancy import ALL_TENANTS
 
@@ -34,6 +34,16 @@ class UserRepository(Repository[User]):
 
     async def list_page(self, *, limit: int, cursor: str | None) -> Page[User]:
         return await self.page(select(User), limit=limit, cursor=cursor)
+
+    async def by_email_of_tenant(self, tenant_id: uuid.UUID, email: str) -> User | None:
+        """A user found before any tenant is bound: at sign-in, by the workspace named."""
+        statement = (
+            select(User)
+            .where(User.tenant_id == tenant_id, User.email == email)
+            .execution_options(**{ALL_TENANTS: True})
+        )
+        result: User | None = await self.session.scalar(statement)
+        return result
 
     async def count_active_admins(self) -> int:
         statement = (
@@ -75,3 +85,66 @@ class ApiKeyRepository(Repository[ApiKey]):
         if user_id is not None:
             statement = statement.where(ApiKey.user_id == user_id)
         return await self.page(statement, limit=limit, cursor=cursor)
+
+
+class WebSessionRepository(Repository[WebSession]):
+    model = WebSession
+    label = "session"
+
+    async def by_hash_any_tenant(self, token_hash: str) -> tuple[WebSession, User, Tenant] | None:
+        """Resolve a session cookie: like an API key, the lookup that crosses tenants."""
+        statement = (
+            select(WebSession, User, Tenant)
+            .join(User, User.id == WebSession.user_id)
+            .join(Tenant, Tenant.id == WebSession.tenant_id)
+            .where(WebSession.token_hash == token_hash)
+            .execution_options(**{ALL_TENANTS: True})
+        )
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else (row[0], row[1], row[2])
+
+    async def touch_any_tenant(self, session_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(WebSession)
+            .where(WebSession.id == session_id)
+            .values(last_seen_at=utcnow())
+            .execution_options(**{ALL_TENANTS: True, "synchronize_session": False})
+        )
+
+    async def end_all_of(self, user_id: uuid.UUID) -> int:
+        """Sign the user out everywhere; how many sessions ended (the user's id names the
+        tenant, so this also runs before one is bound, when a link sets a new password)."""
+        result = await self.session.execute(
+            update(WebSession)
+            .where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+            .execution_options(**{ALL_TENANTS: True, "synchronize_session": False})
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class OneTimeLinkRepository(Repository[OneTimeLink]):
+    model = OneTimeLink
+    label = "link"
+
+    async def by_hash_any_tenant(self, token_hash: str) -> tuple[OneTimeLink, User, Tenant] | None:
+        statement = (
+            select(OneTimeLink, User, Tenant)
+            .join(User, User.id == OneTimeLink.user_id)
+            .join(Tenant, Tenant.id == OneTimeLink.tenant_id)
+            .where(OneTimeLink.token_hash == token_hash)
+            .execution_options(**{ALL_TENANTS: True})
+        )
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else (row[0], row[1], row[2])
+
+    async def spend_others(self, user_id: uuid.UUID, kept: uuid.UUID | None = None) -> None:
+        """Every other unused link of the user stops working (a new one replaces them)."""
+        statement = update(OneTimeLink).where(
+            OneTimeLink.user_id == user_id, OneTimeLink.used_at.is_(None)
+        )
+        if kept is not None:
+            statement = statement.where(OneTimeLink.id != kept)
+        await self.session.execute(
+            statement.values(used_at=utcnow()).execution_options(synchronize_session=False)
+        )

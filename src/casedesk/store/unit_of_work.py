@@ -30,7 +30,13 @@ from casedesk.store.configuration import (
 from casedesk.store.database import WRITE_OPTION, Database
 from casedesk.store.events import DeadLetterRepository, OutboxRepository, ProcessedEventRepository
 from casedesk.store.idempotency import IdempotencyRepository
-from casedesk.store.identity import ApiKeyRepository, TenantRepository, UserRepository
+from casedesk.store.identity import (
+    ApiKeyRepository,
+    OneTimeLinkRepository,
+    TenantRepository,
+    UserRepository,
+    WebSessionRepository,
+)
 from casedesk.store.jobs import JobRepository
 from casedesk.store.models import OutboxEvent
 from casedesk.store.platform import (
@@ -53,6 +59,8 @@ class UnitOfWork:
     tenants: TenantRepository
     users: UserRepository
     api_keys: ApiKeyRepository
+    web_sessions: WebSessionRepository
+    links: OneTimeLinkRepository
     queues: QueueRepository
     machines: StateMachineRepository
     templates: TemplateRepository
@@ -93,6 +101,8 @@ class UnitOfWork:
         self.tenants = TenantRepository(self.session)
         self.users = UserRepository(self.session)
         self.api_keys = ApiKeyRepository(self.session)
+        self.web_sessions = WebSessionRepository(self.session)
+        self.links = OneTimeLinkRepository(self.session)
         self.queues = QueueRepository(self.session)
         self.machines = StateMachineRepository(self.session)
         self.templates = TemplateRepository(self.session)

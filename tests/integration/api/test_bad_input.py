@@ -680,10 +680,10 @@ async def test_every_free_form_json_value_a_request_takes_is_bounded(
 # --- the way in for a person with a browser ----------------------------------------------
 
 
-async def test_the_root_sends_a_browser_to_the_docs(client: httpx.AsyncClient) -> None:
+async def test_the_root_sends_a_browser_to_the_sign_in_page(client: httpx.AsyncClient) -> None:
     response = await client.get("/")
-    assert response.status_code in (302, 303, 307)
-    assert response.headers["location"] == "/docs"
+    assert response.status_code == 303
+    assert response.headers["location"] == "/sign-in"
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

@@ -3,13 +3,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
 from casedesk.activities import identity
+from casedesk.activities import sign_in as signing
 from casedesk.api import API_V1
-from casedesk.api.deps import CursorParam, PrincipalDep, UnitOfWorkDep
+from casedesk.api.deps import ContainerDep, CursorParam, PrincipalDep, UnitOfWorkDep
 from casedesk.api.routing import ApiRoute
-from casedesk.api.schemas.identity import UserCreate, UserOut, UserPage, UserUpdate
+from casedesk.api.schemas.identity import (
+    PasswordLinkIn,
+    PasswordLinkOut,
+    UserCreate,
+    UserOut,
+    UserPage,
+    UserUpdate,
+)
 
 router = APIRouter(prefix=f"{API_V1}/users", tags=["users"], route_class=ApiRoute)
 
@@ -47,3 +55,26 @@ async def update_user(
         uow, principal, user_id, name=body.name, role=body.role, active=body.active
     )
     return UserOut.model_validate(user)
+
+
+@router.post(
+    "/{user_id}/password-link",
+    response_model=PasswordLinkOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="A one-time link for the user to set a password (an invitation or a reset)",
+)
+async def password_link(
+    user_id: uuid.UUID,
+    body: PasswordLinkIn,
+    request: Request,
+    principal: PrincipalDep,
+    uow: UnitOfWorkDep,
+    container: ContainerDep,
+) -> PasswordLinkOut:
+    issued = await signing.issue_link(uow, principal, user_id=user_id, purpose=body.purpose)
+    base = container.settings.public_url or str(request.base_url).rstrip("/")
+    return PasswordLinkOut(
+        purpose=issued.link.purpose,
+        url=f"{base}/set-password/{issued.token}",
+        expires_at=issued.link.expires_at,
+    )

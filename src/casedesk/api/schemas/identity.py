@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -36,6 +36,7 @@ class UserOut(Output):
     name: str
     role: Role
     active: bool
+    has_password: bool = Field(description="whether the user can sign in to the workbench")
     created_at: datetime
     updated_at: datetime
 
@@ -50,6 +51,20 @@ class UserUpdate(Input):
     name: Name | None = None
     role: Role | None = None
     active: bool | None = None
+
+
+class PasswordLinkIn(Input):
+    purpose: Literal["invite", "reset"] | None = Field(
+        default=None,
+        description="`invite` for a user without a password, `reset` otherwise (the default "
+        "follows whether the user has one)",
+    )
+
+
+class PasswordLinkOut(BaseModel):
+    purpose: Literal["invite", "reset"]
+    url: str = Field(description="the one-time link; give it to the user (it is shown once)")
+    expires_at: datetime
 
 
 class UserPage(BaseModel):
@@ -98,4 +113,4 @@ class Me(BaseModel):
     tenant: TenantOut
     user: MeUser
     role: Role
-    api_key_id: uuid.UUID
+    api_key_id: uuid.UUID | None

@@ -1,4 +1,4 @@
-"""Who is calling: resolved once per request from the API key."""
+"""Who is calling: resolved once per request from the API key or the browser session."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ class Principal:
     email: str
     name: str
     role: Role
-    api_key_id: uuid.UUID
+    api_key_id: uuid.UUID | None
+    session_id: uuid.UUID | None = None
 
     def require(self, role: Role, doing: str) -> None:
         if not self.role.at_least(role):
-            raise Forbidden(f"{doing} needs the {role} role; this key's user is {self.role}")
+            raise Forbidden(f"{doing} needs the {role} role; you are {self.role}")

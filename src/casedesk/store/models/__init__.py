@@ -17,7 +17,7 @@ from casedesk.store.models.cases import (
     Template,
 )
 from casedesk.store.models.events import DeadLetter, OutboxEvent, ProcessedEvent
-from casedesk.store.models.identity import ApiKey, Tenant, User
+from casedesk.store.models.identity import ApiKey, OneTimeLink, Tenant, User, WebSession
 from casedesk.store.models.jobs import ScheduledJob
 from casedesk.store.models.platform import (
     Authorization,
@@ -52,6 +52,7 @@ __all__ = [
     "ExecutionStep",
     "IdempotencyRecord",
     "InboxDelivery",
+    "OneTimeLink",
     "OutboxEvent",
     "ProcessedEvent",
     "Queue",
@@ -68,6 +69,7 @@ __all__ = [
     "TimeRule",
     "TraceRow",
     "User",
+    "WebSession",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookSubscription",
