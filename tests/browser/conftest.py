@@ -1,0 +1,135 @@
+"""Browser tests: Playwright driving Debian's ``chromium`` against ``casedesk serve``.
+
+The server runs as a person runs it from the README: the embedded default (a SQLite file,
+in-process workers), migrated and seeded through the CLI, in its own process on a free port.
+Chromium comes from Debian's package (``.ci/run`` installs it; on a laptop this fixture
+installs it when it may, or the tests skip saying how to get it). Screenshots of the screens
+go to ``CASEDESK_SCREENSHOTS`` (``build/screenshots`` unless told).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(os.environ.get("CASEDESK_SCREENSHOTS", ROOT / "build" / "screenshots"))
+CHROMIUM = os.environ.get("CASEDESK_CHROMIUM", "/usr/bin/chromium")
+
+
+def _chromium() -> str:
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(
+            ["apt-get", "install", "-y", "chromium"], check=False, capture_output=True, timeout=900
+        )
+        if Path(CHROMIUM).exists():
+            return CHROMIUM
+    reason = f"no Chromium at {CHROMIUM}: apt-get install -y chromium (or set CASEDESK_CHROMIUM)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    env: dict[str, str]
+    log: Path
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "casedesk", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def password_link(self, tenant: str, email: str) -> str:
+        printed = self.cli("user", "password-link", "--tenant", tenant, "--email", email)
+        found = re.search(r"(http://\S+/set-password/\S+)", printed)
+        assert found is not None, printed
+        return found.group(1)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("browser-server")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
+    env.update(
+        CASEDESK_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'casedesk.db'}",
+        CASEDESK_PORT=str(port),
+        CASEDESK_HOST="127.0.0.1",
+        CASEDESK_LOG_LEVEL="warning",
+    )
+    log = workdir / "server.log"
+    served = Server(f"http://127.0.0.1:{port}", env, log)
+    served.cli("db", "upgrade")
+    served.cli("demo")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "casedesk", "serve"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{served.url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        raise RuntimeError(f"casedesk serve did not start:\n{log.read_text()[-3000:]}")
+    yield served
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    executable = _chromium()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
+    opened = context.new_page()
+    opened.set_default_timeout(10_000)
+    yield opened
+    context.close()
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
