@@ -126,6 +126,14 @@ async def test_make_run_then_the_readme_first_case_works_on_another_port(
         assert hints
         assert all(f":{port}" in line and ":8000" not in line for line in hints), hints
 
+        # The first run ended with the workbench and the link that sets the admin's password.
+        assert re.search(rf"workbench: http://127\.0\.0\.1:{port}/ .*workspace demo", printed)
+        link = re.search(rf"(http://127\.0\.0\.1:{port}/set-password/\S+)", printed)
+        assert link is not None, printed
+        welcome = httpx.get(link[1])
+        assert welcome.status_code == 200
+        assert "Welcome to Demo" in welcome.text
+
         answers_of: dict[str, list[Any]] = {}
         for block in _readme_blocks_using_the_key():
             done = subprocess.run(
@@ -185,7 +193,8 @@ async def test_make_run_then_the_readme_first_case_works_on_another_port(
 
         home = httpx.get(f"{server.base}/", follow_redirects=True)
         assert home.status_code == 200
-        assert str(home.url).endswith("/docs")
+        assert str(home.url).endswith("/sign-in")
+        assert httpx.get(f"{server.base}/docs").status_code == 200
 
 
 @pytest.fixture
