@@ -16,13 +16,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("CASEDESK_SCREENSHOTS", ROOT / "build" / "screenshots"))
@@ -55,6 +55,12 @@ class Server:
     url: str
     env: dict[str, str]
     log: Path
+    key: str = ""
+    """the demo admin's API key, printed by ``casedesk demo``"""
+
+    def api(self) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.key}"}
+        return httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=30)
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
@@ -88,7 +94,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = workdir / "server.log"
     served = Server(f"http://127.0.0.1:{port}", env, log)
     served.cli("db", "upgrade")
-    served.cli("demo")
+    printed = served.cli("demo")
+    served.key = next(line.strip() for line in printed.splitlines() if line.startswith("cdk_"))
     process = subprocess.Popen(
         [sys.executable, "-m", "casedesk", "serve"],
         env=env,
@@ -111,25 +118,27 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+async def browser() -> AsyncIterator[Browser]:
+    # The async API shares the suite's event loop; the sync one would hold a loop of its own
+    # in this thread, and every asyncio test after it would find a loop already running.
     executable = _chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
             executable_path=executable, args=["--no-sandbox", "--disable-dev-shm-usage"]
         )
         yield launched
-        launched.close()
+        await launched.close()
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
-    opened = context.new_page()
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
+    opened = await context.new_page()
     opened.set_default_timeout(10_000)
     yield opened
-    context.close()
+    await context.close()
 
 
-def screenshot(page: Page, name: str) -> None:
+async def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -30,7 +30,7 @@ from casedesk.kit.errors import Conflict, Forbidden, PreconditionFailed
 from casedesk.kit.ids import uuid7
 from casedesk.kit.logging import get_logger
 from casedesk.kit.text import optional_str
-from casedesk.kit.tracing import TraceContext
+from casedesk.kit.tracing import TraceContext, trace_or_new
 from casedesk.store.models import ActionRecord, Case, Comment, Task
 from casedesk.store.unit_of_work import UnitOfWork
 
@@ -72,6 +72,26 @@ class ActivityContext:
     expected_version: int | None = None
     depth: int = 0
     """How many rule-made changes led to this one: 0 for a person's or a connector's."""
+
+    @classmethod
+    def of(
+        cls,
+        uow: UnitOfWork,
+        principal: Principal,
+        extensions: ExtensionRegistry,
+        *,
+        expected_version: int | None = None,
+    ) -> ActivityContext:
+        """The context of a person's or a program's request (the API's or a page's)."""
+        return cls(
+            uow=uow,
+            operator=Operator.of(principal),
+            tenant_id=principal.tenant_id,
+            edition=principal.edition,
+            extensions=extensions,
+            trace=trace_or_new(),
+            expected_version=expected_version,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,13 +11,12 @@ import structlog
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from casedesk.activities.base import ActivityContext, Operator
+from casedesk.activities.base import ActivityContext
 from casedesk.activities.identity import authenticate
 from casedesk.bootstrap import Container
 from casedesk.domain.identity.principal import Principal
 from casedesk.kit.cursors import MAX_CURSOR_CHARS
 from casedesk.kit.errors import InvalidInput, Unauthenticated
-from casedesk.kit.tracing import trace_or_new
 from casedesk.kit.values import INT32_MAX
 from casedesk.store.unit_of_work import UnitOfWork
 
@@ -88,14 +87,8 @@ async def get_activity_context(
     uow: UnitOfWorkDep,
     if_match: Annotated[str | None, Header(description="the case version (ETag) you saw")] = None,
 ) -> ActivityContext:
-    return ActivityContext(
-        uow=uow,
-        operator=Operator.of(principal),
-        tenant_id=principal.tenant_id,
-        edition=principal.edition,
-        extensions=container.extensions,
-        trace=trace_or_new(),
-        expected_version=_expected_version(if_match),
+    return ActivityContext.of(
+        uow, principal, container.extensions, expected_version=_expected_version(if_match)
     )
 
 

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from casedesk.activities import sign_in as signing
 from casedesk.kit.errors import InvalidInput, NotFound, Unauthenticated
+from casedesk.web import cases
 from casedesk.web.pages import Viewer, render
 from casedesk.web.session import (
     WORKSPACE_COOKIE,
@@ -38,6 +39,7 @@ PersonDep = Annotated[Viewer, Depends(person)]
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
+    app.include_router(cases.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(SignInFirst)
@@ -200,8 +202,3 @@ async def set_password(request: Request, token: str, viewer: ViewerDep) -> Respo
             request, viewer, link.purpose, user.email, tenant.name, error=bad.detail, status=422
         )
     return RedirectResponse(f"/sign-in?workspace={tenant.slug}&done=password", status_code=303)
-
-
-@router.get("/app", response_class=HTMLResponse)
-async def workbench(request: Request, viewer: PersonDep) -> Response:
-    return render(request, viewer, "app.html")

@@ -6,8 +6,6 @@ Through the app over HTTP, on SQLite, PostgreSQL and MariaDB, as a browser sends
 
 from __future__ import annotations
 
-import re
-import uuid
 from datetime import timedelta
 
 import httpx
@@ -21,71 +19,19 @@ from casedesk.kit.clock import utcnow
 from casedesk.store.models import WebSession
 from casedesk.store.tenancy import ALL_TENANTS
 from tests.conftest import TenantHandle, Tenants
-
-PASSWORD = "correct horse battery"
-
-
-def _hidden(page: str, name: str) -> str:
-    found = re.search(rf'name="{name}" value="([^"]*)"', page)
-    assert found is not None, f"no {name} in the page"
-    return found.group(1)
-
-
-async def _link(http: httpx.AsyncClient, tenant: TenantHandle, user_id: uuid.UUID) -> str:
-    made = await http.post(
-        f"/api/v1/users/{user_id}/password-link", json={}, headers=tenant.headers
-    )
-    assert made.status_code == 201, made.text
-    url: str = made.json()["url"]
-    return url.removeprefix("http://casedesk.test")
-
-
-async def _set_password(
-    http: httpx.AsyncClient, path: str, password: str = PASSWORD
-) -> httpx.Response:
-    form = await http.get(path)
-    assert form.status_code == 200, form.text
-    return await http.post(
-        path,
-        data={
-            "form_token": _hidden(form.text, "form_token"),
-            "password": password,
-            "password_again": password,
-        },
-    )
-
-
-async def _sign_in(
-    http: httpx.AsyncClient, workspace: str, email: str, password: str = PASSWORD
-) -> httpx.Response:
-    form = await http.get("/sign-in")
-    return await http.post(
-        "/sign-in",
-        data={
-            "form_token": _hidden(form.text, "form_token"),
-            "next": "/app",
-            "workspace": workspace,
-            "email": email,
-            "password": password,
-        },
-    )
-
-
-async def _email_of(http: httpx.AsyncClient, tenant: TenantHandle, user_id: uuid.UUID) -> str:
-    user = await http.get(f"/api/v1/users/{user_id}", headers=tenant.headers)
-    email: str = user.json()["email"]
-    return email
+from tests.support.web import PASSWORD, email_of, hidden, password_link, set_password
+from tests.support.web import sign_in as _sign_in
 
 
 @pytest.fixture
 async def invited(client: httpx.AsyncClient, tenants: Tenants) -> tuple[TenantHandle, str]:
     """A tenant whose admin set a password through an invitation; the admin's address."""
     tenant = await tenants.create()
-    response = await _set_password(client, await _link(client, tenant, tenant.admin_id))
+    response = await set_password(client, await password_link(client, tenant, tenant.admin_id))
     assert response.status_code == 303
     assert response.headers["location"] == f"/sign-in?workspace={tenant.slug}&done=password"
     client.cookies.clear()
-    return tenant, await _email_of(client, tenant, tenant.admin_id)
+    return tenant, await email_of(client, tenant, tenant.admin_id)
 
 
 async def test_an_invitation_sets_a_password_once_and_the_person_signs_in(
@@ -94,12 +40,12 @@ async def test_an_invitation_sets_a_password_once_and_the_person_signs_in(
     tenant = await tenants.create()
     before = await client.get(f"/api/v1/users/{tenant.admin_id}", headers=tenant.headers)
     assert before.json()["has_password"] is False
-    link = await _link(client, tenant, tenant.admin_id)
-    assert (await _set_password(client, link)).status_code == 303
+    link = await password_link(client, tenant, tenant.admin_id)
+    assert (await set_password(client, link)).status_code == 303
     again = await client.get(link)
     assert again.status_code == 404
     assert "already used" in again.text
-    email = await _email_of(client, tenant, tenant.admin_id)
+    email = await email_of(client, tenant, tenant.admin_id)
     client.cookies.clear()
 
     signed = await _sign_in(client, tenant.slug, email.upper())
@@ -109,7 +55,7 @@ async def test_an_invitation_sets_a_password_once_and_the_person_signs_in(
     session = next(c for c in cookie if c.startswith("casedesk_session="))
     assert "HttpOnly" in session
     assert "SameSite=lax" in session or "samesite=lax" in session.lower()
-    page = await client.get("/app")
+    page = await client.get("/app/cases")
     assert page.status_code == 200
     assert tenant.slug in page.text
     after = await client.get(f"/api/v1/users/{tenant.admin_id}", headers=tenant.headers)
@@ -130,7 +76,7 @@ async def test_a_wrong_password_an_unknown_address_and_a_wrong_workspace_read_th
     for answer in answers:
         assert "The workspace, e-mail address or password is wrong." in answer.text
         assert "casedesk_session=" not in answer.headers.get("set-cookie", "")
-    assert (await client.get("/app")).status_code == 303
+    assert (await client.get("/app/cases")).status_code == 303
 
 
 async def test_failed_sign_ins_in_a_row_make_the_account_wait(
@@ -156,7 +102,7 @@ async def test_a_form_without_its_token_is_refused(
     assert (await _sign_in(client, tenant.slug, email)).status_code == 303
     signed_out = await client.post("/sign-out", data={"csrf_token": "guessed"})
     assert signed_out.status_code == 403
-    assert (await client.get("/app")).status_code == 200  # still signed in
+    assert (await client.get("/app/cases")).status_code == 200  # still signed in
 
 
 async def test_signing_out_ends_the_session_and_everywhere_ends_all(
@@ -167,21 +113,21 @@ async def test_signing_out_ends_the_session_and_everywhere_ends_all(
     async with httpx.AsyncClient(transport=transport, base_url="http://casedesk.test") as other:
         assert (await _sign_in(client, tenant.slug, email)).status_code == 303
         assert (await _sign_in(other, tenant.slug, email)).status_code == 303
-        page = await client.get("/app")
-        out = await client.post("/sign-out", data={"csrf_token": _hidden(page.text, "csrf_token")})
+        page = await client.get("/app/cases")
+        out = await client.post("/sign-out", data={"csrf_token": hidden(page.text, "csrf_token")})
         assert out.status_code == 303
-        assert (await client.get("/app")).status_code == 303
-        assert (await other.get("/app")).status_code == 200
+        assert (await client.get("/app/cases")).status_code == 303
+        assert (await other.get("/app/cases")).status_code == 200
 
         assert (await _sign_in(client, tenant.slug, email)).status_code == 303
-        page = await other.get("/app")
+        page = await other.get("/app/cases")
         everywhere = await other.post(
             "/sign-out",
-            data={"csrf_token": _hidden(page.text, "csrf_token"), "everywhere": "1"},
+            data={"csrf_token": hidden(page.text, "csrf_token"), "everywhere": "1"},
         )
         assert everywhere.status_code == 303
-        assert (await other.get("/app")).status_code == 303
-        assert (await client.get("/app")).status_code == 303
+        assert (await other.get("/app/cases")).status_code == 303
+        assert (await client.get("/app/cases")).status_code == 303
 
 
 async def test_a_reset_link_signs_out_every_browser_and_the_old_password_stops(
@@ -194,11 +140,11 @@ async def test_a_reset_link_signs_out_every_browser_and_the_old_password_stops(
     )
     assert made.json()["purpose"] == "reset"
     link = made.json()["url"].removeprefix("http://casedesk.test")
-    short = await _set_password(client, link, "short")
+    short = await set_password(client, link, "short")
     assert short.status_code == 422
     assert "at least 10 characters" in short.text
-    assert (await _set_password(client, link, "a brand new password")).status_code == 303
-    assert (await client.get("/app")).status_code == 303
+    assert (await set_password(client, link, "a brand new password")).status_code == 303
+    assert (await client.get("/app/cases")).status_code == 303
     assert (await _sign_in(client, tenant.slug, email)).status_code == 401
     assert (await _sign_in(client, tenant.slug, email, "a brand new password")).status_code == 303
 
@@ -217,19 +163,19 @@ async def test_an_idle_session_ends_and_a_deactivated_user_is_signed_out(
             .execution_options(**{ALL_TENANTS: True})
         )
         await uow.commit()
-    assert (await client.get("/app")).status_code == 303
+    assert (await client.get("/app/cases")).status_code == 303
 
     agent = await Tenants(container).member(tenant.id, Role.AGENT)
-    link = await _link(client, tenant, agent.id)
-    assert (await _set_password(client, link)).status_code == 303
-    agent_email = await _email_of(client, tenant, agent.id)
+    link = await password_link(client, tenant, agent.id)
+    assert (await set_password(client, link)).status_code == 303
+    agent_email = await email_of(client, tenant, agent.id)
     assert (await _sign_in(client, tenant.slug, agent_email)).status_code == 303
-    assert (await client.get("/app")).status_code == 200
+    assert (await client.get("/app/cases")).status_code == 200
     deactivated = await client.patch(
         f"/api/v1/users/{agent.id}", json={"active": False}, headers=tenant.headers
     )
     assert deactivated.status_code == 200
-    assert (await client.get("/app")).status_code == 303
+    assert (await client.get("/app/cases")).status_code == 303
 
 
 async def test_only_an_admin_makes_password_links_and_never_for_another_tenant(
@@ -260,7 +206,7 @@ async def test_a_signed_in_page_goes_back_where_it_was_asked_for_and_nowhere_els
     assert asked.status_code == 303
     assert asked.headers["location"] == "/sign-in?next=/app%3Fview%3Dmine"
     form = await client.get("/sign-in?next=//evil.example/x")
-    assert _hidden(form.text, "next") == "/app"
+    assert hidden(form.text, "next") == "/app"
 
 
 async def test_the_screens_speak_chinese_to_a_chinese_browser(

@@ -35,6 +35,7 @@ def test_every_marked_text_has_a_chinese_translation() -> None:
 def test_the_server_s_messages_shown_on_screens_are_translated_too() -> None:
     from casedesk.activities.sign_in import LINK_GONE, WRONG
     from casedesk.domain.identity import passwords
+    from casedesk.web.cases import PRIORITY_LABELS, SLA_LABELS, SORT_LABELS, VIEWS
 
     chinese = i18n.translations("zh-Hans")
     said = [
@@ -46,7 +47,13 @@ def test_the_server_s_messages_shown_on_screens_are_translated_too() -> None:
         "admin",
         "agent",
         "viewer",
+        "write the reply first",
+        "choose the assignee from the list",
+        "no such case",
     ]
+    said += [view.title for view in VIEWS] + list(SORT_LABELS.values())
+    said += list(SLA_LABELS.values()) + list(PRIORITY_LABELS.values())
+    said += ["pending", "sent", "failed", "running", "paused", "met", "breached"]
     assert WRONG[0].upper() + WRONG[1:] + "." in _marked()  # the page says the same
     for text in said:
         assert text is not None

@@ -27,6 +27,7 @@ from casedesk.domain.cases.inputs import (
     RatingInput,
     TransferInput,
 )
+from casedesk.domain.cases.lists import CaseQuery, find_cases
 from casedesk.domain.cases.priority import Priority
 from casedesk.domain.cases.views import (
     CaseDetail,
@@ -38,9 +39,8 @@ from casedesk.domain.cases.views import (
     history_entry,
     summary,
 )
-from casedesk.kit.errors import InvalidInput
 from casedesk.kit.values import Instant
-from casedesk.store.cases import SORTS, CaseFilter
+from casedesk.store.cases import SORTS
 from casedesk.store.models import Case
 
 router = APIRouter(prefix=f"{API_V1}/cases", tags=["cases"], route_class=ApiRoute)
@@ -108,6 +108,7 @@ async def list_cases(
     closed: bool | None = None,
     queue: str | None = Query(default=None, description="queue code"),
     assignee_id: uuid.UUID | None = None,
+    unassigned: bool | None = Query(default=None, description="true: no assignee; false: one"),
     template: str | None = Query(default=None, description="template code"),
     priority: Priority | None = None,
     customer: str | None = Query(default=None, description="customer e-mail"),
@@ -117,34 +118,19 @@ async def list_cases(
     limit: Limit = 50,
     cursor: CursorParam = None,
 ) -> CasePage:
-    queue_id = template_id = customer_id = None
-    if queue is not None:
-        found_queue = await uow.queues.by_code(queue)
-        if found_queue is None:
-            raise InvalidInput(f"no queue {queue!r}", field="queue")
-        queue_id = found_queue.id
-    if template is not None:
-        found_template = await uow.templates.by_code(template)
-        if found_template is None:
-            raise InvalidInput(f"no template {template!r}", field="template")
-        template_id = found_template.id
-    if customer is not None:
-        found_customer = await uow.customers.by_email(customer.strip().lower())
-        if found_customer is None:
-            return CasePage(items=[], next_cursor=None)
-        customer_id = found_customer.id
-    where = CaseFilter(
+    query = CaseQuery(
         state=state,
         closed=closed,
-        queue_id=queue_id,
+        queue=queue,
         assignee_id=assignee_id,
-        template_id=template_id,
+        unassigned=unassigned,
+        template=template,
         priority=priority.rank if priority is not None else None,
-        customer_id=customer_id,
+        customer=customer,
         created_after=created_after,
         created_before=created_before,
     )
-    page = await uow.cases.list_page(where, sort=sort, limit=limit, cursor=cursor)
+    page = await find_cases(uow, query, sort=sort, limit=limit, cursor=cursor)
     return CasePage(items=[summary(case) for case in page.items], next_cursor=page.next_cursor)
 
 

@@ -1,0 +1,296 @@
+"""The agents' workbench: views with live counts, the case list, and the case page with its
+timeline, reply box, actions and transfer. Every change runs the same activity as the API."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from casedesk.activities.add_comment import AddCommentActivity, CommentParams
+from casedesk.activities.apply_action import ActionParams, ApplyActionActivity
+from casedesk.activities.base import ActivityContext
+from casedesk.activities.transfer_case import TransferCaseActivity, TransferParams
+from casedesk.domain.cases.inputs import ActionInput, CommentInput, TransferInput
+from casedesk.domain.cases.lists import CaseQuery, count_cases, find_cases
+from casedesk.domain.cases.priority import Priority
+from casedesk.domain.cases.views import detail
+from casedesk.domain.identity.principal import Principal
+from casedesk.kit.errors import (
+    CasedeskError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+)
+from casedesk.store.cases import SORTS
+from casedesk.store.models import Case
+from casedesk.store.unit_of_work import UnitOfWork
+from casedesk.web.pages import Viewer, render
+from casedesk.web.session import check_csrf, container_of, person
+
+router = APIRouter(include_in_schema=False)
+PersonDep = Annotated[Viewer, Depends(person)]
+PAGE_SIZE = 50
+COUNT_CAP = 999
+STALE = "stale"
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    code: str
+    title: str
+    sort: str
+
+    def query(self, me: Principal) -> CaseQuery:
+        return {
+            "mine": CaseQuery(closed=False, assignee_id=me.user_id),
+            "unassigned": CaseQuery(closed=False, unassigned=True),
+            "open": CaseQuery(closed=False),
+            "recent": CaseQuery(),
+            "closed": CaseQuery(closed=True),
+        }[self.code]
+
+
+VIEWS = (
+    View("mine", "My open cases", "-updated"),
+    View("unassigned", "Unassigned", "-created"),
+    View("open", "All open cases", "-updated"),
+    View("recent", "Recently updated", "-updated"),
+    View("closed", "Closed", "-updated"),
+)
+VIEWS_BY_CODE = {view.code: view for view in VIEWS}
+SORT_LABELS = {
+    "-created": "Newest first",
+    "created": "Oldest first",
+    "-updated": "Updated last first",
+    "updated": "Updated first first",
+    "-priority": "Most urgent first",
+    "priority": "Least urgent first",
+    "-number": "Highest number first",
+    "number": "Lowest number first",
+}
+"""What each sort is called on screen (the templates translate these)."""
+SLA_LABELS = {"first_response": "First response", "resolution": "Resolution"}
+PRIORITY_LABELS = {"low": "Low", "normal": "Normal", "high": "High", "urgent": "Urgent"}
+
+
+@asynccontextmanager
+async def _work(request: Request, viewer: Viewer) -> AsyncIterator[UnitOfWork]:
+    assert viewer.principal is not None
+    async with container_of(request).unit_of_work(viewer.principal.tenant_id) as uow:
+        yield uow
+
+
+async def _counts(uow: UnitOfWork, me: Principal) -> dict[str, int]:
+    return {view.code: await count_cases(uow, view.query(me), cap=COUNT_CAP) for view in VIEWS}
+
+
+async def _names(uow: UnitOfWork) -> tuple[dict[uuid.UUID, str], dict[uuid.UUID, str]]:
+    """Queue codes and people's names by id, for the lists and the case page."""
+    queues = {queue.id: queue.code for queue in await uow.queues.all()}
+    people: dict[uuid.UUID, str] = {}
+    cursor = None
+    while True:
+        page = await uow.users.list_page(limit=200, cursor=cursor)
+        people.update({user.id: user.name for user in page.items})
+        if page.next_cursor is None:
+            return queues, people
+        cursor = page.next_cursor
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _chosen(value: str | None) -> str | None:
+    return value.strip() or None if value is not None else None
+
+
+@router.get("/app", response_class=HTMLResponse)
+async def start(viewer: PersonDep) -> Response:
+    return RedirectResponse("/app/cases?view=mine", status_code=303)
+
+
+@router.get("/app/cases", response_class=HTMLResponse)
+async def case_list(request: Request, viewer: PersonDep) -> Response:
+    assert viewer.principal is not None
+    params = request.query_params
+    view = VIEWS_BY_CODE.get(params.get("view", "open"), VIEWS_BY_CODE["open"])
+    sort = params.get("sort") or view.sort
+    if sort not in SORTS:
+        sort = view.sort
+    priority = Priority.__members__.get((params.get("priority") or "").upper())
+    query = view.query(viewer.principal)
+    query = CaseQuery(
+        **{
+            **{field: getattr(query, field) for field in query.__dataclass_fields__},
+            "state": _chosen(params.get("state")),
+            "queue": _chosen(params.get("queue")),
+            "priority": priority.rank if priority is not None else None,
+        }
+    )
+    async with _work(request, viewer) as uow:
+        counts = await _counts(uow, viewer.principal)
+        queues, people = await _names(uow)
+        problem = None
+        try:
+            page = await find_cases(
+                uow, query, sort=sort, limit=PAGE_SIZE, cursor=_chosen(params.get("cursor"))
+            )
+        except CasedeskError as refused:
+            page, problem = None, refused.detail
+    filters = {
+        "view": view.code,
+        "state": query.state or "",
+        "queue": query.queue or "",
+        "priority": priority.value if priority is not None else "",
+        "sort": sort,
+    }
+    return render(
+        request,
+        viewer,
+        "cases.html",
+        status=200 if problem is None else 422,
+        views=VIEWS,
+        view=view,
+        counts=counts,
+        cap=COUNT_CAP,
+        cases=page.items if page else [],
+        next_cursor=page.next_cursor if page else None,
+        queues=queues,
+        people=people,
+        filters=filters,
+        sorts={sort: SORT_LABELS[sort] for sort in SORTS},
+        priorities=PRIORITY_LABELS,
+        problem=problem,
+    )
+
+
+async def _case(uow: UnitOfWork, number: int) -> Case:
+    case = await uow.cases.by_number(number)
+    if case is None:
+        raise NotFound(f"no case #{number}")
+    return case
+
+
+async def _case_page(
+    request: Request, viewer: Viewer, number: int, *, error: str | None = None, status: int = 200
+) -> Response:
+    assert viewer.principal is not None
+    container = container_of(request)
+    async with _work(request, viewer) as uow:
+        try:
+            case = await _case(uow, number)
+        except NotFound:
+            return render(request, viewer, "message.html", status=404, message="no such case")
+        shown = await detail(uow, case, container.extensions, viewer.principal.edition)
+        counts = await _counts(uow, viewer.principal)
+        queues, people = await _names(uow)
+    return render(
+        request,
+        viewer,
+        "case.html",
+        status=status,
+        case=shown,
+        views=VIEWS,
+        view=None,
+        counts=counts,
+        cap=COUNT_CAP,
+        queues=queues,
+        people=people,
+        error=error,
+        sla_labels=SLA_LABELS,
+        priorities=PRIORITY_LABELS,
+    )
+
+
+@router.get("/app/cases/{number}", response_class=HTMLResponse)
+async def case_page(request: Request, number: int, viewer: PersonDep) -> Response:
+    return await _case_page(request, viewer, number)
+
+
+async def _change(
+    request: Request,
+    viewer: Viewer,
+    number: int,
+    run: Any,
+) -> Response:
+    """Run one case activity from a form: back to the case, or the case with what went wrong.
+    A form that carries the version the person saw is refused when the case moved on."""
+    await check_csrf(request, viewer)
+    assert viewer.principal is not None
+    form = await request.form()
+    version = str(form.get("version", "")).strip()
+    try:
+        async with _work(request, viewer) as uow:
+            case_id = (await _case(uow, number)).id
+        async with _work(request, viewer) as uow:
+            context = ActivityContext.of(
+                uow,
+                viewer.principal,
+                container_of(request).extensions,
+                expected_version=int(version) if version.isdigit() else None,
+            )
+            await run(context, case_id, form)
+    except NotFound:
+        return render(request, viewer, "message.html", status=404, message="no such case")
+    except (PreconditionFailed, Conflict) as stale:
+        error = STALE if isinstance(stale, PreconditionFailed) else stale.detail
+        return await _case_page(request, viewer, number, error=error, status=409)
+    except CasedeskError as refused:
+        return await _case_page(
+            request, viewer, number, error=refused.detail, status=refused.status
+        )
+    except ValidationError as invalid:
+        problem = "; ".join(str(error["msg"]) for error in invalid.errors())
+        return await _case_page(request, viewer, number, error=problem, status=422)
+    return RedirectResponse(f"/app/cases/{number}", status_code=303)
+
+
+@router.post("/app/cases/{number}/comments")
+async def reply(request: Request, number: int, viewer: PersonDep) -> Response:
+    async def run(context: ActivityContext, case_id: uuid.UUID, form: Any) -> None:
+        text = str(form.get("body", "")).strip()
+        if not text:
+            raise InvalidInput("write the reply first", field="body")
+        body = CommentInput(body=text, public=form.get("visibility", "public") == "public")
+        await AddCommentActivity(context).run(CommentParams(case_id, body))
+
+    return await _change(request, viewer, number, run)
+
+
+@router.post("/app/cases/{number}/actions/{action}")
+async def act(request: Request, number: int, action: str, viewer: PersonDep) -> Response:
+    async def run(context: ActivityContext, case_id: uuid.UUID, form: Any) -> None:
+        note = str(form.get("comment", "")).strip() or None
+        body = ActionInput(comment=note, public=False)
+        await ApplyActionActivity(context).run(ActionParams(case_id, action, body))
+
+    return await _change(request, viewer, number, run)
+
+
+@router.post("/app/cases/{number}/transfer")
+async def transfer(request: Request, number: int, viewer: PersonDep) -> Response:
+    async def run(context: ActivityContext, case_id: uuid.UUID, form: Any) -> None:
+        assignee = str(form.get("assignee", "")).strip()
+        if assignee not in ("", "none") and not _is_uuid(assignee):
+            raise InvalidInput("choose the assignee from the list", field="assignee")
+        body = TransferInput(
+            queue=str(form.get("queue", "")).strip() or None,
+            assignee_id=uuid.UUID(assignee) if assignee not in ("", "none") else None,
+            unassign=assignee == "none",
+        )
+        await TransferCaseActivity(context).run(TransferParams(case_id, body))
+
+    return await _change(request, viewer, number, run)

@@ -1,0 +1,151 @@
+"""An agent works a case in the workbench, as a person clicks: from a view to the case, a
+public reply, an internal note, an action, a transfer, to solved; a stale change refused.
+
+The desk is set up through the API with the demo key (queues, a published machine, a
+template); the agent is invited with a one-time link like any new colleague."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.browser.conftest import Server, screenshot
+
+AGENT = "agent@demo.casedesk.local"
+PASSWORD = "the agent's long password"
+MACHINE = {
+    "code": "desk",
+    "name": "Desk",
+    "states": [
+        {"code": "new", "name": "New", "type": "start"},
+        {"code": "open", "name": "Open", "type": "normal"},
+        {"code": "solved", "name": "Solved", "type": "end"},
+    ],
+    "transitions": [
+        {"action": "start", "name": "Start work", "from": "new", "to": "open"},
+        {"action": "solve", "name": "Solve", "from": "open", "to": "solved"},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def desk(server: Server) -> Iterator[dict[str, str]]:
+    """Queues, machine, template and an agent in the demo tenant; the agent's link."""
+    with server.api() as api:
+        for code in ("support", "billing"):
+            api.post("/queues", json={"code": code, "name": code.title()}).raise_for_status()
+        api.post("/state-machines", json=MACHINE).raise_for_status()
+        api.post("/state-machines/desk/publish").raise_for_status()
+        api.post(
+            "/templates",
+            json={
+                "code": "question",
+                "name": "Question",
+                "state_machine": "desk",
+                "default_queue": "support",
+                "form_schema": {"type": "object"},
+            },
+        ).raise_for_status()
+        agent = api.post("/users", json={"email": AGENT, "name": "Alex Agent", "role": "agent"})
+        agent.raise_for_status()
+        link = api.post(f"/users/{agent.json()['id']}/password-link", json={})
+        link.raise_for_status()
+        yield {"link": link.json()["url"], "agent_id": agent.json()["id"]}
+
+
+def _new_case(server: Server, title: str) -> dict[str, object]:
+    with server.api() as api:
+        made = api.post(
+            "/cases",
+            json={
+                "template": "question",
+                "title": title,
+                "customer": {"email": "cat@example.com", "name": "Cat"},
+            },
+        )
+        made.raise_for_status()
+        case: dict[str, object] = made.json()
+        return case
+
+
+async def _sign_in_as_agent(page: Page, server: Server, desk: dict[str, str]) -> None:
+    await page.goto(desk["link"])
+    if await page.get_by_label("New password").count():
+        await page.get_by_label("New password").fill(PASSWORD)
+        await page.get_by_label("The same password again").fill(PASSWORD)
+        await page.get_by_role("button", name="Set password").click()
+    await page.goto(f"{server.url}/sign-in?workspace=demo")
+    await page.get_by_label("E-mail address").fill(AGENT)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).to_have_url(re.compile(r"/app/cases\?view=mine$"))
+
+
+async def test_an_agent_works_a_case_from_the_list_to_solved(
+    server: Server, desk: dict[str, str], page: Page
+) -> None:
+    case = _new_case(server, "Printer on fire")
+    await _sign_in_as_agent(page, server, desk)
+    await expect(page.get_by_role("heading", name="My open cases")).to_be_visible()
+    await page.get_by_role("link", name=re.compile("All open cases")).click()
+    await expect(page.get_by_role("link", name="Printer on fire")).to_be_visible()
+    await screenshot(page, "case-list")
+    await page.get_by_role("link", name="Printer on fire").click()
+    await expect(
+        page.get_by_role("heading", name=f"#{case['number']} Printer on fire")
+    ).to_be_visible()
+
+    await page.get_by_label("Reply", exact=True).fill("We are on our way with an extinguisher.")
+    await page.get_by_role("button", name="Send").click()
+    await expect(page.locator(".entry.public").last).to_contain_text("extinguisher")
+    await page.get_by_label("Reply", exact=True).fill("Check whether the toner is the cause.")
+    await page.get_by_label("Internal note for agents").check()
+    await page.get_by_role("button", name="Send").click()
+    note = page.locator(".entry.internal").last
+    await expect(note).to_contain_text("toner")
+    await expect(note).to_contain_text("Internal note")
+
+    await page.get_by_role("button", name="Start work").click()
+    await expect(page.locator(".facts .state")).to_have_text("Open")
+    await page.get_by_label("Queue", exact=True).select_option("billing")
+    await page.get_by_label("Assignee", exact=True).select_option(label="Alex Agent")
+    await page.get_by_role("button", name="Transfer", exact=True).click()
+    await expect(page.locator(".facts")).to_contain_text("billing")
+    await expect(page.locator(".facts")).to_contain_text("Alex Agent")
+    await screenshot(page, "case-page")
+    await page.get_by_role("button", name="Solve").click()
+    await expect(page.locator(".facts .state")).to_have_text("Solved")
+
+    with server.api() as api:
+        shown = api.get(f"/cases/{case['id']}").json()
+    assert (shown["state"], shown["queue"], shown["assignee_id"]) == (
+        "solved",
+        "billing",
+        desk["agent_id"],
+    )
+    assert [(c["body"][:5], c["public"]) for c in shown["comments"]] == [
+        ("We ar", True),
+        ("Check", False),
+    ]
+
+
+async def test_a_stale_change_is_refused_with_the_case_as_it_is_now(
+    server: Server, desk: dict[str, str], browser: Browser
+) -> None:
+    case = _new_case(server, "Two agents, one case")
+    context = await browser.new_context(locale="en-US")
+    page = await context.new_page()
+    try:
+        await _sign_in_as_agent(page, server, desk)
+        await page.goto(f"{server.url}/app/cases/{case['number']}")
+        with server.api() as api:
+            api.post(f"/cases/{case['id']}/actions/start", json={}).raise_for_status()
+        await page.get_by_role("button", name="Start work").click()
+        await expect(page.get_by_role("alert")).to_contain_text("Someone changed this case")
+        await expect(page.locator(".facts .state")).to_have_text("Open")
+        await screenshot(page, "case-stale")
+    finally:
+        await context.close()
