@@ -141,6 +141,8 @@ async def test_a_stale_change_is_refused_with_the_case_as_it_is_now(
     try:
         await _sign_in_as_agent(page, server, desk)
         await page.goto(f"{server.url}/app/cases/{case['number']}")
+        # typing, so the page does not refresh by itself when the case changes
+        await page.get_by_label("Reply", exact=True).fill("Let me take this one")
         with server.api() as api:
             api.post(f"/cases/{case['id']}/actions/start", json={}).raise_for_status()
         await page.get_by_role("button", name="Start work").click()
@@ -149,3 +151,37 @@ async def test_a_stale_change_is_refused_with_the_case_as_it_is_now(
         await screenshot(page, "case-stale")
     finally:
         await context.close()
+
+
+async def test_a_second_browser_sees_the_change_live(
+    server: Server, desk: dict[str, str], browser: Browser
+) -> None:
+    case = _new_case(server, "Seen from two desks")
+    watcher_context = await browser.new_context(locale="en-US")
+    typist_context = await browser.new_context(locale="en-US")
+    try:
+        watcher, typist = await watcher_context.new_page(), await typist_context.new_page()
+        await _sign_in_as_agent(watcher, server, desk)
+        await _sign_in_as_agent(typist, server, desk)
+        url = f"{server.url}/app/cases/{case['number']}"
+        await watcher.goto(url)
+        await typist.goto(url)
+        await typist.get_by_label("Reply", exact=True).fill("Half-written answer")
+
+        with server.api() as api:
+            api.post(
+                f"/cases/{case['id']}/comments", json={"body": "The customer wrote again"}
+            ).raise_for_status()
+        # the watcher's page shows it by itself; the typist keeps the draft and is told
+        await expect(watcher.locator(".entry").last).to_contain_text(
+            "The customer wrote again", timeout=15_000
+        )
+        banner = typist.get_by_role("status")
+        await expect(banner).to_contain_text("This case changed", timeout=15_000)
+        await expect(typist.get_by_label("Reply", exact=True)).to_have_value("Half-written answer")
+        await screenshot(typist, "case-changed-while-typing")
+        await banner.get_by_role("button", name="Show the changes").click()
+        await expect(typist.locator(".entry").last).to_contain_text("The customer wrote again")
+    finally:
+        await watcher_context.close()
+        await typist_context.close()

@@ -141,6 +141,15 @@ class CaseRepository(Repository[Case]):
         )
         return found
 
+    async def marker(self, case_id: uuid.UUID) -> str | None:
+        """What changes whenever the case or its conversation does: its version and its newest
+        comment (a live page asks every few seconds); None when there is no such case."""
+        newest = select(func.max(Comment.id)).where(Comment.case_id == case_id).scalar_subquery()
+        row = (
+            await self.session.execute(select(Case.version, newest).where(Case.id == case_id))
+        ).first()
+        return None if row is None else f"{row[0]}.{row[1] or ''}"
+
     async def by_number(self, number: int) -> Case | None:
         result: Case | None = await self.session.scalar(select(Case).where(Case.number == number))
         return result

@@ -3,6 +3,8 @@ timeline, reply box, actions and transfer. Every change runs the same activity a
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from casedesk.activities.add_comment import AddCommentActivity, CommentParams
@@ -40,6 +42,8 @@ PersonDep = Annotated[Viewer, Depends(person)]
 PAGE_SIZE = 50
 COUNT_CAP = 999
 STALE = "stale"
+LIVE_POLL_SECONDS = 2.0
+LIVE_HEARTBEAT_SECONDS = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +198,8 @@ async def _case_page(
             case = await _case(uow, number)
         except NotFound:
             return render(request, viewer, "message.html", status=404, message="no such case")
+        # read before the case, so a change in between makes the page refresh, never hides
+        marker = await uow.cases.marker(case.id)
         shown = await detail(uow, case, container.extensions, viewer.principal.edition)
         counts = await _counts(uow, viewer.principal)
         queues, people = await _names(uow)
@@ -212,6 +218,7 @@ async def _case_page(
         error=error,
         sla_labels=SLA_LABELS,
         priorities=PRIORITY_LABELS,
+        marker=marker,
     )
 
 
@@ -294,3 +301,40 @@ async def transfer(request: Request, number: int, viewer: PersonDep) -> Response
         await TransferCaseActivity(context).run(TransferParams(case_id, body))
 
     return await _change(request, viewer, number, run)
+
+
+@router.get("/app/cases/{number}/live")
+async def live(request: Request, number: int, viewer: PersonDep) -> Response:
+    """Server-Sent Events for an open case page: ``changed`` once the case or its conversation
+    is no longer what the page shows (``seen``: the marker it was rendered with), whoever
+    changed it (a colleague, a rule, a channel). The page then reloads, or,
+    when someone is typing, says the case changed."""
+    async with _work(request, viewer) as uow:
+        try:
+            case_id = (await _case(uow, number)).id
+        except NotFound:
+            return Response("no such case", status_code=404)
+        now = await uow.cases.marker(case_id)
+    shown = request.query_params.get("seen", now or "")[:80]
+    return StreamingResponse(
+        _changes(request, viewer, case_id, shown),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _changes(
+    request: Request, viewer: Viewer, case_id: uuid.UUID, shown: str
+) -> AsyncIterator[bytes]:
+    yield b"retry: 5000\n: following the case\n\n"
+    quiet_since = time.monotonic()
+    while not await request.is_disconnected():
+        async with _work(request, viewer) as uow:
+            marker = await uow.cases.marker(case_id)
+        if marker != shown:
+            yield f"event: changed\ndata: {marker or 'gone'}\n\n".encode()
+            return
+        if time.monotonic() - quiet_since >= LIVE_HEARTBEAT_SECONDS:
+            yield b": still here\n\n"
+            quiet_since = time.monotonic()
+        await asyncio.sleep(LIVE_POLL_SECONDS)
