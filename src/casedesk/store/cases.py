@@ -144,7 +144,13 @@ class CaseRepository(Repository[Case]):
     async def marker(self, case_id: uuid.UUID) -> str | None:
         """What changes whenever the case or its conversation does: its version and its newest
         comment (a live page asks every few seconds); None when there is no such case."""
-        newest = select(func.max(Comment.id)).where(Comment.case_id == case_id).scalar_subquery()
+        newest = (
+            select(Comment.id)
+            .where(Comment.case_id == case_id)
+            .order_by(Comment.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
         row = (
             await self.session.execute(select(Case.version, newest).where(Case.id == case_id))
         ).first()
