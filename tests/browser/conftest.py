@@ -34,7 +34,10 @@ def _chromium() -> str:
         return CHROMIUM
     if os.geteuid() == 0 and shutil.which("apt-get"):
         subprocess.run(
-            ["apt-get", "install", "-y", "chromium"], check=False, capture_output=True, timeout=900
+            ["apt-get", "install", "-y", "chromium", "fonts-wqy-microhei"],
+            check=False,
+            capture_output=True,
+            timeout=900,
         )
         if Path(CHROMIUM).exists():
             return CHROMIUM
@@ -142,3 +145,14 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 async def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def catalog_texts() -> list[str]:
+    """Every English text the screens can say: the Chinese catalog's source texts."""
+    from babel.messages.pofile import read_po
+
+    from casedesk.web.i18n import LOCALES_DIR
+
+    with (LOCALES_DIR / "zh_Hans" / "LC_MESSAGES" / "messages.po").open("rb") as source:
+        catalog = read_po(source)
+    return [str(message.id) for message in catalog if message.id]
