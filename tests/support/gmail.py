@@ -145,6 +145,8 @@ class GmailMailbox:
     pushes: list[Pushed] = field(default_factory=list)
     lose_pushes: int = 0
     """Notifications Pub/Sub drops from now on (never delivered)."""
+    page_size: int | None = None
+    """Fewer results a page than ``maxResults`` asks for (Gmail may answer fewer)."""
     port: int = 0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(0x18C0A0000001))
     _push_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(9000001))
@@ -340,7 +342,7 @@ class GmailMailbox:
                 for r in records
                 if any(label in m["message"]["labelIds"] for m in r.get("messagesAdded", []))
             ]
-        page, token = _paged(records, query, default=100)
+        page, token = _paged(records, query, default=100, cap=self.page_size)
         answer: dict[str, Any] = {"historyId": str(self.history_id)}
         if page:
             answer["history"] = page
@@ -355,7 +357,7 @@ class GmailMailbox:
             for s in reversed(list(self.messages.values()))
             if spam_too or not {"SPAM", "TRASH"} & set(s.labels)
         ]
-        page, token = _paged(listed, call.query, default=100)
+        page, token = _paged(listed, call.query, default=100, cap=self.page_size)
         answer: dict[str, Any] = {"resultSizeEstimate": len(listed)}
         if page:
             answer["messages"] = page
@@ -407,9 +409,9 @@ def _all(call: Call, name: str) -> list[str]:
 
 
 def _paged(
-    items: list[dict[str, Any]], query: dict[str, str], *, default: int
+    items: list[dict[str, Any]], query: dict[str, str], *, default: int, cap: int | None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    size = min(int(query.get("maxResults") or default), 500)
+    size = min(int(query.get("maxResults") or default), 500, cap or 500)
     at = int(query.get("pageToken") or 0)
     page = items[at : at + size]
     more = at + size < len(items)

@@ -70,7 +70,8 @@ def test_a_raw_message_is_read_as_mail_with_gmails_ids() -> None:
     assert message.message_id == "m1@example.com"
     assert message.thread_keys() == ["casedesk.1@desk.example", "m0@example.com"]
     assert message.reply == {"thread_id": "18c0a0"}
-    assert not message.own and not message.automatic
+    assert not message.own
+    assert not message.automatic
 
 
 def test_a_gb2312_subject_and_body_and_encoded_words_are_read() -> None:
@@ -126,7 +127,8 @@ def test_a_full_format_payload_is_read_part_by_part() -> None:
     message = message_of(entity)
     assert message.subject == "Café fermé"
     assert message.text == "Café fermé"
-    assert message.html is not None and "<b>ferm\u00e9</b>" in message.html
+    assert message.html is not None
+    assert "<b>ferm\u00e9</b>" in message.html
     assert message.message_id == "f1@example.fr"
     assert message.thread_id == "18c0b0"
 
@@ -168,4 +170,5 @@ def test_a_reply_is_mime_in_the_thread_with_its_own_message_id() -> None:
     assert sent["In-Reply-To"] == "<m2@example.com>"
     assert sent["References"] == "<m1@example.com> <m2@example.com>"
     body = sent.get_body(preferencelist=("plain",))
-    assert body is not None and body.get_content().strip() == "Pull the plug."
+    assert body is not None
+    assert body.get_content().strip() == "Pull the plug."

@@ -68,7 +68,7 @@ def _text_parts(part: Mapping[str, Any]) -> Iterator[mail.TextPart]:
     """The text parts of a ``format=full`` payload, in order, without attachments."""
     mime_type = str(part.get("mimeType") or "").lower()
     children = part.get("parts")
-    if mime_type.startswith("multipart/") or isinstance(children, list) and children:
+    if mime_type.startswith("multipart/") or (isinstance(children, list) and children):
         for child in children if isinstance(children, list) else []:
             if isinstance(child, Mapping):
                 yield from _text_parts(child)
