@@ -3,7 +3,9 @@ authorized through a local OAuth server: the watch made on enable and made again
 (and when it lapsed), Pub/Sub pushes that only signal and a history.list resync that reads
 what was added, page by page; a duplicated push, a lost one, a lapsed watch, a history id
 Gmail no longer keeps (404: a full sync through messages.list) and 429s each end with every
-message exactly once; the polling trigger; the access token refreshed; users.stop on disable.
+message exactly once; a token Gmail refuses (401) fails the resync until a refreshed one
+catches up; a push without data is acted on by nobody; the polling trigger; the access token
+refreshed; users.stop on disable.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy import select
 from casedesk.bootstrap import Container
 from casedesk.kit.clock import utcnow
 from casedesk.platform import instant
-from casedesk.platform.instant import DELETE, RENEW, RESYNC
+from casedesk.platform.instant import DELETE, PROCESS, RENEW, RESYNC
 from casedesk.store.models import InboxDelivery
 from tests.support.cases import Desk
 from tests.support.connections import REDIRECT_URI
@@ -106,6 +108,19 @@ async def test_a_push_is_acknowledged_at_once_and_starts_a_resync_from_the_store
     assert await gmail.fired() == [stored.id]
     assert (await gmail.subscription()).cursor == {"value": str(mailbox.history_id)}
     assert await _titles(gmail) == ["Printer on fire"]
+
+
+async def test_a_push_without_data_is_acknowledged_and_acted_on_by_nobody(
+    gmail: GmailDesk,
+) -> None:
+    mailbox = gmail.gmail
+    await mailbox.deliver(mail("Printer on fire"), push=False)
+    body = {"message": {"messageId": "1", "attributes": {}}, "subscription": "projects/p/s"}
+    answer = await mailbox.caller.post(mailbox.push_url, json=body)
+    assert answer.status_code == 200
+    await gmail.work()
+    assert mailbox.calls_to("history") == []
+    assert await gmail.fired() == []
 
 
 async def test_a_duplicated_push_makes_one_case(gmail: GmailDesk) -> None:
@@ -222,6 +237,30 @@ async def test_the_access_token_is_refreshed_and_the_mailbox_read_with_the_new_o
     used = [call.headers["authorization"] for call in mailbox.calls]
     assert len(set(used)) > 1
     assert used[-1] == f"Bearer {mailbox.oauth.issued_access_tokens[-1]}"
+    assert await _titles(gmail) == ["Printer on fire"]
+
+
+async def test_a_token_gmail_refuses_fails_the_resync_until_a_new_one_catches_up(
+    gmail: GmailDesk,
+) -> None:
+    mailbox = gmail.gmail
+    mailbox.reject_tokens()  # revoked at Google before it expired
+    stored = await mailbox.deliver(mail("Printer on fire"))
+    assert await gmail.run(PROCESS, rounds=1) == 1
+    assert await gmail.run(RESYNC, rounds=1) == 1
+    subscription = await gmail.subscription()
+    assert subscription.consecutive_failures == 1
+    assert "answered 401" in (subscription.last_error or "")
+    assert await gmail.fired() == []
+    async with gmail.container.unit_of_work(gmail.desk.tenant.id) as uow:
+        await uow.begin_write()
+        connection = await uow.connections.get(uuid.UUID(gmail.connection_id))
+        connection.token_expires_at = utcnow() - timedelta(seconds=1)
+        await uow.commit()
+    await gmail.work()  # the resync's retry, with a refreshed token
+    assert mailbox.oauth.grant_types[-1] == "refresh_token"
+    assert await gmail.fired() == [stored.id]
+    assert (await gmail.subscription()).consecutive_failures == 0
     assert await _titles(gmail) == ["Printer on fire"]
 
 
