@@ -204,14 +204,22 @@ def expiry_mark(moment: datetime | None) -> int | None:
 
 
 async def plan_renewal(
-    uow: UnitOfWork, subscription: Subscription, *, due: datetime | None = None
+    uow: UnitOfWork,
+    subscription: Subscription,
+    *,
+    due: datetime | None = None,
+    every: timedelta | None = None,
 ) -> None:
-    """Renew the source subscription at about half its remaining life (or at ``due``)."""
+    """Renew the source subscription at about half its remaining life, or sooner when it is
+    to be renewed ``every`` so often (or at ``due``)."""
     expires = subscription.external_expires_at
     if subscription.external_id is None or expires is None:
         return
     now = utcnow()
-    when = due if due is not None else now + max(expires - now, timedelta(0)) / 2
+    wait = max(expires - now, timedelta(0)) / 2
+    if every is not None:
+        wait = min(wait, every)
+    when = due if due is not None else now + wait
     await plan(
         uow,
         RENEW,

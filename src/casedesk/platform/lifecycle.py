@@ -33,6 +33,7 @@ from casedesk.integrations.hooks import source_id_text
 from casedesk.integrations.hub import Hub
 from casedesk.integrations.manifests.common import RequestTemplate
 from casedesk.integrations.manifests.instant import Lifecycle, Resync
+from casedesk.integrations.manifests.polling import FullSync
 from casedesk.kit.clock import utcnow
 from casedesk.kit.crypto import SecretBox, SecretUnreadable
 from casedesk.kit.logging import get_logger
@@ -148,7 +149,13 @@ class SubscriptionLifecycle:
         baseline = not recreate and subscription.cursor is None
         replaces = subscription.external_id
         await self._made(
-            subscription_id, job, made, caught_up, baseline=baseline, replaces=replaces
+            subscription_id,
+            job,
+            made,
+            caught_up,
+            baseline=baseline,
+            replaces=replaces,
+            every=renew_every(lifecycle),
         )
 
     async def renew_job(self, job: ScheduledJob) -> None:
@@ -168,7 +175,15 @@ class SubscriptionLifecycle:
                 await self._failed(subscription_id, job, RENEW, str(failure))
                 return
         replaces = subscription.external_id
-        await self._made(subscription_id, job, made, caught_up, baseline=False, replaces=replaces)
+        await self._made(
+            subscription_id,
+            job,
+            made,
+            caught_up,
+            baseline=False,
+            replaces=replaces,
+            every=renew_every(lifecycle),
+        )
 
     async def resync_job(self, job: ScheduledJob) -> None:
         """``instant.resync``: catch up on what the source may not have delivered."""
@@ -291,8 +306,11 @@ class SubscriptionLifecycle:
         subscription: Subscription,
         job: ScheduledJob,
     ) -> tuple[Made, CaughtUp | None]:
-        if lifecycle.renew is None:  # the source renews by being asked again (Gmail's watch)
-            return await self._make(resolved, lifecycle, subscription, job), None
+        if lifecycle.renew is None:
+            # The source renews by being asked again (Gmail's watch); whatever a lapse of the
+            # old one kept from being delivered, the resync catches up on.
+            made = await self._make(resolved, lifecycle, subscription, job)
+            return made, await self._catch_up(resolved, lifecycle, subscription, job)
         context = self._context(resolved, lifecycle, subscription)
         response = await self._send(resolved, lifecycle.renew, context, "subscription.renew", job)
         if response.status_code in lifecycle.gone_statuses:
@@ -333,34 +351,95 @@ class SubscriptionLifecycle:
         subscription: Subscription,
         job: ScheduledJob,
     ) -> CaughtUp | None:
-        """A resync run: every item since the cursor, page after page (None: no resync)."""
+        """A resync run: every item since the cursor, page after page (None: no resync).
+
+        Without a cursor, a resync with a ``baseline`` only takes the cursor from it; a
+        cursor the source refuses is replaced by a fresh baseline and, with ``full_sync``,
+        what the source lists now fires (a bounded number of pages; the seen ids hold back
+        what fired before)."""
         resync = lifecycle.resync
         if resync is None:
             return None
         cursor = None if subscription.cursor is None else subscription.cursor.get("value")
         context = self._context(resolved, lifecycle, subscription) | {"cursor": cursor}
+        if cursor is None and resync.baseline is not None:
+            return await self._baseline(resolved, resync, resync.baseline, context, job)
         response = await self._send(resolved, resync.request, context, "resync", job)
         if response.status_code in resync.stale_statuses and cursor is not None:
-            # The cursor expired: from the start again; the seen ids hold back what fired.
+            log.info(
+                "resync cursor refused; taking a fresh one",
+                subscription_id=str(subscription.id),
+                status=response.status_code,
+            )
             context["cursor"] = cursor = None
+            if resync.baseline is not None:
+                fresh = await self._baseline(resolved, resync, resync.baseline, context, job)
+                if resync.full_sync is None:
+                    return fresh
+                listed = await self._full_sync(resolved, resync.full_sync, context, job)
+                return CaughtUp(listed, fresh.cursor, more=False)
             response = await self._send(resolved, resync.request, context, "resync", job)
-        page_request = RequestTemplate(path="{{ page }}", headers=resync.request.headers)
         items: list[TriggerItem] = []
         for page in range(resync.max_pages):
             if not response.is_success:
                 raise _refused(response, "the resync")
             answer = _answer(response, "the resync")
-            items += _items(resync, answer)
+            items += _items(resync.items, resync.item_id, answer)
             following = select(resync.next_page, answer) if resync.next_page else None
             if not following:
                 found = select(resync.next_cursor, answer) if resync.next_cursor else None
                 return CaughtUp(items, str(found) if found else cursor, more=False)
             if page + 1 == resync.max_pages:
+                if resync.next_page_param is not None:
+                    # A page token is no cursor: the next resync starts from this one again.
+                    log.warning("resync stopped at max_pages", subscription_id=str(subscription.id))
+                    return CaughtUp(items, cursor, more=False)
                 return CaughtUp(items, str(following), more=True)
-            response = await self._send(
-                resolved, page_request, context | {"page": str(following)}, "resync", job
-            )
+            template, paged = _page(resync.request, resync.next_page_param, str(following))
+            response = await self._send(resolved, template, context | paged, "resync", job)
         raise AssertionError("unreachable: the loop returns on its last page")
+
+    async def _baseline(
+        self,
+        resolved: Resolved,
+        resync: Resync,
+        template: RequestTemplate,
+        context: Mapping[str, Any],
+        job: ScheduledJob,
+    ) -> CaughtUp:
+        """The cursor as the source gives it now, and no items."""
+        response = await self._send(resolved, template, context, "resync.baseline", job)
+        if not response.is_success:
+            raise _refused(response, "the resync's baseline")
+        answer = _answer(response, "the resync's baseline")
+        found = select(resync.next_cursor, answer) if resync.next_cursor else None
+        if found in (None, ""):
+            raise LifecycleFailed(f"the baseline's answer has no cursor at `{resync.next_cursor}`")
+        return CaughtUp([], str(found), more=False)
+
+    async def _full_sync(
+        self,
+        resolved: Resolved,
+        full_sync: FullSync,
+        context: Mapping[str, Any],
+        job: ScheduledJob,
+    ) -> list[TriggerItem]:
+        """What the source lists now, up to ``full_sync.max_pages`` pages."""
+        template: RequestTemplate = full_sync.request
+        paged: dict[str, Any] = {}
+        items: list[TriggerItem] = []
+        for _ in range(full_sync.max_pages):
+            response = await self._send(resolved, template, {**context, **paged}, "full_sync", job)
+            if not response.is_success:
+                raise _refused(response, "the full sync")
+            answer = _answer(response, "the full sync")
+            items += _items(full_sync.items, full_sync.item_id, answer)
+            following = select(full_sync.next_page, answer) if full_sync.next_page else None
+            if not following:
+                return items
+            template, paged = _page(full_sync.request, full_sync.next_page_param, str(following))
+        log.warning("full sync stopped at max_pages", pages=full_sync.max_pages)
+        return items
 
     # --- outcomes ---------------------------------------------------------------------
 
@@ -389,6 +468,7 @@ class SubscriptionLifecycle:
         *,
         baseline: bool,
         replaces: str | None,
+        every: timedelta | None = None,
     ) -> None:
         """Keep what the source made or renewed, unless the subscription was stopped, or its
         source subscription changed (``replaces`` is what it was), while the calls were out:
@@ -418,7 +498,7 @@ class SubscriptionLifecycle:
             record_success(uow, subscription, trace=_trace(job))
             if caught_up is not None:
                 await _take(uow, subscription, caught_up, _trace(job), baseline=baseline)
-            await plan_renewal(uow, subscription)
+            await plan_renewal(uow, subscription, every=every)
             await uow.commit()
 
     async def _failed(
@@ -481,20 +561,54 @@ def _trace(job: ScheduledJob) -> TraceContext:
     return parse_traceparent(job.traceparent) or trace_or_new()
 
 
+def _page(
+    request: RequestTemplate, token_param: str | None, following: str
+) -> tuple[RequestTemplate, dict[str, Any]]:
+    """The request for the next page: ``request`` with the token in ``token_param``, or the
+    URL ``following`` (with the request's headers)."""
+    if token_param is None:
+        return RequestTemplate(path="{{ page }}", headers=request.headers), {"page": following}
+    query = dict(request.query) | {token_param: "{{ page_token }}"}
+    return request.model_copy(update={"query": query}), {"page_token": following}
+
+
+def expiry_of(lifecycle: Lifecycle, answer: Any) -> datetime | None:
+    """When the answer says the subscription expires, written as ``expires_format`` says."""
+    said = select(lifecycle.expires_at, answer) if lifecycle.expires_at else None
+    if lifecycle.expires_format == "iso8601":
+        return _moment(said)
+    if isinstance(said, bool) or not isinstance(said, str | int | float):
+        return None
+    try:
+        number = float(said)
+    except ValueError:
+        return None
+    seconds = number / 1000 if lifecycle.expires_format == "epoch_ms" else number
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def _expiry(lifecycle: Lifecycle, answer: Any) -> datetime:
-    said = _moment(select(lifecycle.expires_at, answer)) if lifecycle.expires_at else None
+    said = expiry_of(lifecycle, answer)
     return said or utcnow() + timedelta(seconds=lifecycle.lifetime_seconds)
 
 
-def _items(resync: Resync, answer: Any) -> list[TriggerItem]:
-    found = select(resync.items, answer)
+def renew_every(lifecycle: Lifecycle) -> timedelta | None:
+    every = lifecycle.renew_every_seconds
+    return None if every is None else timedelta(seconds=every)
+
+
+def _items(items_at: str, id_at: str, answer: Any) -> list[TriggerItem]:
+    found = select(items_at, answer)
     if found is None:
         return []
     if not isinstance(found, list):
-        raise LifecycleFailed(f"the resync's `{resync.items}` is not a list")
+        raise LifecycleFailed(f"`{items_at}` is not a list")
     items = []
     for entity in found:
-        item_id = select(resync.item_id, entity)
+        item_id = select(id_at, entity)
         if item_id in (None, "", [], {}):
             continue  # nothing to tell it apart by: it cannot be deduplicated, so never fired
         items.append(

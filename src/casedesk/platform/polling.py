@@ -43,7 +43,7 @@ from casedesk.integrations.expressions import ExpressionError, select
 from casedesk.integrations.hub import Hub
 from casedesk.integrations.manifests import ManifestInvalid, TriggerDef
 from casedesk.integrations.manifests.common import RequestTemplate
-from casedesk.integrations.manifests.polling import PollingSpec
+from casedesk.integrations.manifests.polling import FullSync, PollingSpec
 from casedesk.integrations.retry import RETRY_AFTER_STATUSES, parse_retry_after
 from casedesk.integrations.runtime import ConnectorClient
 from casedesk.kit.clock import utcnow
@@ -271,7 +271,36 @@ class Poller:
                 subscription_id=str(start.id),
                 status=stale.status,
             )
-        return await self._fetch(start, source, None, None, trace)
+        fresh = await self._fetch(start, source, None, None, trace)
+        full_sync = source.spec.full_sync
+        if full_sync is None or start.in_baseline:
+            return fresh
+        return _Harvest(
+            fresh.items + await self._full_sync(start, source, full_sync, trace), fresh.cursor
+        )
+
+    async def _full_sync(
+        self, start: _Start, source: _Source, full_sync: FullSync, trace: TraceContext
+    ) -> list[TriggerItem]:
+        """What the source lists now, a bounded number of pages: fired unless seen (the fresh
+        cursor was taken before, so nothing arriving meanwhile is missed)."""
+        spec = source.spec.model_copy(
+            update={
+                "request": full_sync.request,
+                "baseline": None,
+                "query": {},
+                "cursor_param": None,
+                "items": full_sync.items,
+                "item_id": full_sync.item_id,
+                "next_page": full_sync.next_page,
+                "next_page_param": full_sync.next_page_param,
+                "link_header": False,
+                "next_cursor": None,
+                "max_pages": full_sync.max_pages,
+            }
+        )
+        listed = await self._fetch(start, _Source(source.client, spec), None, None, trace)
+        return listed.items
 
     async def _fetch(
         self,

@@ -453,6 +453,68 @@ async def test_a_baseline_request_gives_the_first_cursor_and_the_new_one_after_a
     assert (await source.state()).cursor == {"value": "300"}
 
 
+FULL_SYNC_MANIFEST = {
+    **BASELINE_MANIFEST,
+    "triggers": {
+        "new_item": {
+            "kind": "polling",
+            "polling": {
+                **BASELINE_MANIFEST["triggers"]["new_item"]["polling"],  # type: ignore[index]
+                "full_sync": {
+                    "request": {"path": "/messages"},
+                    "items": "messages",
+                    "next_page": "next",
+                    "next_page_param": "page",
+                    "max_pages": 2,
+                },
+            },
+        }
+    },
+}
+
+
+async def test_a_refused_cursor_takes_a_fresh_one_then_lists_a_bounded_full_sync(
+    make_source: MakeSource,
+    container: Container,
+) -> None:
+    source = await make_source(connector="mailbox")
+    async with container.unit_of_work(source.tenant_id) as uow:
+        await uow.begin_write()
+        connector = uow.connectors.add(
+            Connector(code="mailbox", name="Mailbox", draft=FULL_SYNC_MANIFEST, latest_version=1)
+        )
+        await uow.flush()
+        uow.connectors.add_version(
+            ConnectorVersion(connector_id=connector.id, version=1, manifest=FULL_SYNC_MANIFEST)
+        )
+        await uow.commit()
+    server = source.server
+    server.script("/profile", Reply.json({"historyId": "100"}), Reply.json({"historyId": "300"}))
+    server.script(
+        "/messages",
+        Reply.json({"messages": [{"id": "m3"}, {"id": "m1"}], "next": "p2"}),
+        Reply.json({"messages": [{"id": "m0"}], "next": "p3"}),
+        Reply.json({"messages": [{"id": "never"}]}),
+    )
+
+    await source.run()  # the baseline: the profile's historyId, nothing listed
+    assert server.requests_to("/messages") == []
+    await source.run(
+        Reply.json({"history": [{"message": {"id": "m1"}}], "historyId": "200"}),
+        Reply.json({"error": "historyId too old"}, status=404),
+        Reply.json({"history": [{"message": {"id": "m4"}}], "historyId": "400"}),
+        path="/history",
+    )
+    assert await source.fired() == ["m1"]
+    await source.run()  # 404: a fresh cursor, then at most two pages of what is there now
+    assert await source.fired() == ["m1", "m3", "m0"]
+    assert [q.get("page") for q in source.queries("/messages")] == [None, ["p2"]]
+    assert (await source.state()).cursor == {"value": "300"}
+    await source.run()  # on from the fresh cursor
+    assert [q.get("start") for q in source.queries("/history")] == [["100"], ["200"], ["300"]]
+    assert await source.fired() == ["m1", "m3", "m0", "m4"]
+
+
 async def test_retry_after_is_honoured_for_the_next_run(make_source: MakeSource) -> None:
     source = await make_source(items="data")
     await source.run(listing(item("a")))

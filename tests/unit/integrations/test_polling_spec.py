@@ -22,6 +22,11 @@ REQUEST = {"path": "/items"}
         ({"stale_statuses": [200]}, "error statuses"),
         ({"cursor_param": ""}, "at least 1 character"),
         ({"backfill": -1}, "greater than or equal to 0"),
+        ({"full_sync": {"request": REQUEST}}, "full_sync needs baseline"),
+        (
+            {"baseline": REQUEST, "full_sync": {"request": REQUEST, "next_page_param": "p"}},
+            "next_page_param needs next_page",
+        ),
     ],
 )
 def test_a_polling_section_that_cannot_work_is_refused(

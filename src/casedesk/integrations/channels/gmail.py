@@ -1,9 +1,140 @@
-"""The hooks of the Gmail connector."""
+"""The hooks of the Gmail connector: a Gmail message resource as a channel message, and an
+agent's reply as the input of ``users.messages.send``.
+
+The entity is what ``users.messages.get`` answers: ``id``, ``threadId``, ``labelIds`` and
+either ``raw`` (``format=raw``: the whole RFC 5322 message, base64url) or ``payload``
+(``format=full``: the MIME tree taken apart, each part's headers and base64url ``body.data``).
+Both are read by ``integrations.mail``, so charsets, encoded words, HTML-only mail and
+automatic mail are read the same way as for every mail channel. A message is known by its
+Gmail id and its thread by Gmail's ``threadId``.
+
+A message labelled ``SENT`` was sent from the mailbox (casedesk's own replies come back
+through history.list that way): ``own``, never a comment. Drafts, spam and trash are
+``ignored``. A reply goes out as a base64url RFC 5322 message (``mail.compose_reply``) in the
+thread it answers.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Iterator, Mapping
+from email.message import Message
+from email.parser import HeaderParser
+from typing import Any
+
+from casedesk.integrations import mail
 from casedesk.integrations.connector_hooks import ManifestHooks
+
+IGNORED_LABELS = {"DRAFT": "a draft", "SPAM": "spam", "TRASH": "mail in the trash"}
+"""Labels of messages that are nobody writing to the desk, and why."""
+
+
+def b64url_decode(text: str) -> bytes:
+    """Base64url (or base64) with or without its padding, as Gmail and Pub/Sub write it."""
+    cleaned = "".join(text.split())
+    padded = cleaned + "=" * (-len(cleaned) % 4)
+    return base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
+
+
+def b64url_encode(content: bytes) -> str:
+    return base64.urlsafe_b64encode(content).decode("ascii")
+
+
+def _headers(part: Mapping[str, Any]) -> list[tuple[str, str]]:
+    found = part.get("headers")
+    if not isinstance(found, list):
+        return []
+    return [
+        (str(header["name"]), _as_raw(str(header.get("value") or "")))
+        for header in found
+        if isinstance(header, Mapping) and header.get("name")
+    ]
+
+
+def _as_raw(value: str) -> str:
+    """A header value as the ``email`` parser keeps raw bytes (surrogate escapes): Gmail
+    may give a value decoded already, as text beyond ASCII, which then reads as UTF-8."""
+    return value.encode("utf-8").decode("ascii", errors="surrogateescape")
+
+
+def _part_message(headers: list[tuple[str, str]]) -> Message:
+    """A part's headers as a ``Message``, to read its content type, charset and disposition."""
+    text = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    return HeaderParser().parsestr(text + "\r\n")
+
+
+def _text_parts(part: Mapping[str, Any]) -> Iterator[mail.TextPart]:
+    """The text parts of a ``format=full`` payload, in order, without attachments."""
+    mime_type = str(part.get("mimeType") or "").lower()
+    children = part.get("parts")
+    if mime_type.startswith("multipart/") or (isinstance(children, list) and children):
+        for child in children if isinstance(children, list) else []:
+            if isinstance(child, Mapping):
+                yield from _text_parts(child)
+        return
+    if not mime_type.startswith("text/") or part.get("filename"):
+        return
+    headers = _part_message(_headers(part))
+    if (headers.get("Content-Disposition") or "").split(";")[0].strip().lower() == "attachment":
+        return
+    body = part.get("body")
+    data = body.get("data") if isinstance(body, Mapping) else None
+    if not isinstance(data, str):
+        return
+    yield mail.TextPart(mime_type, headers.get_content_charset(), b64url_decode(data))
+
+
+def read_entity(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``ChannelMessage`` fields of the mail in a message resource (raw or full)."""
+    raw = entity.get("raw")
+    if isinstance(raw, str):
+        return mail.parse_message(b64url_decode(raw))
+    payload = entity.get("payload")
+    part = payload if isinstance(payload, Mapping) else {}
+    return mail.read_parts(_headers(part), _text_parts(part))
+
+
+def _labels(entity: Mapping[str, Any]) -> set[str]:
+    labels = entity.get("labelIds")
+    return {str(label) for label in labels} if isinstance(labels, list) else set()
 
 
 class GmailHooks(ManifestHooks):
-    """Leaves everything to the manifest until the connector is built."""
+    def message(
+        self, trigger: str, entity: Any, context: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        found = entity if isinstance(entity, Mapping) else {}
+        message_id = str(found.get("id") or "")
+        if not message_id:
+            return {"kind": "ignored", "id": "-", "note": "a message resource without an id"}
+        labels = _labels(found)
+        for label, what in IGNORED_LABELS.items():
+            if label in labels:
+                return {"kind": "ignored", "id": message_id, "note": f"{what} ({label})"}
+        try:
+            fields = read_entity(found)
+        except (binascii.Error, ValueError) as exc:
+            return {"kind": "ignored", "id": message_id, "note": f"unreadable mail: {exc}"}
+        thread_id = str(found.get("threadId") or message_id)
+        return fields | {
+            "kind": "message",
+            "id": message_id,
+            "thread_id": thread_id,
+            "own": "SENT" in labels,
+            "reply": {"thread_id": thread_id},
+        }
+
+    def outgoing(
+        self, action: str, reply: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """``messages.send``: the reply as RFC 5322 mail, base64url, in the thread it answers
+        (the answered message's ``threadId``, else the case's thread)."""
+        settings = context.get("settings") or {}
+        sender = None
+        if settings.get("email_address"):
+            sender = {"address": settings["email_address"], "name": settings.get("from_name")}
+        where = reply.get("reply") or {}
+        thread_id = where.get("thread_id") or reply.get("thread_id")
+        raw = mail.compose_reply(reply, sender=sender)
+        return {"raw": b64url_encode(raw), "threadId": thread_id}

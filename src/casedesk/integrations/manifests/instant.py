@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from casedesk.integrations.manifests.common import (
     Part,
@@ -21,6 +21,7 @@ from casedesk.integrations.manifests.common import (
     Template,
     TemplateTree,
 )
+from casedesk.integrations.manifests.polling import FullSync, ParameterName
 
 
 class NoVerification(Part):
@@ -117,11 +118,30 @@ class Resync(Part):
     item_id: Selection = Field(
         default="id", description="an item's id: the same id the events give"
     )
+    baseline: RequestTemplate | None = Field(
+        default=None,
+        description="sent instead of `request` when there is no cursor (the first run, or "
+        "after a refused one) and the cursor comes from another endpoint (Gmail's profile "
+        "gives the current historyId): `next_cursor` over its answer is the cursor, and "
+        "nothing before it is fetched",
+    )
     next_page: Selection | None = Field(
-        default=None, description='the URL of the next page: `"@odata.nextLink"`'
+        default=None,
+        description='the next page: its URL (`"@odata.nextLink"`), or a token in `next_page_param`',
+    )
+    next_page_param: ParameterName | None = Field(
+        default=None,
+        description="the query parameter of `request` that carries a next-page token; none: "
+        "`next_page` is a URL",
     )
     next_cursor: Selection | None = Field(
-        default=None, description='the next run\'s cursor, on the last page: `"@odata.deltaLink"`'
+        default=None,
+        description='the next run\'s cursor, on the last page: `"@odata.deltaLink"`, `historyId`',
+    )
+    full_sync: FullSync | None = Field(
+        default=None,
+        description="what to list when the cursor is refused (one of `stale_statuses`), with "
+        "a fresh cursor from `baseline` taken first",
     )
     stale_statuses: list[int] = Field(
         default_factory=lambda: [404, 410],
@@ -129,6 +149,14 @@ class Resync(Part):
         "without it, and the ids already seen keep anything from firing twice",
     )
     max_pages: int = Field(default=20, ge=1, le=1_000)
+
+    @model_validator(mode="after")
+    def _pages(self) -> Resync:
+        if self.next_page_param is not None and self.next_page is None:
+            raise ValueError("next_page_param needs next_page, the selection of the token")
+        if self.full_sync is not None and self.baseline is None:
+            raise ValueError("full_sync needs baseline, the request that gives a fresh cursor")
+        return self
 
 
 class Lifecycle(Part):
@@ -149,6 +177,18 @@ class Lifecycle(Part):
         default=None,
         description="when the answer says the subscription expires (Graph: "
         "`expirationDateTime`); none, or no such value: after `lifetime_seconds`",
+    )
+    expires_format: Literal["iso8601", "epoch_ms", "epoch_s"] = Field(
+        default="iso8601",
+        description="how `expires_at` writes the moment: ISO 8601, or Unix time in "
+        "milliseconds (Gmail's watch `expiration`) or seconds, as a number or a string",
+    )
+    renew_every_seconds: int | None = Field(
+        default=None,
+        ge=60,
+        le=31_536_000,
+        description="renew at least this often, even when half the subscription's life is "
+        "longer (Gmail asks for a watch renewed daily, though it lasts 7 days)",
     )
     gone_statuses: list[int] = Field(
         default_factory=lambda: [404, 410],

@@ -23,6 +23,29 @@ ParameterName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 ParameterValue = Annotated[str, StringConstraints(max_length=2048)]
 
 
+class FullSync(Part):
+    """What to list when the source refuses the cursor as too old (Gmail's history.list
+    answers 404 for a ``startHistoryId`` it no longer keeps): the items there are now, a
+    bounded number of pages of them, fired unless seen before. The cursor the run goes on
+    with is taken first, from the ``baseline`` request, so nothing arriving meanwhile is
+    missed; the ids already seen keep what fired before from firing twice."""
+
+    request: RequestTemplate
+    items: Selection = Field(default="@", description="the list of items in one answer")
+    item_id: Selection = Field(default="id", description="an item's id: the same the trigger's")
+    next_page: Selection | None = Field(default=None, description="the next page's token")
+    next_page_param: ParameterName | None = Field(
+        default=None, description="the query parameter that carries it; none: it is a URL"
+    )
+    max_pages: int = Field(default=5, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _pages(self) -> FullSync:
+        if self.next_page_param is not None and self.next_page is None:
+            raise ValueError("next_page_param needs next_page, the selection of the token")
+        return self
+
+
 class PollingSpec(Part):
     interval_seconds: int = Field(default=60, ge=10, le=86_400)
     request: RequestTemplate
@@ -66,6 +89,11 @@ class PollingSpec(Part):
         description="answers that mean the cursor is no longer valid: the run starts again "
         "without it, and the ids already seen keep anything from firing twice",
     )
+    full_sync: FullSync | None = Field(
+        default=None,
+        description="what a run lists when the cursor is refused (one of `stale_statuses`); "
+        "it needs `baseline`, which gives the cursor to go on with",
+    )
     max_pages: int = Field(default=20, ge=1, le=1_000)
     backfill: int = Field(
         default=0,
@@ -81,6 +109,8 @@ class PollingSpec(Part):
             raise ValueError("next_page_param needs next_page, the selection of the token")
         if self.next_page is not None and self.link_header:
             raise ValueError("a run pages by next_page or by the Link header, not both")
+        if self.full_sync is not None and self.baseline is None:
+            raise ValueError("full_sync needs baseline, the request that gives a fresh cursor")
         if any(not 400 <= status <= 599 for status in self.stale_statuses):
             raise ValueError("stale_statuses are error statuses (400-599)")
         return self
