@@ -112,7 +112,9 @@ async def _slack_hook(container: Container, tenants: Tenants) -> Hook:
 async def _stored(container: Container, hook: Hook) -> list[InboxDelivery]:
     async with container.unit_of_work(hook.tenant_id) as uow:
         found = await uow.session.scalars(
-            select(InboxDelivery).where(InboxDelivery.subscription_id == hook.subscription_id)
+            select(InboxDelivery)
+            .where(InboxDelivery.subscription_id == hook.subscription_id)
+            .order_by(InboxDelivery.id)
         )
         return list(found.all())
 
