@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from casedesk.activities import sign_in as signing
 from casedesk.kit.errors import InvalidInput, NotFound, Unauthenticated
-from casedesk.web import cases
+from casedesk.web import admin, cases
 from casedesk.web.pages import Viewer, render
 from casedesk.web.session import (
     WORKSPACE_COOKIE,
@@ -40,11 +40,17 @@ PersonDep = Annotated[Viewer, Depends(person)]
 def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(cases.router)
+    app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(SignInFirst)
     async def _sign_in_first(request: Request, exc: SignInFirst) -> Response:
         return to_sign_in(exc.next_path)
+
+    @app.exception_handler(admin.NotAnAdmin)
+    async def _not_an_admin(request: Request, exc: admin.NotAnAdmin) -> Response:
+        viewer = await optional_viewer(request)
+        return render(request, viewer, "message.html", status=403, message=exc.detail)
 
     @app.exception_handler(BadCsrf)
     async def _bad_csrf(request: Request, exc: BadCsrf) -> Response:

@@ -1,28 +1,26 @@
-"""Bodies of the configuration endpoints: queues, state machines and templates."""
+"""Bodies of the configuration endpoints: queues, state machines and templates (what they
+take is in ``domain/configuration.py``, shared with the admin screens)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from casedesk.domain.cases.priority import Priority
-from casedesk.domain.statemachine.definition import Definition
-from casedesk.kit.values import JsonObject
+from casedesk.domain.configuration import (
+    Code,
+    Input,
+    MachineIn,
+    Name,
+    QueueIn,
+    TemplateIn,
+    TemplateUpdate,
+)
 
-Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class QueueIn(Input):
-    code: Code
-    name: Name
+__all__ = ["Code", "Input", "MachineIn", "Name", "QueueIn", "TemplateIn", "TemplateUpdate"]
 
 
 class QueueOut(BaseModel):
@@ -32,13 +30,6 @@ class QueueOut(BaseModel):
     code: str
     name: str
     created_at: datetime
-
-
-class MachineIn(Definition):
-    """A state machine draft: ``states`` and ``transitions`` plus its code and name."""
-
-    code: Code
-    name: Name
 
 
 class ProblemOut(BaseModel):
@@ -68,25 +59,6 @@ class MachineOut(BaseModel):
     )
     latest_version: int
     versions: list[VersionOut]
-
-
-class TemplateIn(Input):
-    code: Code
-    name: Name
-    state_machine: Code
-    form_schema: JsonObject = Field(
-        default_factory=lambda: {"type": "object"}, description="JSON Schema of the case form"
-    )
-    default_queue: Code
-    default_priority: Priority = Priority.NORMAL
-
-
-class TemplateUpdate(Input):
-    name: Name
-    state_machine: Code
-    form_schema: JsonObject = Field(default_factory=lambda: {"type": "object"})
-    default_queue: Code
-    default_priority: Priority = Priority.NORMAL
 
 
 class TemplateOut(BaseModel):
