@@ -278,3 +278,20 @@ async def test_a_rate_limited_reply_is_sent_once_later(outlook: OutlookDesk) -> 
     assert len(graph.sent) == 1
     (sent,) = await outlook.comments(case["id"])
     assert sent["delivery"]["status"] == "sent"
+
+
+async def test_reauthorization_required_renews_the_subscription_at_once(
+    outlook: OutlookDesk,
+) -> None:
+    graph = outlook.graph
+    subscription = graph.only_subscription()
+    before = subscription.expires
+    assert (await graph.lifecycle(subscription, "reauthorizationRequired")).status_code == 202
+    await outlook.work()
+    assert await outlook.renew() == 1
+    (patch,) = graph.requests("PATCH", "/v1.0/subscriptions/")
+    assert patch.path == f"/v1.0/subscriptions/{subscription.id}"
+    assert graph.only_subscription().expires >= before
+    await graph.receive("After the renewal", text="still here")
+    await outlook.work()
+    assert [c["title"] for c in await outlook.cases()] == ["After the renewal"]

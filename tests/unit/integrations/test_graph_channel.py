@@ -12,6 +12,8 @@ from casedesk.domain.channels import ChannelMessage
 from casedesk.integrations.catalogue import builtin
 from casedesk.integrations.channels.graph import GraphHooks
 from casedesk.integrations.connector_hooks import hooks_of
+from casedesk.integrations.expressions import render, render_tree
+from casedesk.integrations.manifests.auth import OAuth2Code
 
 TEAM = "fbe2bf47-16c8-47cf-b4a5-4b9b187c508b"
 CHANNEL = "19:4a95f7d8db4c4e7fae857bcebe0623e6@thread.tacv2"
@@ -224,3 +226,43 @@ def test_a_reply_goes_under_the_root_as_html() -> None:
     )
     assert bare is not None
     assert (bare["team_id"], bare["channel_id"], bare["root_id"]) == (TEAM, CHANNEL, "17")
+
+
+def test_both_sign_in_with_microsofts_endpoints_of_the_connections_tenant() -> None:
+    for code, scope in (("outlook", "Mail.Send"), ("teams", "ChannelMessage.Send")):
+        manifest = builtin(code)
+        assert manifest is not None
+        scheme = manifest.auth
+        assert isinstance(scheme, OAuth2Code)
+        assert {"offline_access", scope} <= set(scheme.scopes)
+        context = {"connection": {"tenant": "contoso.example"}}
+        assert render(scheme.token_url, context) == (
+            "https://login.microsoftonline.com/contoso.example/oauth2/v2.0/token"
+        )
+        assert render(scheme.authorize_url, {"connection": {}}) == (
+            "https://login.microsoftonline.com/organizations/oauth2/v2.0/authorize"
+        )
+        assert manifest.base_url is not None
+        assert render(manifest.base_url, {"connection": {}}) == "https://graph.microsoft.com/v1.0"
+
+
+def test_the_outlook_batch_asks_for_each_message_with_its_headers() -> None:
+    manifest = builtin("outlook")
+    assert manifest is not None
+    batch = manifest.enrichers["message"].batch
+    assert batch is not None and batch.max_ids == 20
+    made = render_tree(batch.request.json_body, {"ids": ["m1", "m2"]})
+    assert [r["id"] for r in made["requests"]] == ["m1", "m2"]
+    assert made["requests"][0]["method"] == "GET"
+    assert made["requests"][0]["url"].startswith("/me/messages/m1?$select=")
+    assert "internetMessageHeaders" in made["requests"][0]["url"]
+
+
+def test_a_teams_notification_resource_is_fetched_at_its_path() -> None:
+    manifest = builtin("teams")
+    assert manifest is not None
+    path = manifest.enrichers["chat_message"].request.path
+    reply = f"teams('{TEAM}')/channels('{CHANNEL}')/messages('17')/replies('18')"
+    assert render(path, {"id": reply}).strip() == (
+        f"/teams/{TEAM}/channels/{CHANNEL}/messages/17/replies/18"
+    )
