@@ -250,7 +250,8 @@ def test_the_outlook_batch_asks_for_each_message_with_its_headers() -> None:
     manifest = builtin("outlook")
     assert manifest is not None
     batch = manifest.enrichers["message"].batch
-    assert batch is not None and batch.max_ids == 20
+    assert batch is not None
+    assert batch.max_ids == 20
     made = render_tree(batch.request.json_body, {"ids": ["m1", "m2"]})
     assert [r["id"] for r in made["requests"]] == ["m1", "m2"]
     assert made["requests"][0]["method"] == "GET"
