@@ -2,7 +2,9 @@
 
 It takes the workflow version the execution was queued for (a subscription follows the
 published version, so the version is the one of queueing time), fetches the entity when
-the trigger has an enricher, applies the filter, and runs the steps in order, recording each
+the trigger has an enricher (one that batches also fetches, in the same request, the entities
+of the subscription's other executions waiting to run, and records them as their enrich
+step), applies the filter, and runs the steps in order, recording each
 (its input as rendered, its output, status, duration and the trace ids of its third-party
 calls). Steps that change cases run their activity with the workflow as operator, so history,
 events and rules behave as for a person; each commits in one transaction with its record, so

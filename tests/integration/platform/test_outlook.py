@@ -295,3 +295,13 @@ async def test_reauthorization_required_renews_the_subscription_at_once(
     await graph.receive("After the renewal", text="still here")
     await outlook.work()
     assert [c["title"] for c in await outlook.cases()] == ["After the renewal"]
+
+
+async def test_a_mail_deleted_before_it_is_fetched_is_dropped(outlook: OutlookDesk) -> None:
+    graph = outlook.graph
+    mail = await graph.receive("Deleted at once", text="gone")
+    graph.messages.remove(mail)  # Graph answers 404 ErrorItemNotFound for it now
+    await outlook.work()
+    (made,) = await outlook.executions()
+    assert made.status == "dropped"
+    assert await outlook.cases() == []
