@@ -6,6 +6,10 @@
   numbers, lists and objects as they are.
 - A **selection** is a JMESPath expression: ``"data.items"``, ``"value[].id"``.
 
+A template can apply a selection to a value with the ``select_json`` filter, to make what
+Jinja has no syntax for (a list of objects from a list of ids, a batch request's body):
+``{{ ids | select_json("[].{id: @, url: join('', ['/items/', @])}") }}``.
+
 Both are compiled once per text. Rendering is bounded: the sandbox refuses unsafe attributes
 and ranges of more than 100,000, repetitions are refused beyond ``MAX_ITEMS`` items, and an
 answer longer than ``MAX_OUTPUT`` characters is an error, so no admin's template can take the
@@ -55,6 +59,14 @@ class _Bounded(SandboxedEnvironment):
 
 
 _ENVIRONMENT = _Bounded(undefined=StrictUndefined, autoescape=False)
+
+
+def _select_json(value: Any, selection: str) -> Any:
+    """The ``select_json`` filter: a selection's value over a template's value."""
+    return select(selection, value)
+
+
+_ENVIRONMENT.filters["select_json"] = _select_json
 
 
 def _is_expression(text: str) -> str | None:

@@ -2,7 +2,9 @@
 
 It takes the workflow version the execution was queued for (a subscription follows the
 published version, so the version is the one of queueing time), fetches the entity when
-the trigger has an enricher, applies the filter, and runs the steps in order, recording each
+the trigger has an enricher (one that batches also fetches, in the same request, the entities
+of the subscription's other executions waiting to run, and records them as their enrich
+step), applies the filter, and runs the steps in order, recording each
 (its input as rendered, its output, status, duration and the trace ids of its third-party
 calls). Steps that change cases run their activity with the workflow as operator, so history,
 events and rules behave as for a person; each commits in one transaction with its record, so
@@ -188,6 +190,7 @@ class _Run:
     trigger_item: dict[str, Any]
     trace: TraceContext
     edition: str
+    subscription_id: uuid.UUID | None
     attempt: int
     retry: int
     """How many automatic retries came before this run (0 for a first or a manual run)."""
@@ -387,6 +390,7 @@ class Runner:
             trigger_item=dict(execution.trigger_item),
             trace=trace,
             edition=tenant.edition,
+            subscription_id=execution.subscription_id,
             attempt=attempt,
             retry=int(job.payload.get("retry", 0)),
             replay_of=execution.replay_of,
@@ -507,15 +511,19 @@ class Runner:
                 return run.trigger_item
             entity_id = _entity_id(trigger, run)
             record.input = {"id": entity_id, "enricher": trigger.enricher}
+            enricher = client.manifest.enrichers[trigger.enricher]
+            ahead = await self._ahead(run, trigger, enricher) if enricher.batch else {}
             span = run.trace.child()
             record.trace_ids.append(span.trace_id)
             enriched = await self.enrich(
                 client,
-                client.manifest.enrichers[trigger.enricher],
-                [entity_id],
+                enricher,
+                [entity_id, *ahead],
                 execution_id=str(run.execution_id),
                 traceparent=span.traceparent,
             )
+            if ahead:
+                await self._keep_ahead(run, trigger, ahead, enriched, span.trace_id)
         except LeaseLost:
             raise
         except Exception as exc:
@@ -537,6 +545,67 @@ class Runner:
             entity = run.trigger_item | {trigger.enriched_as: entity}
         run.pending.append(run.row(record, "succeeded", output=entity))
         return entity
+
+    async def _ahead(
+        self, run: _Run, trigger: TriggerDef, enricher: EnricherDef
+    ) -> dict[str, uuid.UUID]:
+        """For an enricher that batches: the entity ids of the subscription's other queued
+        executions that have not run yet, with their executions, so that one batch request
+        fetches what several deliveries name (Graph notifications that arrive together)."""
+        assert enricher.batch is not None
+        if run.subscription_id is None:
+            return {}
+        async with UnitOfWork(self.database, run.tenant_id) as uow:
+            waiting = await uow.executions.not_started(
+                run.subscription_id, other_than=run.execution_id, limit=enricher.batch.max_ids - 1
+            )
+        ahead: dict[str, uuid.UUID] = {}
+        for other in waiting:
+            item = dict(other.trigger_item)
+            if not _enriched(trigger, item):
+                continue
+            try:
+                entity_id = _id_in(trigger, dict(run.spec.trigger.settings), item, other.source_id)
+            except StepFailed:
+                continue  # its own run says why
+            ahead.setdefault(entity_id, other.id)
+        return ahead
+
+    async def _keep_ahead(
+        self,
+        run: _Run,
+        trigger: TriggerDef,
+        ahead: dict[str, uuid.UUID],
+        enriched: Enriched,
+        trace_id: str,
+    ) -> None:
+        """Record what the batch fetched for the other executions as their enrich step, for
+        each that is still waiting to run; one that began meanwhile fetches its own."""
+        async with UnitOfWork(self.database, run.tenant_id) as uow:
+            await uow.begin_write()
+            await uow.jobs.hold(run.job)
+            for entity_id, execution_id in ahead.items():
+                entity = enriched.entities.get(entity_id)
+                if not isinstance(entity, dict):
+                    continue  # gone, or not fetched: its own run finds out
+                other = await uow.executions.locked(execution_id)
+                if other is None or other.status != "queued" or other.attempts != 0:
+                    continue
+                if await uow.executions.steps(execution_id):
+                    continue
+                if trigger.enriched_as is not None:
+                    entity = dict(other.trigger_item) | {trigger.enriched_as: entity}
+                record = _Record(ENRICH, ENRICH)
+                record.input = {
+                    "id": entity_id,
+                    "enricher": trigger.enricher,
+                    "batched_with": str(run.execution_id),
+                }
+                record.trace_ids.append(trace_id)
+                row = record.row(0, "succeeded", output=entity)
+                row.execution_id = execution_id
+                uow.executions.add_step(row)
+            await uow.commit()
 
     async def _filter(self, run: _Run, item: dict[str, Any]) -> bool:
         condition = run.spec.filter
@@ -926,17 +995,23 @@ def _enriched(trigger: TriggerDef, item: dict[str, Any]) -> bool:
 
 
 def _entity_id(trigger: TriggerDef, run: _Run) -> str:
+    return _id_in(trigger, dict(run.spec.trigger.settings), run.trigger_item, run.source_id)
+
+
+def _id_in(
+    trigger: TriggerDef, settings: dict[str, Any], item: dict[str, Any], source_id: str | None
+) -> str:
     """The id the enricher fetches: where the instant trigger's events carry it, else the
     item's own id at the source."""
-    spec = trigger.effective(dict(run.spec.trigger.settings))
+    spec = trigger.effective(settings)
     if isinstance(spec, InstantSpec) and spec.item_id is not None:
-        found = select(spec.item_id, run.trigger_item)
+        found = select(spec.item_id, item)
         if found is None or found == "":
             raise StepFailed(f"item_id {spec.item_id!r} finds nothing in the event", final=True)
         return str(found)
-    if run.source_id is None:
+    if source_id is None:
         raise StepFailed("the item has no id at its source to fetch it by", final=True)
-    return run.source_id
+    return source_id
 
 
 def _completed(steps: Sequence[ExecutionStep]) -> dict[tuple[str, str], Any]:

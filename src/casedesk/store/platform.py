@@ -406,3 +406,23 @@ class ExecutionRepository(Repository[Execution]):
     def add_step(self, step: ExecutionStep) -> ExecutionStep:
         self.session.add(step)
         return step
+
+    async def not_started(
+        self, subscription_id: uuid.UUID, *, other_than: uuid.UUID, limit: int
+    ) -> list[Execution]:
+        """The subscription's queued executions that have never run (no step recorded),
+        oldest first: the ones a batch enrichment can fetch ahead for."""
+        started = select(ExecutionStep.id).where(ExecutionStep.execution_id == Execution.id)
+        statement = (
+            select(Execution)
+            .where(
+                Execution.subscription_id == subscription_id,
+                Execution.status == "queued",
+                Execution.attempts == 0,
+                Execution.id != other_than,
+                ~started.exists(),
+            )
+            .order_by(Execution.created_at, Execution.id)
+            .limit(limit)
+        )
+        return list((await self.session.scalars(statement)).all())

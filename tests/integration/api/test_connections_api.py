@@ -257,9 +257,9 @@ async def test_a_header_that_cannot_be_sent_is_refused_and_never_a_500(
 ) -> None:
     tenant = await tenants.create()
     manifest = {
-        "id": "teams",
-        "name": "Teams",
-        "base_url": "https://teams.example.com",
+        "id": "squads",
+        "name": "Squads",
+        "base_url": "https://squads.example.com",
         "auth": {"type": "bearer"},
         "connection": {
             "secrets": [{"name": "token"}],
@@ -268,12 +268,12 @@ async def test_a_header_that_cannot_be_sent_is_refused_and_never_a_500(
     }
     await publish(client, tenant, manifest)
     refused = await _create(
-        client, tenant, connector="teams", settings={}, secrets={"token": "tök…"}
+        client, tenant, connector="squads", settings={}, secrets={"token": "tök…"}
     )
     assert refused.status_code == 422, refused.text
     assert [e["field"] for e in refused.json()["errors"]] == ["secrets.token"]
     made = await _create(
-        client, tenant, connector="teams", settings={"team": "Zürich"}, secrets={"token": TOKEN}
+        client, tenant, connector="squads", settings={"team": "Zürich"}, secrets={"token": TOKEN}
     )
     assert made.status_code == 201, made.text
     checked = await client.post(f"{API}/{made.json()['id']}/test", headers=tenant.headers)

@@ -6,6 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import func, select, update
 
@@ -643,3 +644,103 @@ async def test_an_execution_whose_version_is_gone_fails_with_the_reason(
     assert ran["error"] == "version 99 of workflow 'vanished' is gone"
     failed = [e for e in await desk.events() if e["type"] == "execution.failed"]
     assert failed[-1]["subject"] == str(queued.id)
+
+
+def _batched(server: LocalHTTPServer) -> dict[str, Any]:
+    """A connector whose enricher fetches several messages with one batch request."""
+    return {
+        "id": "batched",
+        "name": "Batched mailbox",
+        "triggers": {
+            "mail": {
+                "kind": "instant",
+                "enricher": "message",
+                "instant": {"event_id": "body.event", "item_id": "body.message_id"},
+            }
+        },
+        "enrichers": {
+            "message": {
+                "request": {"path": f"{server.url}/m/{{{{ id }}}}"},
+                "batch": {
+                    "request": {
+                        "method": "POST",
+                        "path": f"{server.url}/batch",
+                        "json": {"ids": "{{ ids }}"},
+                    },
+                    "entities": "found",
+                    "max_ids": 20,
+                },
+            }
+        },
+    }
+
+
+async def _batch_answer(received: Any) -> Reply:
+    ids = orjson.loads(received.body)["ids"]
+    return Reply.json({"found": [{"id": i, "subject": f"Subject {i}"} for i in ids]})
+
+
+async def _one_answer(received: Any) -> Reply:
+    entity_id = received.path.rsplit("/", 1)[-1]
+    return Reply.json({"id": entity_id, "subject": f"Subject {entity_id}"})
+
+
+def _titled(code: str) -> dict[str, Any]:
+    return webhook_workflow(
+        code,
+        [
+            OPEN_CASE
+            | {
+                "title": "{{ trigger.subject }}",
+                "description": None,
+                "priority": None,
+                "customer_email": "c@example.com",
+                "form": {},
+                "tags": [],
+            }
+        ],
+    ) | {"trigger": {"connector": "batched", "trigger": "mail"}}
+
+
+async def test_executions_waiting_together_are_enriched_with_one_batch_request(
+    desk: Desk, container: Container, server: LocalHTTPServer
+) -> None:
+    await add_connector(container, desk.tenant.id, _batched(server))
+    server.handle("/batch", _batch_answer)
+    for entity_id in ("a", "b", "c"):
+        server.handle(f"/m/{entity_id}", _one_answer)
+    flow = await published(desk, _titled("batched"))
+    made = await fire_items(
+        container,
+        desk.tenant.id,
+        flow["subscription"]["id"],
+        *(delivery(f"e-{i}", message_id=i) for i in ("a", "b", "c")),
+    )
+    await run_due(quick_runner(container), container)
+    (batch,) = server.requests_to("/batch")
+    assert sorted(orjson.loads(batch.body)["ids"]) == ["a", "b", "c"]
+    assert [r.path for r in server.received if r.path.startswith("/m/")] == []
+    titles = []
+    for queued in made:
+        ran = await execution(desk, queued.id)
+        assert ran["status"] == "succeeded", ran
+        assert [s["kind"] for s in ran["steps"]] == ["enrich", "create_case"]
+        titles.append(ran["steps"][1]["input"]["title"])
+    assert sorted(titles) == ["Subject a", "Subject b", "Subject c"]
+    assert await _cases_of(container, desk.tenant.id) == 3
+
+
+async def test_a_lone_execution_of_a_batching_enricher_is_fetched_with_the_single_request(
+    desk: Desk, container: Container, server: LocalHTTPServer
+) -> None:
+    await add_connector(container, desk.tenant.id, _batched(server))
+    server.handle("/batch", _batch_answer)
+    server.handle("/m/a", _one_answer)
+    flow = await published(desk, _titled("lone"))
+    (queued,) = await fire_items(
+        container, desk.tenant.id, flow["subscription"]["id"], delivery("e-a", message_id="a")
+    )
+    await run_due(quick_runner(container), container)
+    assert server.requests_to("/batch") == []
+    assert len(server.requests_to("/m/a")) == 1
+    assert (await execution(desk, queued.id))["status"] == "succeeded"

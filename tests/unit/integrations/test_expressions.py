@@ -56,3 +56,17 @@ def test_selections_pick_from_json_and_find_nothing_quietly() -> None:
     assert select("missing.path", data) is None
     with pytest.raises(ExpressionError, match="does not compile"):
         select("value[", data)
+
+
+def test_select_json_applies_a_selection_inside_a_template() -> None:
+    made = render_tree(
+        {"requests": "{{ ids | select_json(\"[].{id: @, url: join('', ['/items/', @])}\") }}"},
+        {"ids": ["a", "b"]},
+    )
+    assert made == {"requests": [{"id": "a", "url": "/items/a"}, {"id": "b", "url": "/items/b"}]}
+    assert render("{{ value | select_json('n') }}", {"value": {"n": 3}}) == 3
+
+
+def test_select_json_with_a_bad_selection_is_an_expression_error() -> None:
+    with pytest.raises(ExpressionError, match="does not compile"):
+        render("{{ value | select_json('[') }}", {"value": {}})

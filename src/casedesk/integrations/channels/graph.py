@@ -1,9 +1,211 @@
-"""The hooks of the Graph connector."""
+"""The hooks of the Microsoft Graph connectors: an Outlook message or a Teams channel message
+as a channel message, and an agent's reply as the input of the reply action.
+
+**Outlook** (``outlook``, trigger ``new_mail``): the entity is Graph's ``message`` resource as
+``GET /me/messages/{id}`` gives it with its ``internetMessageHeaders``. Its thread is its
+``conversationId``; its Message-ID its ``internetMessageId``; ``In-Reply-To``, ``References``
+and whether a machine wrote it come from its headers (``mail.is_automatic``). The text is the
+``uniqueBody`` (what this message adds to the conversation) when Graph gives it, else the body;
+an HTML body is made text with ``mail.html_text`` and kept as HTML. A reply casedesk sent
+carries ``X-Casedesk-Message-Id`` (Graph keeps custom ``x-`` headers), so it is ``own`` when
+it comes back; a draft is ignored. A reply goes out through ``/messages/{id}/reply`` to the
+message answered, as HTML, to the case's requester.
+
+**Teams** (``teams``, trigger ``channel_messages``): the entity is a ``chatMessage``. A root
+message is its own thread; a reply (``replyToId``) is in its root's. The body is HTML (or
+text) and becomes text for the case, the HTML kept. Messages of an application
+(``from.application``) are casedesk's own when the application is the connection's
+``app_id``, else another app's and ignored; messages of the connection's own account
+(``user_id``) are casedesk's own. System messages (a member added, a channel renamed) are
+ignored, and so is a message deleted before it was read (the subscription is on new messages
+only: edits and deletions made later do not reach casedesk). A reply goes back with the
+channel message replies endpoint under the root.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from casedesk.integrations.connector_hooks import ManifestHooks
+from casedesk.integrations.mail import html_text, is_automatic
+
+OWN_HEADER = "X-Casedesk-Message-Id"
+"""The header casedesk writes into every reply it sends through Graph: the reply's Message-ID."""
+CASE_HEADER = "X-Casedesk-Case"
+"""The number of the case a reply answers, for people reading the headers."""
+MAX_HTML = 4_000_000
+"""Graph refuses a message body beyond about 4 MB."""
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _headers(message: Mapping[str, Any]) -> list[tuple[str, str]]:
+    found = []
+    for header in message.get("internetMessageHeaders") or []:
+        if isinstance(header, Mapping) and header.get("name"):
+            found.append((str(header["name"]), str(header.get("value") or "")))
+    return found
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    return next((value for key, value in headers if key.lower() == name.lower()), None)
+
+
+def _ids(value: str | None) -> list[str]:
+    """The Message-IDs of a header (``<a@x> <b@y>``), without angle brackets."""
+    if not value:
+        return []
+    return [part.strip("<>") for part in value.replace(",", " ").split() if part.strip("<>")]
+
+
+def _party(recipient: Any) -> dict[str, Any] | None:
+    address = _map(_map(recipient).get("emailAddress"))
+    if not address.get("address") and not address.get("name"):
+        return None
+    return {"address": address.get("address") or None, "name": address.get("name") or None}
+
+
+def _parties(recipients: Any) -> list[dict[str, Any]]:
+    found = [_party(each) for each in recipients] if isinstance(recipients, list) else []
+    return [party for party in found if party is not None]
+
+
+def _text_of(body: Any) -> tuple[str, str | None]:
+    """A Graph ``itemBody`` as (text, HTML or None)."""
+    content = str(_map(body).get("content") or "")
+    if str(_map(body).get("contentType") or "").lower() == "html":
+        return html_text(content), content
+    return content.replace("\r\n", "\n").strip(), None
+
+
+def _mail(message: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    message_id = str(message.get("id") or "")
+    if message.get("isDraft"):
+        return {"kind": "ignored", "id": message_id or "-", "note": "a draft is not sent mail"}
+    headers = _headers(message)
+    sender = _party(message.get("from")) or _party(message.get("sender")) or {}
+    text, html = _text_of(message.get("body"))
+    if _map(message.get("uniqueBody")).get("content"):
+        text = _text_of(message.get("uniqueBody"))[0]
+    return {
+        "kind": "message",
+        "id": message_id,
+        "thread_id": message.get("conversationId") or None,
+        "subject": message.get("subject"),
+        "text": text,
+        "html": html,
+        "sender": sender,
+        "to": _parties(message.get("toRecipients")),
+        "cc": _parties(message.get("ccRecipients")),
+        "message_id": message.get("internetMessageId") or _header(headers, "Message-ID"),
+        "in_reply_to": _ids(_header(headers, "In-Reply-To")),
+        "references": _ids(_header(headers, "References")),
+        "automatic": is_automatic(headers, sender.get("address")),
+        "own": _header(headers, OWN_HEADER) is not None,
+        "sent_at": message.get("sentDateTime") or message.get("receivedDateTime"),
+        "reply": {"message_id": message_id},
+    }
+
+
+def _chat(message: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    settings = _map(context.get("settings"))
+    message_id = str(message.get("id") or "")
+    root = str(message.get("replyToId") or message_id)
+    where = _map(message.get("channelIdentity"))
+    reply = {
+        "team_id": where.get("teamId") or settings.get("team_id"),
+        "channel_id": where.get("channelId") or settings.get("channel_id"),
+        "root_id": root,
+    }
+    author = _map(message.get("from"))
+    user, application = _map(author.get("user")), _map(author.get("application"))
+    base = {"id": message_id or "-", "thread_id": root, "reply": reply}
+    if message.get("messageType", "message") != "message":
+        note = f"a {message.get('messageType')} is not a person writing"
+        return base | {"kind": "ignored", "note": note}
+    if message.get("deletedDateTime"):
+        return base | {"kind": "ignored", "note": "deleted before it was read"}
+    own_app = settings.get("app_id")
+    if application and not user:
+        if own_app and application.get("id") == own_app:
+            return base | {"kind": "message", "own": True}
+        return base | {"kind": "ignored", "note": "a message of an app or a bot"}
+    if not user.get("id"):
+        return base | {"kind": "ignored", "note": "a message without an author"}
+    text, html = _text_of(message.get("body"))
+    return base | {
+        "kind": "message",
+        "subject": message.get("subject") or None,
+        "text": text,
+        "html": html,
+        "sender": {"id": user.get("id"), "name": user.get("displayName") or None},
+        "own": bool(settings.get("user_id")) and user.get("id") == settings.get("user_id"),
+        "sent_at": message.get("createdDateTime"),
+    }
+
+
+_MESSAGES: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]] = {
+    "new_mail": _mail,
+    "channel_messages": _chat,
+}
+
+
+def _mail_reply(reply: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """``/messages/{id}/reply`` to the message answered, with casedesk's own headers."""
+    to = [
+        {"emailAddress": {"address": party["address"]} | _named(party)}
+        for party in reply.get("to") or []
+        if isinstance(party, Mapping) and party.get("address")
+    ]
+    return {
+        "message_id": str(_map(reply.get("reply")).get("message_id") or ""),
+        "html": str(reply.get("html") or "")[:MAX_HTML],
+        "to": to,
+        "headers": [
+            {"name": OWN_HEADER, "value": f"<{reply.get('message_id')}>"},
+            {"name": CASE_HEADER, "value": str(_map(reply.get("case")).get("number") or "")},
+        ],
+    }
+
+
+def _named(party: Mapping[str, Any]) -> dict[str, str]:
+    return {"name": str(party["name"])} if party.get("name") else {}
+
+
+def _chat_reply(reply: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """A reply under the thread's root message, as HTML."""
+    settings = _map(context.get("settings"))
+    where = _map(reply.get("reply"))
+    return {
+        "team_id": str(where.get("team_id") or settings.get("team_id") or ""),
+        "channel_id": str(where.get("channel_id") or settings.get("channel_id") or ""),
+        "root_id": str(where.get("root_id") or reply.get("thread_id") or ""),
+        "html": str(reply.get("html") or ""),
+    }
+
+
+_REPLIES: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]] = {
+    "reply": _mail_reply,
+    "reply_in_channel": _chat_reply,
+}
 
 
 class GraphHooks(ManifestHooks):
-    """Leaves everything to the manifest until the connector is built."""
+    def message(
+        self, trigger: str, entity: Any, context: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        build = _MESSAGES.get(trigger)
+        if build is None:
+            return None
+        return build(_map(entity), context)
+
+    def outgoing(
+        self, action: str, reply: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        build = _REPLIES.get(action)
+        if build is None:
+            return None
+        return build(reply, context)
