@@ -91,3 +91,27 @@ def test_a_subscription_may_override_only_what_the_trigger_allows() -> None:
 def test_yaml_that_is_not_yaml_says_where() -> None:
     with pytest.raises(ManifestInvalid, match="line 2"):
         load_manifest("id: x\n  name: [unclosed\n")
+
+
+@pytest.mark.parametrize(
+    ("connector", "default"),
+    [
+        ("gmail", "https://gmail.googleapis.com/gmail/v1"),
+        ("outlook", "https://graph.microsoft.com/v1.0"),
+        ("teams", "https://graph.microsoft.com/v1.0"),
+        ("slack", "https://slack.com/api"),
+    ],
+)
+def test_a_channel_connection_without_a_base_url_calls_the_provider_itself(
+    connector: str, default: str
+) -> None:
+    """Real connections leave ``base_url`` out; only tests point it at a local server."""
+    from casedesk.integrations.catalogue import builtin
+    from casedesk.integrations.expressions import render
+
+    manifest = builtin(connector)
+    assert manifest is not None
+    assert manifest.base_url is not None
+    assert render(manifest.base_url, {"connection": {}}) == default
+    local = {"connection": {"base_url": "http://127.0.0.1:9/api"}}
+    assert render(manifest.base_url, local) == "http://127.0.0.1:9/api"
