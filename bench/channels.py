@@ -42,6 +42,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +57,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.cases import _configure, _free_port, _fresh_database, _seed_identity, _serve
 from bench.platform import HOOK_TOKEN, _hook, _stop, _wait_for
+from casedesk.bootstrap import build
 from casedesk.config import load_settings
+from casedesk.integrations.oauth import Tokens
+from casedesk.kit.clock import utcnow
 from casedesk.store.database import nullpool_engine
-from casedesk.store.models import Case, Comment, Execution, InboxDelivery
+from casedesk.store.models import Case, Comment, Connection, Execution, InboxDelivery
 
 console = Console(width=150)
 ROOT = Path(__file__).resolve().parents[1]
 SIGNING_SECRET = "bench-signing-secret-0123456789abcdef"
 CHANNEL = "C0BENCH01"
 BOT_ID = "B0BENCH01"
-CLIENT_STATE = "bench-client-state-0123456789"
 
 # The provider: Slack's Web API and Graph's mail API, answering any id they are asked
 # about with what the provider would answer for it (ids carry what the answer needs).
@@ -162,11 +165,51 @@ async def graph_reply(request: Request):
     return Response(status_code=202)
 
 
+subscriptions = {}
+
+
+async def graph_subscribe(request: Request):
+    # Graph's POST /subscriptions: the notification URL is validated first, as Graph does.
+    import httpx, uuid
+    asked = orjson.loads(await request.body())
+    async with httpx.AsyncClient(timeout=10) as http:
+        for url in {asked["notificationUrl"], asked.get("lifecycleNotificationUrl") or asked["notificationUrl"]}:
+            token = uuid.uuid4().hex
+            answer = await http.post(url, params={"validationToken": token})
+            if answer.status_code != 200 or answer.text != token:
+                return _json({"error": {"code": "InvalidRequest", "message": "validation failed"}}, 400)
+    made = asked | {"id": str(uuid.uuid4()), "applicationId": "bench"}
+    subscriptions[made["id"]] = made
+    return _json(made, 201)
+
+
+async def graph_renew(request: Request):
+    made = subscriptions.get(request.path_params["subscription_id"])
+    if made is None:
+        return _json({"error": {"code": "ResourceNotFound", "message": "no subscription"}}, 404)
+    made.update(orjson.loads(await request.body()))
+    return _json(made)
+
+
+async def graph_delta(request: Request):
+    base = str(request.url).split("?")[0]
+    return _json({"value": [], "@odata.deltaLink": base + "?$deltatoken=bench"})
+
+
+async def bench_subscriptions(request: Request):
+    return _json(list(subscriptions.values()))
+
+
 app = Starlette(routes=[
     Route("/slack/{method}", slack, methods=["GET", "POST"]),
     Route("/graph/v1.0/me/messages/{message_id}", graph_message),
     Route("/graph/v1.0/me/messages/{message_id}/reply", graph_reply, methods=["POST"]),
     Route("/graph/v1.0/$batch", graph_batch, methods=["POST"]),
+    Route("/graph/v1.0/subscriptions", graph_subscribe, methods=["POST"]),
+    Route("/graph/v1.0/subscriptions/{subscription_id}", graph_renew, methods=["PATCH"]),
+    Route("/graph/v1.0/me/mailFolders/inbox/messages/delta", graph_delta),
+    Route("/graph/v1.0/me/mailFolders('inbox')/messages/delta", graph_delta),
+    Route("/bench/subscriptions", bench_subscriptions),
 ])
 """
 
@@ -271,7 +314,9 @@ def _slack_message(user: str, text: str, thread_ts: str | None = None) -> tuple[
     return ts, _slack_push(event)
 
 
-def _graph_push(subscription_id: str, message_ids: list[str]) -> Push:
+def _graph_push(graph: tuple[str, str, str], message_ids: list[str]) -> Push:
+    """A change notification of the subscription ``graph`` (hook, id, clientState)."""
+    _, subscription_id, client_state = graph
     value = [
         {
             "subscriptionId": subscription_id,
@@ -284,7 +329,7 @@ def _graph_push(subscription_id: str, message_ids: list[str]) -> Push:
                 "@odata.etag": 'W/"CQAAABYAAAA"',
                 "id": message_id,
             },
-            "clientState": CLIENT_STATE,
+            "clientState": client_state,
             "tenantId": "00000000-0000-0000-0000-000000000001",
         }
         for message_id in message_ids
@@ -358,28 +403,57 @@ def _slack_hook(http: httpx.Client, provider: str) -> str:
     return str(subscription["hook_url"])
 
 
-def _graph_hook(http: httpx.Client, provider: str) -> tuple[str, str] | None:
-    """The Outlook workflow's hook and subscription, when the built-in connector exists."""
-    connectors = http.get("/api/v1/connectors?limit=100").json().get("items", [])
-    if not any(item["id"] == "outlook" for item in connectors):
-        return None
-    detail = http.get("/api/v1/connectors/outlook").json()
-    trigger = next(t["name"] for t in detail["triggers"] if t["kind"] == "instant")
-    settings: dict[str, Any] = {"base_url": f"{provider}/graph/v1.0"}
-    connection = _connection(
-        http,
-        {
-            "name": "Outlook",
-            "connector": "outlook",
-            "settings": settings,
-            "secrets": {"access_token": "bench-token"},
-        },
-    )
-    subscription = _publish(http, _receive("outlook-in", "outlook", trigger, connection))
-    return str(subscription["hook_url"]), str(subscription["id"])
+async def _outlook_connection(url: str, provider: str) -> str:
+    """An Outlook connection as if its OAuth2 grant had been made: tokens good for a day."""
+    container = build(load_settings(database_url=url))
+    try:
+        async with container.unit_of_work() as uow:
+            tenant = await uow.tenants.by_slug("bench")
+        assert tenant is not None
+        tokens = Tokens(
+            access_token="bench-graph-token",
+            refresh_token="bench-graph-refresh",
+            scope="Mail.ReadWrite Mail.Send",
+            expires_at=utcnow() + timedelta(days=1),
+        )
+        async with container.unit_of_work(tenant.id) as uow:
+            await uow.begin_write()
+            connection = uow.connections.add(
+                Connection(
+                    name="Outlook",
+                    connector="outlook",
+                    connector_version=1,
+                    settings={"client_id": "bench-client", "base_url": f"{provider}/graph/v1.0"},
+                    secrets_sealed=container.box.seal('{"client_secret": "bench-secret"}'),
+                    token_sealed=container.box.seal(tokens.sealable()),
+                    token_expires_at=tokens.expires_at,
+                )
+            )
+            await uow.commit()
+        return str(connection.id)
+    finally:
+        await container.close()
 
 
-def _worker(url: str, log: Path) -> subprocess.Popen[bytes]:
+def _graph_hook(http: httpx.Client, url: str, provider: str) -> str:
+    """The Outlook workflow's hook URL (its Graph subscription is made once a worker runs)."""
+    connection = asyncio.run(_outlook_connection(url, provider))
+    subscription = _publish(http, _receive("outlook-in", "outlook", "new_mail", connection))
+    return str(subscription["hook_url"])
+
+
+def _graph_subscription(provider: str, seconds: float = 120) -> tuple[str, str]:
+    """The id Graph gave the subscription and its clientState, once a worker has made it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        made = httpx.get(f"{provider}/bench/subscriptions").json()
+        if made:
+            return str(made[0]["id"]), str(made[0]["clientState"])
+        time.sleep(0.5)
+    raise RuntimeError("no worker made the Graph subscription; see the log")
+
+
+def _worker(url: str, log: Path, public: str) -> subprocess.Popen[bytes]:
     """A ``casedesk worker`` allowed to call the local provider."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
     env.update(
@@ -387,6 +461,7 @@ def _worker(url: str, log: Path) -> subprocess.Popen[bytes]:
         CASEDESK_SECRET_KEY=os.environ["CASEDESK_SECRET_KEY"],
         CASEDESK_LOG_LEVEL="warning",
         CASEDESK_OUTBOUND_ALLOWED_NETWORKS="127.0.0.0/8",
+        CASEDESK_PUBLIC_URL=public,
     )
     command = [sys.executable, "-m", "casedesk", "worker"]
     return subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
@@ -409,7 +484,9 @@ def main(
     provider_port = _free_port()
     (workdir / "provider_app.py").write_text(PROVIDER_APP)
     command = [sys.executable, "-m", "uvicorn", "provider_app:app", "--port", str(provider_port)]
-    provider_process = subprocess.Popen([*command, "--log-level", "warning"], cwd=workdir)
+    # keep-alive as long as the providers keep theirs (uvicorn closes idle ones after 5 s)
+    command += ["--timeout-keep-alive", "75", "--log-level", "warning"]
+    provider_process = subprocess.Popen(command, cwd=workdir)
     provider = f"http://127.0.0.1:{provider_port}"
     port = _free_port()
     server = _serve(url, port, 2, log)
@@ -423,7 +500,8 @@ def main(
         with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
             webhook = _hook(base, key)
             slack = _slack_hook(http, provider)
-            graph = _graph_hook(http, provider)
+            graph_hook = _graph_hook(http, url, provider)
+        graph: tuple[str, str, str] | None = None
         people = itertools.count(1)
         conversations = itertools.count(1)
         roots: dict[str, list[str]] = {"slack": [], "graph": []}
@@ -455,16 +533,14 @@ def main(
             made = []
             for _ in range(count):
                 thread = next(conversations)
-                made.append(_graph_push(graph[1], [f"m-{thread}-{thread}"]))
+                made.append(_graph_push(graph, [f"m-{thread}-{thread}"]))
             return made
 
         def graph_comments(run: int, count: int) -> list[Push]:
             assert graph is not None
             threads_ = roots["graph"]
             return [
-                _graph_push(
-                    graph[1], [f"m-{1_000_000 * (run + 1) + n}-{threads_[n % len(threads_)]}"]
-                )
+                _graph_push(graph, [f"m-{1_000_000 * (run + 1) + n}-{threads_[n % len(threads_)]}"])
                 for n in range(count)
             ]
 
@@ -473,18 +549,17 @@ def main(
             Scenario("Slack → case", "cases", slack, pushes=slack_cases),
             Scenario("Slack → comment", "comments", slack, pushes=slack_comments),
         ]
-        if graph is not None:
-            scenarios += [
-                Scenario("Outlook (Graph) → case", "cases", graph[0], pushes=graph_cases),
-                Scenario("Outlook (Graph) → comment", "comments", graph[0], pushes=graph_comments),
-            ]
-        else:
-            console.print("[yellow]no built-in outlook connector: Graph is not measured[/]")
+        scenarios += [
+            Scenario("Outlook (Graph) → case", "cases", graph_hook, pushes=graph_cases),
+            Scenario("Outlook (Graph) → comment", "comments", graph_hook, pushes=graph_comments),
+        ]
         counter = Counter(url)
         for workers in (1, 2):
-            processes = [_worker(url, log) for _ in range(workers)]
+            processes = [_worker(url, log, base) for _ in range(workers)]
             try:
                 time.sleep(3)  # the workers start
+                if graph is None:
+                    graph = (graph_hook, *_graph_subscription(provider))
                 if not roots["slack"]:
                     roots["slack"] = _open_slack_threads(slack, threads, counter, people)
                 if graph is not None and not roots["graph"]:
@@ -521,11 +596,11 @@ def _open_slack_threads(
 
 
 def _open_graph_threads(
-    graph: tuple[str, str], count: int, counter: Counter, conversations: itertools.count[int]
+    graph: tuple[str, str, str], count: int, counter: Counter, conversations: itertools.count[int]
 ) -> list[str]:
     threads = [str(next(conversations)) for _ in range(count)]
     before = asyncio.run(counter.count(Case))
-    pushes = [_graph_push(graph[1], [f"m-{t}-{t}"]) for t in threads]
+    pushes = [_graph_push(graph, [f"m-{t}-{t}"]) for t in threads]
     asyncio.run(_push_all(graph[0], pushes, 8))
     asyncio.run(counter.until(Case, before + count))
     return threads

@@ -146,7 +146,13 @@ class JobRepository:
         self, job_ids: Collection[uuid.UUID], owner: str, *, lease: timedelta
     ) -> set[uuid.UUID]:
         """Extend ``owner``'s leases on ``job_ids`` to ``now + lease``; returns the ids it
-        still holds (the others were taken over, moved or finished meanwhile)."""
+        still holds (the others were taken over, moved or finished meanwhile).
+
+        The rows are locked first, in id order, skipping those another transaction holds (a
+        job finishing right now, or one a handler's transaction touches): a renewal never
+        waits, so it cannot deadlock with them. A skipped job counts as still held; whoever
+        starts it checks its lease again, and the next beat renews it.
+        """
         if not job_ids:
             return set()
         held = (
@@ -154,16 +160,37 @@ class JobRepository:
             ScheduledJob.lease_owner == owner,
             ScheduledJob.status == "running",
         )
-        await self.session.execute(
-            update(ScheduledJob)
-            .where(*held)
-            .values(lease_until=utcnow() + lease)
-            .execution_options(**{ALL_TENANTS: True, "synchronize_session": False})
+        options = {ALL_TENANTS: True}
+        free = set(
+            (
+                await self.session.scalars(
+                    select(ScheduledJob.id)
+                    .where(*held)
+                    .order_by(ScheduledJob.id)
+                    .with_for_update(skip_locked=True)
+                    .execution_options(**options)
+                )
+            ).all()
         )
-        still = await self.session.scalars(
-            select(ScheduledJob.id).where(*held).execution_options(**{ALL_TENANTS: True})
+        if free:
+            await self.session.execute(
+                update(ScheduledJob)
+                .where(ScheduledJob.id.in_(sorted(free)))
+                .values(lease_until=utcnow() + lease)
+                .execution_options(**options, synchronize_session=False)
+            )
+        rest = set(job_ids) - free
+        if not rest:
+            return free
+        # Of the rest, a row that can be locked now is no longer this owner's (finished, moved
+        # or taken over); one that cannot is held by another transaction and stays ours.
+        gone = await self.session.scalars(
+            select(ScheduledJob.id)
+            .where(ScheduledJob.id.in_(sorted(rest)))
+            .with_for_update(skip_locked=True)
+            .execution_options(**options)
         )
-        return set(still.all())
+        return free | (rest - set(gone.all()))
 
     async def hand_back(self, job_ids: Collection[uuid.UUID], owner: str) -> None:
         """Give up ``owner``'s leases on jobs it claimed but did not start: they are pending

@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from casedesk.bootstrap import Container, build
 from casedesk.kit.clock import utcnow
@@ -430,3 +431,54 @@ async def test_a_stopped_worker_finishes_its_running_jobs_and_hands_back_the_res
     assert [(j.status, j.attempts, j.lease_owner) for j in left] == [("pending", 0, None)] * 4
     await _drain(scheduler)
     assert sorted(finished) == [f"leave-{n}" for n in range(6)]
+
+
+async def test_renewing_leases_never_waits_for_a_job_row_another_transaction_holds(
+    backend: str, backend_url: str, container: Container, tenants: Tenants
+) -> None:
+    """A handler's transaction that holds one of the worker's job rows (and a renewal that
+    would wait for it) was a deadlock when that transaction then wanted another of them: the
+    renewal skips the held row, counts it as still the worker's, and a job taken over is lost."""
+    tenant = await tenants.create()
+    await _drain(Scheduler(container.database, {"test": lambda job: asyncio.sleep(0)}))
+    for key in ("renew-a", "renew-b", "renew-c"):
+        await _schedule(container, tenant.id, key)
+    async with container.unit_of_work() as uow:
+        await uow.begin_write()
+        claimed = await uow.jobs.claim("mine", limit=100, lease=timedelta(seconds=30))
+        await uow.commit()
+    jobs = {job.key: job.id for job in claimed if job.key.startswith("renew-")}
+    assert set(jobs) == {"renew-a", "renew-b", "renew-c"}
+    async with container.unit_of_work(tenant.id) as uow:  # another worker took c over
+        await uow.begin_write()
+        found = await uow.session.get(ScheduledJob, jobs["renew-c"])
+        assert found is not None
+        found.lease_owner = "other"
+        await uow.commit()
+
+    async def renew() -> set[uuid.UUID]:
+        async with container.unit_of_work() as uow:
+            await uow.begin_write()
+            renewing = uow.jobs.renew(list(jobs.values()), "mine", lease=timedelta(minutes=5))
+            held = await asyncio.wait_for(renewing, timeout=10)
+            await uow.commit()
+        return held
+
+    if backend == "sqlite":  # writers take turns there: no row is held while another writes
+        held = await renew()
+    else:
+        holder = build(settings_for(backend_url))
+        try:
+            async with holder.unit_of_work(tenant.id) as locking:
+                await locking.begin_write()
+                await locking.session.scalar(
+                    select(ScheduledJob).where(ScheduledJob.id == jobs["renew-b"]).with_for_update()
+                )
+                held = await renew()
+                await locking.rollback()
+        finally:
+            await holder.close()
+    assert held == {jobs["renew-a"], jobs["renew-b"]}
+    longer = (await _job(container, tenant.id, "renew-a")).lease_until
+    assert longer is not None
+    assert longer > utcnow() + timedelta(minutes=4)
