@@ -128,6 +128,8 @@ async def machines(request: Request, viewer: PersonDep) -> Response:
         "admin_machines.html",
         machines=found,
         starter=json.dumps(NEW_MACHINE, indent=2, ensure_ascii=False),
+        errors=[],
+        form={},
     )
 
 

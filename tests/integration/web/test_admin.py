@@ -30,6 +30,21 @@ async def admin(client: httpx.AsyncClient, tenants: Tenants) -> tuple[TenantHand
     return tenant, hidden(page.text, "csrf_token")
 
 
+async def test_every_admin_screen_opens(
+    client: httpx.AsyncClient, admin: tuple[TenantHandle, str]
+) -> None:
+    for path, heading in (
+        ("/app/admin/queues", "New queue"),
+        ("/app/admin/machines", "New state machine"),
+        ("/app/admin/templates", "New template"),
+    ):
+        page = await client.get(path)
+        assert page.status_code == 200, path
+        assert heading in page.text
+    assert (await client.get("/app/admin/machines/nothing")).status_code == 404
+    assert (await client.get("/app/admin")).headers["location"] == "/app/admin/queues"
+
+
 async def test_an_admin_creates_a_queue_and_a_bad_code_is_named(
     client: httpx.AsyncClient, admin: tuple[TenantHandle, str]
 ) -> None:
