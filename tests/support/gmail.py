@@ -482,7 +482,6 @@ class GmailDesk(DeskSide):
         super().__init__(desk, container)
         self.gmail = gmail
         self.connection_id = ""
-        self.subscription_id = ""
 
     async def authorize(self) -> str:
         http, headers, oauth = self.desk.http, self.desk.headers, self.gmail.oauth
@@ -569,27 +568,6 @@ class GmailDesk(DeskSide):
                 .order_by(Execution.created_at, Execution.id)
             )
             return [str(source_id) for source_id in found.all()]
-
-    async def outcomes(self) -> list[str]:
-        """The receive step's outcome of every execution, in the order they were queued."""
-        async with self.container.unit_of_work(self.desk.tenant.id) as uow:
-            found = await uow.session.scalars(
-                select(Execution.id)
-                .where(Execution.subscription_id == uuid.UUID(self.subscription_id))
-                .order_by(Execution.created_at, Execution.id)
-            )
-            ids = list(found.all())
-        outcomes = []
-        for execution_id in ids:
-            shown = await self.desk.http.get(
-                f"/api/v1/executions/{execution_id}", headers=self.desk.headers
-            )
-            assert shown.status_code == 200, shown.text
-            body = shown.json()
-            assert body["status"] == "succeeded", body
-            (step,) = [s for s in body["steps"] if s["kind"] == "receive_message"]
-            outcomes.append(step["output"]["outcome"])
-        return outcomes
 
 
 def mail(

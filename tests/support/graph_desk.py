@@ -8,14 +8,12 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from casedesk.bootstrap import Container
 from casedesk.integrations.oauth import Tokens
 from casedesk.kit.clock import utcnow
 from casedesk.platform.instant import CREATE, PROCESS, RENEW, RESYNC
 from casedesk.platform.intake import RUN
-from casedesk.store.models import Connection, Execution
+from casedesk.store.models import Connection
 from tests.support.cases import Desk
 from tests.support.channels import DeskSide
 from tests.support.graph import ACCESS_TOKEN
@@ -56,7 +54,6 @@ class GraphDesk(DeskSide):
 
     def __init__(self, desk: Desk, container: Container) -> None:
         super().__init__(desk, container)
-        self.subscription_id = ""
 
     async def connect(
         self, connector: str, trigger: str, settings: dict[str, Any], code: str
@@ -92,26 +89,3 @@ class GraphDesk(DeskSide):
     async def renew(self) -> int:
         """The planned renewal, run now (it is due at half the subscription's life)."""
         return await run_jobs(self.container, self.desk.tenant.id, RENEW, rounds=1)
-
-    async def executions(self) -> list[Execution]:
-        async with self.container.unit_of_work(self.desk.tenant.id) as uow:
-            found = await uow.session.scalars(
-                select(Execution)
-                .where(Execution.subscription_id == uuid.UUID(self.subscription_id))
-                .order_by(Execution.created_at, Execution.id)
-            )
-            return list(found.all())
-
-    async def outcomes(self) -> list[str]:
-        """The receive step's outcome of every execution, in the order they were queued."""
-        outcomes = []
-        for made in await self.executions():
-            shown = await self.desk.http.get(
-                f"/api/v1/executions/{made.id}", headers=self.desk.headers
-            )
-            assert shown.status_code == 200, shown.text
-            body = shown.json()
-            assert body["status"] == "succeeded", body
-            (step,) = [s for s in body["steps"] if s["kind"] == "receive_message"]
-            outcomes.append(step["output"]["outcome"])
-        return outcomes

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 from casedesk.domain.identity import passwords
-from casedesk.domain.identity.principal import Principal
+from casedesk.domain.identity.principal import Principal, principal_of
 from casedesk.domain.identity.roles import Role
 from casedesk.domain.identity.sessions import (
     LIFETIME,
@@ -62,19 +62,8 @@ class IssuedLink:
     token: str
 
 
-def principal_of(user: User, tenant: Tenant, session: WebSession | None) -> Principal:
-    return Principal(
-        tenant_id=tenant.id,
-        tenant_slug=tenant.slug,
-        tenant_name=tenant.name,
-        edition=tenant.edition,
-        user_id=user.id,
-        email=user.email,
-        name=user.name,
-        role=Role(user.role),
-        api_key_id=None,
-        session_id=None if session is None else session.id,
-    )
+def _principal(user: User, tenant: Tenant, session: WebSession | None) -> Principal:
+    return principal_of(user, tenant, session_id=None if session is None else session.id)
 
 
 async def sign_in(
@@ -126,7 +115,7 @@ async def sign_in(
         )
     )
     await uow.flush()
-    principal = principal_of(user, tenant, session)
+    principal = _principal(user, tenant, session)
     csrf = session.csrf_token
     await uow.commit()
     return SignedIn(principal=principal, token=token.plaintext, csrf_token=csrf)
@@ -155,7 +144,7 @@ async def resolve_session(uow: UnitOfWork, token: str) -> tuple[Principal, str]:
     if not user.active or not tenant.enabled:
         raise Unauthenticated("this account can no longer sign in")
     principal, csrf, stale = (
-        principal_of(user, tenant, session),
+        _principal(user, tenant, session),
         session.csrf_token,
         now - session.last_seen_at >= TOUCH_EVERY,
     )

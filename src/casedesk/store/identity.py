@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from casedesk.kit.clock import utcnow
 from casedesk.store.models import ApiKey, OneTimeLink, Tenant, User, WebSession
 from casedesk.store.repository import Page, Repository
 from casedesk.store.tenancy import ALL_TENANTS
+
+
+async def _found_by_hash(
+    session: AsyncSession, model: Any, hashed: Any, token_hash: str
+) -> tuple[Any, User, Tenant] | None:
+    """A credential (a key, a session, a link) by its hash, with its user and tenant: the
+    lookups allowed to look across tenants, as they come before any tenant is known."""
+    statement = (
+        select(model, User, Tenant)
+        .join(User, User.id == model.user_id)
+        .join(Tenant, Tenant.id == model.tenant_id)
+        .where(hashed == token_hash)
+        .execution_options(**{ALL_TENANTS: True})
+    )
+    row = (await session.execute(statement)).first()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 class TenantRepository(Repository[Tenant]):
@@ -59,16 +77,8 @@ class ApiKeyRepository(Repository[ApiKey]):
     label = "API key"
 
     async def by_hash_any_tenant(self, key_hash: str) -> tuple[ApiKey, User, Tenant] | None:
-        """Resolve a presented key: the one query allowed to look across tenants."""
-        statement = (
-            select(ApiKey, User, Tenant)
-            .join(User, User.id == ApiKey.user_id)
-            .join(Tenant, Tenant.id == ApiKey.tenant_id)
-            .where(ApiKey.key_hash == key_hash)
-            .execution_options(**{ALL_TENANTS: True})
-        )
-        row = (await self.session.execute(statement)).first()
-        return None if row is None else (row[0], row[1], row[2])
+        """Resolve a presented key."""
+        return await _found_by_hash(self.session, ApiKey, ApiKey.key_hash, key_hash)
 
     async def touch_any_tenant(self, key_id: uuid.UUID) -> None:
         await self.session.execute(
@@ -92,16 +102,8 @@ class WebSessionRepository(Repository[WebSession]):
     label = "session"
 
     async def by_hash_any_tenant(self, token_hash: str) -> tuple[WebSession, User, Tenant] | None:
-        """Resolve a session cookie: like an API key, the lookup that crosses tenants."""
-        statement = (
-            select(WebSession, User, Tenant)
-            .join(User, User.id == WebSession.user_id)
-            .join(Tenant, Tenant.id == WebSession.tenant_id)
-            .where(WebSession.token_hash == token_hash)
-            .execution_options(**{ALL_TENANTS: True})
-        )
-        row = (await self.session.execute(statement)).first()
-        return None if row is None else (row[0], row[1], row[2])
+        """Resolve a session cookie."""
+        return await _found_by_hash(self.session, WebSession, WebSession.token_hash, token_hash)
 
     async def touch_any_tenant(self, session_id: uuid.UUID) -> None:
         await self.session.execute(
@@ -128,15 +130,7 @@ class OneTimeLinkRepository(Repository[OneTimeLink]):
     label = "link"
 
     async def by_hash_any_tenant(self, token_hash: str) -> tuple[OneTimeLink, User, Tenant] | None:
-        statement = (
-            select(OneTimeLink, User, Tenant)
-            .join(User, User.id == OneTimeLink.user_id)
-            .join(Tenant, Tenant.id == OneTimeLink.tenant_id)
-            .where(OneTimeLink.token_hash == token_hash)
-            .execution_options(**{ALL_TENANTS: True})
-        )
-        row = (await self.session.execute(statement)).first()
-        return None if row is None else (row[0], row[1], row[2])
+        return await _found_by_hash(self.session, OneTimeLink, OneTimeLink.token_hash, token_hash)
 
     async def spend_others(self, user_id: uuid.UUID, kept: uuid.UUID | None = None) -> None:
         """Every other unused link of the user stops working (a new one replaces them)."""

@@ -51,7 +51,6 @@ class SlackDesk(DeskSide):
         self.random = slack.add_channel("random")
         self.ann = slack.add_user("ann", "ann@example.com", real_name="Ann Smith")
         self.bob = slack.add_user("bob", "bob@example.com", real_name="Bob Jones")
-        self.subscription_id = ""
 
     async def connect(self) -> None:
         connection = await add_connection(
@@ -83,27 +82,6 @@ class SlackDesk(DeskSide):
     async def work(self) -> int:
         """What the workers would do: the inbox, then the executions it queued."""
         return await run_jobs(self.container, self.desk.tenant.id, PROCESS, RUN)
-
-    async def outcomes(self) -> list[str]:
-        """The receive step's outcome of every execution, in the order they were queued."""
-        async with self.container.unit_of_work(self.desk.tenant.id) as uow:
-            found = await uow.session.scalars(
-                select(Execution)
-                .where(Execution.subscription_id == uuid.UUID(self.subscription_id))
-                .order_by(Execution.created_at, Execution.id)
-            )
-            executions = list(found.all())
-        outcomes = []
-        for made in executions:
-            shown = await self.desk.http.get(
-                f"/api/v1/executions/{made.id}", headers=self.desk.headers
-            )
-            assert shown.status_code == 200, shown.text
-            body = shown.json()
-            assert body["status"] == "succeeded", body
-            (step,) = [s for s in body["steps"] if s["kind"] == "receive_message"]
-            outcomes.append(step["output"]["outcome"])
-        return outcomes
 
     async def stored(self) -> int:
         async with self.container.unit_of_work(self.desk.tenant.id) as uow:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from casedesk.domain.identity.keys import hash_key, looks_like_key
-from casedesk.domain.identity.principal import Principal
-from casedesk.domain.identity.roles import Role
+from casedesk.domain.identity.principal import Principal, principal_of
 from casedesk.kit.clock import utcnow
 from casedesk.kit.errors import Unauthenticated
 from casedesk.store.models import ApiKey
@@ -37,15 +36,5 @@ async def authenticate(
         raise Unauthenticated("the user of this API key is deactivated")
     if not tenant.enabled:
         raise Unauthenticated("this tenant is disabled")
-    principal = Principal(
-        tenant_id=tenant.id,
-        tenant_slug=tenant.slug,
-        tenant_name=tenant.name,
-        edition=tenant.edition,
-        user_id=user.id,
-        email=user.email,
-        name=user.name,
-        role=Role(user.role),
-        api_key_id=key.id,
-    )
+    principal = principal_of(user, tenant, api_key_id=key.id)
     return principal, _needs_touch(key, touch_interval)

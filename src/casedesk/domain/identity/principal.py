@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from casedesk.domain.identity.roles import Role
 from casedesk.kit.errors import Forbidden
+from casedesk.store.models import Tenant, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,3 +26,25 @@ class Principal:
     def require(self, role: Role, doing: str) -> None:
         if not self.role.at_least(role):
             raise Forbidden(f"{doing} needs the {role} role; you are {self.role}")
+
+
+def principal_of(
+    user: User,
+    tenant: Tenant,
+    *,
+    api_key_id: uuid.UUID | None = None,
+    session_id: uuid.UUID | None = None,
+) -> Principal:
+    """The principal of ``user`` in ``tenant``, calling with a key or from a session."""
+    return Principal(
+        tenant_id=tenant.id,
+        tenant_slug=tenant.slug,
+        tenant_name=tenant.name,
+        edition=tenant.edition,
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        role=Role(user.role),
+        api_key_id=api_key_id,
+        session_id=session_id,
+    )
