@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
@@ -31,6 +31,7 @@ from casedesk.kit.errors import (
     NotFound,
     PreconditionFailed,
 )
+from casedesk.kit.values import INT64_MAX
 from casedesk.store.cases import SORTS
 from casedesk.store.models import Case
 from casedesk.store.unit_of_work import UnitOfWork
@@ -40,6 +41,7 @@ from casedesk.web.session import check_csrf, container_of, person
 router = APIRouter(include_in_schema=False)
 PersonDep = Annotated[Viewer, Depends(person)]
 PAGE_SIZE = 50
+CaseNumber = Annotated[int, Path(ge=1, le=INT64_MAX, description="the case's number")]
 COUNT_CAP = 999
 STALE = "stale"
 LIVE_POLL_SECONDS = 2.0
@@ -223,7 +225,7 @@ async def _case_page(
 
 
 @router.get("/app/cases/{number}", response_class=HTMLResponse)
-async def case_page(request: Request, number: int, viewer: PersonDep) -> Response:
+async def case_page(request: Request, number: CaseNumber, viewer: PersonDep) -> Response:
     return await _case_page(request, viewer, number)
 
 
@@ -266,7 +268,7 @@ async def _change(
 
 
 @router.post("/app/cases/{number}/comments")
-async def reply(request: Request, number: int, viewer: PersonDep) -> Response:
+async def reply(request: Request, number: CaseNumber, viewer: PersonDep) -> Response:
     async def run(context: ActivityContext, case_id: uuid.UUID, form: Any) -> None:
         text = str(form.get("body", "")).strip()
         if not text:
@@ -278,7 +280,7 @@ async def reply(request: Request, number: int, viewer: PersonDep) -> Response:
 
 
 @router.post("/app/cases/{number}/actions/{action}")
-async def act(request: Request, number: int, action: str, viewer: PersonDep) -> Response:
+async def act(request: Request, number: CaseNumber, action: str, viewer: PersonDep) -> Response:
     async def run(context: ActivityContext, case_id: uuid.UUID, form: Any) -> None:
         note = str(form.get("comment", "")).strip() or None
         body = ActionInput(comment=note, public=False)
@@ -288,7 +290,7 @@ async def act(request: Request, number: int, action: str, viewer: PersonDep) -> 
 
 
 @router.post("/app/cases/{number}/transfer")
-async def transfer(request: Request, number: int, viewer: PersonDep) -> Response:
+async def transfer(request: Request, number: CaseNumber, viewer: PersonDep) -> Response:
     async def run(context: ActivityContext, case_id: uuid.UUID, form: Any) -> None:
         assignee = str(form.get("assignee", "")).strip()
         if assignee not in ("", "none") and not _is_uuid(assignee):
@@ -304,7 +306,7 @@ async def transfer(request: Request, number: int, viewer: PersonDep) -> Response
 
 
 @router.get("/app/cases/{number}/live")
-async def live(request: Request, number: int, viewer: PersonDep) -> Response:
+async def live(request: Request, number: CaseNumber, viewer: PersonDep) -> Response:
     """Server-Sent Events for an open case page: ``changed`` once the case or its conversation
     is no longer what the page shows (``seen``: the marker it was rendered with), whoever
     changed it (a colleague, a rule, a channel). The page then reloads, or,

@@ -182,3 +182,19 @@ async def test_a_viewer_reads_but_cannot_change_and_other_tenants_cases_are_404(
         listed = await stranger.get("/app/cases?view=open")
         assert "Look, don&#39;t touch" not in listed.text
         assert _count(listed.text, "open") == "0"
+
+
+async def test_a_case_number_out_of_range_is_a_4xx_and_an_unknown_one_a_404(
+    agent_desk: tuple[Desk, str],
+) -> None:
+    desk, _ = agent_desk
+    assert (await desk.http.get("/app/cases/99999999999999999999")).status_code == 422
+    assert (await desk.http.get("/app/cases/0")).status_code == 422
+    assert (await desk.http.get("/app/cases/123456")).status_code == 404
+    assert (await desk.http.get("/app/cases/123456/live")).status_code == 404
+    page = await desk.http.get("/app/cases?view=open")
+    posted = await desk.http.post(
+        "/app/cases/99999999999999999999/comments",
+        data={"csrf_token": hidden(page.text, "csrf_token"), "body": "x"},
+    )
+    assert posted.status_code == 422
