@@ -219,3 +219,20 @@ async def test_the_workbench_in_chinese_leaves_no_english(
             await screenshot(page, name)
     finally:
         await context.close()
+
+
+async def test_the_case_list_is_walked_with_the_keyboard(
+    server: Server, desk: dict[str, str], page: Page
+) -> None:
+    _new_case(server, "Walked first")
+    _new_case(server, "Walked second")
+    await _sign_in_as_agent(page, server, desk)
+    await page.goto(f"{server.url}/app/cases?view=open&sort=-created")
+    await page.keyboard.press("j")
+    await page.keyboard.press("j")
+    await page.keyboard.press("k")
+    await page.keyboard.press("j")
+    chosen = page.locator("table.cases tbody tr[aria-current=true]")
+    await expect(chosen).to_contain_text("Walked first")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name=re.compile("Walked first"))).to_be_visible()

@@ -20,3 +20,27 @@
   });
   banner.querySelector("[data-reload]").addEventListener("click", () => window.location.reload());
 })();
+
+// The case list from the keyboard: j / k (or the arrow keys) move through the cases, Enter
+// opens the one chosen, / goes to the filters.
+(function walkTheList() {
+  const rows = Array.from(document.querySelectorAll("table.cases[data-keys] tbody tr"));
+  if (!rows.length) return;
+  let at = -1;
+  const choose = (index) => {
+    if (at >= 0) rows[at].removeAttribute("aria-current");
+    at = Math.max(0, Math.min(rows.length - 1, index));
+    rows[at].setAttribute("aria-current", "true");
+    rows[at].querySelector("a").focus();
+  };
+  document.addEventListener("keydown", (event) => {
+    const field = event.target.closest("input, textarea, select");
+    if (field || event.altKey || event.ctrlKey || event.metaKey) return;
+    if (event.key === "j" || event.key === "ArrowDown") choose(at + 1);
+    else if (event.key === "k" || event.key === "ArrowUp") choose(at - 1);
+    else if (event.key === "Enter" && at >= 0) rows[at].querySelector("a").click();
+    else if (event.key === "/") document.querySelector(".filters input, .filters select")?.focus();
+    else return;
+    event.preventDefault();
+  });
+})();
