@@ -238,3 +238,31 @@ async def set_password_by_link(uow: UnitOfWork, token: str, password: str) -> tu
     await uow.web_sessions.end_all_of(user.id)
     await uow.commit()
     return user, tenant
+
+
+LANGUAGES = ("en", "zh-Hans")
+
+
+async def set_preferences(
+    uow: UnitOfWork, principal: Principal, *, locale: str | None, time_zone: str | None
+) -> User:
+    """The signed-in person's own screen language (None: the browser's) and time zone."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+    if locale is not None and locale not in LANGUAGES:
+        raise InvalidInput(f"the language is one of {', '.join(LANGUAGES)}", field="locale")
+    if time_zone is not None:
+        try:
+            ZoneInfo(time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput(
+                f"{time_zone!r} is not a time zone, e.g. Europe/Berlin or Asia/Shanghai",
+                field="time_zone",
+            ) from None
+        if time_zone not in available_timezones():
+            raise InvalidInput(f"{time_zone!r} is not a time zone", field="time_zone")
+    await uow.begin_write()
+    user = await uow.users.get(principal.user_id)
+    user.locale, user.time_zone = locale, time_zone
+    await uow.commit()
+    return user

@@ -208,3 +208,55 @@ async def set_password(request: Request, token: str, viewer: ViewerDep) -> Respo
             request, viewer, link.purpose, user.email, tenant.name, error=bad.detail, status=422
         )
     return RedirectResponse(f"/sign-in?workspace={tenant.slug}&done=password", status_code=303)
+
+
+_ZONES = (
+    "UTC",
+    "Europe/London",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Asia/Shanghai",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+)
+
+
+async def _me_page(
+    request: Request, viewer: Viewer, *, saved: bool = False, error: str | None = None
+) -> Response:
+    assert viewer.principal is not None
+    async with container_of(request).unit_of_work(viewer.principal.tenant_id) as uow:
+        user = await uow.users.get(viewer.principal.user_id)
+    return render(
+        request,
+        viewer,
+        "me.html",
+        status=422 if error else 200,
+        saved=saved,
+        error=error,
+        chosen_locale=user.locale,
+        chosen_zone=user.time_zone,
+        zones=_ZONES,
+    )
+
+
+@router.get("/app/me", response_class=HTMLResponse)
+async def me(request: Request, viewer: PersonDep) -> Response:
+    return await _me_page(request, viewer, saved=request.query_params.get("saved") == "1")
+
+
+@router.post("/app/me")
+async def save_me(request: Request, viewer: PersonDep) -> Response:
+    await check_csrf(request, viewer)
+    assert viewer.principal is not None
+    form = await request.form()
+    locale = str(form.get("locale", "")).strip() or None
+    time_zone = str(form.get("time_zone", "")).strip()[:64] or None
+    try:
+        async with container_of(request).unit_of_work(viewer.principal.tenant_id) as uow:
+            await signing.set_preferences(uow, viewer.principal, locale=locale, time_zone=time_zone)
+    except InvalidInput as bad:
+        return await _me_page(request, viewer, error=bad.detail)
+    return RedirectResponse("/app/me?saved=1", status_code=303)

@@ -220,3 +220,34 @@ async def test_the_screens_speak_chinese_to_a_chinese_browser(
     assert "Sign in" not in form.text
     english = await client.get("/sign-in", headers={"Accept-Language": "en-GB"})
     assert "Sign in to casedesk" in english.text
+
+
+async def test_a_person_chooses_their_language_and_time_zone(
+    client: httpx.AsyncClient, invited: tuple[TenantHandle, str]
+) -> None:
+    tenant, email = invited
+    assert (await _sign_in(client, tenant.slug, email)).status_code == 303
+    english = {"Accept-Language": "en-US"}
+    page = await client.get("/app/me", headers=english)
+    csrf = hidden(page.text, "csrf_token")
+    bad = await client.post(
+        "/app/me", data={"csrf_token": csrf, "locale": "", "time_zone": "Mars/Olympus"}
+    )
+    assert bad.status_code == 422
+    assert "not a time zone" in bad.text
+    wrong = await client.post("/app/me", data={"csrf_token": csrf, "locale": "fr"})
+    assert wrong.status_code == 422
+    saved = await client.post(
+        "/app/me", data={"csrf_token": csrf, "locale": "zh-Hans", "time_zone": "Asia/Shanghai"}
+    )
+    assert saved.status_code == 303
+    chinese = await client.get("/app/cases?view=open", headers=english)
+    assert chinese.headers["content-language"] == "zh-Hans"
+    assert "全部未结工单" in chinese.text
+    back = await client.post(
+        "/app/me",
+        data={"csrf_token": csrf, "locale": "", "time_zone": ""},
+        headers=english,
+    )
+    assert back.status_code == 303
+    assert (await client.get("/app/cases", headers=english)).headers["content-language"] == "en"
