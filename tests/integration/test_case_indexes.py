@@ -20,6 +20,7 @@ FILTERED_COLUMNS = {
     "customer_id": "customer_id",
     "created_after": "created_at",
     "created_before": "created_at",
+    "unassigned": "assignee_id",
 }
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import Field
-from sqlalchemy import ColumnElement, and_, false, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from casedesk.kit.cursors import CursorCodec
@@ -53,8 +53,6 @@ class CaseFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     unassigned: bool | None = None
-    queue_ids: tuple[uuid.UUID, ...] | None = None
-    """any of these queues (a person's queues); an empty tuple matches nothing"""
 
 
 SORTS = ("-created", "created", "-updated", "updated", "-priority", "priority", "-number", "number")
@@ -209,8 +207,6 @@ class CaseRepository(Repository[Case]):
         if where.unassigned is not None:
             unassigned = Case.assignee_id.is_(None)
             conditions.append(unassigned if where.unassigned else Case.assignee_id.is_not(None))
-        if where.queue_ids is not None:
-            conditions.append(Case.queue_id.in_(where.queue_ids) if where.queue_ids else false())
         return conditions
 
     async def count(self, where: CaseFilter, *, cap: int = 1000) -> int:

@@ -4,7 +4,7 @@ address. The API's case list and the workbench's lists and views both read throu
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from casedesk.kit.errors import InvalidInput
@@ -26,7 +26,6 @@ class CaseQuery:
     customer: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
-    queue_ids: tuple[uuid.UUID, ...] | None = None
 
 
 async def case_filter(uow: UnitOfWork, query: CaseQuery) -> CaseFilter | None:
@@ -59,7 +58,6 @@ async def case_filter(uow: UnitOfWork, query: CaseQuery) -> CaseFilter | None:
         created_after=query.created_after,
         created_before=query.created_before,
         unassigned=query.unassigned,
-        queue_ids=query.queue_ids,
     )
 
 
@@ -75,7 +73,3 @@ async def find_cases(
 async def count_cases(uow: UnitOfWork, query: CaseQuery, *, cap: int = 1000) -> int:
     where = await case_filter(uow, query)
     return 0 if where is None else await uow.cases.count(where, cap=cap)
-
-
-def narrowed(query: CaseQuery, **changes: object) -> CaseQuery:
-    return replace(query, **changes)  # type: ignore[arg-type]
