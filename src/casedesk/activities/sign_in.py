@@ -53,7 +53,6 @@ class SignedIn:
     principal: Principal
     token: str
     """the cookie's value, never stored"""
-    csrf_token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +115,8 @@ async def sign_in(
     )
     await uow.flush()
     principal = _principal(user, tenant, session)
-    csrf = session.csrf_token
     await uow.commit()
-    return SignedIn(principal=principal, token=token.plaintext, csrf_token=csrf)
+    return SignedIn(principal=principal, token=token.plaintext)
 
 
 async def resolve_session(uow: UnitOfWork, token: str) -> tuple[Principal, str]:

@@ -21,9 +21,9 @@ from casedesk.kit.errors import CasedeskError, NotFound
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.web.graph import svg
 from casedesk.web.pages import Viewer, render
-from casedesk.web.session import check_csrf, container_of, person
+from casedesk.web.session import check_csrf, container_of, person, plain_text_only
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(plain_text_only)])
 PersonDep = Annotated[Viewer, Depends(person)]
 NEW_MACHINE = {
     "states": [

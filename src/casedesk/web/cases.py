@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -36,9 +36,9 @@ from casedesk.store.cases import SORTS
 from casedesk.store.models import Case
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.web.pages import Viewer, render
-from casedesk.web.session import check_csrf, container_of, person
+from casedesk.web.session import check_csrf, container_of, person, plain_text_only
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(plain_text_only)])
 PersonDep = Annotated[Viewer, Depends(person)]
 PAGE_SIZE = 50
 CaseNumber = Annotated[int, Path(ge=1, le=INT64_MAX, description="the case's number")]
@@ -137,14 +137,11 @@ async def case_list(request: Request, viewer: PersonDep) -> Response:
     if sort not in SORTS:
         sort = view.sort
     priority = Priority.__members__.get((params.get("priority") or "").upper())
-    query = view.query(viewer.principal)
-    query = CaseQuery(
-        **{
-            **{field: getattr(query, field) for field in query.__dataclass_fields__},
-            "state": _chosen(params.get("state")),
-            "queue": _chosen(params.get("queue")),
-            "priority": priority.rank if priority is not None else None,
-        }
+    query = replace(
+        view.query(viewer.principal),
+        state=_chosen(params.get("state")),
+        queue=_chosen(params.get("queue")),
+        priority=priority.rank if priority is not None else None,
     )
     async with _work(request, viewer) as uow:
         counts = await _counts(uow, viewer.principal)

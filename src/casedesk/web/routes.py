@@ -17,6 +17,7 @@ from casedesk.web.pages import Viewer, render
 from casedesk.web.session import (
     WORKSPACE_COOKIE,
     BadCsrf,
+    BadForm,
     SignInFirst,
     check_csrf,
     check_form_token,
@@ -26,13 +27,14 @@ from casedesk.web.session import (
     keep_form_token,
     optional_viewer,
     person,
+    plain_text_only,
     safe_next,
     start_session,
     to_sign_in,
 )
 
 STATIC = Path(__file__).parent / "static"
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(plain_text_only)])
 ViewerDep = Annotated[Viewer, Depends(optional_viewer)]
 PersonDep = Annotated[Viewer, Depends(person)]
 
@@ -51,6 +53,11 @@ def install(app: FastAPI) -> None:
     async def _not_an_admin(request: Request, exc: admin.NotAnAdmin) -> Response:
         viewer = await optional_viewer(request)
         return render(request, viewer, "message.html", status=403, message=exc.detail)
+
+    @app.exception_handler(BadForm)
+    async def _bad_form(request: Request, exc: BadForm) -> Response:
+        viewer = await optional_viewer(request)
+        return render(request, viewer, "message.html", status=422, message=exc.detail)
 
     @app.exception_handler(BadCsrf)
     async def _bad_csrf(request: Request, exc: BadCsrf) -> Response:

@@ -35,6 +35,23 @@ class SignInFirst(Exception):
         self.next_path = next_path
 
 
+class BadForm(CasedeskError):
+    status = 422
+    title = "Unprocessable content"
+    slug = "invalid-input"
+
+
+async def plain_text_only(request: Request) -> None:
+    """Refuse a page's query or form that carries a NUL character (no database stores one,
+    and PostgreSQL refuses it): a 422 naming the field, before anything reads it."""
+    fields = list(request.query_params.multi_items())
+    if request.method == "POST":
+        fields += [(k, v) for k, v in (await request.form()).multi_items() if isinstance(v, str)]
+    for name, value in fields:
+        if "\x00" in value or "\x00" in name:
+            raise BadForm(f"{name[:40]}: a NUL character is not text")
+
+
 class BadCsrf(CasedeskError):
     status = 403
     title = "Forbidden"

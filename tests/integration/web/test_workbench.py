@@ -198,3 +198,27 @@ async def test_a_case_number_out_of_range_is_a_4xx_and_an_unknown_one_a_404(
         data={"csrf_token": hidden(page.text, "csrf_token"), "body": "x"},
     )
     assert posted.status_code == 422
+
+
+async def test_a_nul_character_in_a_form_or_a_query_is_a_422_on_every_database(
+    agent_desk: tuple[Desk, str],
+) -> None:
+    """PostgreSQL refuses U+0000 in text; the pages refuse it first, naming the field."""
+    desk, _ = agent_desk
+    case = await desk.new_case(title="Nothing odd")
+    page = await desk.http.get(f"/app/cases/{case['number']}")
+    csrf = hidden(page.text, "csrf_token")
+    posted = await desk.http.post(
+        f"/app/cases/{case['number']}/comments", data={"csrf_token": csrf, "body": "a\x00b"}
+    )
+    assert posted.status_code == 422
+    assert "body: a NUL character is not text" in posted.text
+    listed = await desk.http.get("/app/cases", params={"view": "open", "state": "x\x00"})
+    assert listed.status_code == 422
+    signed = await desk.http.post(
+        "/sign-in", data={"workspace": "w\x00", "email": "a@b.c", "password": "x"}
+    )
+    assert signed.status_code == 422
+    assert "workspace" in signed.text
+    shown = (await desk.http.get(f"/api/v1/cases/{case['id']}", headers=desk.headers)).json()
+    assert shown["comments"] == []
