@@ -119,8 +119,19 @@ async def sign_in(
     return SignedIn(principal=principal, token=token.plaintext)
 
 
-async def resolve_session(uow: UnitOfWork, token: str) -> tuple[Principal, str]:
-    """The signed-in person behind a session cookie, and the session's CSRF token.
+@dataclass(frozen=True, slots=True)
+class SessionOf:
+    """Who a session cookie signs in, with what a page needs of them."""
+
+    principal: Principal
+    csrf_token: str
+    locale: str | None
+    time_zone: str | None
+
+
+async def resolve_session(uow: UnitOfWork, token: str) -> SessionOf:
+    """The signed-in person behind a session cookie, the session's CSRF token, and the
+    person's screen language and time zone (read with the session, in one query).
 
     The session's last use is recorded at most every few minutes, in its own transaction.
     """
@@ -141,17 +152,19 @@ async def resolve_session(uow: UnitOfWork, token: str) -> tuple[Principal, str]:
         raise Unauthenticated(f"{ended}; sign in again")
     if not user.active or not tenant.enabled:
         raise Unauthenticated("this account can no longer sign in")
-    principal, csrf, stale = (
-        _principal(user, tenant, session),
-        session.csrf_token,
-        now - session.last_seen_at >= TOUCH_EVERY,
+    found_session = SessionOf(
+        principal=_principal(user, tenant, session),
+        csrf_token=session.csrf_token,
+        locale=user.locale,
+        time_zone=user.time_zone,
     )
+    stale = now - session.last_seen_at >= TOUCH_EVERY
     await uow.rollback()
     if stale:
         await uow.begin_write()
-        await uow.web_sessions.touch_any_tenant(principal.session_id)  # type: ignore[arg-type]
+        await uow.web_sessions.touch_any_tenant(session.id)
         await uow.commit()
-    return principal, csrf
+    return found_session
 
 
 def csrf_matches(expected: str, presented: str | None) -> bool:

@@ -74,17 +74,18 @@ async def optional_viewer(request: Request) -> Viewer:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return Viewer(language=language)
-    container = container_of(request)
     try:
-        async with container.unit_of_work() as uow:
-            principal, csrf = await resolve_session(uow, token)
-        async with container.unit_of_work(principal.tenant_id) as uow:
-            user = await uow.users.get(principal.user_id)
-            chosen, time_zone = user.locale, user.time_zone
+        async with container_of(request).unit_of_work() as uow:
+            signed = await resolve_session(uow, token)
     except Unauthenticated:
         return Viewer(language=language)
-    language = i18n.negotiate(request.headers.get("accept-language"), chosen)
-    return Viewer(language=language, principal=principal, csrf_token=csrf, time_zone=time_zone)
+    language = i18n.negotiate(request.headers.get("accept-language"), signed.locale)
+    return Viewer(
+        language=language,
+        principal=signed.principal,
+        csrf_token=signed.csrf_token,
+        time_zone=signed.time_zone,
+    )
 
 
 async def person(request: Request) -> Viewer:
