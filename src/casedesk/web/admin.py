@@ -5,8 +5,6 @@ the API's input shapes (``domain/configuration.py``) and runs the API's activity
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,10 +16,14 @@ from casedesk.domain.configuration import MachineIn, QueueIn, TemplateIn
 from casedesk.domain.identity.roles import Role
 from casedesk.domain.statemachine.definition import Definition, validate_definition
 from casedesk.kit.errors import CasedeskError, NotFound
-from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.web.graph import svg
 from casedesk.web.pages import Viewer, render
-from casedesk.web.session import check_csrf, container_of, person, plain_text_only
+from casedesk.web.session import (
+    check_csrf,
+    person,
+    plain_text_only,
+    tenant_work,
+)
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(plain_text_only)])
 PersonDep = Annotated[Viewer, Depends(person)]
@@ -44,13 +46,6 @@ def _admin(viewer: Viewer) -> None:
     assert viewer.principal is not None
     if not viewer.principal.role.at_least(Role.ADMIN):
         raise NotAnAdmin("this screen is for admins")
-
-
-@asynccontextmanager
-async def _work(request: Request, viewer: Viewer) -> AsyncIterator[UnitOfWork]:
-    assert viewer.principal is not None
-    async with container_of(request).unit_of_work(viewer.principal.tenant_id) as uow:
-        yield uow
 
 
 def _problems(invalid: ValidationError) -> list[str]:
@@ -78,7 +73,7 @@ async def admin_home(viewer: PersonDep) -> Response:
 async def _queues_page(
     request: Request, viewer: Viewer, *, errors: list[str] | None = None, form: Any = None
 ) -> Response:
-    async with _work(request, viewer) as uow:
+    async with tenant_work(request, viewer) as uow:
         queues = await uow.queues.all()
     return await _page(
         request,
@@ -105,7 +100,7 @@ async def create_queue(request: Request, viewer: PersonDep) -> Response:
     assert viewer.principal is not None
     try:
         body = QueueIn(code=str(form.get("code", "")).strip(), name=str(form.get("name", "")))
-        async with _work(request, viewer) as uow:
+        async with tenant_work(request, viewer) as uow:
             await configuration.create_queue(uow, viewer.principal, code=body.code, name=body.name)
     except ValidationError as invalid:
         return await _queues_page(request, viewer, errors=_problems(invalid), form=form)
@@ -120,7 +115,7 @@ async def create_queue(request: Request, viewer: PersonDep) -> Response:
 @router.get("/app/admin/machines", response_class=HTMLResponse)
 async def machines(request: Request, viewer: PersonDep) -> Response:
     _admin(viewer)
-    async with _work(request, viewer) as uow:
+    async with tenant_work(request, viewer) as uow:
         found = await uow.machines.all()
     return await _page(
         request,
@@ -143,7 +138,7 @@ async def _machine_page(
     notice: str | None = None,
     status: int = 200,
 ) -> Response:
-    async with _work(request, viewer) as uow:
+    async with tenant_work(request, viewer) as uow:
         try:
             machine = await configuration.machine_by_code(uow, code)
         except NotFound as gone:
@@ -188,7 +183,7 @@ async def save_machine(request: Request, viewer: PersonDep) -> Response:
         if not isinstance(document, dict):
             raise ValueError("the definition is a JSON object with states and transitions")
         body = MachineIn.model_validate(document | {"code": code, "name": name})
-        async with _work(request, viewer) as uow:
+        async with tenant_work(request, viewer) as uow:
             await configuration.save_machine_draft(
                 uow,
                 viewer.principal,
@@ -203,11 +198,11 @@ async def save_machine(request: Request, viewer: PersonDep) -> Response:
             errors = [refused.detail]
         else:
             errors = [f"the definition is not JSON: {refused}"]
-        async with _work(request, viewer) as uow:
+        async with tenant_work(request, viewer) as uow:
             exists = await uow.machines.by_code(code) is not None
         if exists:
             return await _machine_page(request, viewer, code, text=text, errors=errors, status=422)
-        async with _work(request, viewer) as uow:
+        async with tenant_work(request, viewer) as uow:
             found = await uow.machines.all()
         return await _page(
             request,
@@ -228,7 +223,7 @@ async def publish_machine(request: Request, code: str, viewer: PersonDep) -> Res
     await check_csrf(request, viewer)
     assert viewer.principal is not None
     try:
-        async with _work(request, viewer) as uow:
+        async with tenant_work(request, viewer) as uow:
             await configuration.publish_machine(uow, viewer.principal, code)
     except NotFound as gone:
         return render(request, viewer, "message.html", status=404, message=gone.detail)
@@ -243,7 +238,7 @@ async def publish_machine(request: Request, code: str, viewer: PersonDep) -> Res
 async def _templates_page(
     request: Request, viewer: Viewer, *, errors: list[str] | None = None, form: Any = None
 ) -> Response:
-    async with _work(request, viewer) as uow:
+    async with tenant_work(request, viewer) as uow:
         templates = await uow.templates.all()
         machines = [m for m in await uow.machines.all() if m.latest_version > 0]
         queues = await uow.queues.all()
@@ -288,7 +283,7 @@ async def create_template(request: Request, viewer: PersonDep) -> Response:
                 "form_schema": schema,
             }
         )
-        async with _work(request, viewer) as uow:
+        async with tenant_work(request, viewer) as uow:
             await configuration.save_template(
                 uow,
                 viewer.principal,

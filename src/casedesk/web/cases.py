@@ -7,7 +7,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
@@ -36,7 +35,13 @@ from casedesk.store.cases import SORTS
 from casedesk.store.models import Case
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.web.pages import Viewer, render
-from casedesk.web.session import check_csrf, container_of, person, plain_text_only
+from casedesk.web.session import (
+    check_csrf,
+    container_of,
+    person,
+    plain_text_only,
+    tenant_work,
+)
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(plain_text_only)])
 PersonDep = Annotated[Viewer, Depends(person)]
@@ -85,13 +90,6 @@ SORT_LABELS = {
 """What each sort is called on screen (the templates translate these)."""
 SLA_LABELS = {"first_response": "First response", "resolution": "Resolution"}
 PRIORITY_LABELS = {"low": "Low", "normal": "Normal", "high": "High", "urgent": "Urgent"}
-
-
-@asynccontextmanager
-async def _work(request: Request, viewer: Viewer) -> AsyncIterator[UnitOfWork]:
-    assert viewer.principal is not None
-    async with container_of(request).unit_of_work(viewer.principal.tenant_id) as uow:
-        yield uow
 
 
 async def _counts(uow: UnitOfWork, me: Principal) -> dict[str, int]:
@@ -143,7 +141,7 @@ async def case_list(request: Request, viewer: PersonDep) -> Response:
         queue=_chosen(params.get("queue")),
         priority=priority.rank if priority is not None else None,
     )
-    async with _work(request, viewer) as uow:
+    async with tenant_work(request, viewer) as uow:
         counts = await _counts(uow, viewer.principal)
         queues, people = await _names(uow)
         problem = None
@@ -192,7 +190,7 @@ async def _case_page(
 ) -> Response:
     assert viewer.principal is not None
     container = container_of(request)
-    async with _work(request, viewer) as uow:
+    async with tenant_work(request, viewer) as uow:
         try:
             case = await _case(uow, number)
         except NotFound:
@@ -239,9 +237,9 @@ async def _change(
     form = await request.form()
     version = str(form.get("version", "")).strip()
     try:
-        async with _work(request, viewer) as uow:
+        async with tenant_work(request, viewer) as uow:
             case_id = (await _case(uow, number)).id
-        async with _work(request, viewer) as uow:
+        async with tenant_work(request, viewer) as uow:
             context = ActivityContext.of(
                 uow,
                 viewer.principal,
@@ -308,7 +306,7 @@ async def live(request: Request, number: CaseNumber, viewer: PersonDep) -> Respo
     is no longer what the page shows (``seen``: the marker it was rendered with), whoever
     changed it (a colleague, a rule, a channel). The page then reloads, or,
     when someone is typing, says the case changed."""
-    async with _work(request, viewer) as uow:
+    async with tenant_work(request, viewer) as uow:
         try:
             case_id = (await _case(uow, number)).id
         except NotFound:
@@ -328,7 +326,7 @@ async def _changes(
     yield b"retry: 5000\n: following the case\n\n"
     quiet_since = time.monotonic()
     while not await request.is_disconnected():
-        async with _work(request, viewer) as uow:
+        async with tenant_work(request, viewer) as uow:
             marker = await uow.cases.marker(case_id)
         if marker != shown:
             yield f"event: changed\ndata: {marker or 'gone'}\n\n".encode()

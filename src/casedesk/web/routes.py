@@ -30,6 +30,7 @@ from casedesk.web.session import (
     plain_text_only,
     safe_next,
     start_session,
+    tenant_work,
     to_sign_in,
 )
 
@@ -146,7 +147,7 @@ async def sign_out(request: Request, viewer: PersonDep) -> Response:
     await check_csrf(request, viewer)
     assert viewer.principal is not None
     everywhere = (await request.form()).get("everywhere") == "1"
-    async with container_of(request).unit_of_work(viewer.principal.tenant_id) as uow:
+    async with tenant_work(request, viewer) as uow:
         if everywhere:
             await signing.sign_out_everywhere(uow, viewer.principal)
         else:
@@ -234,7 +235,7 @@ async def _me_page(
     request: Request, viewer: Viewer, *, saved: bool = False, error: str | None = None
 ) -> Response:
     assert viewer.principal is not None
-    async with container_of(request).unit_of_work(viewer.principal.tenant_id) as uow:
+    async with tenant_work(request, viewer) as uow:
         user = await uow.users.get(viewer.principal.user_id)
     return render(
         request,
@@ -262,7 +263,7 @@ async def save_me(request: Request, viewer: PersonDep) -> Response:
     locale = str(form.get("locale", "")).strip() or None
     time_zone = str(form.get("time_zone", "")).strip()[:64] or None
     try:
-        async with container_of(request).unit_of_work(viewer.principal.tenant_id) as uow:
+        async with tenant_work(request, viewer) as uow:
             await signing.set_preferences(uow, viewer.principal, locale=locale, time_zone=time_zone)
     except InvalidInput as bad:
         return await _me_page(request, viewer, error=bad.detail)

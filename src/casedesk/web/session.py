@@ -9,6 +9,8 @@ which come before any session, use a double-submit cookie instead.
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -17,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from casedesk.activities.sign_in import csrf_matches, resolve_session
 from casedesk.bootstrap import Container
 from casedesk.kit.errors import CasedeskError, Unauthenticated
+from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.web import i18n
 from casedesk.web.pages import Viewer
 
@@ -86,6 +89,14 @@ async def optional_viewer(request: Request) -> Viewer:
         csrf_token=signed.csrf_token,
         time_zone=signed.time_zone,
     )
+
+
+@asynccontextmanager
+async def tenant_work(request: Request, viewer: Viewer) -> AsyncIterator[UnitOfWork]:
+    """A unit of work in the signed-in person's tenant."""
+    assert viewer.principal is not None
+    async with container_of(request).unit_of_work(viewer.principal.tenant_id) as uow:
+        yield uow
 
 
 async def person(request: Request) -> Viewer:
