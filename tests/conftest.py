@@ -36,6 +36,23 @@ pytest_plugins = ["tests.support.services"]
 os.environ.setdefault("CASEDESK_SECRET_KEY", TEST_SECRET_KEY)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep a test marked ``backends(...)`` only on the backends it names: a page's rendering
+    or a form's checks run once, where the storage they stand on is tested on all three."""
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("backends")
+        callspec = getattr(item, "callspec", None)
+        param = callspec.params.get("backend_url") if callspec is not None else None
+        if marker is not None and param is not None and param not in marker.args:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def scratch_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("db")

@@ -1,7 +1,8 @@
 """The screens' languages: English and Simplified Chinese.
 
-Templates mark their text with ``_()``; the catalog of each language is a gettext ``.po``
-file under ``locales/``, compiled with Babel when the process first needs it. The language
+Templates mark their text with ``_()``; the catalog of each language is the gettext ``.po``
+files under ``locales/<language>/LC_MESSAGES/`` (one per area of the screens), compiled and
+merged with Babel when the process first needs it. The language
 is the user's setting, else the best match of the browser's ``Accept-Language``, else
 English. Dates and times are shown in the user's time zone (UTC unless set).
 """
@@ -54,13 +55,15 @@ def translations(language: str) -> NullTranslations:
     """The compiled catalog of ``language`` (English is the templates' own text)."""
     if language == DEFAULT or language not in LANGUAGES:
         return NullTranslations()
-    po = LOCALES_DIR / _BABEL_NAMES[language] / "LC_MESSAGES" / "messages.po"
-    with po.open("rb") as source:
-        catalog = read_po(source, locale=_BABEL_NAMES[language])
-    compiled = io.BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    return Translations(compiled)
+    merged = Translations()
+    for po in sorted((LOCALES_DIR / _BABEL_NAMES[language] / "LC_MESSAGES").glob("*.po")):
+        with po.open("rb") as source:
+            catalog = read_po(source, locale=_BABEL_NAMES[language])
+        compiled = io.BytesIO()
+        write_mo(compiled, catalog)
+        compiled.seek(0)
+        merged.merge(Translations(compiled))
+    return merged
 
 
 def zone(name: str | None) -> ZoneInfo:

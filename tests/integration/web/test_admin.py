@@ -1,6 +1,6 @@
 """The admins' screens over HTTP: queues, a state machine drawn with its problems and
 published once they are fixed, templates with their forms; not for agents or viewers.
-On SQLite, PostgreSQL and MariaDB; what the screens saved is what the API then reads."""
+What the screens saved is what the API then reads."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ BROKEN = {
     ],
     "transitions": [{"action": "finish", "name": "Finish", "from": "new", "to": "gone"}],
 }
+
+# The pages run the activities the API runs, tested there on every database.
+pytestmark = pytest.mark.backends("sqlite")
 
 
 @pytest.fixture
