@@ -153,6 +153,8 @@ def catalog_texts() -> list[str]:
 
     from casedesk.web.i18n import LOCALES_DIR
 
-    with (LOCALES_DIR / "zh_Hans" / "LC_MESSAGES" / "messages.po").open("rb") as source:
-        catalog = read_po(source)
-    return [str(message.id) for message in catalog if message.id]
+    texts = []
+    for po in sorted((LOCALES_DIR / "zh_Hans" / "LC_MESSAGES").glob("*.po")):
+        with po.open("rb") as source:
+            texts += [str(message.id) for message in read_po(source) if message.id]
+    return texts
