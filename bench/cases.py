@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -364,6 +366,31 @@ def _serve(url: str, port: int, workers: int, log: Path) -> subprocess.Popen[byt
     raise RuntimeError(f"casedesk serve did not start; see {log}")
 
 
+@contextmanager
+def running(url: str, workers: int, workdir: Path) -> Iterator[str]:
+    """``casedesk serve`` with ``workers`` processes and, as in production, the event relay
+    and automation in a ``casedesk worker`` beside them; the base URL while they run."""
+    port = _free_port()
+    server = _serve(url, port, workers, workdir / "server.log")
+    worker_env = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
+    worker_env.update(
+        CASEDESK_DATABASE_URL=url, CASEDESK_SECRET_KEY=os.environ["CASEDESK_SECRET_KEY"]
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "casedesk", "worker"],
+        env=worker_env,
+        stdout=(workdir / "worker.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for process in (server, worker):
+            process.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        worker.wait(timeout=30)
+
+
 def main(
     backend: str = typer.Option("postgresql", help="postgresql, mariadb or sqlite"),
     cases: int = typer.Option(100_000, help="cases seeded before measuring"),
@@ -378,21 +405,7 @@ def main(
     workdir = Path(tempfile.mkdtemp(prefix="casedesk-bench-"))
     url = asyncio.run(_fresh_database(backend, workdir))
     tenant_id, key, agents = asyncio.run(_seed_identity(url))
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = _serve(url, port, workers, workdir / "server.log")
-    # As in production: the event relay and automation run in a worker process beside the servers.
-    worker_env = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
-    worker_env.update(
-        CASEDESK_DATABASE_URL=url, CASEDESK_SECRET_KEY=os.environ["CASEDESK_SECRET_KEY"]
-    )
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "casedesk", "worker"],
-        env=worker_env,
-        stdout=(workdir / "worker.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    with running(url, workers, workdir) as base:
         _configure(base, {"Authorization": f"Bearer {key}"})
         other_keys = [asyncio.run(_tenant_key(url, f"bench-{n}")) for n in range(8)]
         for other in other_keys:
@@ -414,11 +427,6 @@ def main(
                 for name, path, script in scenarios:
                     results[name].append(_wrk(base, path, scripts[script], concurrency, seconds))
                     progress.advance(job)
-    finally:
-        for process in (server, worker):
-            process.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-        worker.wait(timeout=30)
     _report(results, backend, cases, workers, concurrency, seconds, repeat)
 
 

@@ -23,10 +23,8 @@ import os
 import random
 import re
 import shutil
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -40,11 +38,10 @@ from rich.table import Table
 from bench.cases import (
     LIST_PATH,
     _configure,
-    _free_port,
     _fresh_database,
     _seed_cases,
     _seed_identity,
-    _serve,
+    running,
 )
 from casedesk.activities import sign_in as signing
 from casedesk.bootstrap import build
@@ -156,20 +153,7 @@ def main(
     workdir = Path(tempfile.mkdtemp(prefix="casedesk-bench-pages-"))
     url = asyncio.run(_fresh_database(backend, workdir))
     tenant_id, key, agents = asyncio.run(_seed_identity(url))
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = _serve(url, port, workers, workdir / "server.log")
-    worker_env = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
-    worker_env.update(
-        CASEDESK_DATABASE_URL=url, CASEDESK_SECRET_KEY=os.environ["CASEDESK_SECRET_KEY"]
-    )
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "casedesk", "worker"],
-        env=worker_env,
-        stdout=(workdir / "worker.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    with running(url, workers, workdir) as base:
         _configure(base, {"Authorization": f"Bearer {key}"})
         ids = asyncio.run(_seed_cases(url, tenant_id, agents, cases))
         cookie = asyncio.run(_session_of(url, tenant_id, random.Random(7).choice(agents)))
@@ -188,11 +172,6 @@ def main(
                 for name, path, script in scenarios:
                     results[name].append(_wrk(base, path, scripts[script], concurrency, seconds))
                     progress.advance(job)
-    finally:
-        for process in (server, worker):
-            process.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-        worker.wait(timeout=30)
     _report(
         results,
         f"{backend}, {cases:,} cases, {workers} workers, concurrency {concurrency}",
