@@ -18,14 +18,17 @@ from casedesk.activities.add_comment import AddCommentActivity, CommentParams
 from casedesk.activities.apply_action import ActionParams, ApplyActionActivity
 from casedesk.activities.base import ActivityContext
 from casedesk.activities.transfer_case import TransferCaseActivity, TransferParams
-from casedesk.domain.cases.inputs import ActionInput, CommentInput, TransferInput
+from casedesk.activities.update_case import UpdateCaseActivity, UpdateParams
+from casedesk.domain.cases.inputs import ActionInput, CaseChanges, CommentInput, TransferInput
 from casedesk.domain.cases.lists import CaseQuery, count_cases, find_cases
 from casedesk.domain.cases.priority import Priority
 from casedesk.domain.cases.views import detail
 from casedesk.domain.identity.principal import Principal
+from casedesk.domain.identity.roles import Role
 from casedesk.kit.errors import (
     CasedeskError,
     Conflict,
+    Forbidden,
     InvalidInput,
     NotFound,
     PreconditionFailed,
@@ -335,3 +338,140 @@ async def _changes(
             yield b": still here\n\n"
             quiet_since = time.monotonic()
         await asyncio.sleep(LIVE_POLL_SECONDS)
+
+
+BULK_OPERATIONS = ("assign", "transfer", "action", "tag")
+BULK_LIMIT = PAGE_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class Selected:
+    """A selected case as read before its change; the change is refused if it moved on."""
+
+    id: uuid.UUID
+    version: int
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkOutcome:
+    number: int
+    problem: str | None
+
+
+def _bulk_step(form: Any) -> Any:
+    """The one change a bulk form asks for, as a function of a case; bad input names its field."""
+    operation = str(form.get("operation", "")).strip()
+    if operation not in BULK_OPERATIONS:
+        raise InvalidInput("choose what to do with the selected cases", field="operation")
+    if operation == "assign":
+        assignee = str(form.get("assignee", "")).strip()
+        if not _is_uuid(assignee):
+            raise InvalidInput("choose the assignee from the list", field="assignee")
+        assign = TransferInput(assignee_id=uuid.UUID(assignee))
+        return lambda context, case: TransferCaseActivity(context).run(
+            TransferParams(case.id, assign)
+        )
+    if operation == "transfer":
+        queue = str(form.get("queue", "")).strip()
+        if not queue:
+            raise InvalidInput("choose the queue from the list", field="queue")
+        move = TransferInput(queue=queue)
+        return lambda context, case: TransferCaseActivity(context).run(
+            TransferParams(case.id, move)
+        )
+    if operation == "action":
+        action = str(form.get("action", "")).strip()
+        if not action:
+            raise InvalidInput("choose the action from the list", field="action")
+        body = ActionInput(comment=None, public=False)
+        return lambda context, case: ApplyActionActivity(context).run(
+            ActionParams(case.id, action, body)
+        )
+    tag = str(form.get("tag", "")).strip()
+    if not tag:
+        raise InvalidInput("write the tag first", field="tag")
+    CaseChanges(tags=[tag])
+
+    async def add_tag(context: ActivityContext, case: Selected) -> None:
+        tags = CaseChanges(tags=[*case.tags, tag])
+        await UpdateCaseActivity(context).run(UpdateParams(case.id, tags))
+
+    return add_tag
+
+
+def _numbers(form: Any) -> list[int]:
+    numbers: list[int] = []
+    for raw in form.getlist("case"):
+        value = str(raw).strip()
+        if not value.isdigit() or not 1 <= int(value) <= INT64_MAX:
+            raise InvalidInput(f"{value!r} is not a case number", field="case")
+        if int(value) not in numbers:
+            numbers.append(int(value))
+    if not numbers:
+        raise InvalidInput("select the cases first", field="case")
+    if len(numbers) > BULK_LIMIT:
+        raise InvalidInput(f"select at most {BULK_LIMIT} cases at once", field="case")
+    return numbers
+
+
+@router.post("/app/cases/bulk", response_class=HTMLResponse)
+async def bulk(request: Request, viewer: PersonDep) -> Response:
+    """One change to many cases: each case runs the same activity as a single change, in its
+    own transaction, so a refused case is reported and the others still go through."""
+    await check_csrf(request, viewer)
+    assert viewer.principal is not None
+    form = await request.form()
+    try:
+        viewer.principal.require(Role.AGENT, "changing cases")
+        step = _bulk_step(form)
+        numbers = _numbers(form)
+    except Forbidden as refused:
+        return render(request, viewer, "message.html", status=403, message=refused.detail)
+    except (CasedeskError, ValidationError) as invalid:
+        problem = (
+            invalid.detail
+            if isinstance(invalid, CasedeskError)
+            else "tag: " + "; ".join(str(error["msg"]) for error in invalid.errors())
+        )
+        return render(request, viewer, "message.html", status=422, message=problem)
+    outcomes = [await _bulk_one(request, viewer, number, step) for number in numbers]
+    async with tenant_work(request, viewer) as uow:
+        counts = await _counts(uow, viewer.principal)
+    return render(
+        request,
+        viewer,
+        "_case_bulk.html",
+        views=VIEWS,
+        view=None,
+        counts=counts,
+        cap=COUNT_CAP,
+        done=[outcome.number for outcome in outcomes if outcome.problem is None],
+        failed=[outcome for outcome in outcomes if outcome.problem is not None],
+        back=str(form.get("back", "")) if str(form.get("back", "")).startswith("/app/") else "",
+    )
+
+
+async def _bulk_one(request: Request, viewer: Viewer, number: int, step: Any) -> BulkOutcome:
+    assert viewer.principal is not None
+    try:
+        async with tenant_work(request, viewer) as uow:
+            case = await _case(uow, number)
+            seen = Selected(case.id, case.version, tuple(case.tags))
+        async with tenant_work(request, viewer) as uow:
+            context = ActivityContext.of(
+                uow,
+                viewer.principal,
+                container_of(request).extensions,
+                expected_version=seen.version,
+            )
+            await step(context, seen)
+    except NotFound:
+        return BulkOutcome(number, "no such case")
+    except PreconditionFailed:
+        return BulkOutcome(number, "the case changed meanwhile; try it again")
+    except CasedeskError as refused:
+        return BulkOutcome(number, refused.detail)
+    except ValidationError as invalid:
+        return BulkOutcome(number, "; ".join(str(error["msg"]) for error in invalid.errors()))
+    return BulkOutcome(number, None)

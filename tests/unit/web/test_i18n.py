@@ -50,6 +50,12 @@ def test_the_server_s_messages_shown_on_screens_are_translated_too() -> None:
         "write the reply first",
         "choose the assignee from the list",
         "no such case",
+        "choose what to do with the selected cases",
+        "choose the queue from the list",
+        "choose the action from the list",
+        "write the tag first",
+        "select the cases first",
+        "the case changed meanwhile; try it again",
     ]
     said += [view.title for view in VIEWS] + list(SORT_LABELS.values())
     said += list(SLA_LABELS.values()) + list(PRIORITY_LABELS.values())

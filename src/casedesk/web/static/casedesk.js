@@ -44,3 +44,18 @@
     event.preventDefault();
   });
 })();
+
+// Case list, bulk changes: "select all on this page", and x toggles the focused row's box.
+(() => {
+  const all = document.querySelector("[data-select-all]");
+  const boxes = Array.from(document.querySelectorAll("table.cases input[data-select]"));
+  if (!all) return;
+  all.addEventListener("change", () => { for (const box of boxes) box.checked = all.checked; });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "x" || event.target.closest?.("input, textarea, select")) return;
+    const row = document.activeElement?.closest?.("table.cases tbody tr")
+      || document.querySelector("table.cases tbody tr[aria-current]");
+    const box = row?.querySelector("input[data-select]");
+    if (box) { box.checked = !box.checked; event.preventDefault(); }
+  });
+})();
