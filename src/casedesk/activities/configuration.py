@@ -114,6 +114,7 @@ async def save_template(
     default_queue: str,
     default_priority: Priority,
     create: bool,
+    public: bool = False,
 ) -> Template:
     actor.require(Role.ADMIN, "editing a template")
     await uow.begin_write()
@@ -138,5 +139,6 @@ async def save_template(
         template = uow.templates.add(Template(code=code))
     template.name, template.machine_id, template.form_schema = name, machine.id, form_schema
     template.default_queue_id, template.default_priority = queue.id, default_priority.rank
+    template.public = public
     await _commit(uow, f"template {code!r}")
     return template

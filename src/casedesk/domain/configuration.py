@@ -43,6 +43,9 @@ class TemplateIn(Input):
     )
     default_queue: Code
     default_priority: Priority = Priority.NORMAL
+    public: bool = Field(
+        default=False, description="customers may open cases of this type in the portal"
+    )
 
 
 class TemplateUpdate(Input):
@@ -51,3 +54,6 @@ class TemplateUpdate(Input):
     form_schema: JsonObject = Field(default_factory=lambda: {"type": "object"})
     default_queue: Code
     default_priority: Priority = Priority.NORMAL
+    public: bool = Field(
+        default=False, description="customers may open cases of this type in the portal"
+    )

@@ -281,6 +281,7 @@ async def create_template(request: Request, viewer: PersonDep) -> Response:
                 "default_queue": str(form.get("default_queue", "")),
                 "default_priority": str(form.get("default_priority", "normal")),
                 "form_schema": schema,
+                "public": form.get("public") == "on",
             }
         )
         async with tenant_work(request, viewer) as uow:
@@ -293,6 +294,7 @@ async def create_template(request: Request, viewer: PersonDep) -> Response:
                 form_schema=body.form_schema,
                 default_queue=body.default_queue,
                 default_priority=body.default_priority,
+                public=body.public,
                 create=True,
             )
     except json.JSONDecodeError as bad:

@@ -131,6 +131,7 @@ async def _template_out(uow: UnitOfWork, template: Template) -> TemplateOut:
         form_schema=template.form_schema,
         default_queue=queue.code,
         default_priority=Priority.from_rank(template.default_priority),
+        public=template.public,
         created_at=template.created_at,
         updated_at=template.updated_at,
     )

@@ -69,5 +69,6 @@ class TemplateOut(BaseModel):
     form_schema: dict[str, Any]
     default_queue: str
     default_priority: Priority
+    public: bool
     created_at: datetime
     updated_at: datetime

@@ -28,6 +28,7 @@ from casedesk.store.models.platform import (
     SeenItem,
     Subscription,
 )
+from casedesk.store.models.portal import PortalLink, PortalSession
 from casedesk.store.models.sla import CaseSla, SlaPolicy
 from casedesk.store.models.traces import TraceRow
 from casedesk.store.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -54,6 +55,8 @@ __all__ = [
     "InboxDelivery",
     "OneTimeLink",
     "OutboxEvent",
+    "PortalLink",
+    "PortalSession",
     "ProcessedEvent",
     "Queue",
     "Rule",

@@ -15,6 +15,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
@@ -68,6 +69,8 @@ class Template(IdMixin, TimestampMixin, TenantScoped, Base):
     form_schema: Mapped[dict[str, Any]] = mapped_column(JSON)
     default_queue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("queues.id"))
     default_priority: Mapped[int] = mapped_column(SmallInteger, default=1)
+    public: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """customers may open cases of this type themselves, in the portal"""
 
 
 class Customer(IdMixin, TimestampMixin, TenantScoped, Base):
