@@ -77,6 +77,24 @@ async def test_a_template_is_created_read_back_and_listed(desk: Desk) -> None:
     assert question["form_schema"] == FORM_SCHEMA
 
 
+async def test_a_template_is_private_until_marked_public_for_the_portal(desk: Desk) -> None:
+    created = await create(desk)
+    assert created["public"] is False
+    updated = await desk.http.put(
+        f"{URL}/order", json=update_body(public=True), headers=desk.headers
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["public"] is True
+    read = await desk.http.get(f"{URL}/order", headers=desk.headers)
+    assert read.json()["public"] is True
+    refused = await desk.http.put(
+        f"{URL}/order", json=update_body(public="sometimes"), headers=desk.headers
+    )
+    assert refused.status_code == 422
+    assert "public" in refused.text
+    assert (await desk.http.get(f"{URL}/order", headers=desk.headers)).json()["public"] is True
+
+
 async def test_a_template_without_a_form_schema_accepts_any_object(desk: Desk) -> None:
     body = template_body(code="plain")
     del body["form_schema"]

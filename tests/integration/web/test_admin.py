@@ -149,11 +149,12 @@ async def test_a_template_with_a_form_and_its_mistakes(
     assert not_a_schema.status_code == 422
     schema = {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}
     made = await client.post(
-        "/app/admin/templates", data=form | {"form_schema": json.dumps(schema)}
+        "/app/admin/templates", data=form | {"form_schema": json.dumps(schema), "public": "on"}
     )
     assert made.status_code == 303
     shown = await client.get("/api/v1/templates/refund", headers=tenant.headers)
     assert shown.json()["form_schema"] == schema
+    assert shown.json()["public"] is True
     assert shown.json()["default_priority"] == "high"
 
 
