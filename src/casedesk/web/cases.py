@@ -404,7 +404,7 @@ def _numbers(form: Any) -> list[int]:
     numbers: list[int] = []
     for raw in form.getlist("case"):
         value = str(raw).strip()
-        if not value.isdigit() or not 1 <= int(value) <= INT64_MAX:
+        if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= INT64_MAX:
             raise InvalidInput(f"{value!r} is not a case number", field="case")
         if int(value) not in numbers:
             numbers.append(int(value))

@@ -116,5 +116,12 @@ async def test_bulk_without_a_choice_is_a_422_naming_it(desk: Desk, tenants: Ten
     )
     assert bad.status_code == 422
     assert "choose the assignee" in bad.text
+    for number in ("²", "0", "x1", str(2**63)):
+        not_a_number = await desk.http.post(
+            "/app/cases/bulk",
+            data={"csrf_token": csrf, "operation": "tag", "tag": "vip", "case": [number]},
+        )
+        assert not_a_number.status_code == 422, number
+        assert "is not a case number" in not_a_number.text
     shown = (await desk.http.get(f"/api/v1/cases/{case['id']}", headers=desk.headers)).json()
     assert shown["tags"] == []
