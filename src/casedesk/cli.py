@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from casedesk.activities import identity, sign_in
+from casedesk.activities import identity, portal, sign_in
 from casedesk.activities.connectors import connector_problems
 from casedesk.activities.secrets import (
     BATCH_SIZE,
@@ -56,12 +56,14 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 user_app = typer.Typer(help="Users of a tenant.", no_args_is_help=True)
+portal_app = typer.Typer(help="The customer portal.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Stored secrets and the keys that seal them.", no_args_is_help=True)
 connector_app = typer.Typer(help="Connector manifests.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
+app.add_typer(portal_app, name="portal")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(connector_app, name="connector")
@@ -343,6 +345,24 @@ def user_password_link(
     link, purpose = run(_migrated(lambda container: _password_link(container, tenant, email)))
     lasts = "7 days" if purpose == "invite" else "2 hours"
     out.print(f"{purpose} link for {email} ({tenant}), valid once for {lasts}:", highlight=False)
+    out.print(link, soft_wrap=True, highlight=False)
+
+
+@portal_app.command("link")
+def portal_link(
+    tenant: Annotated[str, typer.Option(help="tenant slug")],
+    email: Annotated[str, typer.Option(help="the customer's e-mail address")],
+) -> None:
+    """Print a one-time link that signs the customer in to the tenant's portal (made a
+    customer if the address is new); their earlier unused links stop working."""
+
+    async def work(container: Container) -> str:
+        async with await _tenant_work(container, tenant) as uow:
+            issued = await portal.issue_link(uow, None, email=email, throttled=False)
+        return portal.link_url(container.settings.external_url, tenant, issued.token)
+
+    link = run(_migrated(work))
+    out.print(f"portal sign-in link for {email} ({tenant}), valid once for 30 minutes:")
     out.print(link, soft_wrap=True, highlight=False)
 
 

@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     api_key_touch_seconds: int = Field(
         default=60, ge=0, description="how often an API key's last-used time is written"
     )
+    portal_links_on_screen: bool | None = Field(
+        default=None,
+        description="show a customer's portal sign-in link on the screen instead of mailing "
+        "it (no mail is sent yet): unset means yes in the embedded mode (SQLite), where the "
+        "portal is tried on one machine, and no with a database server, where the link "
+        "reaches the customer through an agent (`casedesk portal link` or the API)",
+    )
     outbound_allowed_networks: str = Field(
         default="",
         description="comma-separated CIDRs that outbound calls may reach although they are "
@@ -241,6 +248,12 @@ class Settings(BaseSettings):
         if short:
             raise ValueError(f"every key needs at least 16 characters; key {short[0]} has fewer")
         return ",".join(keys)
+
+    @property
+    def shows_portal_links(self) -> bool:
+        if self.portal_links_on_screen is not None:
+            return self.portal_links_on_screen
+        return self.database_dialect == "sqlite"
 
     @property
     def secret_keys(self) -> tuple[str, ...]:

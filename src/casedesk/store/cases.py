@@ -262,9 +262,11 @@ class CommentRepository(Repository[Comment]):
         return list((await self.session.scalars(statement)).all())
 
     async def oldest_first(
-        self, case_id: uuid.UUID, *, limit: int, cursor: str | None
+        self, case_id: uuid.UUID, *, limit: int, cursor: str | None, public_only: bool = False
     ) -> Page[Comment]:
         statement = select(Comment).where(Comment.case_id == case_id)
+        if public_only:
+            statement = statement.where(Comment.public.is_(True))
         return await self.page(statement, limit=limit, cursor=cursor)
 
     async def newest_first(

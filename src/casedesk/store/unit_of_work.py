@@ -49,6 +49,7 @@ from casedesk.store.platform import (
     SubscriptionRepository,
     WorkflowRepository,
 )
+from casedesk.store.portal import PortalLinkRepository, PortalSessionRepository
 from casedesk.store.rules import RuleRepository, TimeRuleRepository
 from casedesk.store.sla import SlaRepository
 from casedesk.store.webhooks import DeliveryRepository, WebhookRepository
@@ -61,6 +62,8 @@ class UnitOfWork:
     api_keys: ApiKeyRepository
     web_sessions: WebSessionRepository
     links: OneTimeLinkRepository
+    portal_sessions: PortalSessionRepository
+    portal_links: PortalLinkRepository
     queues: QueueRepository
     machines: StateMachineRepository
     templates: TemplateRepository
@@ -103,6 +106,8 @@ class UnitOfWork:
         self.api_keys = ApiKeyRepository(self.session)
         self.web_sessions = WebSessionRepository(self.session)
         self.links = OneTimeLinkRepository(self.session)
+        self.portal_sessions = PortalSessionRepository(self.session)
+        self.portal_links = PortalLinkRepository(self.session)
         self.queues = QueueRepository(self.session)
         self.machines = StateMachineRepository(self.session)
         self.templates = TemplateRepository(self.session)

@@ -67,6 +67,19 @@ class PasswordLinkOut(BaseModel):
     expires_at: datetime
 
 
+class PortalLinkIn(Input):
+    email: Email = Field(description="the customer's address (a new one makes a customer)")
+
+
+class PortalLinkOut(BaseModel):
+    customer_id: uuid.UUID
+    url: str = Field(
+        description="the one-time link that signs the customer in to the portal; give it to "
+        "them (it is shown once, and it ends their earlier unused links)"
+    )
+    expires_at: datetime
+
+
 class UserPage(BaseModel):
     items: list[UserOut]
     next_cursor: str | None

@@ -27,7 +27,13 @@ async def _keep_draft(draft: CaseDraft, template: Template) -> CaseDraft:
     return draft
 
 
+CUSTOMER_ACTIVITIES = frozenset({"case.create", "comment.add", "case.rate"})
+"""What a customer signed in to the portal may run (on their own cases: the portal checks)."""
+
+
 async def _role_decides(check: PermissionCheck) -> bool:
+    if check.operator_type == "customer":
+        return check.activity in CUSTOMER_ACTIVITIES
     if check.operator_type != "user":
         return True  # rules, connectors and the system act with the tenant's authority
     return check.role is not None and check.role.at_least(check.required_role)

@@ -56,3 +56,9 @@ def session_ended(
 
 def link_lifetime(purpose: str) -> timedelta:
     return INVITE_LIFETIME if purpose == "invite" else RESET_LIFETIME
+
+
+PORTAL_LINK_LIFETIME = timedelta(minutes=30)
+"""How long a customer's sign-in link works: long enough to reach a mailbox, no longer."""
+PORTAL_LINK_EVERY = timedelta(seconds=60)
+"""A customer gets at most one new sign-in link this often."""

@@ -1,0 +1,85 @@
+"""A template's form on a page: the fields of its JSON Schema as inputs, and the posted
+values read back into the types the schema names. The schema itself validates (in the
+create activity); this only turns text from a form into JSON values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from casedesk.kit.errors import InvalidInput
+
+PREFIX = "form."
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    label: str
+    kind: str
+    """text, textarea, number, integer, checkbox or choice"""
+    required: bool
+    choices: tuple[str, ...] = ()
+    description: str | None = None
+
+    @property
+    def input_name(self) -> str:
+        return PREFIX + self.name
+
+
+def fields_of(schema: Mapping[str, Any]) -> list[Field]:
+    """The top-level properties a person can fill in, in the schema's order; nested
+    objects and arrays are left to the API."""
+    required = set(schema.get("required") or ())
+    found: list[Field] = []
+    for name, spec in (schema.get("properties") or {}).items():
+        if not isinstance(spec, dict):
+            continue
+        kind = _kind(spec)
+        if kind is None:
+            continue
+        found.append(
+            Field(
+                name=name,
+                label=str(spec.get("title") or name.replace("_", " ").capitalize()),
+                kind=kind,
+                required=name in required,
+                choices=tuple(str(choice) for choice in spec.get("enum") or ()),
+                description=spec.get("description"),
+            )
+        )
+    return found
+
+
+def _kind(spec: Mapping[str, Any]) -> str | None:
+    if "enum" in spec:
+        return "choice"
+    kind = spec.get("type")
+    if kind == "string":
+        return "textarea" if (spec.get("maxLength") or 0) > 200 else "text"
+    if kind in ("number", "integer", "boolean"):
+        return "checkbox" if kind == "boolean" else str(kind)
+    return None
+
+
+def values_of(fields: list[Field], posted: Mapping[str, Any]) -> dict[str, Any]:
+    """The form's JSON from posted text: empty fields left out, numbers as numbers; a
+    number that is none is a 422 naming the field."""
+    values: dict[str, Any] = {}
+    for field in fields:
+        raw = str(posted.get(field.input_name, "")).strip()
+        if field.kind == "checkbox":
+            if field.input_name in posted:
+                values[field.name] = True
+            continue
+        if not raw:
+            continue
+        if field.kind in ("number", "integer"):
+            try:
+                values[field.name] = int(raw) if field.kind == "integer" else float(raw)
+            except ValueError:
+                raise InvalidInput(f"{field.label}: not a number", field=field.name) from None
+        else:
+            values[field.name] = raw
+    return values
