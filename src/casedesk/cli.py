@@ -598,6 +598,11 @@ def _print_workbench(workbench: str, first_link: str) -> None:
             soft_wrap=True,
             highlight=False,
         )
+    out.print(
+        f"[bold]customer portal:[/] {workbench}/portal/{DEMO_SLUG}/ — customers sign in by a "
+        "one-time link to their address (shown on the screen in this embedded mode)",
+        soft_wrap=True,
+    )
 
 
 def _this_command() -> str:
