@@ -158,6 +158,11 @@ class CaseRepository(Repository[Case]):
         result: Case | None = await self.session.scalar(select(Case).where(Case.number == number))
         return result
 
+    async def children(self, parent_id: uuid.UUID, *, limit: int) -> list[Case]:
+        """The cases opened as follow-ups of ``parent_id``, oldest first."""
+        statement = select(Case).where(Case.parent_id == parent_id).order_by(Case.id).limit(limit)
+        return list((await self.session.scalars(statement)).all())
+
     async def by_external_ref(self, channel: str, external_ref: str) -> Case | None:
         result: Case | None = await self.session.scalar(
             select(Case).where(Case.channel == channel, Case.external_ref == external_ref)

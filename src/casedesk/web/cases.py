@@ -37,6 +37,7 @@ from casedesk.kit.values import INT64_MAX
 from casedesk.store.cases import SORTS
 from casedesk.store.models import Case
 from casedesk.store.unit_of_work import UnitOfWork
+from casedesk.web.forms import fields_of, values_of
 from casedesk.web.pages import Viewer, render
 from casedesk.web.session import (
     check_csrf,
@@ -91,6 +92,24 @@ SORT_LABELS = {
     "number": "Lowest number first",
 }
 """What each sort is called on screen (the templates translate these)."""
+CHILDREN_SHOWN = 20
+HISTORY_SHOWN = 100
+HISTORY_LABELS = {
+    "case.create": "Opened the case",
+    "comment.add": "Wrote a comment",
+    "comment.redeliver": "Retried a delivery",
+    "comment.edited_at_source": "Edited at the source",
+    "comment.deleted_at_source": "Deleted at the source",
+    "task.accept": "Took the case on",
+    "case.transfer": "Transferred the case",
+    "case.action": "Applied an action",
+    "case.update": "Changed the case",
+    "case.rate": "Rated the case",
+    "sla.warning": "SLA warning",
+    "sla.breached": "SLA breached",
+    "webhook.queued": "Sent a webhook",
+}
+CHANGED_FIELDS = {"title": "Title", "priority": "Priority", "tags": "Tags", "form": "Form"}
 SLA_LABELS = {"first_response": "First response", "resolution": "Resolution"}
 PRIORITY_LABELS = {"low": "Low", "normal": "Normal", "high": "High", "urgent": "Urgent"}
 
@@ -203,6 +222,11 @@ async def _case_page(
         shown = await detail(uow, case, container.extensions, viewer.principal.edition)
         counts = await _counts(uow, viewer.principal)
         queues, people = await _names(uow)
+        template = await uow.templates.get(case.template_id)
+        parent = await uow.cases.find(case.parent_id) if case.parent_id else None
+        children = await uow.cases.children(case.id, limit=CHILDREN_SHOWN)
+        history = await uow.actions.history(case.id, limit=HISTORY_SHOWN, cursor=None)
+    fields = fields_of(template.form_schema)
     return render(
         request,
         viewer,
@@ -219,7 +243,22 @@ async def _case_page(
         sla_labels=SLA_LABELS,
         priorities=PRIORITY_LABELS,
         marker=marker,
+        fields=fields,
+        posted={f.input_name: _shown_value(shown.form.get(f.name)) for f in fields},
+        other_form={k: v for k, v in shown.form.items() if k not in {f.name for f in fields}},
+        parent=parent,
+        children=children,
+        history=history.items,
+        history_more=history.next_cursor is not None,
+        history_labels=HISTORY_LABELS,
+        changed_fields=CHANGED_FIELDS,
     )
+
+
+def _shown_value(value: Any) -> str:
+    if value is None or value is False:
+        return ""
+    return "1" if value is True else str(value)
 
 
 @router.get("/app/cases/{number}", response_class=HTMLResponse)
@@ -283,6 +322,36 @@ async def act(request: Request, number: CaseNumber, action: str, viewer: PersonD
         note = str(form.get("comment", "")).strip() or None
         body = ActionInput(comment=note, public=False)
         await ApplyActionActivity(context).run(ActionParams(case_id, action, body))
+
+    return await _change(request, viewer, number, run)
+
+
+@router.post("/app/cases/{number}/details")
+async def change_details(request: Request, number: CaseNumber, viewer: PersonDep) -> Response:
+    """Title, priority and tags, in one change of the case."""
+
+    async def run(context: ActivityContext, case_id: uuid.UUID, form: Any) -> None:
+        tags = [tag.strip() for tag in str(form.get("tags", "")).split(",") if tag.strip()]
+        changes = CaseChanges(
+            title=str(form.get("title", "")).strip() or None,
+            priority=str(form.get("priority", "")).strip() or None,
+            tags=list(dict.fromkeys(tags)),
+        )
+        await UpdateCaseActivity(context).run(UpdateParams(case_id, changes))
+
+    return await _change(request, viewer, number, run)
+
+
+@router.post("/app/cases/{number}/form")
+async def change_form(request: Request, number: CaseNumber, viewer: PersonDep) -> Response:
+    """The template's form fields as the page shows them; the schema validates the result."""
+
+    async def run(context: ActivityContext, case_id: uuid.UUID, form: Any) -> None:
+        await context.uow.begin_write()
+        case = await context.uow.cases.get(case_id)
+        template = await context.uow.templates.get(case.template_id)
+        values = values_of(fields_of(template.form_schema), form, clear_empty=True)
+        await UpdateCaseActivity(context).run(UpdateParams(case_id, CaseChanges(form=values)))
 
     return await _change(request, viewer, number, run)
 

@@ -63,17 +63,24 @@ def _kind(spec: Mapping[str, Any]) -> str | None:
     return None
 
 
-def values_of(fields: list[Field], posted: Mapping[str, Any]) -> dict[str, Any]:
-    """The form's JSON from posted text: empty fields left out, numbers as numbers; a
-    number that is none is a 422 naming the field."""
+def values_of(
+    fields: list[Field], posted: Mapping[str, Any], *, clear_empty: bool = False
+) -> dict[str, Any]:
+    """The form's JSON from posted text, numbers as numbers (a number that is none is a
+    422 naming the field). An empty field is left out, or, with ``clear_empty`` (a change
+    to a case's form, which is merged), set to None, which removes it."""
     values: dict[str, Any] = {}
     for field in fields:
         raw = str(posted.get(field.input_name, "")).strip()
         if field.kind == "checkbox":
             if field.input_name in posted:
                 values[field.name] = True
+            elif clear_empty:
+                values[field.name] = None
             continue
         if not raw:
+            if clear_empty:
+                values[field.name] = None
             continue
         if field.kind in ("number", "integer"):
             try:

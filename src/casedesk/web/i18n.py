@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import functools
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
-from babel.dates import format_datetime
+from babel.dates import format_datetime, format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -79,3 +79,9 @@ def when(moment: datetime | None, language: str, time_zone: str | None) -> str:
         return ""
     locale = Locale.parse(_BABEL_NAMES.get(language, "en"))
     return format_datetime(moment, "medium", tzinfo=zone(time_zone), locale=locale)
+
+
+def span(seconds: int, language: str) -> str:
+    """A length of time as people of ``language`` say it, rounded: "2 hours", "3 天"."""
+    locale = Locale.parse(_BABEL_NAMES.get(language, "en"))
+    return format_timedelta(timedelta(seconds=abs(seconds)), threshold=1.5, locale=locale)

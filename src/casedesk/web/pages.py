@@ -56,6 +56,7 @@ def render(
         csrf_token=viewer.csrf_token,
         lang=viewer.language,
         when=lambda moment: i18n.when(moment, viewer.language, viewer.time_zone),
+        span=lambda seconds: i18n.span(seconds, viewer.language),
         **context,
     )
     response = HTMLResponse(page, status_code=status)

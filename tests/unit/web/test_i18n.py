@@ -35,7 +35,14 @@ def test_every_marked_text_has_a_chinese_translation() -> None:
 def test_the_server_s_messages_shown_on_screens_are_translated_too() -> None:
     from casedesk.activities.sign_in import LINK_GONE, WRONG
     from casedesk.domain.identity import passwords
-    from casedesk.web.cases import PRIORITY_LABELS, SLA_LABELS, SORT_LABELS, VIEWS
+    from casedesk.web.cases import (
+        CHANGED_FIELDS,
+        HISTORY_LABELS,
+        PRIORITY_LABELS,
+        SLA_LABELS,
+        SORT_LABELS,
+        VIEWS,
+    )
 
     chinese = i18n.translations("zh-Hans")
     said = [
@@ -60,6 +67,8 @@ def test_the_server_s_messages_shown_on_screens_are_translated_too() -> None:
     said += [view.title for view in VIEWS] + list(SORT_LABELS.values())
     said += list(SLA_LABELS.values()) + list(PRIORITY_LABELS.values())
     said += ["pending", "sent", "failed", "running", "paused", "met", "breached"]
+    said += list(HISTORY_LABELS.values()) + list(CHANGED_FIELDS.values())
+    said += ["processing", "done"]  # a task's status
     assert WRONG[0].upper() + WRONG[1:] + "." in _marked()  # the page says the same
     for text in said:
         assert text is not None

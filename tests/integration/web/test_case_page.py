@@ -1,0 +1,103 @@
+"""The case page's details over HTTP: title, priority and tags, the template's form fields
+rendered from its JSON Schema and validated by it, follow-ups and their parent, and the
+history; each change runs the API's update activity with the version the page showed."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from casedesk.domain.identity.roles import Role
+from tests.conftest import Tenants
+from tests.support.cases import Desk
+from tests.support.web import hidden, signed_in
+
+# The update activity under these forms is tested through the API on every database.
+pytestmark = pytest.mark.backends("sqlite")
+
+
+@pytest.fixture
+async def agent_desk(desk: Desk, tenants: Tenants) -> Desk:
+    agent = await tenants.member(desk.tenant.id, Role.AGENT)
+    await signed_in(desk.http, desk.tenant, agent.id)
+    return desk
+
+
+async def _form(http: httpx.AsyncClient, number: int) -> tuple[str, str]:
+    page = await http.get(f"/app/cases/{number}")
+    assert page.status_code == 200, page.text
+    return hidden(page.text, "csrf_token"), hidden(page.text, "version")
+
+
+async def test_title_priority_and_tags_change_in_one_form(agent_desk: Desk) -> None:
+    desk = agent_desk
+    case = await desk.new_case(title="Old title")
+    csrf, version = await _form(desk.http, case["number"])
+    saved = await desk.http.post(
+        f"/app/cases/{case['number']}/details",
+        data={
+            "csrf_token": csrf,
+            "version": version,
+            "title": "New title",
+            "priority": "urgent",
+            "tags": "vip, printer ,vip",
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    read = (await desk.http.get(f"/api/v1/cases/{case['id']}", headers=desk.headers)).json()
+    assert (read["title"], read["priority"]) == ("New title", "urgent")
+    assert read["tags"] == ["printer", "vip"]
+    stale = await desk.http.post(
+        f"/app/cases/{case['number']}/details",
+        data={"csrf_token": csrf, "version": version, "title": "Lost", "priority": "low"},
+    )
+    assert stale.status_code == 409
+    csrf, version = await _form(desk.http, case["number"])
+    bad = await desk.http.post(
+        f"/app/cases/{case['number']}/details",
+        data={"csrf_token": csrf, "version": version, "title": "x", "priority": "whenever"},
+    )
+    assert bad.status_code == 422
+    page = await desk.http.get(f"/app/cases/{case['number']}")
+    assert "Changed the case" in page.text
+    assert "Title, Priority, Tags" in page.text
+
+
+async def test_the_form_fields_come_from_the_schema_and_are_validated_by_it(
+    agent_desk: Desk,
+) -> None:
+    desk = agent_desk
+    case = await desk.new_case(form={"product": "printer", "quantity": 2})
+    page = await desk.http.get(f"/app/cases/{case['number']}")
+    assert 'name="form.product" value="printer"' in page.text
+    assert 'name="form.quantity" type="number" value="2"' in page.text
+    csrf, version = hidden(page.text, "csrf_token"), hidden(page.text, "version")
+    refused = await desk.http.post(
+        f"/app/cases/{case['number']}/form",
+        data={
+            "csrf_token": csrf,
+            "version": version,
+            "form.product": "printer",
+            "form.quantity": "0",
+        },
+    )
+    assert refused.status_code == 422
+    assert "quantity" in refused.text
+    saved = await desk.http.post(
+        f"/app/cases/{case['number']}/form",
+        data={"csrf_token": csrf, "version": version, "form.quantity": "5", "form.order_id": "A-1"},
+    )
+    assert saved.status_code == 303, saved.text
+    read = (await desk.http.get(f"/api/v1/cases/{case['id']}", headers=desk.headers)).json()
+    assert read["form"] == {"quantity": 5, "order_id": "A-1"}, "an emptied field is removed"
+
+
+async def test_follow_ups_link_their_parent_and_the_parent_lists_them(agent_desk: Desk) -> None:
+    desk = agent_desk
+    parent = await desk.new_case(title="The first report")
+    child = await desk.new_case(title="It happened again", parent_id=parent["id"])
+    on_parent = await desk.http.get(f"/app/cases/{parent['number']}")
+    assert f'href="/app/cases/{child["number"]}"' in on_parent.text
+    on_child = await desk.http.get(f"/app/cases/{child['number']}")
+    assert f'href="/app/cases/{parent["number"]}"' in on_child.text
+    assert "Opened the case" in on_child.text
