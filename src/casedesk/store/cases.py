@@ -19,6 +19,7 @@ from casedesk.store.models import (
     ActionRecord,
     Case,
     CaseCounter,
+    CaseSla,
     ChannelMessageRecord,
     Comment,
     Customer,
@@ -53,6 +54,10 @@ class CaseFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     unassigned: bool | None = None
+    states: frozenset[str] | None = None
+    """any of these states (None: any state)"""
+    sla_due_before: datetime | None = None
+    """a running SLA clock whose target comes before this moment (or has passed)"""
 
 
 SORTS = ("-created", "created", "-updated", "updated", "-priority", "priority", "-number", "number")
@@ -212,6 +217,13 @@ class CaseRepository(Repository[Case]):
         if where.unassigned is not None:
             unassigned = Case.assignee_id.is_(None)
             conditions.append(unassigned if where.unassigned else Case.assignee_id.is_not(None))
+        if where.states is not None:
+            conditions.append(Case.state.in_(sorted(where.states)))
+        if where.sla_due_before is not None:
+            due = select(CaseSla.case_id).where(
+                CaseSla.status == "running", CaseSla.target_at < where.sla_due_before
+            )
+            conditions.append(Case.id.in_(due))
         return conditions
 
     async def count(self, where: CaseFilter, *, cap: int = 1000) -> int:

@@ -81,6 +81,17 @@ class StateMachineRepository(ByCodeRepository):
             for transition in definition.get("transitions", ())
         }
 
+    async def published_states_of_type(self, state_type: str) -> set[str]:
+        """The codes of the states of this type in some published version of some machine
+        of the tenant ("pending": the states that wait on the customer)."""
+        definitions = await self.session.scalars(select(StateMachineVersion.definition))
+        return {
+            str(state["code"])
+            for definition in definitions
+            for state in definition.get("states", ())
+            if state.get("type") == state_type
+        }
+
     def add_version(self, version: StateMachineVersion) -> StateMachineVersion:
         self.session.add(version)
         return version

@@ -8,10 +8,17 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from pydantic import ValidationError
 
 from casedesk.activities.add_comment import AddCommentActivity, CommentParams
@@ -25,6 +32,8 @@ from casedesk.domain.cases.priority import Priority
 from casedesk.domain.cases.views import detail
 from casedesk.domain.identity.principal import Principal
 from casedesk.domain.identity.roles import Role
+from casedesk.domain.statemachine.definition import StateType
+from casedesk.kit.clock import utcnow
 from casedesk.kit.errors import (
     CasedeskError,
     Conflict,
@@ -57,6 +66,10 @@ LIVE_POLL_SECONDS = 2.0
 LIVE_HEARTBEAT_SECONDS = 15.0
 
 
+SLA_DUE_SOON = timedelta(hours=4)
+"""How near an SLA target is "due soon": the view lists running clocks due within it."""
+
+
 @dataclass(frozen=True, slots=True)
 class View:
     code: str
@@ -67,6 +80,8 @@ class View:
         return {
             "mine": CaseQuery(closed=False, assignee_id=me.user_id),
             "unassigned": CaseQuery(closed=False, unassigned=True),
+            "waiting": CaseQuery(closed=False, state_type=StateType.PENDING),
+            "sla_due": CaseQuery(closed=False, sla_due_before=utcnow() + SLA_DUE_SOON),
             "open": CaseQuery(closed=False),
             "recent": CaseQuery(),
             "closed": CaseQuery(closed=True),
@@ -76,6 +91,8 @@ class View:
 VIEWS = (
     View("mine", "My open cases", "-updated"),
     View("unassigned", "Unassigned", "-created"),
+    View("waiting", "Waiting on customer", "-updated"),
+    View("sla_due", "SLA due soon", "-priority"),
     View("open", "All open cases", "-updated"),
     View("recent", "Recently updated", "-updated"),
     View("closed", "Closed", "-updated"),
@@ -141,6 +158,16 @@ def _is_uuid(value: str) -> bool:
 
 def _chosen(value: str | None) -> str | None:
     return value.strip() or None if value is not None else None
+
+
+@router.get("/app/counts")
+async def view_counts(request: Request, viewer: PersonDep) -> Response:
+    """The sidebar's counts, which the page refreshes while it is open."""
+    assert viewer.principal is not None
+    async with tenant_work(request, viewer) as uow:
+        counts = await _counts(uow, viewer.principal)
+    shown = {code: str(n) if n <= COUNT_CAP else f"{COUNT_CAP}+" for code, n in counts.items()}
+    return JSONResponse(shown, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/app", response_class=HTMLResponse)

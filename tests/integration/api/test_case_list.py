@@ -281,6 +281,8 @@ async def test_a_cursor_keeps_the_filters(seeded: Seeded) -> None:
         ({"closed": "maybe"}, "closed"),
         ({"assignee_id": "not-a-uuid"}, "assignee_id"),
         ({"created_after": "yesterday"}, "created_after"),
+        ({"state_type": "asleep"}, "state_type"),
+        ({"sla_due_before": "soon"}, "sla_due_before"),
     ],
 )
 async def test_bad_list_parameters_are_422_naming_the_field(
@@ -398,3 +400,16 @@ async def test_a_summary_carries_names_and_the_version(seeded: Seeded) -> None:
         detail = seeded.cases[number]
         assert item == {key: detail[key] for key in item}, number
         uuid.UUID(item["id"])
+
+
+async def test_state_type_lists_the_cases_waiting_on_the_customer(desk: Desk) -> None:
+    waiting = await desk.new_case(title="Asked the customer")
+    await desk.act(waiting["id"], "start")
+    await desk.act(waiting["id"], "wait")
+    working = await desk.new_case(title="Still on it")
+    await desk.act(working["id"], "start")
+    listed = await _list(desk, state_type="pending")
+    assert listed.status_code == 200, listed.text
+    assert [case["id"] for case in listed.json()["items"]] == [waiting["id"]]
+    started = await _list(desk, state_type="normal")
+    assert [case["id"] for case in started.json()["items"]] == [working["id"]]

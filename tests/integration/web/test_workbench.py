@@ -53,6 +53,17 @@ async def test_the_views_count_what_they_list(agent_desk: tuple[Desk, str]) -> N
     assert "Nobody&#39;s yet" in unassigned.text
     assert "Mine to do" not in unassigned.text
 
+    await desk.act(mine["id"], "start")
+    await desk.act(mine["id"], "wait")
+    waiting = await desk.http.get("/app/cases?view=waiting")
+    assert _count(waiting.text, "waiting") == "1"
+    assert "Mine to do" in waiting.text
+    assert "Nobody&#39;s yet" not in waiting.text
+    counts = (await desk.http.get("/app/counts")).json()
+    assert counts["waiting"] == "1"
+    assert counts["open"] == "2"
+    assert counts["sla_due"] == "0"
+
 
 async def test_the_list_filters_sorts_and_pages_like_the_api(agent_desk: tuple[Desk, str]) -> None:
     desk, _ = agent_desk

@@ -327,3 +327,31 @@ async def test_a_warning_run_twice_at_once_is_said_once(
     assert types.count("sla.warning") == 1
     history = await desk.http.get(f"/api/v1/cases/{case['id']}/history", headers=desk.headers)
     assert [h["code"] for h in history.json()["items"]].count("sla.warning") == 1
+
+
+async def test_the_list_finds_cases_whose_sla_is_due_soon(
+    desk: Desk, settle: Settle, tenants: Tenants
+) -> None:
+    await _policy(desk, name="any", first_response_minutes=60, resolution_minutes=600)
+    due = await desk.new_case()
+    await settle()
+    created = _at(due["created_at"])
+
+    async def due_before(moment: datetime) -> list[str]:
+        listed = await desk.http.get(
+            "/api/v1/cases",
+            params={"sla_due_before": moment.isoformat()},
+            headers=desk.headers,
+        )
+        assert listed.status_code == 200, listed.text
+        return [case["id"] for case in listed.json()["items"]]
+
+    assert await due_before(created + timedelta(minutes=90)) == [due["id"]]
+    assert await due_before(created + timedelta(minutes=30)) == []
+    replied = await desk.http.post(
+        f"/api/v1/cases/{due['id']}/comments", json={"body": "on it"}, headers=desk.headers
+    )
+    assert replied.status_code == 201
+    await settle()
+    assert await due_before(created + timedelta(minutes=90)) == [], "a met clock is not due"
+    assert await due_before(created + timedelta(minutes=700)) == [due["id"]]

@@ -39,6 +39,7 @@ from casedesk.domain.cases.views import (
     history_entry,
     summary,
 )
+from casedesk.domain.statemachine.definition import StateType
 from casedesk.kit.values import Instant
 from casedesk.store.cases import SORTS
 from casedesk.store.models import Case
@@ -114,6 +115,12 @@ async def list_cases(
     customer: str | None = Query(default=None, description="customer e-mail"),
     created_after: Instant | None = None,
     created_before: Instant | None = None,
+    state_type: StateType | None = Query(
+        default=None, description="cases in a state of this type (pending: waiting on the customer)"
+    ),
+    sla_due_before: Instant | None = Query(
+        default=None, description="cases with a running SLA clock due before this moment"
+    ),
     sort: str = Query(default="-created", description=f"one of {', '.join(SORTS)}"),
     limit: Limit = 50,
     cursor: CursorParam = None,
@@ -129,6 +136,8 @@ async def list_cases(
         customer=customer,
         created_after=created_after,
         created_before=created_before,
+        state_type=state_type,
+        sla_due_before=sla_due_before,
     )
     page = await find_cases(uow, query, sort=sort, limit=limit, cursor=cursor)
     return CasePage(items=[summary(case) for case in page.items], next_cursor=page.next_cursor)

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from casedesk.domain.statemachine.definition import StateType
 from casedesk.kit.errors import InvalidInput
 from casedesk.store.cases import CaseFilter
 from casedesk.store.models import Case
@@ -26,6 +27,9 @@ class CaseQuery:
     customer: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    state_type: StateType | None = None
+    """start, normal, pending or end: the cases in a state of this type in their machine"""
+    sla_due_before: datetime | None = None
 
 
 async def case_filter(uow: UnitOfWork, query: CaseQuery) -> CaseFilter | None:
@@ -47,7 +51,14 @@ async def case_filter(uow: UnitOfWork, query: CaseQuery) -> CaseFilter | None:
         if found_customer is None:
             return None
         customer_id = found_customer.id
+    states = None
+    if query.state_type is not None:
+        states = frozenset(await uow.machines.published_states_of_type(query.state_type))
+        if not states:
+            return None
     return CaseFilter(
+        states=states,
+        sla_due_before=query.sla_due_before,
         state=query.state,
         closed=query.closed,
         queue_id=queue_id,

@@ -59,3 +59,25 @@
     if (box) { box.checked = !box.checked; event.preventDefault(); }
   });
 })();
+
+// The views' counts stay current while a page is open: refreshed every 30 seconds, and when
+// the tab comes back into view.
+(function keepTheCountsCurrent() {
+  const nav = document.querySelector("nav[data-counts]");
+  if (!nav || !window.fetch) return;
+  const refresh = () => {
+    if (document.hidden) return;
+    fetch(nav.dataset.counts, { credentials: "same-origin" })
+      .then((answer) => (answer.ok ? answer.json() : null))
+      .then((counts) => {
+        if (!counts) return;
+        for (const [view, shown] of Object.entries(counts)) {
+          const count = nav.querySelector(`[data-view="${view}"]`);
+          if (count) count.textContent = shown;
+        }
+      })
+      .catch(() => {});
+  };
+  setInterval(refresh, 30000);
+  document.addEventListener("visibilitychange", refresh);
+})();
