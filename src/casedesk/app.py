@@ -29,6 +29,7 @@ from casedesk.api.routers import (
     subscriptions,
     traces,
     users,
+    views,
     webhooks,
     workflows,
 )
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         me,
         users,
         portal,
+        views,
         api_keys,
         configuration,
         cases,

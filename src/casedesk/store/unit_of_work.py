@@ -52,6 +52,7 @@ from casedesk.store.platform import (
 from casedesk.store.portal import PortalLinkRepository, PortalSessionRepository
 from casedesk.store.rules import RuleRepository, TimeRuleRepository
 from casedesk.store.sla import SlaRepository
+from casedesk.store.views import SavedViewRepository
 from casedesk.store.webhooks import DeliveryRepository, WebhookRepository
 
 
@@ -64,6 +65,7 @@ class UnitOfWork:
     links: OneTimeLinkRepository
     portal_sessions: PortalSessionRepository
     portal_links: PortalLinkRepository
+    saved_views: SavedViewRepository
     queues: QueueRepository
     machines: StateMachineRepository
     templates: TemplateRepository
@@ -108,6 +110,7 @@ class UnitOfWork:
         self.links = OneTimeLinkRepository(self.session)
         self.portal_sessions = PortalSessionRepository(self.session)
         self.portal_links = PortalLinkRepository(self.session)
+        self.saved_views = SavedViewRepository(self.session)
         self.queues = QueueRepository(self.session)
         self.machines = StateMachineRepository(self.session)
         self.templates = TemplateRepository(self.session)

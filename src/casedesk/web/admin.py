@@ -17,7 +17,7 @@ from casedesk.domain.identity.roles import Role
 from casedesk.domain.statemachine.definition import Definition, validate_definition
 from casedesk.kit.errors import CasedeskError, NotFound
 from casedesk.web.graph import svg
-from casedesk.web.pages import Viewer, render
+from casedesk.web.pages import Viewer, problems, render
 from casedesk.web.session import (
     check_csrf,
     person,
@@ -46,13 +46,6 @@ def _admin(viewer: Viewer) -> None:
     assert viewer.principal is not None
     if not viewer.principal.role.at_least(Role.ADMIN):
         raise NotAnAdmin("this screen is for admins")
-
-
-def _problems(invalid: ValidationError) -> list[str]:
-    return [
-        f"{'.'.join(str(part) for part in error['loc']) or 'the form'}: {error['msg']}"
-        for error in invalid.errors()
-    ]
 
 
 async def _page(
@@ -103,7 +96,7 @@ async def create_queue(request: Request, viewer: PersonDep) -> Response:
         async with tenant_work(request, viewer) as uow:
             await configuration.create_queue(uow, viewer.principal, code=body.code, name=body.name)
     except ValidationError as invalid:
-        return await _queues_page(request, viewer, errors=_problems(invalid), form=form)
+        return await _queues_page(request, viewer, errors=problems(invalid), form=form)
     except CasedeskError as refused:
         return await _queues_page(request, viewer, errors=[refused.detail], form=form)
     return RedirectResponse("/app/admin/queues", status_code=303)
@@ -193,7 +186,7 @@ async def save_machine(request: Request, viewer: PersonDep) -> Response:
             )
     except (ValueError, ValidationError, CasedeskError) as refused:
         if isinstance(refused, ValidationError):
-            errors = _problems(refused)
+            errors = problems(refused)
         elif isinstance(refused, CasedeskError):
             errors = [refused.detail]
         else:
@@ -302,7 +295,7 @@ async def create_template(request: Request, viewer: PersonDep) -> Response:
             request, viewer, errors=[f"form_schema: not JSON: {bad}"], form=form
         )
     except ValidationError as invalid:
-        return await _templates_page(request, viewer, errors=_problems(invalid), form=form)
+        return await _templates_page(request, viewer, errors=problems(invalid), form=form)
     except CasedeskError as refused:
         return await _templates_page(request, viewer, errors=[refused.detail], form=form)
     return RedirectResponse("/app/admin/templates", status_code=303)

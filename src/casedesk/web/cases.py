@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -21,19 +20,25 @@ from fastapi.responses import (
 )
 from pydantic import ValidationError
 
+from casedesk.activities import saved_views
 from casedesk.activities.add_comment import AddCommentActivity, CommentParams
 from casedesk.activities.apply_action import ActionParams, ApplyActionActivity
 from casedesk.activities.base import ActivityContext
 from casedesk.activities.transfer_case import TransferCaseActivity, TransferParams
 from casedesk.activities.update_case import UpdateCaseActivity, UpdateParams
 from casedesk.domain.cases.inputs import ActionInput, CaseChanges, CommentInput, TransferInput
-from casedesk.domain.cases.lists import CaseQuery, count_cases, find_cases
+from casedesk.domain.cases.lists import (
+    CaseQuery,
+    SavedViewIn,
+    ViewFilters,
+    base_query,
+    count_cases,
+    find_cases,
+)
 from casedesk.domain.cases.priority import Priority
 from casedesk.domain.cases.views import detail
 from casedesk.domain.identity.principal import Principal
 from casedesk.domain.identity.roles import Role
-from casedesk.domain.statemachine.definition import StateType
-from casedesk.kit.clock import utcnow
 from casedesk.kit.errors import (
     CasedeskError,
     Conflict,
@@ -66,10 +71,6 @@ LIVE_POLL_SECONDS = 2.0
 LIVE_HEARTBEAT_SECONDS = 15.0
 
 
-SLA_DUE_SOON = timedelta(hours=4)
-"""How near an SLA target is "due soon": the view lists running clocks due within it."""
-
-
 @dataclass(frozen=True, slots=True)
 class View:
     code: str
@@ -77,15 +78,7 @@ class View:
     sort: str
 
     def query(self, me: Principal) -> CaseQuery:
-        return {
-            "mine": CaseQuery(closed=False, assignee_id=me.user_id),
-            "unassigned": CaseQuery(closed=False, unassigned=True),
-            "waiting": CaseQuery(closed=False, state_type=StateType.PENDING),
-            "sla_due": CaseQuery(closed=False, sla_due_before=utcnow() + SLA_DUE_SOON),
-            "open": CaseQuery(closed=False),
-            "recent": CaseQuery(),
-            "closed": CaseQuery(closed=True),
-        }[self.code]
+        return base_query(self.code, me.user_id)
 
 
 VIEWS = (
@@ -131,8 +124,18 @@ SLA_LABELS = {"first_response": "First response", "resolution": "Resolution"}
 PRIORITY_LABELS = {"low": "Low", "normal": "Normal", "high": "High", "urgent": "Urgent"}
 
 
-async def _counts(uow: UnitOfWork, me: Principal) -> dict[str, int]:
-    return {view.code: await count_cases(uow, view.query(me), cap=COUNT_CAP) for view in VIEWS}
+async def _sidebar(uow: UnitOfWork, me: Principal) -> dict[str, Any]:
+    """The sidebar's views, built-in and saved (shared, then the person's own), with counts;
+    a saved view's count is under ``saved-<id>``."""
+    counts = {view.code: await count_cases(uow, view.query(me), cap=COUNT_CAP) for view in VIEWS}
+    saved = await uow.saved_views.visible_to(me.user_id)
+    for kept in saved:
+        try:
+            query = ViewFilters.model_validate(kept.filters).query(me.user_id)
+            counts[f"saved-{kept.id}"] = await count_cases(uow, query, cap=COUNT_CAP)
+        except (CasedeskError, ValidationError):
+            counts[f"saved-{kept.id}"] = 0  # it names a queue or template deleted since
+    return {"views": VIEWS, "saved": saved, "counts": counts, "cap": COUNT_CAP}
 
 
 async def _names(uow: UnitOfWork) -> tuple[dict[uuid.UUID, str], dict[uuid.UUID, str]]:
@@ -165,9 +168,72 @@ async def view_counts(request: Request, viewer: PersonDep) -> Response:
     """The sidebar's counts, which the page refreshes while it is open."""
     assert viewer.principal is not None
     async with tenant_work(request, viewer) as uow:
-        counts = await _counts(uow, viewer.principal)
+        sidebar = await _sidebar(uow, viewer.principal)
+    counts: dict[str, int] = sidebar["counts"]
     shown = {code: str(n) if n <= COUNT_CAP else f"{COUNT_CAP}+" for code, n in counts.items()}
     return JSONResponse(shown, headers={"Cache-Control": "no-store"})
+
+
+def _saved_params(kept: ViewFilters, sort: str, cursor: str | None) -> dict[str, str]:
+    """A saved view as the list's query parameters."""
+    chosen = {
+        "state": kept.state,
+        "queue": kept.queue,
+        "priority": kept.priority.value if kept.priority is not None else None,
+        "template": kept.template,
+        "sort": sort,
+        "cursor": cursor,
+    }
+    return {name: value for name, value in chosen.items() if value}
+
+
+@router.post("/app/views")
+async def save_view(request: Request, viewer: PersonDep) -> Response:
+    """The list as it is filtered now, kept under a name: the person's own, or (admins)
+    everyone's."""
+    await check_csrf(request, viewer)
+    assert viewer.principal is not None
+    form = await request.form()
+    try:
+        spec = SavedViewIn(
+            name=str(form.get("name", "")),
+            filters=ViewFilters(
+                base=str(form.get("view", "open")),
+                state=_chosen(str(form.get("state", ""))),
+                queue=_chosen(str(form.get("queue", ""))),
+                priority=_chosen(str(form.get("priority", ""))),
+                template=_chosen(str(form.get("template", ""))),
+            ),
+            sort=str(form.get("sort", "-updated")),
+            shared=form.get("shared") == "1",
+        )
+        async with tenant_work(request, viewer) as uow:
+            view = await saved_views.create_view(uow, viewer.principal, spec)
+    except ValidationError as invalid:
+        problem = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+            for error in invalid.errors()
+        )
+        return render(request, viewer, "message.html", status=422, message=problem)
+    except CasedeskError as refused:
+        return render(
+            request, viewer, "message.html", status=refused.status, message=refused.detail
+        )
+    return RedirectResponse(f"/app/cases?saved={view.id}", status_code=303)
+
+
+@router.post("/app/views/{view_id}/delete")
+async def delete_view(request: Request, view_id: uuid.UUID, viewer: PersonDep) -> Response:
+    await check_csrf(request, viewer)
+    assert viewer.principal is not None
+    try:
+        async with tenant_work(request, viewer) as uow:
+            await saved_views.delete_view(uow, viewer.principal, view_id)
+    except CasedeskError as refused:
+        return render(
+            request, viewer, "message.html", status=refused.status, message=refused.detail
+        )
+    return RedirectResponse("/app/cases?view=open", status_code=303)
 
 
 @router.get("/app", response_class=HTMLResponse)
@@ -178,8 +244,20 @@ async def start(viewer: PersonDep) -> Response:
 @router.get("/app/cases", response_class=HTMLResponse)
 async def case_list(request: Request, viewer: PersonDep) -> Response:
     assert viewer.principal is not None
-    params = request.query_params
+    params: Mapping[str, str] = request.query_params
     view = VIEWS_BY_CODE.get(params.get("view", "open"), VIEWS_BY_CODE["open"])
+    saved = None
+    if _is_uuid(params.get("saved", "")):
+        async with tenant_work(request, viewer) as uow:
+            try:
+                saved = await uow.saved_views.visible(
+                    uuid.UUID(params["saved"]), viewer.principal.user_id
+                )
+            except NotFound:
+                return render(request, viewer, "message.html", status=404, message="no such view")
+        kept = ViewFilters.model_validate(saved.filters)
+        view = VIEWS_BY_CODE[kept.base]
+        params = _saved_params(kept, saved.sort, params.get("cursor"))
     sort = params.get("sort") or view.sort
     if sort not in SORTS:
         sort = view.sort
@@ -189,9 +267,10 @@ async def case_list(request: Request, viewer: PersonDep) -> Response:
         state=_chosen(params.get("state")),
         queue=_chosen(params.get("queue")),
         priority=priority.rank if priority is not None else None,
+        template=_chosen(params.get("template")),
     )
     async with tenant_work(request, viewer) as uow:
-        counts = await _counts(uow, viewer.principal)
+        sidebar = await _sidebar(uow, viewer.principal)
         queues, people = await _names(uow)
         problem = None
         try:
@@ -205,6 +284,7 @@ async def case_list(request: Request, viewer: PersonDep) -> Response:
         "state": query.state or "",
         "queue": query.queue or "",
         "priority": priority.value if priority is not None else "",
+        "template": query.template or "",
         "sort": sort,
     }
     return render(
@@ -212,10 +292,9 @@ async def case_list(request: Request, viewer: PersonDep) -> Response:
         viewer,
         "cases.html",
         status=200 if problem is None else 422,
-        views=VIEWS,
+        **sidebar,
         view=view,
-        counts=counts,
-        cap=COUNT_CAP,
+        saved_view=saved,
         cases=page.items if page else [],
         next_cursor=page.next_cursor if page else None,
         queues=queues,
@@ -247,7 +326,7 @@ async def _case_page(
         # read before the case, so a change in between makes the page refresh, never hides
         marker = await uow.cases.marker(case.id)
         shown = await detail(uow, case, container.extensions, viewer.principal.edition)
-        counts = await _counts(uow, viewer.principal)
+        sidebar = await _sidebar(uow, viewer.principal)
         queues, people = await _names(uow)
         template = await uow.templates.get(case.template_id)
         parent = await uow.cases.find(case.parent_id) if case.parent_id else None
@@ -260,10 +339,8 @@ async def _case_page(
         "case.html",
         status=status,
         case=shown,
-        views=VIEWS,
+        **sidebar,
         view=None,
-        counts=counts,
-        cap=COUNT_CAP,
         queues=queues,
         people=people,
         error=error,
@@ -533,15 +610,13 @@ async def bulk(request: Request, viewer: PersonDep) -> Response:
         return render(request, viewer, "message.html", status=422, message=problem)
     outcomes = [await _bulk_one(request, viewer, number, step) for number in numbers]
     async with tenant_work(request, viewer) as uow:
-        counts = await _counts(uow, viewer.principal)
+        sidebar = await _sidebar(uow, viewer.principal)
     return render(
         request,
         viewer,
         "_case_bulk.html",
-        views=VIEWS,
+        **sidebar,
         view=None,
-        counts=counts,
-        cap=COUNT_CAP,
         done=[outcome.number for outcome in outcomes if outcome.problem is None],
         failed=[outcome for outcome in outcomes if outcome.problem is not None],
         back=str(form.get("back", "")) if str(form.get("back", "")).startswith("/app/") else "",

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from casedesk import __version__
 from casedesk.domain.identity.principal import Principal
+from casedesk.kit.errors import CasedeskError
 from casedesk.web import i18n
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -28,6 +30,19 @@ class Viewer:
     csrf_token: str = ""
     time_zone: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def problems(invalid: ValidationError) -> list[str]:
+    """What a form got wrong, a line per field: ``field: message``."""
+    return [
+        f"{'.'.join(str(part) for part in error['loc']) or 'the form'}: {error['msg']}"
+        for error in invalid.errors()
+    ]
+
+
+def refusal(request: Request, viewer: Viewer, refused: CasedeskError) -> HTMLResponse:
+    """A page saying why a change was refused, with the error's status."""
+    return render(request, viewer, "message.html", status=refused.status, message=refused.detail)
 
 
 @functools.cache

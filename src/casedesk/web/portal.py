@@ -39,7 +39,7 @@ from casedesk.store.models import Case, Template
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.web import i18n
 from casedesk.web.forms import fields_of, values_of
-from casedesk.web.pages import Viewer, render
+from casedesk.web.pages import Viewer, problems, render
 from casedesk.web.session import (
     BadCsrf,
     check_form_token,
@@ -378,10 +378,7 @@ async def open_case(request: Request, seen: VisitDep) -> Response:
             )
             outcome = await create_case(seen.context(request, uow), draft)
     except ValidationError as invalid:
-        problem = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'form'}: {error['msg']}"
-            for error in invalid.errors()
-        )
+        problem = "; ".join(problems(invalid))
         return await _new_case_page(request, seen, code, posted=form, error=problem, status=422)
     except CasedeskError as refused:
         return await _new_case_page(

@@ -101,3 +101,47 @@ async def test_follow_ups_link_their_parent_and_the_parent_lists_them(agent_desk
     on_child = await desk.http.get(f"/app/cases/{child['number']}")
     assert f'href="/app/cases/{parent["number"]}"' in on_child.text
     assert "Opened the case" in on_child.text
+
+
+async def test_a_list_saved_as_a_view_shows_in_the_sidebar_with_its_count(
+    agent_desk: Desk, tenants: Tenants
+) -> None:
+    desk = agent_desk
+    await desk.new_case(title="Urgent one", priority="urgent")
+    await desk.new_case(title="Calm one")
+    listed = await desk.http.get("/app/cases?view=open&priority=urgent")
+    assert 'name="shared"' not in listed.text, "only admins share"
+    saved = await desk.http.post(
+        "/app/views",
+        data={
+            "csrf_token": hidden(listed.text, "csrf_token"),
+            "name": "Fires",
+            "view": "open",
+            "priority": "urgent",
+            "sort": "-updated",
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    page = await desk.http.get(saved.headers["location"])
+    assert "Urgent one" in page.text
+    assert "Calm one" not in page.text
+    view_id = saved.headers["location"].split("saved=")[1]
+    assert f'data-view="saved-{view_id}">1<' in page.text
+    assert (await desk.http.get("/app/counts")).json()[f"saved-{view_id}"] == "1"
+    shared = await desk.http.post(
+        "/app/views",
+        data={"csrf_token": hidden(listed.text, "csrf_token"), "name": "All", "shared": "1"},
+    )
+    assert shared.status_code == 403
+
+    bad = await desk.http.post(
+        "/app/views",
+        data={"csrf_token": hidden(listed.text, "csrf_token"), "name": "", "view": "open"},
+    )
+    assert bad.status_code == 422
+    assert "name" in bad.text
+    colleague = await tenants.member(desk.tenant.id, Role.AGENT)
+    desk.http.cookies.clear()
+    await signed_in(desk.http, desk.tenant, colleague.id)
+    theirs = await desk.http.get(f"/app/cases?saved={view_id}")
+    assert theirs.status_code == 404, "a personal view is its owner's alone"

@@ -4,10 +4,15 @@ address. The API's case list and the workbench's lists and views both read throu
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from casedesk.domain.cases.priority import Priority
 from casedesk.domain.statemachine.definition import StateType
+from casedesk.kit.clock import utcnow
 from casedesk.kit.errors import InvalidInput
 from casedesk.store.cases import CaseFilter
 from casedesk.store.models import Case
@@ -84,3 +89,58 @@ async def find_cases(
 async def count_cases(uow: UnitOfWork, query: CaseQuery, *, cap: int = 1000) -> int:
     where = await case_filter(uow, query)
     return 0 if where is None else await uow.cases.count(where, cap=cap)
+
+
+# --- views: the workbench's built-in lists, and the lists people save -----------------------
+
+SLA_DUE_SOON = timedelta(hours=4)
+"""How near an SLA target is "due soon": the view lists running clocks due within it."""
+Base = Literal["mine", "unassigned", "waiting", "sla_due", "open", "recent", "closed"]
+Sort = Literal[
+    "-created", "created", "-updated", "updated", "-priority", "priority", "-number", "number"
+]
+ViewCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+
+
+def base_query(base: str, user_id: uuid.UUID) -> CaseQuery:
+    """What a built-in view lists, for the user looking at it."""
+    return {
+        "mine": CaseQuery(closed=False, assignee_id=user_id),
+        "unassigned": CaseQuery(closed=False, unassigned=True),
+        "waiting": CaseQuery(closed=False, state_type=StateType.PENDING),
+        "sla_due": CaseQuery(closed=False, sla_due_before=utcnow() + SLA_DUE_SOON),
+        "open": CaseQuery(closed=False),
+        "recent": CaseQuery(),
+        "closed": CaseQuery(closed=True),
+    }[base]
+
+
+class ViewFilters(BaseModel):
+    """A saved view's filters: a built-in view it narrows, and the list's filters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base: Base = Field(default="open", description="the built-in view it narrows")
+    state: ViewCode | None = None
+    queue: ViewCode | None = None
+    priority: Priority | None = None
+    template: ViewCode | None = None
+
+    def query(self, user_id: uuid.UUID) -> CaseQuery:
+        return replace(
+            base_query(self.base, user_id),
+            state=self.state,
+            queue=self.queue,
+            priority=self.priority.rank if self.priority is not None else None,
+            template=self.template,
+        )
+
+
+class SavedViewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    filters: ViewFilters = Field(default_factory=ViewFilters)
+    sort: Sort = "-updated"
+    shared: bool = Field(default=False, description="everyone's view (admins only); else yours")
+    position: int = Field(default=0, ge=0, le=999, description="order in the sidebar")

@@ -31,6 +31,7 @@ from casedesk.store.models.platform import (
 from casedesk.store.models.portal import PortalLink, PortalSession
 from casedesk.store.models.sla import CaseSla, SlaPolicy
 from casedesk.store.models.traces import TraceRow
+from casedesk.store.models.views import SavedView
 from casedesk.store.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from casedesk.store.models.workflows import Execution, ExecutionStep, Workflow, WorkflowVersion
 
@@ -60,6 +61,7 @@ __all__ = [
     "ProcessedEvent",
     "Queue",
     "Rule",
+    "SavedView",
     "ScheduledJob",
     "SeenItem",
     "SlaPolicy",
