@@ -236,3 +236,30 @@ async def test_the_case_list_is_walked_with_the_keyboard(
     await expect(chosen).to_contain_text("Walked first")
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name=re.compile("Walked first"))).to_be_visible()
+
+
+async def test_the_workbench_fits_a_phone(
+    server: Server, desk: dict[str, str], browser: Browser
+) -> None:
+    """On a phone's width the list, the case page and the portal scroll down, never sideways."""
+    case = _new_case(server, "Read on a phone")
+    context = await browser.new_context(
+        locale="en-US", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    page = await context.new_page()
+    try:
+        await _sign_in_as_agent(page, server, desk)
+        for url, name in (
+            (f"{server.url}/app/cases?view=open", "case-list-phone"),
+            (f"{server.url}/app/cases/{case['number']}", "case-page-phone"),
+            (f"{server.url}/app/me", "me-phone"),
+        ):
+            await page.goto(url)
+            wider = await page.evaluate(
+                "() => document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert wider <= 1, f"{url} is {wider}px wider than the phone"
+            await screenshot(page, name)
+        await expect(page.get_by_role("button", name="Sign out", exact=True)).to_be_visible()
+    finally:
+        await context.close()
