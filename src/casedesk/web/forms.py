@@ -4,11 +4,13 @@ create activity); this only turns text from a form into JSON values."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from casedesk.kit.errors import InvalidInput
+from casedesk.kit.values import INT64_MAX
 
 PREFIX = "form."
 
@@ -83,10 +85,19 @@ def values_of(
                 values[field.name] = None
             continue
         if field.kind in ("number", "integer"):
-            try:
-                values[field.name] = int(raw) if field.kind == "integer" else float(raw)
-            except ValueError:
-                raise InvalidInput(f"{field.label}: not a number", field=field.name) from None
+            values[field.name] = _number(field, raw)
         else:
             values[field.name] = raw
     return values
+
+
+def _number(field: Field, raw: str) -> int | float:
+    try:
+        number: int | float = int(raw) if field.kind == "integer" else float(raw)
+    except ValueError:
+        raise InvalidInput(f"{field.label}: not a number", field=field.name) from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise InvalidInput(f"{field.label}: not a number", field=field.name)
+    if isinstance(number, int) and not -(2**63) <= number <= INT64_MAX:
+        raise InvalidInput(f"{field.label}: too large a number", field=field.name)
+    return number

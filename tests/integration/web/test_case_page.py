@@ -83,6 +83,12 @@ async def test_the_form_fields_come_from_the_schema_and_are_validated_by_it(
     )
     assert refused.status_code == 422
     assert "quantity" in refused.text
+    for quantity in ("9" * 30, "lots"):
+        huge = await desk.http.post(
+            f"/app/cases/{case['number']}/form",
+            data={"csrf_token": csrf, "version": version, "form.quantity": quantity},
+        )
+        assert huge.status_code == 422, quantity
     saved = await desk.http.post(
         f"/app/cases/{case['number']}/form",
         data={"csrf_token": csrf, "version": version, "form.quantity": "5", "form.order_id": "A-1"},

@@ -168,6 +168,7 @@ async def test_bad_input_is_named_and_opens_nothing(desk: Desk) -> None:
     csrf = await sign_in_customer(http, workspace, "bo@example.com")
     for fields, named in (
         ({"form.device": "printer", "form.copies": "many"}, "not a number"),
+        ({"form.device": "printer", "form.copies": "9" * 30}, "too large"),
         ({"form.copies": "2"}, "device"),
         ({"form.device": "toaster"}, "device"),
         ({"form.device": "printer", "title": ""}, "title"),
