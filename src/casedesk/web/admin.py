@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
@@ -172,7 +173,7 @@ async def save_machine(request: Request, viewer: PersonDep) -> Response:
     code, name = str(form.get("code", "")).strip(), str(form.get("name", ""))
     text = str(form.get("definition", ""))
     try:
-        document = json.loads(text)
+        document = orjson.loads(text)
         if not isinstance(document, dict):
             raise ValueError("the definition is a JSON object with states and transitions")
         body = MachineIn.model_validate(document | {"code": code, "name": name})
@@ -265,7 +266,7 @@ async def create_template(request: Request, viewer: PersonDep) -> Response:
     assert viewer.principal is not None
     form = await request.form()
     try:
-        schema = json.loads(str(form.get("form_schema", "")) or "{}")
+        schema = orjson.loads(str(form.get("form_schema", "")) or "{}")
         body = TemplateIn.model_validate(
             {
                 "code": str(form.get("code", "")).strip(),
@@ -290,7 +291,7 @@ async def create_template(request: Request, viewer: PersonDep) -> Response:
                 public=body.public,
                 create=True,
             )
-    except json.JSONDecodeError as bad:
+    except orjson.JSONDecodeError as bad:
         return await _templates_page(
             request, viewer, errors=[f"form_schema: not JSON: {bad}"], form=form
         )

@@ -147,6 +147,13 @@ async def test_a_template_with_a_form_and_its_mistakes(
         "/app/admin/templates", data=form | {"form_schema": '{"type": "nonsense"}'}
     )
     assert not_a_schema.status_code == 422
+    nan = await client.post("/app/admin/templates", data=form | {"form_schema": '{"maximum": NaN}'})
+    assert nan.status_code == 422, "NaN is not JSON"
+    huge = await client.post(
+        "/app/admin/templates",
+        data=form | {"code": "huge", "form_schema": '{"maximum": 99999999999999999999999}'},
+    )
+    assert huge.status_code == 303, "read as the API reads it (a number)"
     schema = {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}
     made = await client.post(
         "/app/admin/templates", data=form | {"form_schema": json.dumps(schema), "public": "on"}
