@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
+
 import httpx
 import orjson
 import pytest
@@ -27,8 +28,8 @@ from casedesk.traces.redaction import Redactor
 from tests.conftest import TenantHandle, Tenants
 from tests.integration.platform.test_channels import _channel, _mail
 from tests.support.cases import Desk
-from tests.support.http_server import LocalHTTPServer, local_http_server
 from tests.support.har import har_validator
+from tests.support.http_server import LocalHTTPServer, local_http_server
 from tests.support.web import signed_in
 
 pytestmark = pytest.mark.backends("sqlite")
@@ -195,7 +196,8 @@ async def test_a_call_shows_its_exchange_with_redactions_marked_and_no_secret(
     assert "[REDACTED]" not in text  # every redaction is shown as the marker instead
     # the Authorization header, the api_key parameter, the password and the token
     assert text.count('<mark class="redacted"') >= 4
-    assert "authorization" in text and "&#34;password&#34;: <mark" in text
+    assert "authorization" in text
+    assert "&#34;password&#34;: <mark" in text
     assert "&#34;name&#34;: &#34;Ann&#34;" in text  # JSON is shown indented, field by field
     assert "Attempts of this call" in text
     assert f'href="/app/admin/traces/{first["id"]}"' in text
@@ -281,7 +283,8 @@ async def test_the_case_page_links_a_channel_message_and_a_reply_to_their_calls(
     assert links[commented["comment_id"]] == f"/app/admin/traces?execution={follow_up.id}"
     assert f'href="/app/admin/traces?execution={opening.id}"' in page.text  # the description
     delivery = unescape(links[reply["id"]])
-    assert "connection=" in delivery and "from=" in delivery
+    assert "connection=" in delivery
+    assert "from=" in delivery
     calls = await client.get(delivery)
     assert calls.status_code == 200
     assert len(_ids(calls.text)) == 1
