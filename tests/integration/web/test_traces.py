@@ -6,11 +6,13 @@ calls of its delivery."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
+from typing import Any
 
 import httpx
 import orjson
@@ -247,6 +249,66 @@ async def test_calls_are_for_admins_of_their_tenant_only(
             "/app/admin/traces/live",
         ):
             assert (await client.get(path)).status_code == 403, (role, path)
+
+
+async def test_live_sends_each_new_matching_call_as_a_row(
+    app: Any, client: httpx.AsyncClient, admin: TenantHandle, container: Container
+) -> None:
+    """The Live switch's stream, spoken to as a browser would (the test client would wait for
+    the end of a response that never ends): new calls of the filter arrive as rows."""
+    cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+    messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    gone = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        await messages.put(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/app/admin/traces/live",
+        "raw_path": b"/app/admin/traces/live",
+        "query_string": b"status=5xx",
+        "root_path": "",
+        "headers": [(b"host", b"casedesk.test"), (b"cookie", cookie.encode())],
+        "client": ("127.0.0.1", 4000),
+        "server": ("casedesk.test", 80),
+    }
+    running = asyncio.create_task(app(scope, receive, send))
+    try:
+        start = await asyncio.wait_for(messages.get(), 10)
+        assert start["status"] == 200
+        received, put, skipped = "", [], []
+        for _ in range(50):  # until the tail, which starts with the next call put, has one
+            now = datetime.now(UTC)
+            fine, failing = (
+                _call(admin.id, started_at=now),
+                _call(admin.id, started_at=now, status=502),
+            )
+            skipped.append(fine["id"])
+            put.append(failing["id"])
+            await container.hot.put_many([fine, failing])
+            try:
+                while "event: trace" not in received:
+                    chunk = await asyncio.wait_for(messages.get(), 0.2)
+                    received += chunk.get("body", b"").decode()
+            except TimeoutError:
+                continue
+            break
+        assert "event: trace" in received
+        assert any(f'href="/app/admin/traces/{id}"' in received for id in put)
+        assert not any(id in received for id in skipped)
+        assert "502" in received
+    finally:
+        gone.set()
+        await asyncio.wait_for(running, 20)
 
 
 @pytest.fixture
