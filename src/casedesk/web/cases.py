@@ -60,6 +60,7 @@ from casedesk.web.session import (
     plain_text_only,
     tenant_work,
 )
+from casedesk.web.traces import DESCRIPTION, case_calls
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(plain_text_only)])
 PersonDep = Annotated[Viewer, Depends(person)]
@@ -332,6 +333,8 @@ async def _case_page(
         parent = await uow.cases.find(case.parent_id) if case.parent_id else None
         children = await uow.cases.children(case.id, limit=CHILDREN_SHOWN)
         history = await uow.actions.history(case.id, limit=HISTORY_SHOWN, cursor=None)
+        admin = viewer.principal.role.at_least(Role.ADMIN)
+        calls = await case_calls(uow, case.id, shown.comments) if admin else {}
     fields = fields_of(template.form_schema)
     return render(
         request,
@@ -356,6 +359,8 @@ async def _case_page(
         history_more=history.next_cursor is not None,
         history_labels=HISTORY_LABELS,
         changed_fields=CHANGED_FIELDS,
+        calls=calls,
+        description_calls=calls.get(DESCRIPTION),
     )
 
 

@@ -81,3 +81,40 @@
   setInterval(refresh, 30000);
   document.addEventListener("visibilitychange", refresh);
 })();
+
+// --- action traces (admin: /app/admin/traces) --------------------------------------------
+// The list's Live switch: follows the server's tail of new calls (Server-Sent Events) and
+// puts each matching call on top of the list, as the server rendered its row.
+(function followTheCalls() {
+  const toggle = document.querySelector("[data-trace-live]");
+  const rows = document.querySelector("[data-trace-rows]");
+  if (!toggle || !rows || !window.EventSource) return;
+  const status = document.querySelector("[data-trace-live-status]");
+  let source = null;
+  const say = (key) => { if (status) status.textContent = status.dataset[key] || ""; };
+  const stop = (key) => {
+    if (source) source.close();
+    source = null;
+    toggle.setAttribute("aria-pressed", "false");
+    say(key);
+  };
+  toggle.hidden = false;
+  toggle.addEventListener("click", () => {
+    if (source) { stop("stopped"); return; }
+    source = new EventSource(toggle.dataset.traceLive);
+    toggle.setAttribute("aria-pressed", "true");
+    say("following");
+    source.addEventListener("trace", (event) => {
+      const made = document.createElement("template");
+      made.innerHTML = event.data.trim();
+      const row = made.content.firstElementChild;
+      if (!row) return;
+      row.classList.add("new");
+      rows.prepend(row);
+      document.querySelector("[data-trace-empty]")?.remove();
+    });
+    source.addEventListener("gone", () => stop("lost"));
+    source.onerror = () => { if (source && source.readyState === EventSource.CLOSED) stop("lost"); };
+  });
+})();
+// --- end of action traces ------------------------------------------------------------------
