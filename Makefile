@@ -32,7 +32,7 @@ lint: $(VENV)/.test-deps
 
 ## test: lint, then the whole suite on SQLite, PostgreSQL and MariaDB (and Redis, RabbitMQ)
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=30
 
 ## bench: the case API benchmark (PostgreSQL, 100,000 cases, wrk at concurrency 32)
 bench: $(VENV)/.test-deps
