@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
@@ -263,3 +264,72 @@ async def test_the_workbench_fits_a_phone(
         await expect(page.get_by_role("button", name="Sign out", exact=True)).to_be_visible()
     finally:
         await context.close()
+
+
+async def test_a_viewer_sees_no_admin_screen_and_another_tenant_s_case_is_a_404(
+    server: Server, desk: dict[str, str], page: Page
+) -> None:
+    viewer = "vera.viewer@demo.casedesk.local"
+    with server.api() as api:
+        made = api.post("/users", json={"email": viewer, "name": "Vera Viewer", "role": "viewer"})
+        made.raise_for_status()
+        link = api.post(f"/users/{made.json()['id']}/password-link", json={}).json()["url"]
+        demo_numbers = [
+            c["number"] for c in api.get("/cases", params={"limit": 200}).json()["items"]
+        ]
+    # another tenant, with more cases than the demo has: its newest number is none of demo's
+    server.cli("tenant", "create", "elsewhere")
+    server.cli(
+        "user",
+        "create",
+        "--tenant",
+        "elsewhere",
+        "--email",
+        "boss@elsewhere.test",
+        "--role",
+        "admin",
+    )
+    printed = server.cli(
+        "apikey", "create", "--tenant", "elsewhere", "--user", "boss@elsewhere.test"
+    )
+    key = next(line.strip() for line in printed.splitlines() if line.startswith("cdk_"))
+    with httpx.Client(
+        base_url=f"{server.url}/api/v1", headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as other:
+        other.post("/queues", json={"code": "q", "name": "Q"}).raise_for_status()
+        other.post("/state-machines", json=MACHINE | {"code": "m", "name": "M"}).raise_for_status()
+        other.post("/state-machines/m/publish").raise_for_status()
+        other.post(
+            "/templates",
+            json={
+                "code": "t",
+                "name": "T",
+                "state_machine": "m",
+                "default_queue": "q",
+                "form_schema": {"type": "object"},
+            },
+        ).raise_for_status()
+        number = 0
+        while number <= max(demo_numbers, default=0):
+            made_case = other.post("/cases", json={"template": "t", "title": "Their secret case"})
+            made_case.raise_for_status()
+            number = made_case.json()["number"]
+
+    await page.goto(link)
+    await page.locator("input[name=password]").fill(PASSWORD)
+    await page.locator("input[name=password_again]").fill(PASSWORD)
+    await page.locator("form button[type=submit]").last.click()
+    await page.locator("input[name=email]").fill(viewer)
+    await page.locator("input[name=password]").fill(PASSWORD)
+    await page.locator("main button[type=submit]").click()
+    await expect(page).to_have_url(re.compile(r"/app/cases\?view=mine$"))
+    await expect(page.get_by_role("link", name="Admin", exact=True)).to_have_count(0)
+    answer = await page.goto(f"{server.url}/app/admin/queues")
+    assert answer is not None
+    assert answer.status == 403
+    await expect(page.get_by_role("alert")).to_contain_text("admins")
+    answer = await page.goto(f"{server.url}/app/cases/{number}")
+    assert answer is not None
+    assert answer.status == 404
+    await expect(page.get_by_text("Their secret case")).to_have_count(0)
+    await screenshot(page, "another-tenant-404")
