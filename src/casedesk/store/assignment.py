@@ -18,12 +18,11 @@ class AssignmentRepository:
 
     async def available_agents(self) -> list[uuid.UUID]:
         """Active admins and agents who are ``available``, in a stable order (their ids)."""
-        statement = (
-            select(User.id)
-            .where(User.active.is_(True), User.role != "viewer", User.availability == "available")
-            .order_by(User.id)
+        statement = select(User.id).where(
+            User.active.is_(True), User.role != "viewer", User.availability == "available"
         )
-        return list((await self.session.scalars(statement)).all())
+        # Sorted here, not by the database: each backend stores a UUID its own way.
+        return sorted((await self.session.scalars(statement)).all())
 
     async def open_cases_of(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
         """How many open cases each of these users is assigned (absent: none)."""
