@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -89,16 +90,17 @@ async def test_least_loaded_picks_the_agent_with_fewest_open_cases(
     await _mode(desk, "support", "least_loaded")
     first = await desk.new_case()
     assert first["assignee_id"] == str(free.id)  # 1 open against 2
-    second = await desk.new_case()
-    assert second["assignee_id"] in {str(busy.id), str(free.id)}  # 2 against 2
-    closed = await desk.new_case(assignee_id=str(busy.id))
-    assert (await desk.act(closed["id"], "solve")).status_code == 200
+    second = await desk.new_case()  # 2 against 2: either
+    other = ({str(busy.id), str(free.id)} - {second["assignee_id"]}).pop()
     third = await desk.new_case()
-    # a closed case is no load: the counts decide, whoever got the tie
-    loads = Counter(
-        c["assignee_id"] for c in (first, second, third) if c["assignee_id"] is not None
-    )
-    assert sum(loads.values()) == 3
+    assert third["assignee_id"] == other  # 3 against 2
+    extra = await desk.new_case(assignee_id=other)  # other 4, the second's 3
+    fourth = await desk.new_case()
+    assert fourth["assignee_id"] == second["assignee_id"]  # now 4 against 4
+    for case in (extra, third):
+        assert (await desk.act(case["id"], "solve")).status_code == 200
+    fifth = await desk.new_case()
+    assert fifth["assignee_id"] == other  # 2 open against 4: solved cases are no load
 
 
 async def test_nobody_available_leaves_the_case_unassigned_and_manual_assigns_none(
@@ -178,3 +180,15 @@ async def test_rule_assigns_by_strategy(desk: Desk, tenants: Tenants, settle: Se
     }
     refused = await desk.http.post("/api/v1/rules", json=both, headers=desk.headers)
     assert refused.status_code == 422
+
+
+async def test_round_robin_stays_even_under_simultaneous_creates(
+    desk: Desk, tenants: Tenants
+) -> None:
+    """The pointer is a locked queue row: creates at the same moment wait their turn."""
+    agents = await _agents(desk, tenants, 3)
+    await _mode(desk, "support", "round_robin")
+    results = await asyncio.gather(*(desk.create_case(title=f"Case {n}") for n in range(12)))
+    assert [r.status_code for r in results] == [201] * 12, [r.text for r in results]
+    counts = Counter(r.json()["assignee_id"] for r in results)
+    assert counts == {str(agent.id): 4 for agent in agents}

@@ -40,7 +40,11 @@ class AssignmentRepository:
         """The queue, held (FOR UPDATE) until commit: concurrent round-robin picks of one
         queue wait for each other, so each moves the pointer once."""
         queue: Queue | None = await self.session.scalar(
-            select(Queue).where(Queue.id == queue_id).with_for_update()
+            select(Queue)
+            .where(Queue.id == queue_id)
+            .with_for_update()
+            # the queue is already in the session, read before the lock: read it again
+            .execution_options(populate_existing=True)
         )
         assert queue is not None, f"queue {queue_id} vanished inside its transaction"
         return queue
