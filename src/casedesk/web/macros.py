@@ -16,6 +16,7 @@ from casedesk.domain.assignment import Availability
 from casedesk.domain.identity.roles import Role
 from casedesk.domain.macros import PLACEHOLDERS, MacroSpec
 from casedesk.kit.errors import CasedeskError, NotFound
+from casedesk.store.models import Macro
 from casedesk.web.pages import Viewer, render
 from casedesk.web.session import check_csrf, person, plain_text_only, tenant_work
 
@@ -54,8 +55,33 @@ def _spec(form: Any) -> MacroSpec:
     )
 
 
+def _form_of(macro: Macro) -> dict[str, str]:
+    """A stored macro as the form's fields, for editing it."""
+    fields = {
+        "name": macro.name,
+        "body": macro.body,
+        "public": "on" if macro.public else "",
+        "shared": "on" if macro.owner_id is None else "",
+    }
+    tags = [a["tag"] for a in macro.actions if a["type"] == "add_tag"]
+    fields["tags"] = ", ".join(tags)
+    for action in macro.actions:
+        if action["type"] == "set_priority":
+            fields["priority"] = action["priority"]
+        elif action["type"] == "apply_action":
+            fields["state_action"] = action["action"]
+        elif action["type"] == "transfer":
+            fields["queue"] = action["queue"]
+    return fields
+
+
 async def _macros_page(
-    request: Request, viewer: Viewer, *, errors: list[str] | None = None, form: Any = None
+    request: Request,
+    viewer: Viewer,
+    *,
+    errors: list[str] | None = None,
+    form: Any = None,
+    editing: uuid.UUID | None = None,
 ) -> Response:
     assert viewer.principal is not None
     async with tenant_work(request, viewer) as uow:
@@ -74,6 +100,7 @@ async def _macros_page(
         placeholders=PLACEHOLDERS,
         errors=errors or [],
         form=form or {},
+        editing=editing,
     )
 
 
@@ -97,6 +124,42 @@ async def create_macro(request: Request, viewer: PersonDep) -> Response:
         if refused.status == 403:
             return render(request, viewer, "message.html", status=403, message=refused.detail)
         return await _macros_page(request, viewer, errors=[refused.detail], form=form)
+    return RedirectResponse("/app/macros", status_code=303)
+
+
+@router.get("/app/macros/{macro_id}", response_class=HTMLResponse)
+async def edit_macro_screen(request: Request, macro_id: uuid.UUID, viewer: PersonDep) -> Response:
+    """The macros screen with this macro's fields in the form, to change and save."""
+    assert viewer.principal is not None
+    try:
+        async with tenant_work(request, viewer) as uow:
+            macro = await macros.visible_macro(uow, macro_id, viewer.principal.user_id)
+    except NotFound:
+        return render(request, viewer, "message.html", status=404, message="no such macro")
+    return await _macros_page(request, viewer, form=_form_of(macro), editing=macro.id)
+
+
+@router.post("/app/macros/{macro_id}")
+async def save_macro(request: Request, macro_id: uuid.UUID, viewer: PersonDep) -> Response:
+    await check_csrf(request, viewer)
+    assert viewer.principal is not None
+    form = await request.form()
+    try:
+        spec = _spec(form)
+        async with tenant_work(request, viewer) as uow:
+            await macros.update_macro(uow, viewer.principal, macro_id, spec)
+    except ValidationError as invalid:
+        return await _macros_page(
+            request, viewer, errors=_problems(invalid), form=form, editing=macro_id
+        )
+    except NotFound:
+        return render(request, viewer, "message.html", status=404, message="no such macro")
+    except CasedeskError as refused:
+        if refused.status == 403:
+            return render(request, viewer, "message.html", status=403, message=refused.detail)
+        return await _macros_page(
+            request, viewer, errors=[refused.detail], form=form, editing=macro_id
+        )
     return RedirectResponse("/app/macros", status_code=303)
 
 

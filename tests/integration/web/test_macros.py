@@ -54,6 +54,26 @@ async def test_an_agent_keeps_a_macro_and_a_bad_placeholder_is_named(
     assert listed == []  # personal: the admin does not see it
     no_csrf = await client.post("/app/macros", data={"name": "x", "body": "y"})
     assert no_csrf.status_code == 403
+    edit_link = page.text.split('href="/app/macros/')[1].split('"')[0]
+    editing = await client.get(f"/app/macros/{edit_link}")
+    assert 'value="refund, vip"' in editing.text
+    assert "Save macro" in editing.text
+    saved = await client.post(
+        f"/app/macros/{edit_link}",
+        data={"csrf_token": csrf, "name": "Refund v2", "body": "Dear {{customer.name}}"},
+    )
+    assert saved.status_code == 303
+    page = await client.get("/app/macros")
+    assert "Refund v2" in page.text
+    assert "billing</span>" not in page.text  # its actions were cleared with the form
+    bad_edit = await client.post(
+        f"/app/macros/{edit_link}", data={"csrf_token": csrf, "name": "", "body": "x"}
+    )
+    assert bad_edit.status_code == 422
+    assert "name" in bad_edit.text
+    deleted = await client.post(f"/app/macros/{edit_link}/delete", data={"csrf_token": csrf})
+    assert deleted.status_code == 303
+    assert (await client.get(f"/app/macros/{edit_link}")).status_code == 404
 
 
 async def test_the_picker_shows_the_text_for_review_and_send_applies_it(
