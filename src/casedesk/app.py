@@ -13,6 +13,7 @@ from casedesk.api import problems
 from casedesk.api.middleware import RequestContextMiddleware
 from casedesk.api.routers import (
     api_keys,
+    availability,
     cases,
     configuration,
     connections,
@@ -22,6 +23,7 @@ from casedesk.api.routers import (
     executions,
     health,
     hooks,
+    macros,
     me,
     portal,
     rules,
@@ -77,12 +79,14 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     routers = (
         health,
         me,
+        availability,
         users,
         portal,
         views,
         api_keys,
         configuration,
         cases,
+        macros,
         events,
         dead_letters,
         rules,

@@ -7,8 +7,10 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from casedesk.domain.assignment import AssignmentMode
 from casedesk.domain.cases.forms import check_form_schema
 from casedesk.domain.cases.priority import Priority
+from casedesk.domain.configuration import QueueChanges
 from casedesk.domain.identity.principal import Principal
 from casedesk.domain.identity.roles import Role
 from casedesk.domain.statemachine.definition import Definition, validate_definition
@@ -25,12 +27,36 @@ async def _commit(uow: UnitOfWork, what: str) -> None:
         raise Conflict(f"{what} was changed by another request at the same time; retry") from None
 
 
-async def create_queue(uow: UnitOfWork, actor: Principal, *, code: str, name: str) -> Queue:
+async def create_queue(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    code: str,
+    name: str,
+    assignment: AssignmentMode = AssignmentMode.MANUAL,
+) -> Queue:
     actor.require(Role.ADMIN, "creating a queue")
     await uow.begin_write()
     if await uow.queues.by_code(code) is not None:
         raise Conflict(f"a queue {code!r} already exists", field="code")
-    queue: Queue = uow.queues.add(Queue(code=code, name=name))
+    queue: Queue = uow.queues.add(Queue(code=code, name=name, assignment=assignment.value))
+    await _commit(uow, f"queue {code!r}")
+    return queue
+
+
+async def update_queue(
+    uow: UnitOfWork, actor: Principal, code: str, changes: QueueChanges
+) -> Queue:
+    """Rename a queue or change how its cases are assigned."""
+    actor.require(Role.ADMIN, "changing a queue")
+    await uow.begin_write()
+    queue: Queue | None = await uow.queues.by_code(code, lock=True)
+    if queue is None:
+        raise NotFound(f"no queue {code!r}")
+    if changes.name is not None:
+        queue.name = changes.name
+    if changes.assignment is not None:
+        queue.assignment = changes.assignment.value
     await _commit(uow, f"queue {code!r}")
     return queue
 

@@ -12,6 +12,7 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 
 from casedesk.activities.base import Activity, ActivityContext
+from casedesk.domain.assignment import assignee_for_queue
 from casedesk.domain.cases.forms import validate_form
 from casedesk.domain.cases.inputs import CaseDraft, CustomerRef
 from casedesk.domain.cases.machines import machine_of_version
@@ -93,6 +94,7 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
         machine = await machine_of_version(self.uow, version.id)
         customer = await self._customer(draft.customer)
         priority = draft.priority or Priority.from_rank(self.template.default_priority)
+        assignee_id = draft.assignee_id or await assignee_for_queue(self.uow, self.queue)
         case = Case(
             id=uuid7(),
             tenant_id=self.ctx.tenant_id,
@@ -107,7 +109,7 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
             description=draft.description,
             priority=priority.rank,
             queue_id=self.queue.id,
-            assignee_id=draft.assignee_id,
+            assignee_id=assignee_id,
             customer_id=customer.id if customer else None,
             channel=draft.channel,
             external_ref=draft.external_ref,
@@ -122,7 +124,7 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
                 tenant_id=self.ctx.tenant_id,
                 case_id=case.id,
                 queue_id=self.queue.id,
-                assignee_id=draft.assignee_id,
+                assignee_id=assignee_id,
                 status="pending",
             )
         )
@@ -135,6 +137,11 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
                 "queue": self.queue.code,
                 "priority": priority.value,
                 "assignee_id": optional_str(case.assignee_id),
+                **(
+                    {"assigned_by": self.queue.assignment}
+                    if assignee_id != draft.assignee_id
+                    else {}
+                ),
                 "channel": case.channel,
                 "form": _key_fields(draft.form),
             },

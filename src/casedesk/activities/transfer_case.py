@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from casedesk.activities.base import Activity
+from casedesk.domain.assignment import assignee_for_queue
 from casedesk.domain.cases.inputs import TransferInput
 from casedesk.kit.errors import Conflict, InvalidInput
 from casedesk.kit.text import optional_str
@@ -47,6 +48,10 @@ class TransferCaseActivity(Activity[TransferParams, Case]):
             case.assignee_id = task.assignee_id = user.id
         if body.unassign:
             case.assignee_id = task.assignee_id = None
+        if case.assignee_id is None and str(case.queue_id) != source["queue_id"]:
+            # Moved into another queue with nobody on it: that queue's mode may choose.
+            queue = await self.uow.queues.get(case.queue_id)
+            case.assignee_id = task.assignee_id = await assignee_for_queue(self.uow, queue)
         if optional_str(case.assignee_id) != source["assignee_id"]:
             task.status, task.accepted_at = "pending", None
         target = {"queue_id": str(case.queue_id), "assignee_id": optional_str(case.assignee_id)}

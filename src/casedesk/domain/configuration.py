@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from casedesk.domain.assignment import AssignmentMode
 from casedesk.domain.cases.priority import Priority
 from casedesk.domain.statemachine.definition import Definition
 from casedesk.kit.values import JsonObject
@@ -25,6 +26,17 @@ class Input(BaseModel):
 class QueueIn(Input):
     code: Code
     name: Name
+    assignment: AssignmentMode = Field(
+        default=AssignmentMode.MANUAL,
+        description="how a case arriving without an assignee gets one",
+    )
+
+
+class QueueChanges(Input):
+    """A queue's name or assignment mode; what is left out stays."""
+
+    name: Name | None = None
+    assignment: AssignmentMode | None = None
 
 
 class MachineIn(Definition):

@@ -14,6 +14,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from casedesk.store.assignment import AssignmentRepository
 from casedesk.store.cases import (
     ActionRecordRepository,
     CaseRepository,
@@ -38,6 +39,7 @@ from casedesk.store.identity import (
     WebSessionRepository,
 )
 from casedesk.store.jobs import JobRepository
+from casedesk.store.macros import MacroRepository
 from casedesk.store.models import OutboxEvent
 from casedesk.store.platform import (
     AuthorizationRepository,
@@ -93,6 +95,8 @@ class UnitOfWork:
     inbox: InboxRepository
     workflows: WorkflowRepository
     executions: ExecutionRepository
+    macros: MacroRepository
+    assignment: AssignmentRepository
 
     def __init__(self, database: Database, tenant_id: uuid.UUID | None = None) -> None:
         self.database = database
@@ -138,6 +142,8 @@ class UnitOfWork:
         self.inbox = InboxRepository(self.session)
         self.workflows = WorkflowRepository(self.session)
         self.executions = ExecutionRepository(self.session)
+        self.macros = MacroRepository(self.session)
+        self.assignment = AssignmentRepository(self.session)
         return self
 
     async def __aexit__(

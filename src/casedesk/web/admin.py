@@ -13,7 +13,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from casedesk.activities import configuration
-from casedesk.domain.configuration import MachineIn, QueueIn, TemplateIn
+from casedesk.domain.assignment import AssignmentMode
+from casedesk.domain.configuration import MachineIn, QueueChanges, QueueIn, TemplateIn
 from casedesk.domain.identity.roles import Role
 from casedesk.domain.statemachine.definition import Definition, validate_definition
 from casedesk.kit.errors import CasedeskError, NotFound
@@ -35,6 +36,14 @@ NEW_MACHINE = {
     ],
     "transitions": [{"action": "solve", "name": "Solve", "from": "new", "to": "solved"}],
 }
+
+
+ASSIGNMENT_LABELS = {
+    AssignmentMode.MANUAL.value: "Manual",
+    AssignmentMode.ROUND_ROBIN.value: "Round robin",
+    AssignmentMode.LEAST_LOADED.value: "Least loaded",
+}
+"""What each assignment mode is called on the queues screen (the template translates these)."""
 
 
 class NotAnAdmin(CasedeskError):
@@ -77,6 +86,7 @@ async def _queues_page(
         queues=queues,
         errors=errors or [],
         form=form or {},
+        modes=ASSIGNMENT_LABELS,
     )
 
 
@@ -93,13 +103,39 @@ async def create_queue(request: Request, viewer: PersonDep) -> Response:
     form = await request.form()
     assert viewer.principal is not None
     try:
-        body = QueueIn(code=str(form.get("code", "")).strip(), name=str(form.get("name", "")))
+        body = QueueIn(
+            code=str(form.get("code", "")).strip(),
+            name=str(form.get("name", "")),
+            assignment=str(form.get("assignment", "manual")),
+        )
         async with tenant_work(request, viewer) as uow:
-            await configuration.create_queue(uow, viewer.principal, code=body.code, name=body.name)
+            await configuration.create_queue(
+                uow, viewer.principal, code=body.code, name=body.name, assignment=body.assignment
+            )
     except ValidationError as invalid:
         return await _queues_page(request, viewer, errors=problems(invalid), form=form)
     except CasedeskError as refused:
         return await _queues_page(request, viewer, errors=[refused.detail], form=form)
+    return RedirectResponse("/app/admin/queues", status_code=303)
+
+
+@router.post("/app/admin/queues/{code}/assignment")
+async def queue_assignment(request: Request, code: str, viewer: PersonDep) -> Response:
+    """Change how a queue's cases are assigned (the API's ``PATCH /queues/{code}``)."""
+    _admin(viewer)
+    await check_csrf(request, viewer)
+    form = await request.form()
+    assert viewer.principal is not None
+    try:
+        changes = QueueChanges(assignment=str(form.get("assignment", "")))
+        async with tenant_work(request, viewer) as uow:
+            await configuration.update_queue(uow, viewer.principal, code, changes)
+    except ValidationError as invalid:
+        return await _queues_page(request, viewer, errors=problems(invalid))
+    except NotFound:
+        return render(request, viewer, "message.html", status=404, message="no such queue")
+    except CasedeskError as refused:
+        return await _queues_page(request, viewer, errors=[refused.detail])
     return RedirectResponse("/app/admin/queues", status_code=303)
 
 

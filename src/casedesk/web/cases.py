@@ -24,6 +24,7 @@ from casedesk.activities import saved_views
 from casedesk.activities.add_comment import AddCommentActivity, CommentParams
 from casedesk.activities.apply_action import ActionParams, ApplyActionActivity
 from casedesk.activities.base import ActivityContext
+from casedesk.activities.macros import apply_macro, rendered_reply
 from casedesk.activities.transfer_case import TransferCaseActivity, TransferParams
 from casedesk.activities.update_case import UpdateCaseActivity, UpdateParams
 from casedesk.domain.cases.inputs import ActionInput, CaseChanges, CommentInput, TransferInput
@@ -314,8 +315,38 @@ async def _case(uow: UnitOfWork, number: int) -> Case:
     return case
 
 
+@dataclass(frozen=True, slots=True)
+class MacroDraft:
+    """A macro chosen in the reply box: its text rendered for this case, to review and send."""
+
+    id: uuid.UUID
+    name: str
+    reply: str
+    public: bool
+    actions: list[dict[str, Any]]
+
+
+async def _macro_draft(
+    uow: UnitOfWork, viewer: Viewer, case: Case, chosen: str | None
+) -> MacroDraft | None:
+    assert viewer.principal is not None
+    if not chosen or not _is_uuid(chosen):
+        return None
+    macro = await uow.macros.visible(uuid.UUID(chosen), viewer.principal.user_id)
+    if macro is None:
+        return None
+    reply = await rendered_reply(uow, macro, case, viewer.principal.user_id)
+    return MacroDraft(macro.id, macro.name, reply, macro.public, macro.actions)
+
+
 async def _case_page(
-    request: Request, viewer: Viewer, number: int, *, error: str | None = None, status: int = 200
+    request: Request,
+    viewer: Viewer,
+    number: int,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    macro: str | None = None,
 ) -> Response:
     assert viewer.principal is not None
     container = container_of(request)
@@ -335,11 +366,15 @@ async def _case_page(
         history = await uow.actions.history(case.id, limit=HISTORY_SHOWN, cursor=None)
         admin = viewer.principal.role.at_least(Role.ADMIN)
         calls = await case_calls(uow, case.id, shown.comments) if admin else {}
+        macros = await uow.macros.visible_to(viewer.principal.user_id)
+        draft = await _macro_draft(uow, viewer, case, macro)
     fields = fields_of(template.form_schema)
     return render(
         request,
         viewer,
         "case.html",
+        macros=macros,
+        macro_draft=draft,
         status=status,
         case=shown,
         **sidebar,
@@ -372,7 +407,7 @@ def _shown_value(value: Any) -> str:
 
 @router.get("/app/cases/{number}", response_class=HTMLResponse)
 async def case_page(request: Request, number: CaseNumber, viewer: PersonDep) -> Response:
-    return await _case_page(request, viewer, number)
+    return await _case_page(request, viewer, number, macro=request.query_params.get("macro"))
 
 
 async def _change(
@@ -421,6 +456,18 @@ async def reply(request: Request, number: CaseNumber, viewer: PersonDep) -> Resp
             raise InvalidInput("write the reply first", field="body")
         body = CommentInput(body=text, public=form.get("visibility", "public") == "public")
         await AddCommentActivity(context).run(CommentParams(case_id, body))
+
+    return await _change(request, viewer, number, run)
+
+
+@router.post("/app/cases/{number}/macros/{macro_id}")
+async def send_macro(
+    request: Request, number: CaseNumber, macro_id: uuid.UUID, viewer: PersonDep
+) -> Response:
+    """Send the reviewed reply of a macro and apply its actions, as the API's apply does."""
+
+    async def run(context: ActivityContext, case_id: uuid.UUID, form: Any) -> None:
+        await apply_macro(context, case_id, macro_id, str(form.get("body", "")).strip())
 
     return await _change(request, viewer, number, run)
 

@@ -16,6 +16,7 @@ from casedesk.activities.base import ActivityContext
 from casedesk.activities.send_webhook import SendWebhookActivity, WebhookParams
 from casedesk.activities.transfer_case import TransferCaseActivity, TransferParams
 from casedesk.activities.update_case import UpdateCaseActivity, UpdateParams
+from casedesk.domain.assignment import AssignmentMode, pick_assignee
 from casedesk.domain.automation.rules import (
     Action,
     AddComment,
@@ -28,13 +29,20 @@ from casedesk.domain.automation.rules import (
     Transfer,
 )
 from casedesk.domain.cases.inputs import ActionInput, CaseChanges, CommentInput, TransferInput
-from casedesk.kit.errors import CasedeskError
+from casedesk.kit.errors import CasedeskError, Conflict
 from casedesk.kit.tracing import parse_traceparent, trace_or_new
 from casedesk.store.models import ActionRecord, Rule, TimeRule
 
 
 async def _assign(ctx: ActivityContext, case_id: uuid.UUID, action: Any) -> None:
-    body = TransferInput(assignee_id=action.user_id, unassign=action.user_id is None)
+    user_id = action.user_id
+    if action.strategy is not None:
+        case = await ctx.uow.cases.get(case_id)
+        queue = await ctx.uow.queues.get(case.queue_id)
+        user_id = await pick_assignee(ctx.uow, queue, AssignmentMode(action.strategy))
+        if user_id is None:
+            raise Conflict(f"no agent is available to assign by {action.strategy}")
+    body = TransferInput(assignee_id=user_id, unassign=user_id is None)
     await TransferCaseActivity(ctx).run(TransferParams(case_id, body))
 
 

@@ -13,6 +13,7 @@ from casedesk.api.schemas.configuration import (
     MachineOut,
     ProblemOut,
     PublishOut,
+    QueueChanges,
     QueueIn,
     QueueOut,
     TemplateIn,
@@ -32,7 +33,17 @@ router = APIRouter(prefix=API_V1, tags=["configuration"], route_class=ApiRoute)
 
 @router.post("/queues", response_model=QueueOut, status_code=status.HTTP_201_CREATED)
 async def create_queue(body: QueueIn, principal: PrincipalDep, uow: UnitOfWorkDep) -> QueueOut:
-    queue = await configuration.create_queue(uow, principal, code=body.code, name=body.name)
+    queue = await configuration.create_queue(
+        uow, principal, code=body.code, name=body.name, assignment=body.assignment
+    )
+    return QueueOut.model_validate(queue)
+
+
+@router.patch("/queues/{code}", response_model=QueueOut, summary="Rename, or set the assignment")
+async def update_queue(
+    code: str, body: QueueChanges, principal: PrincipalDep, uow: UnitOfWorkDep
+) -> QueueOut:
+    queue = await configuration.update_queue(uow, principal, code, body)
     return QueueOut.model_validate(queue)
 
 

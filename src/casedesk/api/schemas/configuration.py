@@ -9,18 +9,29 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from casedesk.domain.assignment import AssignmentMode
 from casedesk.domain.cases.priority import Priority
 from casedesk.domain.configuration import (
     Code,
     Input,
     MachineIn,
     Name,
+    QueueChanges,
     QueueIn,
     TemplateIn,
     TemplateUpdate,
 )
 
-__all__ = ["Code", "Input", "MachineIn", "Name", "QueueIn", "TemplateIn", "TemplateUpdate"]
+__all__ = [
+    "Code",
+    "Input",
+    "MachineIn",
+    "Name",
+    "QueueChanges",
+    "QueueIn",
+    "TemplateIn",
+    "TemplateUpdate",
+]
 
 
 class QueueOut(BaseModel):
@@ -29,6 +40,7 @@ class QueueOut(BaseModel):
     id: uuid.UUID
     code: str
     name: str
+    assignment: AssignmentMode
     created_at: datetime
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from casedesk.domain.automation.conditions import AllOf, AnyOf, Comparison, Condition
 from casedesk.domain.cases.priority import Priority
@@ -46,7 +54,20 @@ class _Action(BaseModel):
 
 class Assign(_Action):
     type: Literal["assign"]
-    user_id: uuid.UUID | None = Field(description="null unassigns")
+    user_id: uuid.UUID | None = Field(
+        default=None, description="this user; null (and no strategy) unassigns"
+    )
+    strategy: Literal["round_robin", "least_loaded"] | None = Field(
+        default=None,
+        description="instead of a user: the next available agent in turn, or the one with "
+        "fewest open cases",
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Assign:
+        if self.user_id is not None and self.strategy is not None:
+            raise ValueError("give user_id or strategy, not both")
+        return self
 
 
 class Transfer(_Action):

@@ -22,6 +22,8 @@ class Principal:
     role: Role
     api_key_id: uuid.UUID | None
     session_id: uuid.UUID | None = None
+    availability: str = "available"
+    """``available`` or ``away`` when the principal was read (the header's toggle shows it)"""
 
     def require(self, role: Role, doing: str) -> None:
         if not self.role.at_least(role):
@@ -47,4 +49,5 @@ def principal_of(
         role=Role(user.role),
         api_key_id=api_key_id,
         session_id=session_id,
+        availability=user.availability,
     )

@@ -19,6 +19,7 @@ from casedesk.store.models.cases import (
 from casedesk.store.models.events import DeadLetter, OutboxEvent, ProcessedEvent
 from casedesk.store.models.identity import ApiKey, OneTimeLink, Tenant, User, WebSession
 from casedesk.store.models.jobs import ScheduledJob
+from casedesk.store.models.macros import Macro
 from casedesk.store.models.platform import (
     Authorization,
     Connection,
@@ -54,6 +55,7 @@ __all__ = [
     "ExecutionStep",
     "IdempotencyRecord",
     "InboxDelivery",
+    "Macro",
     "OneTimeLink",
     "OutboxEvent",
     "PortalLink",

@@ -30,6 +30,10 @@ class Queue(IdMixin, TimestampMixin, TenantScoped, Base):
 
     code: Mapped[str] = mapped_column(String(63))
     name: Mapped[str] = mapped_column(String(200))
+    assignment: Mapped[str] = mapped_column(String(16), default="manual", server_default="manual")
+    """how a case that arrives without an assignee gets one: manual, round_robin, least_loaded"""
+    round_robin_last_id: Mapped[uuid.UUID | None]
+    """the user round robin gave the last case to; the next one goes to the user after"""
 
 
 class StateMachine(IdMixin, TimestampMixin, TenantScoped, Base):

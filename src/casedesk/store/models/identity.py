@@ -42,6 +42,10 @@ class User(IdMixin, TimestampMixin, TenantScoped, Base):
     """the screens' language (``en``, ``zh-Hans``); none: the browser's"""
     time_zone: Mapped[str | None] = mapped_column(String(64))
     """an IANA zone for dates and times on screen; none: UTC"""
+    availability: Mapped[str] = mapped_column(
+        String(16), default="available", server_default="available"
+    )
+    """``available`` or ``away``: automatic assignment passes over an away user"""
 
     @property
     def has_password(self) -> bool:
