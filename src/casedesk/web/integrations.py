@@ -87,6 +87,7 @@ def _page(
     request: Request, viewer: Viewer, template: str, *, status: int = 200, **context: Any
 ) -> HTMLResponse:
     context.setdefault("pretty", _pretty)
+    context.setdefault("errors", [])
     return render(
         request, viewer, template, status=status, section="admin", compact=_compact, **context
     )
