@@ -291,17 +291,16 @@ def _fields(form: FormData, manifest: ConnectorManifest) -> tuple[dict[str, Any]
     return settings, problems
 
 
-def _secrets(form: FormData, manifest: ConnectorManifest, *, keep: bool) -> dict[str, str | None]:
-    """The secrets the form sets; a blank field is left as it is (``keep``) or unset, a
-    ticked "clear" box clears it."""
+def _secrets(form: FormData, manifest: ConnectorManifest) -> dict[str, str | None]:
+    """The secrets the form sets: a blank field is not sent, so an edit keeps what is
+    stored (``replace_connection`` keeps fields left out); a ticked "clear" box clears it."""
     given: dict[str, str | None] = {}
     for secret in manifest.connection.secrets:
         value = str(form.get(f"secrets.{secret.name}", ""))
         if form.get(f"clear.{secret.name}") is not None:
             given[secret.name] = None
-        elif value or not keep:
-            if value:
-                given[secret.name] = value
+        elif value:
+            given[secret.name] = value
     return given
 
 
@@ -323,7 +322,7 @@ async def create_connection(request: Request, viewer: PersonDep) -> Response:
             name=str(form.get("name", "")),
             connector=code,
             settings=settings,
-            secrets=_secrets(form, manifest, keep=False) if manifest else {},
+            secrets=_secrets(form, manifest) if manifest else {},
         )
         container = container_of(request)
         async with tenant_work(request, viewer) as uow:
@@ -443,7 +442,7 @@ async def save_connection(request: Request, connection_id: str, viewer: PersonDe
             name=str(form.get("name", "")),
             connector=connection.connector,
             settings=settings,
-            secrets=_secrets(form, manifest, keep=True),
+            secrets=_secrets(form, manifest),
         )
         async with tenant_work(request, viewer) as uow:
             await connections.replace_connection(
@@ -747,9 +746,7 @@ async def execution_list(request: Request, viewer: PersonDep) -> Response:
         if filters.workflow is None or workflow_id is not None:
             where = ExecutionFilter(workflow_id=workflow_id, status=filters.status)
             try:
-                page = await uow.executions.list_page(
-                    where, limit=PAGE_SIZE, cursor=filters.cursor
-                )
+                page = await uow.executions.list_page(where, limit=PAGE_SIZE, cursor=filters.cursor)
             except InvalidInput as bad:
                 return _page(
                     request,

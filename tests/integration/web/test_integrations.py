@@ -14,9 +14,11 @@ import pytest
 
 from casedesk.bootstrap import Container
 from casedesk.domain.identity.roles import Role
+from casedesk.traces.documents import document
 from tests.conftest import TenantHandle, Tenants
 from tests.support.cases import Desk
 from tests.support.connections import REDIRECT_URI, oauth_manifest, publish
+from tests.support.http_server import Reply, local_http_server
 from tests.support.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer, oauth_server
 from tests.support.web import hidden, signed_in
 from tests.support.workflows import (
@@ -64,7 +66,8 @@ async def test_every_integration_screen_opens(
         assert 'aria-current="page"' in page.text
     gmail = (await client.get("/app/admin/connectors/gmail")).text
     assert "OAuth2 (authorization code)" in gmail
-    assert "polling" in gmail and "instant" in gmail
+    assert "polling" in gmail
+    assert "instant" in gmail
     assert (await client.get("/app/admin/connectors/nothing")).status_code == 404
     assert (await client.get("/app/admin/workflows/nothing")).status_code == 404
     assert (await client.get("/app/admin/connections/not-an-id")).status_code == 404
@@ -101,7 +104,7 @@ async def test_a_connection_made_through_the_form_is_what_the_api_reads(
         path, data={"csrf_token": csrf, "name": "Orders", "settings.base_url": "https://o.example"}
     )
     assert saved.status_code == 303, saved.text
-    read = (await client.get(f"/api/v1/connections/{connection['id']}", headers=tenant.headers))
+    read = await client.get(f"/api/v1/connections/{connection['id']}", headers=tenant.headers)
     assert (read.json()["name"], read.json()["settings"]["base_url"]) == (
         "Orders",
         "https://o.example",
@@ -157,6 +160,15 @@ async def test_oauth_connect_goes_to_the_provider_and_comes_back_connected(
     assert again.status_code == 400
     assert "used already" in again.json()["detail"]
 
+    provider.deny = True  # the admin says no on the provider's consent page
+    away = await client.post(f"{path}/connect", data={"csrf_token": csrf})
+    async with httpx.AsyncClient() as browser:
+        consent = await browser.get(away.headers["location"])
+    done = await client.get(consent.headers["location"])
+    assert done.headers["location"] == f"{path}?done=refused"
+    page = await client.get(done.headers["location"])
+    assert "The authorization did not complete; connect again." in page.text
+
 
 async def test_a_failed_execution_shows_its_steps_and_runs_again(
     client: httpx.AsyncClient, desk: Desk, container: Container
@@ -180,10 +192,10 @@ async def test_a_failed_execution_shows_its_steps_and_runs_again(
     page = await client.get(f"/app/admin/executions/{queued.id}")
     assert page.status_code == 200
     text = page.text
-    assert "1. <span translate=\"no\">open</span>" in text
+    assert '1. <span translate="no">open</span>' in text
     assert "trigger.body.missing.deeper" in text  # the step's error
     assert "Printer on fire" in text  # the trigger item and the step's input
-    assert "took" in text and " ms" in text
+    assert "took" in text
     assert f'href="/app/admin/traces?execution={queued.id}"' in text
     csrf = hidden(text, "csrf_token")
     retried = await client.post(
@@ -288,8 +300,32 @@ async def test_another_tenants_objects_are_not_found(
     theirs = made.json()["id"]
     assert (await client.get(f"/app/admin/connections/{theirs}")).status_code == 404
     for action in ("", "/delete", "/connect", "/test"):
-        posted = await client.post(f"/app/admin/connections/{theirs}{action}", data={"csrf_token": csrf})
+        posted = await client.post(
+            f"/app/admin/connections/{theirs}{action}", data={"csrf_token": csrf}
+        )
         assert posted.status_code == 404, action
     assert (await client.get(f"/app/admin/executions/{uuid.uuid4()}")).status_code == 404
     still = await client.get(f"/api/v1/connections/{theirs}", headers=other.headers)
     assert still.json()["name"] == "Theirs"
+
+
+async def test_a_failed_call_links_the_trace_of_that_call(
+    client: httpx.AsyncClient, desk: Desk, container: Container
+) -> None:
+    await signed_in(client, desk.tenant, desk.tenant.admin_id)
+    async with local_http_server() as server:
+        server.script("/strict", Reply.json({"error": "no such thing"}, status=404))
+        call = {"name": "call", "kind": "http_request", "request": {"path": f"{server.url}/strict"}}
+        flow = await published(desk, webhook_workflow("strict", [call]))
+        [queued] = await fire_items(
+            container, desk.tenant.id, flow["subscription"]["id"], delivery("4-1")
+        )
+        await run_due(quick_runner(container, retries=0), container)
+    await container.hot.put_many([document(r) for r in container.traces.drain(100_000)])
+    traces = await client.get(
+        "/api/v1/traces", params={"execution_id": str(queued.id)}, headers=desk.headers
+    )
+    [record] = traces.json()["items"]
+    page = await client.get(f"/app/admin/executions/{queued.id}")
+    assert "404" in page.text
+    assert f'href="/app/admin/traces/{record["id"]}"' in page.text
