@@ -188,6 +188,8 @@ async def test_a_failed_execution_shows_its_steps_and_runs_again(
     bad = await client.get("/app/admin/executions", params={"status": "exploded"})
     assert bad.status_code == 422
     assert "status:" in bad.text
+    lost = await client.get("/app/admin/executions", params={"cursor": "not-a-cursor"})
+    assert lost.status_code == 422
 
     page = await client.get(f"/app/admin/executions/{queued.id}")
     assert page.status_code == 200
@@ -287,10 +289,12 @@ async def test_the_integration_screens_are_for_admins_only(
 
 
 async def test_another_tenants_objects_are_not_found(
-    client: httpx.AsyncClient, tenants: Tenants, admin: tuple[TenantHandle, str]
+    client: httpx.AsyncClient, admin: tuple[TenantHandle, str], desk: Desk, container: Container
 ) -> None:
     _, csrf = admin
-    other = await tenants.create()
+    other = desk.tenant
+    flow = await published(desk, webhook_workflow("theirs", [OPEN_CASE]))
+    [queued] = await fire_items(container, other.id, flow["subscription"]["id"], delivery("o-1"))
     made = await client.post(
         "/api/v1/connections",
         json={"name": "Theirs", "connector": "rest", "settings": {"base_url": "https://x.test"}},
@@ -304,7 +308,16 @@ async def test_another_tenants_objects_are_not_found(
             f"/app/admin/connections/{theirs}{action}", data={"csrf_token": csrf}
         )
         assert posted.status_code == 404, action
-    assert (await client.get(f"/app/admin/executions/{uuid.uuid4()}")).status_code == 404
+    assert (await client.get(f"/app/admin/executions/{queued.id}")).status_code == 404
+    for again in ("retry", "replay"):
+        posted = await client.post(
+            f"/app/admin/executions/{queued.id}/{again}", data={"csrf_token": csrf}
+        )
+        assert posted.status_code == 404, again
+    assert (await client.get("/app/admin/workflows/theirs")).status_code == 404
+    assert (
+        f"/app/admin/executions/{queued.id}" not in (await client.get("/app/admin/executions")).text
+    )
     still = await client.get(f"/api/v1/connections/{theirs}", headers=other.headers)
     assert still.json()["name"] == "Theirs"
 
