@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -56,7 +55,7 @@ def _failed_execution(api: httpx.Client) -> str:
 
 
 @pytest.fixture(scope="module")
-def integrations(server: Server) -> Iterator[dict[str, str]]:
+def integrations(server: Server) -> dict[str, str]:
     """A failed execution of a webhook workflow, and an admin's one-time link."""
     with server.api() as api:
         api.post("/queues", json={"code": "integ-q", "name": "Shop"}).raise_for_status()
@@ -81,7 +80,7 @@ def integrations(server: Server) -> Iterator[dict[str, str]]:
         made.raise_for_status()
         link = api.post(f"/users/{made.json()['id']}/password-link", json={})
         link.raise_for_status()
-    yield {"link": link.json()["url"], "execution": execution}
+    return {"link": link.json()["url"], "execution": execution}
 
 
 async def _sign_in(page: Page, server: Server, link: str | None) -> None:
