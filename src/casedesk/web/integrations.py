@@ -106,7 +106,7 @@ def _id(value: str, what: str) -> uuid.UUID:
 
 
 def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
 def _compact(value: Any) -> str:
