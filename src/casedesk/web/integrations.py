@@ -36,8 +36,8 @@ from casedesk.store.platform import ExecutionFilter
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.traces.hot import HotStoreUnavailable
 from casedesk.traces.query import TraceQuery
-from casedesk.web.admin import _admin, _problems
-from casedesk.web.pages import Viewer, render
+from casedesk.web.admin import _admin
+from casedesk.web.pages import Viewer, problems, render
 from casedesk.web.session import (
     check_csrf,
     container_of,
@@ -270,7 +270,7 @@ def _fields(form: FormData, manifest: ConnectorManifest) -> tuple[dict[str, Any]
     """The settings the form's inputs give, typed as the connector's schema declares them;
     what cannot be read is named."""
     settings: dict[str, Any] = {}
-    problems = []
+    unread = []
     properties = manifest.connection.settings.get("properties", {})
     for name, schema in properties.items():
         raw = str(form.get(f"settings.{name}", "")).strip()
@@ -287,8 +287,8 @@ def _fields(form: FormData, manifest: ConnectorManifest) -> tuple[dict[str, Any]
         try:
             settings[name] = json.loads(raw)
         except json.JSONDecodeError:
-            problems.append(f"settings.{name}: not a {kind or 'JSON'} value")
-    return settings, problems
+            unread.append(f"settings.{name}: not a {kind or 'JSON'} value")
+    return settings, unread
 
 
 def _secrets(form: FormData, manifest: ConnectorManifest) -> dict[str, str | None]:
@@ -315,9 +315,9 @@ async def create_connection(request: Request, viewer: PersonDep) -> Response:
         code = str(form.get("connector", ""))
         async with tenant_work(request, viewer) as uow:
             manifest = await connections.manifest_for(uow, code, None) if code else None
-        settings, problems = _fields(form, manifest) if manifest else ({}, [])
-        if problems:
-            return await _connections_page(request, viewer, errors=problems, form=shown)
+        settings, unread = _fields(form, manifest) if manifest else ({}, [])
+        if unread:
+            return await _connections_page(request, viewer, errors=unread, form=shown)
         body = ConnectionForm(
             name=str(form.get("name", "")),
             connector=code,
@@ -337,7 +337,7 @@ async def create_connection(request: Request, viewer: PersonDep) -> Response:
                 secrets=body.secrets,
             )
     except ValidationError as invalid:
-        return await _connections_page(request, viewer, errors=_problems(invalid), form=shown)
+        return await _connections_page(request, viewer, errors=problems(invalid), form=shown)
     except CasedeskError as refused:
         return await _connections_page(request, viewer, errors=_refusal(refused), form=shown)
     return RedirectResponse(f"/app/admin/connections/{made.id}?done=created", status_code=303)
@@ -435,9 +435,9 @@ async def save_connection(request: Request, connection_id: str, viewer: PersonDe
             manifest = await connections.manifest_for(
                 uow, connection.connector, connection.connector_version
             )
-        settings, problems = _fields(form, manifest)
-        if problems:
-            return await _connection_page(request, viewer, wanted, errors=problems, status=422)
+        settings, unread = _fields(form, manifest)
+        if unread:
+            return await _connection_page(request, viewer, wanted, errors=unread, status=422)
         body = ConnectionForm(
             name=str(form.get("name", "")),
             connector=connection.connector,
@@ -459,9 +459,7 @@ async def save_connection(request: Request, connection_id: str, viewer: PersonDe
     except NotFound as gone:
         return _gone(request, viewer, gone)
     except ValidationError as invalid:
-        return await _connection_page(
-            request, viewer, wanted, errors=_problems(invalid), status=422
-        )
+        return await _connection_page(request, viewer, wanted, errors=problems(invalid), status=422)
     except CasedeskError as refused:
         return await _connection_page(
             request, viewer, wanted, errors=_refusal(refused), status=refused.status
@@ -599,7 +597,7 @@ async def _workflow_page(
         except NotFound as gone:
             return _gone(request, viewer, gone)
         spec = workflows.parsed(workflow.draft)
-        problems = [] if spec is None else await workflows.check(uow, spec)
+        refusals = [] if spec is None else await workflows.check(uow, spec)
         versions = await uow.workflows.versions(workflow.id)
         subscription = await uow.subscriptions.of_workflow(workflow.id)
     done = request.query_params.get("done", "")
@@ -610,7 +608,7 @@ async def _workflow_page(
         status=status,
         workflow=workflow,
         spec=spec,
-        problems=problems,
+        problems=refusals,
         versions=versions,
         subscription=subscription,
         text=text if text is not None else _pretty(workflow.draft),
@@ -649,7 +647,7 @@ async def save_workflow(request: Request, viewer: PersonDep) -> Response:
         if isinstance(refused, json.JSONDecodeError):
             errors = [f"definition: not JSON: {refused}"]
         elif isinstance(refused, ValidationError):
-            errors = _problems(refused)
+            errors = problems(refused)
         else:
             errors = _refusal(refused)
         async with tenant_work(request, viewer) as uow:
@@ -736,7 +734,7 @@ async def execution_list(request: Request, viewer: PersonDep) -> Response:
             filters=query,
             statuses=EXECUTION_STATUSES,
             next_cursor=None,
-            errors=_problems(invalid),
+            errors=problems(invalid),
         )
     async with tenant_work(request, viewer) as uow:
         codes = {workflow.id: workflow.code for workflow in await uow.workflows.all()}
