@@ -342,3 +342,7 @@ async def test_a_failed_call_links_the_trace_of_that_call(
     page = await client.get(f"/app/admin/executions/{queued.id}")
     assert "404" in page.text
     assert f'href="/app/admin/traces/{record["id"]}"' in page.text
+    # The links open the trace viewer's pages.
+    assert (await client.get(f"/app/admin/traces/{record['id']}")).status_code == 200
+    listed = await client.get("/app/admin/traces", params={"execution": str(queued.id)})
+    assert listed.status_code == 200
