@@ -14,6 +14,7 @@ once and exchanges the code for tokens, kept sealed with their expiry.
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -410,6 +411,32 @@ async def start_authorization(
     return AuthorizationStarted(
         url, state, pkce.challenge if pkce else None, redirect_uri, expires_at
     )
+
+
+OAUTH_CALLBACK_PATH = "/api/v1/oauth/callback"
+"""Where the provider sends the browser back (``GET``; the API's ``oauth_router``)."""
+PAGE_FLOW_COOKIE = "casedesk_oauth_page"
+"""Set, for the callback's path only, when an admin's page starts an authorization: the
+callback then ends on the connection's page instead of answering JSON."""
+
+
+def page_flow_mark(connection_id: uuid.UUID, state: str) -> str:
+    """The cookie's value: the connection and the hash of the state the page handed out."""
+    return f"{connection_id}.{state_hash(state)}"
+
+
+def page_flow_connection(mark: str | None, state: str | None) -> uuid.UUID | None:
+    """The connection whose page started the authorization of ``state`` in this browser,
+    when the browser's mark is that state's; None for a flow started over the API."""
+    if not mark or not state:
+        return None
+    named, _, hashed = mark.partition(".")
+    if not hmac.compare_digest(hashed.encode(), state_hash(state).encode()):
+        return None
+    try:
+        return uuid.UUID(named)
+    except ValueError:
+        return None
 
 
 async def _spend_state(database: Database, state: str) -> Authorization:

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from casedesk.activities import sign_in as signing
 from casedesk.kit.errors import InvalidInput, NotFound, Unauthenticated
-from casedesk.web import admin, cases, macros, portal, traces
+from casedesk.web import admin, cases, integrations, macros, portal, traces
 from casedesk.web.pages import Viewer, render
 from casedesk.web.session import (
     WORKSPACE_COOKIE,
@@ -44,6 +44,7 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(cases.router)
     app.include_router(admin.router)
+    app.include_router(integrations.router)
     portal.install(app)
     app.include_router(traces.router)
     app.include_router(macros.router)

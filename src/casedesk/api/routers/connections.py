@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import RedirectResponse
 
 from casedesk.activities import connections
 from casedesk.api import API_V1
@@ -29,7 +30,7 @@ from casedesk.store.unit_of_work import UnitOfWork
 
 router = APIRouter(prefix=f"{API_V1}/connections", tags=["connections"], route_class=ApiRoute)
 oauth_router = APIRouter(prefix=f"{API_V1}/oauth", tags=["connections"], route_class=ApiRoute)
-CALLBACK_PATH = f"{API_V1}/oauth/callback"
+CALLBACK_PATH = connections.OAUTH_CALLBACK_PATH
 Manifests = dict[tuple[str, int], ConnectorManifest | None]
 
 
@@ -204,9 +205,12 @@ Ignored = Annotated[str | None, Query(max_length=2048, include_in_schema=False)]
     response_model=CallbackOut,
     summary="Where the OAuth2 provider sends the browser back (no API key: the state is proof)",
     description="Exchanges the code for tokens and makes the connection active. A state"
-    " that is unknown, used or expired is a 400 that says which.",
+    " that is unknown, used or expired is a 400 that says which. When the connection's"
+    " admin page started the authorization in this browser, the answer is a redirect back"
+    " to that page instead (`?done=connected`, or `?done=refused`).",
 )
 async def oauth_callback(
+    request: Request,
     container: ContainerDep,
     state: OAuthText = None,
     code: OAuthText = None,
@@ -221,23 +225,41 @@ async def oauth_callback(
     prompt: Ignored = None,
     hd: Ignored = None,
     session_state: Ignored = None,
-) -> CallbackOut:
+) -> CallbackOut | RedirectResponse:
     if not state:
         raise connections.AuthorizationStateInvalid(
             "the callback carries no state; start again with "
             "POST /api/v1/connections/{id}/authorize"
         )
-    connection = await connections.complete_authorization(
-        container.database,
-        container.hub,
-        container.box,
-        state=state,
-        code=code,
-        error=error,
-        error_description=error_description,
+    page = connections.page_flow_connection(
+        request.cookies.get(connections.PAGE_FLOW_COOKIE), state
     )
+    try:
+        connection = await connections.complete_authorization(
+            container.database,
+            container.hub,
+            container.box,
+            state=state,
+            code=code,
+            error=error,
+            error_description=error_description,
+        )
+    except CasedeskError:
+        if page is None:
+            raise
+        return _back_to_page(page, "refused")
+    if page is not None:
+        return _back_to_page(page, "connected")
     return CallbackOut(
         connection_id=connection.id,
         status=connection.status,
         token_expires_at=connection.token_expires_at,
     )
+
+
+def _back_to_page(connection_id: uuid.UUID, done: str) -> RedirectResponse:
+    """The end of an authorization the connection's page started: back to that page, the
+    browser's mark spent (how it went is on the page, read from the connection)."""
+    back = RedirectResponse(f"/app/admin/connections/{connection_id}?done={done}", 303)
+    back.delete_cookie(connections.PAGE_FLOW_COOKIE, path=CALLBACK_PATH, httponly=True)
+    return back
