@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from casedesk.activities import sign_in as signing
 from casedesk.kit.errors import InvalidInput, NotFound, Unauthenticated
-from casedesk.web import admin, cases, portal, traces
+from casedesk.web import admin, admin_delivery, admin_people, cases, portal, traces
 from casedesk.web.pages import Viewer, render
 from casedesk.web.session import (
     WORKSPACE_COOKIE,
@@ -46,6 +46,8 @@ def install(app: FastAPI) -> None:
     app.include_router(admin.router)
     portal.install(app)
     app.include_router(traces.router)
+    app.include_router(admin_people.router)
+    app.include_router(admin_delivery.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(SignInFirst)
