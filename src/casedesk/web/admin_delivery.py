@@ -244,7 +244,7 @@ async def confirm_delete(request: Request, webhook_id: str, viewer: PersonDep) -
             hook = await uow.webhooks.get(_id(webhook_id))
     except NotFound as gone:
         return _gone(request, viewer, gone)
-    return await _page(request, viewer, "admin_webhook_delete.html", hook=hook)
+    return await _page(request, viewer, "admin_webhook_delete.html", hook=hook, errors=[])
 
 
 @router.post("/app/admin/webhooks/{webhook_id}/delete")

@@ -300,7 +300,7 @@ async def confirm_revoke(request: Request, key_id: str, viewer: PersonDep) -> Re
             owner = await uow.users.get(key.user_id)
     except NotFound as gone:
         return _gone(request, viewer, gone)
-    return await _page(request, viewer, "admin_keys_revoke.html", key=key, owner=owner)
+    return await _page(request, viewer, "admin_keys_revoke.html", key=key, owner=owner, errors=[])
 
 
 @router.post("/app/admin/keys/{key_id}/revoke")
