@@ -71,7 +71,10 @@ async def _dead_letter(container: Container, tenant: TenantHandle, group: str) -
     return dead.id
 
 
-async def test_every_screen_opens(client: httpx.AsyncClient, admin: Admin) -> None:
+async def test_every_screen_opens_and_refuses_a_form_without_the_session_s_token(
+    client: httpx.AsyncClient, admin: Admin
+) -> None:
+    tenant, _ = admin
     for path, heading in (
         ("/app/admin/users", "Invite a user"),
         ("/app/admin/keys", "New API key"),
@@ -82,6 +85,10 @@ async def test_every_screen_opens(client: httpx.AsyncClient, admin: Admin) -> No
         assert page.status_code == 200, path
         assert heading in page.text
         assert 'aria-current="page"' in page.text
+    for path in ("/app/admin/users", "/app/admin/keys", "/app/admin/dead-letters/replay"):
+        forged = await client.post(path, data={"csrf_token": "forged", "name": "x"})
+        assert forged.status_code == 403, path
+    assert len((await client.get("/api/v1/users", headers=tenant.headers)).json()["items"]) == 1
 
 
 async def test_an_invitation_link_sets_a_password_and_signs_in(
@@ -325,7 +332,8 @@ async def test_dead_letters_are_replayed_one_or_several_and_discarded(
     failed = (await client.get(api, headers=tenant.headers)).json()
     assert failed["replay_status"] == "failed"
     assert (
-        "no consumer group &#39;retired&#39;" in (await client.get(f"/app/admin/dead-letters/{first}")).text
+        "no consumer group &#39;retired&#39;"
+        in (await client.get(f"/app/admin/dead-letters/{first}")).text
     )
 
     async with container.unit_of_work(tenant.id) as uow:
@@ -443,13 +451,3 @@ async def test_another_tenant_s_ids_are_not_found(
     assert (
         await client.get(f"/api/v1/dead-letters/{dead}", headers=other.headers)
     ).status_code == 200
-
-
-async def test_a_form_without_the_session_s_token_is_refused(
-    client: httpx.AsyncClient, admin: Admin
-) -> None:
-    tenant, _ = admin
-    for path in ("/app/admin/users", "/app/admin/keys", "/app/admin/dead-letters/replay"):
-        refused = await client.post(path, data={"csrf_token": "forged", "name": "x"})
-        assert refused.status_code == 403, path
-    assert len((await client.get("/api/v1/users", headers=tenant.headers)).json()["items"]) == 1
