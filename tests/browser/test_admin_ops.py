@@ -73,6 +73,7 @@ async def test_an_admin_invites_a_user_and_makes_an_api_key(
     secret = page.get_by_label("Key", exact=True)
     await expect(secret).to_have_value(re.compile(r"^cdk_"))
     await expect(page.get_by_text("it is shown only this once")).to_be_visible()
+    await expect(page.get_by_role("button", name="Copy", exact=True)).to_be_visible()
     await screenshot(page, "admin-key-created")
     key = await secret.input_value()
     me = httpx.get(f"{server.url}/api/v1/me", headers={"Authorization": f"Bearer {key}"})
