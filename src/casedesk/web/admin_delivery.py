@@ -19,9 +19,9 @@ from casedesk.domain.events import EVENTS
 from casedesk.domain.webhooks.subscriptions import WebhookSpec
 from casedesk.kit.errors import CasedeskError, NotFound
 from casedesk.store.models import WebhookSubscription
-from casedesk.web.admin import _admin, _page, _problems
+from casedesk.web.admin import _admin, _page
 from casedesk.web.admin_people import _id, _refusal
-from casedesk.web.pages import Viewer, render
+from casedesk.web.pages import Viewer, problems, render
 from casedesk.web.session import (
     check_csrf,
     container_of,
@@ -112,7 +112,7 @@ async def create_webhook(request: Request, viewer: PersonDep) -> Response:
                 uow, viewer.principal, container.box, container.hub, spec
             )
     except ValidationError as invalid:
-        return await _webhooks_page(request, viewer, errors=_problems(invalid), form=typed)
+        return await _webhooks_page(request, viewer, errors=problems(invalid), form=typed)
     except CasedeskError as refused:
         return await _webhooks_page(request, viewer, errors=[_refusal(refused)], form=typed)
     return await _webhook_page(request, viewer, str(made.id), secret=secret, status=201)
@@ -196,7 +196,7 @@ async def change_webhook(request: Request, webhook_id: str, viewer: PersonDep) -
         return _gone(request, viewer, gone)
     except ValidationError as invalid:
         return await _webhook_page(
-            request, viewer, webhook_id, errors=_problems(invalid), form=typed
+            request, viewer, webhook_id, errors=problems(invalid), form=typed
         )
     except CasedeskError as refused:
         return await _webhook_page(

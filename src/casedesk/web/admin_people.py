@@ -21,8 +21,8 @@ from casedesk.domain.identity.roles import Role
 from casedesk.kit.errors import CasedeskError, NotFound
 from casedesk.kit.text import Email
 from casedesk.store.models import User
-from casedesk.web.admin import _admin, _page, _problems
-from casedesk.web.pages import Viewer, render
+from casedesk.web.admin import _admin, _page
+from casedesk.web.pages import Viewer, problems, render
 from casedesk.web.session import (
     check_csrf,
     container_of,
@@ -148,7 +148,7 @@ async def invite(request: Request, viewer: PersonDep) -> Response:
                 uow, viewer.principal, user_id=user.id, purpose="invite"
             )
     except ValidationError as invalid:
-        return await _users_page(request, viewer, errors=_problems(invalid), form=typed)
+        return await _users_page(request, viewer, errors=problems(invalid), form=typed)
     except CasedeskError as refused:
         return await _users_page(request, viewer, errors=[_refusal(refused)], form=typed)
     link = _shown_link(request, user, issued)
@@ -182,7 +182,7 @@ async def change_user(request: Request, user_id: str, viewer: PersonDep) -> Resp
     except NotFound as gone:
         return _gone(request, viewer, gone)
     except ValidationError as invalid:
-        return await _users_page(request, viewer, errors=_problems(invalid))
+        return await _users_page(request, viewer, errors=problems(invalid))
     except CasedeskError as refused:
         status = 409 if refused.status == 409 else 422
         return await _users_page(request, viewer, errors=[_refusal(refused)], status=status)
@@ -278,7 +278,7 @@ async def create_key(request: Request, viewer: PersonDep) -> Response:
                 uow, viewer.principal, name=body.name, user_id=body.user_id
             )
     except ValidationError as invalid:
-        return await _keys_page(request, viewer, errors=_problems(invalid), form=typed)
+        return await _keys_page(request, viewer, errors=problems(invalid), form=typed)
     except NotFound:
         return await _keys_page(
             request, viewer, errors=["user_id: choose the owner from the list"], form=typed
