@@ -12,7 +12,16 @@ from fastapi.staticfiles import StaticFiles
 
 from casedesk.activities import sign_in as signing
 from casedesk.kit.errors import InvalidInput, NotFound, Unauthenticated
-from casedesk.web import admin, cases, integrations, macros, portal, traces
+from casedesk.web import (
+    admin,
+    admin_delivery,
+    admin_people,
+    cases,
+    integrations,
+    macros,
+    portal,
+    traces,
+)
 from casedesk.web.pages import Viewer, render
 from casedesk.web.session import (
     WORKSPACE_COOKIE,
@@ -48,6 +57,8 @@ def install(app: FastAPI) -> None:
     portal.install(app)
     app.include_router(traces.router)
     app.include_router(macros.router)
+    app.include_router(admin_people.router)
+    app.include_router(admin_delivery.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(SignInFirst)

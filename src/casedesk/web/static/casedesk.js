@@ -118,3 +118,17 @@
   });
 })();
 // --- end of action traces ------------------------------------------------------------------
+
+// --- admin screens: a secret or a one-time link shown once gets a copy button -------------
+(function copyWhatIsShownOnce() {
+  document.querySelectorAll("button[data-copy]").forEach((button) => {
+    const field = document.getElementById(button.dataset.copy);
+    if (!field || !navigator.clipboard) return;
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      await navigator.clipboard.writeText(field.value);
+      button.textContent = button.dataset.copied;
+    });
+  });
+})();
+// --- end of the admin screens' copy button ------------------------------------------------
