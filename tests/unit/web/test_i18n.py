@@ -103,3 +103,21 @@ def test_moments_are_shown_in_the_user_s_zone_and_language() -> None:
     assert "2026年12月3日" in shanghai
     assert "07:30" in shanghai
     assert i18n.when(moment, "en", "Not/AZone") == i18n.when(moment, "en", "UTC")
+
+
+def test_a_text_in_two_catalogs_is_translated_the_same_in_both() -> None:
+    """Catalogs are merged, so a text two areas share must mean one thing in Chinese."""
+    from babel.messages.pofile import read_po
+
+    seen: dict[str, tuple[str, str]] = {}
+    clashes = []
+    for po in sorted((i18n.LOCALES_DIR / "zh_Hans" / "LC_MESSAGES").glob("*.po")):
+        with po.open("rb") as source:
+            for message in read_po(source):
+                if not message.id:
+                    continue
+                text, chinese = str(message.id), str(message.string)
+                earlier = seen.setdefault(text, (po.name, chinese))
+                if earlier[1] != chinese:
+                    clashes.append((text, earlier, (po.name, chinese)))
+    assert clashes == []
