@@ -192,3 +192,43 @@ async def test_round_robin_stays_even_under_simultaneous_creates(
     assert [r.status_code for r in results] == [201] * 12, [r.text for r in results]
     counts = Counter(r.json()["assignee_id"] for r in results)
     assert counts == {str(agent.id): 4 for agent in agents}
+
+
+async def test_a_queue_s_members_are_its_only_candidates(desk: Desk, tenants: Tenants) -> None:
+    ana, bo, cy = await _agents(desk, tenants, 3)
+    await _mode(desk, "support", "round_robin")
+    url = "/api/v1/queues/support/members"
+    assert (await desk.http.get(url, headers=desk.headers)).json() == {"user_ids": []}
+    chosen = sorted([str(ana.id), str(cy.id)])
+    set_ = await desk.http.put(url, json={"user_ids": chosen}, headers=desk.headers)
+    assert set_.status_code == 200, set_.text
+    assert sorted(set_.json()["user_ids"]) == chosen
+    given = Counter()
+    for _ in range(4):
+        given[(await desk.new_case())["assignee_id"]] += 1
+    assert given == Counter({str(ana.id): 2, str(cy.id): 2}), "bo works another queue"
+    cleared = await desk.http.put(url, json={"user_ids": []}, headers=desk.headers)
+    assert cleared.json() == {"user_ids": []}
+    assert {(await desk.new_case())["assignee_id"] for _ in range(3)} == {
+        str(ana.id),
+        str(bo.id),
+        str(cy.id),
+    }, "a queue without members is everyone's"
+
+
+async def test_members_are_chosen_by_admins_among_agents(desk: Desk, tenants: Tenants) -> None:
+    agent = await tenants.member(desk.tenant.id, Role.AGENT)
+    viewer = await tenants.member(desk.tenant.id, Role.VIEWER)
+    url = "/api/v1/queues/support/members"
+    refused = await desk.http.put(url, json={"user_ids": [str(agent.id)]}, headers=agent.headers)
+    assert refused.status_code == 403
+    for user_ids in ([str(viewer.id)], ["01a23ab1-0000-7000-8000-000000000000"], ["nope"]):
+        bad = await desk.http.put(url, json={"user_ids": user_ids}, headers=desk.headers)
+        assert bad.status_code == 422, user_ids
+        assert "user_ids" in bad.text
+    assert (await desk.http.get(url, headers=desk.headers)).json() == {"user_ids": []}
+    stranger = await tenants.create()
+    other = await desk.http.put(url, json={"user_ids": []}, headers=stranger.headers)
+    assert other.status_code == 404
+    unknown = await desk.http.get("/api/v1/queues/nowhere/members", headers=desk.headers)
+    assert unknown.status_code == 404

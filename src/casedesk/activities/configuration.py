@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,26 @@ async def update_queue(
         queue.assignment = changes.assignment.value
     await _commit(uow, f"queue {code!r}")
     return queue
+
+
+async def set_queue_members(
+    uow: UnitOfWork, actor: Principal, code: str, user_ids: list[uuid.UUID]
+) -> list[uuid.UUID]:
+    """The agents who work the queue, all at once (an empty list: everyone works it)."""
+    actor.require(Role.ADMIN, "choosing a queue's members")
+    await uow.begin_write()
+    queue: Queue | None = await uow.queues.by_code(code, lock=True)
+    if queue is None:
+        raise NotFound(f"no queue {code!r}")
+    for user_id in user_ids:
+        user = await uow.users.find(user_id)
+        if user is None:
+            raise InvalidInput(f"no user {user_id}", field="user_ids")
+        if Role(user.role) is Role.VIEWER:
+            raise InvalidInput(f"{user.email} is a viewer, who works no queue", field="user_ids")
+    await uow.queues.set_members(queue.tenant_id, queue.id, user_ids)
+    await _commit(uow, f"queue {code!r}")
+    return await uow.queues.members_of(queue.id)
 
 
 async def save_machine_draft(

@@ -1,7 +1,7 @@
 """Automatic assignment: who gets a case that arrives in a queue without an assignee.
 
-casedesk has no queue membership: every active admin or agent may work every queue, so the
-candidates are all of them who are ``available``. ``round_robin`` gives the case to the
+The candidates are a queue's members who are ``available`` (active admins and agents; a
+queue without members is worked by all of them). ``round_robin`` gives the case to the
 candidate after the one the queue gave its last case to (the pointer lives on the queue row,
 locked for the rest of the transaction); ``least_loaded`` to the one with fewest open cases.
 """
@@ -44,14 +44,14 @@ def least_busy(candidates: Sequence[uuid.UUID], load: dict[uuid.UUID, int]) -> u
 
 async def _round_robin(uow: UnitOfWork, queue: Queue) -> uuid.UUID | None:
     held = await uow.assignment.locked_queue(queue.id)
-    chosen = next_in_turn(await uow.assignment.available_agents(), held.round_robin_last_id)
+    chosen = next_in_turn(await uow.assignment.available_agents(queue.id), held.round_robin_last_id)
     if chosen is not None:
         held.round_robin_last_id = chosen
     return chosen
 
 
 async def _least_loaded(uow: UnitOfWork, queue: Queue) -> uuid.UUID | None:
-    candidates = await uow.assignment.available_agents()
+    candidates = await uow.assignment.available_agents(queue.id)
     return least_busy(candidates, await uow.assignment.open_cases_of(candidates))
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from casedesk.store.models import Case, Queue, User
+from casedesk.store.models import Case, Queue, QueueMember, User
 
 
 class AssignmentRepository:
@@ -16,13 +16,25 @@ class AssignmentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def available_agents(self) -> list[uuid.UUID]:
-        """Active admins and agents who are ``available``, in a stable order (their ids)."""
+    async def available_agents(self, queue_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+        """Active admins and agents who are ``available``, in a stable order (their ids):
+        the queue's members when it has any, else everyone's."""
         statement = select(User.id).where(
             User.active.is_(True), User.role != "viewer", User.availability == "available"
         )
+        if queue_id is not None:
+            members = select(QueueMember.user_id).where(QueueMember.queue_id == queue_id)
+            has_members = select(QueueMember.id).where(QueueMember.queue_id == queue_id).exists()
+            statement = statement.where(or_(~has_members, User.id.in_(members)))
         # Sorted here, not by the database: each backend stores a UUID its own way.
         return sorted((await self.session.scalars(statement)).all())
+
+    async def workers(self) -> list[User]:
+        """The people who may work cases (active admins and agents), by name."""
+        statement = (
+            select(User).where(User.active.is_(True), User.role != "viewer").order_by(User.name)
+        )
+        return list((await self.session.scalars(statement)).all())
 
     async def open_cases_of(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
         """How many open cases each of these users is assigned (absent: none)."""

@@ -56,6 +56,8 @@ class CaseFilter:
     unassigned: bool | None = None
     states: frozenset[str] | None = None
     """any of these states (None: any state)"""
+    queue_ids: frozenset[uuid.UUID] | None = None
+    """in any of these queues (None: any queue)"""
     sla_due_before: datetime | None = None
     """a running SLA clock whose target comes before this moment (or has passed)"""
 
@@ -217,6 +219,8 @@ class CaseRepository(Repository[Case]):
         if where.unassigned is not None:
             unassigned = Case.assignee_id.is_(None)
             conditions.append(unassigned if where.unassigned else Case.assignee_id.is_not(None))
+        if where.queue_ids is not None:
+            conditions.append(Case.queue_id.in_(sorted(where.queue_ids)))
         if where.states is not None:
             conditions.append(Case.state.in_(sorted(where.states)))
         if where.sla_due_before is not None:

@@ -5,9 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from casedesk.store.models import Queue, StateMachine, StateMachineVersion, Template
+from casedesk.store.models import (
+    Queue,
+    QueueMember,
+    StateMachine,
+    StateMachineVersion,
+    Template,
+)
 from casedesk.store.repository import Repository
 
 
@@ -29,6 +35,41 @@ class ByCodeRepository(Repository[Any]):
 class QueueRepository(ByCodeRepository):
     model = Queue
     label = "queue"
+
+    async def members(self) -> dict[uuid.UUID, list[uuid.UUID]]:
+        """Every queue's members, by queue id (a queue without members is absent)."""
+        rows = await self.session.execute(select(QueueMember.queue_id, QueueMember.user_id))
+        found: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for queue_id, user_id in rows.all():
+            found.setdefault(queue_id, []).append(user_id)
+        return {queue_id: sorted(users) for queue_id, users in found.items()}
+
+    async def members_of(self, queue_id: uuid.UUID) -> list[uuid.UUID]:
+        statement = select(QueueMember.user_id).where(QueueMember.queue_id == queue_id)
+        return sorted((await self.session.scalars(statement)).all())
+
+    async def worked_by(self, user_id: uuid.UUID) -> frozenset[uuid.UUID] | None:
+        """The queues the user works: those they are a member of, and those without members
+        (which everyone works); None when that is every queue."""
+        members = await self.members()
+        if not members:
+            return None
+        every = {queue.id for queue in await self.all()}
+        elsewhere = {queue_id for queue_id, users in members.items() if user_id not in users}
+        return frozenset(every - elsewhere) if elsewhere else None
+
+    async def set_members(
+        self, tenant_id: uuid.UUID, queue_id: uuid.UUID, user_ids: list[uuid.UUID]
+    ) -> None:
+        await self.session.execute(
+            delete(QueueMember)
+            .where(QueueMember.queue_id == queue_id)
+            .execution_options(synchronize_session=False)
+        )
+        self.session.add_all(
+            QueueMember(tenant_id=tenant_id, queue_id=queue_id, user_id=user_id)
+            for user_id in dict.fromkeys(user_ids)
+        )
 
 
 class StateMachineRepository(ByCodeRepository):

@@ -5,6 +5,7 @@ the API's input shapes (``domain/configuration.py``) and runs the API's activity
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated, Any
 
 import orjson
@@ -78,12 +79,16 @@ async def _queues_page(
 ) -> Response:
     async with tenant_work(request, viewer) as uow:
         queues = await uow.queues.all()
+        members = await uow.queues.members()
+        workers = await uow.assignment.workers()
     return await _page(
         request,
         viewer,
         "admin_queues.html",
         status=422 if errors else 200,
         queues=queues,
+        members=members,
+        workers=workers,
         errors=errors or [],
         form=form or {},
         modes=ASSIGNMENT_LABELS,
@@ -132,6 +137,26 @@ async def queue_assignment(request: Request, code: str, viewer: PersonDep) -> Re
             await configuration.update_queue(uow, viewer.principal, code, changes)
     except ValidationError as invalid:
         return await _queues_page(request, viewer, errors=problems(invalid))
+    except NotFound:
+        return render(request, viewer, "message.html", status=404, message="no such queue")
+    except CasedeskError as refused:
+        return await _queues_page(request, viewer, errors=[refused.detail])
+    return RedirectResponse("/app/admin/queues", status_code=303)
+
+
+@router.post("/app/admin/queues/{code}/members")
+async def queue_members(request: Request, code: str, viewer: PersonDep) -> Response:
+    """Who works a queue (the API's ``PUT /queues/{code}/members``)."""
+    _admin(viewer)
+    await check_csrf(request, viewer)
+    assert viewer.principal is not None
+    chosen = [str(value) for value in (await request.form()).getlist("user_id")]
+    try:
+        user_ids = [uuid.UUID(value) for value in chosen]
+        async with tenant_work(request, viewer) as uow:
+            await configuration.set_queue_members(uow, viewer.principal, code, user_ids)
+    except ValueError:
+        return await _queues_page(request, viewer, errors=["user_id: choose people from the list"])
     except NotFound:
         return render(request, viewer, "message.html", status=404, message="no such queue")
     except CasedeskError as refused:

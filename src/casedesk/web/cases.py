@@ -85,7 +85,7 @@ class View:
 
 VIEWS = (
     View("mine", "My open cases", "-updated"),
-    View("unassigned", "Unassigned", "-created"),
+    View("unassigned", "Unassigned in my queues", "-created"),
     View("waiting", "Waiting on customer", "-updated"),
     View("sla_due", "SLA due soon", "-priority"),
     View("open", "All open cases", "-updated"),

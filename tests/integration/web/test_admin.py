@@ -183,3 +183,28 @@ async def test_the_admin_screens_are_not_for_agents_or_viewers(
     assert posted.status_code == 403
     listed = await client.get("/api/v1/queues", headers=tenant.headers)
     assert listed.json() == []
+
+
+async def test_an_admin_chooses_who_works_a_queue(
+    client: httpx.AsyncClient, admin: tuple[TenantHandle, str], tenants: Tenants
+) -> None:
+    tenant, csrf = admin
+    await client.post("/app/admin/queues", data={"csrf_token": csrf, "code": "vip", "name": "VIP"})
+    agent = await tenants.member(tenant.id, Role.AGENT)
+    page = await client.get("/app/admin/queues")
+    assert f'value="{agent.id}"' in page.text
+    saved = await client.post(
+        "/app/admin/queues/vip/members", data={"csrf_token": csrf, "user_id": str(agent.id)}
+    )
+    assert saved.status_code == 303
+    read = await client.get("/api/v1/queues/vip/members", headers=tenant.headers)
+    assert read.json() == {"user_ids": [str(agent.id)]}
+    bad = await client.post(
+        "/app/admin/queues/vip/members", data={"csrf_token": csrf, "user_id": "someone"}
+    )
+    assert bad.status_code == 422
+    assert (await client.get("/api/v1/queues/vip/members", headers=tenant.headers)).json() == {
+        "user_ids": [str(agent.id)]
+    }
+    gone = await client.post("/app/admin/queues/nowhere/members", data={"csrf_token": csrf})
+    assert gone.status_code == 404

@@ -235,3 +235,34 @@ async def test_a_nul_character_in_a_form_or_a_query_is_a_422_on_every_database(
     assert "workspace" in signed.text
     shown = (await desk.http.get(f"/api/v1/cases/{case['id']}", headers=desk.headers)).json()
     assert shown["comments"] == []
+
+
+async def test_unassigned_lists_the_queues_i_work(
+    agent_desk: tuple[Desk, str], tenants: Tenants
+) -> None:
+    desk, agent_id = agent_desk
+    colleague = await tenants.member(desk.tenant.id, Role.AGENT)
+    await desk.new_case(title="Support waits")
+    billing = await desk.new_case(title="Billing waits")
+    moved = await desk.http.post(
+        f"/api/v1/cases/{billing['id']}/transfer", json={"queue": "billing"}, headers=desk.headers
+    )
+    assert moved.status_code == 200, moved.text
+    # billing is the colleague's queue alone
+    members = await desk.http.put(
+        "/api/v1/queues/billing/members",
+        json={"user_ids": [str(colleague.id)]},
+        headers=desk.headers,
+    )
+    assert members.status_code == 200
+    page = await desk.http.get("/app/cases?view=unassigned")
+    assert "Support waits" in page.text
+    assert "Billing waits" not in page.text
+    assert _count(page.text, "unassigned") == "1"
+    mine = await desk.http.put(
+        "/api/v1/queues/billing/members",
+        json={"user_ids": [str(colleague.id), agent_id]},
+        headers=desk.headers,
+    )
+    assert mine.status_code == 200
+    assert "Billing waits" in (await desk.http.get("/app/cases?view=unassigned")).text

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from casedesk.activities import configuration
 from casedesk.api import API_V1
@@ -50,6 +52,35 @@ async def update_queue(
 @router.get("/queues", response_model=list[QueueOut])
 async def list_queues(uow: UnitOfWorkDep) -> list[QueueOut]:
     return [QueueOut.model_validate(queue) for queue in await uow.queues.all()]
+
+
+class QueueMembers(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_ids: list[uuid.UUID] = Field(
+        max_length=1000,
+        description="the agents and admins who work the queue; empty: everyone works it",
+    )
+
+
+@router.get("/queues/{code}/members", response_model=QueueMembers)
+async def queue_members(code: str, uow: UnitOfWorkDep) -> QueueMembers:
+    queue = await uow.queues.by_code(code)
+    if queue is None:
+        raise NotFound(f"no queue {code!r}")
+    return QueueMembers(user_ids=await uow.queues.members_of(queue.id))
+
+
+@router.put(
+    "/queues/{code}/members",
+    response_model=QueueMembers,
+    summary="Who works the queue: its cases show in their views, and assignment picks among them",
+)
+async def set_queue_members(
+    code: str, body: QueueMembers, principal: PrincipalDep, uow: UnitOfWorkDep
+) -> QueueMembers:
+    members = await configuration.set_queue_members(uow, principal, code, body.user_ids)
+    return QueueMembers(user_ids=members)
 
 
 async def _machine_out(uow: UnitOfWork, machine: StateMachine) -> MachineOut:

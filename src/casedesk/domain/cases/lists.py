@@ -35,6 +35,8 @@ class CaseQuery:
     state_type: StateType | None = None
     """start, normal, pending or end: the cases in a state of this type in their machine"""
     sla_due_before: datetime | None = None
+    in_queues_of: uuid.UUID | None = None
+    """in the queues this user works: theirs, and those without members"""
 
 
 async def case_filter(uow: UnitOfWork, query: CaseQuery) -> CaseFilter | None:
@@ -61,7 +63,11 @@ async def case_filter(uow: UnitOfWork, query: CaseQuery) -> CaseFilter | None:
         states = frozenset(await uow.machines.published_states_of_type(query.state_type))
         if not states:
             return None
+    queue_ids = None
+    if query.in_queues_of is not None:
+        queue_ids = await uow.queues.worked_by(query.in_queues_of)
     return CaseFilter(
+        queue_ids=queue_ids,
         states=states,
         sla_due_before=query.sla_due_before,
         state=query.state,
@@ -106,7 +112,7 @@ def base_query(base: str, user_id: uuid.UUID) -> CaseQuery:
     """What a built-in view lists, for the user looking at it."""
     return {
         "mine": CaseQuery(closed=False, assignee_id=user_id),
-        "unassigned": CaseQuery(closed=False, unassigned=True),
+        "unassigned": CaseQuery(closed=False, unassigned=True, in_queues_of=user_id),
         "waiting": CaseQuery(closed=False, state_type=StateType.PENDING),
         "sla_due": CaseQuery(closed=False, sla_due_before=utcnow() + SLA_DUE_SOON),
         "open": CaseQuery(closed=False),

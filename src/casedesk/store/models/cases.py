@@ -36,6 +36,20 @@ class Queue(IdMixin, TimestampMixin, TenantScoped, Base):
     """the user round robin gave the last case to; the next one goes to the user after"""
 
 
+class QueueMember(IdMixin, TenantScoped, Base):
+    """An agent who works a queue: its cases are theirs to pick up, and automatic assignment
+    chooses among a queue's members (among everyone, for a queue without members)."""
+
+    __tablename__ = "queue_members"
+    __table_args__ = (
+        UniqueConstraint("queue_id", "user_id"),
+        Index("ix_queue_members_user_id", "user_id"),
+    )
+
+    queue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+
+
 class StateMachine(IdMixin, TimestampMixin, TenantScoped, Base):
     """A named machine with an editable draft; publishing freezes the draft as a version."""
 
