@@ -33,16 +33,23 @@ async def _sign_in(page: Page, server: Server, link: str) -> None:
     await expect(page).to_have_url(f"{server.url}/app/cases?view=mine")
 
 
+EXECUTION = f"exec-browser-{uuid.uuid4().hex[:8]}"
+"""The execution of this test's calls: other tests' calls share the demo tenant."""
+
+
 async def _recorded_calls(server: Server) -> str:
-    """Calls of the demo tenant as the trace store keeps them; the id of a failed one."""
+    """Calls of one execution of the demo tenant as the trace store keeps them; the id of
+    the failed one."""
     with server.api() as api:
         tenant_id = uuid.UUID(api.get("/me").json()["tenant"]["id"])
     started = datetime.now(UTC) - timedelta(minutes=2)
     docs = [
-        _call(tenant_id, started_at=started + timedelta(seconds=i), execution_id="exec-browser")
+        _call(tenant_id, started_at=started + timedelta(seconds=i), execution_id=EXECUTION)
         for i in range(3)
     ]
-    failed = _call(tenant_id, started_at=started + timedelta(seconds=5), status=503)
+    failed = _call(
+        tenant_id, started_at=started + timedelta(seconds=5), status=503, execution_id=EXECUTION
+    )
     database = Database(server.env["CASEDESK_DATABASE_URL"])
     try:
         async with UnitOfWork(database) as uow:
@@ -72,6 +79,8 @@ async def test_an_admin_opens_a_redacted_call_and_downloads_the_har(
     await page.get_by_role("link", name="Admin", exact=True).click()
     await page.get_by_role("link", name="Traces").click()
     await expect(page.get_by_role("heading", name="Third-party calls")).to_be_visible()
+    await page.get_by_label("Execution").fill(EXECUTION)
+    await page.get_by_role("button", name="Filter").click()
     rows = page.locator("table.traces tbody tr")
     await expect(rows).to_have_count(4)
     await expect(rows.first).to_contain_text("503")
@@ -88,10 +97,9 @@ async def test_an_admin_opens_a_redacted_call_and_downloads_the_har(
     assert not any(secret in shown for secret in SECRETS)
     await screenshot(page, "trace-call")
 
-    await page.get_by_role("link", name="All calls").click()
-    await rows.nth(1).get_by_role("link", name="its calls").click()
+    await page.goto(f"{server.url}/app/admin/traces?execution={EXECUTION}")
     await expect(page.get_by_role("heading", name="Waterfall of the execution")).to_be_visible()
-    await expect(page.locator("td.wf-bar")).to_have_count(3)
+    await expect(page.locator("td.wf-bar")).to_have_count(4)
     await screenshot(page, "trace-waterfall")
     async with page.expect_download() as downloading:
         await page.get_by_role("link", name="Download as HAR").click()
@@ -99,7 +107,7 @@ async def test_an_admin_opens_a_redacted_call_and_downloads_the_har(
     assert download.suggested_filename == "casedesk-traces.har"
     har = json.loads(Path(await download.path()).read_text(encoding="utf-8"))
     har_validator().validate(har)
-    assert len(har["log"]["entries"]) == 3
+    assert len(har["log"]["entries"]) == 4
 
     # The same screens in Chinese: no English of the catalogs is left on them.
     context = await browser.new_context(locale="zh-CN")
@@ -112,7 +120,7 @@ async def test_an_admin_opens_a_redacted_call_and_downloads_the_har(
         await expect(chinese).to_have_url(re.compile(r"/app/cases\?view=mine$"))
         english = [text for text in catalog_texts() if len(text) > 3]
         for url, name in (
-            (f"{server.url}/app/admin/traces?execution=exec-browser", "traces-zh"),
+            (f"{server.url}/app/admin/traces?execution={EXECUTION}", "traces-zh"),
             (f"{server.url}/app/admin/traces/{failed}", "trace-call-zh"),
         ):
             await chinese.goto(url)
