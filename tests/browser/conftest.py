@@ -158,3 +158,25 @@ def catalog_texts() -> list[str]:
         with po.open("rb") as source:
             texts += [str(message.id) for message in read_po(source) if message.id]
     return texts
+
+
+async def shown_text(page: Page) -> str:
+    """What the page says in its own words: its text without the desk's data (names,
+    titles), which the pages mark ``translate="no"`` as browsers' translators expect."""
+    shown: str = await page.evaluate(
+        """() => {
+            const page = document.body.cloneNode(true);
+            page.querySelectorAll("[translate=no]").forEach((data) => data.remove());
+            return page.innerText;
+        }"""
+    )
+    return shown
+
+
+def english_in(shown: str) -> list[str]:
+    """The catalogs' English texts (longer than a word of three letters) still in ``shown``."""
+    return [
+        text
+        for text in catalog_texts()
+        if len(text) > 3 and re.search(rf"\b{re.escape(text)}\b", shown)
+    ]

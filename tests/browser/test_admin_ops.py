@@ -9,7 +9,7 @@ import re
 import httpx
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.conftest import Server, catalog_texts, screenshot
+from tests.browser.conftest import Server, english_in, screenshot, shown_text
 
 ADMIN = "grace.ops@demo.casedesk.local"
 PASSWORD = "the operations admin's password"
@@ -99,7 +99,6 @@ async def test_the_people_and_delivery_screens_in_chinese_leave_no_english(
     page = await context.new_page()
     try:
         await _sign_in(page, server)
-        english = [text for text in catalog_texts() if len(text) > 3]
         for path, name in (
             ("/app/admin/users", "admin-users-zh"),
             ("/app/admin/keys", "admin-keys-zh"),
@@ -109,15 +108,9 @@ async def test_the_people_and_delivery_screens_in_chinese_leave_no_english(
             ("/app/admin/dead-letters", "admin-dead-letters-zh"),
         ):
             await page.goto(f"{server.url}{path}")
-            shown = await page.evaluate(
-                """() => {
-                    const page = document.body.cloneNode(true);
-                    page.querySelectorAll("[translate=no]").forEach((data) => data.remove());
-                    return page.innerText;
-                }"""
-            )
+            shown = await shown_text(page)
             assert "管理" in shown
-            left = [text for text in english if re.search(rf"\b{re.escape(text)}\b", shown)]
+            left = english_in(shown)
             assert left == [], f"{path} still says {left}"
             if name:
                 await screenshot(page, name)

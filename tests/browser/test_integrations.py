@@ -7,14 +7,13 @@ delivery is posted to its hook, so that the server's own workers run (and fail) 
 
 from __future__ import annotations
 
-import re
 import time
 
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.conftest import Server, catalog_texts, screenshot
+from tests.browser.conftest import Server, english_in, screenshot, shown_text
 
 ADMIN = "ivy@demo.casedesk.local"
 PASSWORD = "the integrations admin's password"
@@ -148,7 +147,6 @@ async def test_the_integration_screens_in_chinese_leave_no_english(
     page = await context.new_page()
     try:
         await _sign_in(page, server, None)
-        english = [text for text in catalog_texts() if len(text) > 3]
         for path, name in (
             ("/app/admin/connectors", "integrations-connectors-zh"),
             ("/app/admin/connectors/gmail", "integrations-connector-zh"),
@@ -160,15 +158,9 @@ async def test_the_integration_screens_in_chinese_leave_no_english(
             (f"/app/admin/executions/{integrations['execution']}", "integrations-execution-zh"),
         ):
             await page.goto(f"{server.url}{path}")
-            shown = await page.evaluate(
-                """() => {
-                    const page = document.body.cloneNode(true);
-                    page.querySelectorAll("[translate=no]").forEach((data) => data.remove());
-                    return page.innerText;
-                }"""
-            )
+            shown = await shown_text(page)
             assert "管理" in shown, path
-            left = [text for text in english if re.search(rf"\b{re.escape(text)}\b", shown)]
+            left = english_in(shown)
             assert left == [], f"{path} still says {left}"
             await screenshot(page, name)
     finally:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.conftest import Server, catalog_texts, screenshot
+from tests.browser.conftest import Server, english_in, screenshot, shown_text
 
 AGENT = "macro-agent@demo.casedesk.local"
 PASSWORD = "the macro agent's long password"
@@ -120,7 +120,6 @@ async def test_macros_in_chinese_leave_no_english(
     page = await context.new_page()
     try:
         await _sign_in(page, server, desk)
-        english = [text for text in catalog_texts() if len(text) > 3]
         for url, name in (
             (f"{server.url}/app/macros", "macros-zh"),
             (f"{server.url}/app/cases/{case['number']}", "macro-picker-zh"),
@@ -128,15 +127,9 @@ async def test_macros_in_chinese_leave_no_english(
             await page.goto(url)
             if name == "macro-picker-zh":
                 await page.get_by_role("button", name="使用宏").click()
-            shown = await page.evaluate(
-                """() => {
-                    const page = document.body.cloneNode(true);
-                    page.querySelectorAll("[translate=no]").forEach((data) => data.remove());
-                    return page.innerText;
-                }"""
-            )
+            shown = await shown_text(page)
             assert "宏" in shown
-            left = [text for text in english if re.search(rf"\b{re.escape(text)}\b", shown)]
+            left = english_in(shown)
             assert left == [], f"{url} still says {left}"
             await screenshot(page, name)
     finally:

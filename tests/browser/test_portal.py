@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.conftest import Server, catalog_texts, screenshot
+from tests.browser.conftest import Server, english_in, screenshot, shown_text
 
 FLOW = {
     "code": "portal-flow",
@@ -121,22 +121,15 @@ async def test_the_portal_in_chinese_leaves_no_english(
         await page.locator("form[method=post] button[type=submit]").last.click()
         await expect(page).to_have_url(re.compile(r"/portal/demo/cases/\d+$"))
         case_url = page.url
-        english = [text for text in catalog_texts() if len(text) > 3]
         for url, name in (
             (portal + "/cases", "portal-cases-zh"),
             (portal + "/cases/new", "portal-new-zh"),
             (case_url, "portal-case-zh"),
         ):
             await page.goto(url)
-            shown = await page.evaluate(
-                """() => {
-                    const page = document.body.cloneNode(true);
-                    page.querySelectorAll("[translate=no]").forEach((data) => data.remove());
-                    return page.innerText;
-                }"""
-            )
+            shown = await shown_text(page)
             assert "工单" in shown
-            left = [text for text in english if re.search(rf"\b{re.escape(text)}\b", shown)]
+            left = english_in(shown)
             assert left == [], f"{url} still says {left}"
             await screenshot(page, name)
     finally:

@@ -14,7 +14,7 @@ from playwright.async_api import Browser, Page, expect
 from casedesk.store.database import Database
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.traces import sql
-from tests.browser.conftest import Server, catalog_texts, screenshot
+from tests.browser.conftest import Server, english_in, screenshot, shown_text
 from tests.integration.web.test_traces import SECRETS, _call
 from tests.support.har import har_validator
 
@@ -118,21 +118,14 @@ async def test_an_admin_opens_a_redacted_call_and_downloads_the_har(
         await chinese.locator("input[name=password]").fill(PASSWORD)
         await chinese.locator("main button[type=submit]").click()
         await expect(chinese).to_have_url(re.compile(r"/app/cases\?view=mine$"))
-        english = [text for text in catalog_texts() if len(text) > 3]
         for url, name in (
             (f"{server.url}/app/admin/traces?execution={EXECUTION}", "traces-zh"),
             (f"{server.url}/app/admin/traces/{failed}", "trace-call-zh"),
         ):
             await chinese.goto(url)
-            shown = await chinese.evaluate(
-                """() => {
-                    const page = document.body.cloneNode(true);
-                    page.querySelectorAll("[translate=no]").forEach((data) => data.remove());
-                    return page.innerText;
-                }"""
-            )
+            shown = await shown_text(chinese)
             assert "调用" in shown
-            left = [text for text in english if re.search(rf"\b{re.escape(text)}\b", shown)]
+            left = english_in(shown)
             assert left == [], (url, left)
             await screenshot(chinese, name)
     finally:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.conftest import Server, catalog_texts, screenshot
+from tests.browser.conftest import Server, english_in, screenshot, shown_text
 
 AGENT = "agent@demo.casedesk.local"
 PASSWORD = "the agent's long password"
@@ -200,22 +200,15 @@ async def test_the_workbench_in_chinese_leaves_no_english(
     page = await context.new_page()
     try:
         await _sign_in_as_agent(page, server, desk)
-        english = [text for text in catalog_texts() if len(text) > 3]
         for url, name in (
             (f"{server.url}/app/cases?view=open", "case-list-zh"),
             (f"{server.url}/app/cases/{case['number']}", "case-page-zh"),
         ):
             await page.goto(url)
             # what the desk itself holds (names, titles) is marked translate="no"
-            shown = await page.evaluate(
-                """() => {
-                    const page = document.body.cloneNode(true);
-                    page.querySelectorAll("[translate=no]").forEach((data) => data.remove());
-                    return page.innerText;
-                }"""
-            )
+            shown = await shown_text(page)
             assert "工单" in shown
-            left = [text for text in english if re.search(rf"\b{re.escape(text)}\b", shown)]
+            left = english_in(shown)
             assert left == [], f"{url} still says {left}"
             await screenshot(page, name)
     finally:
