@@ -10,7 +10,6 @@ of its messages came in by an execution, and where the calls of a reply's delive
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
@@ -33,6 +32,7 @@ from casedesk.kit.values import Instant
 from casedesk.store.models import ExecutionStep
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.traces.documents import Document
+from casedesk.traces.following import matching
 from casedesk.traces.har import har_log
 from casedesk.traces.hot import HotStoreUnavailable
 from casedesk.traces.query import StatusClass, TraceQuery
@@ -401,28 +401,17 @@ async def _rows(
     }
     macros = environment(viewer.language).get_template("trace_macros.html").make_module(shown)
     connections = await _connections(request, viewer)
-    pending: asyncio.Task[tuple[str, Document]] | None = None
     try:
-        while not await request.is_disconnected():
-            pending = pending or asyncio.ensure_future(anext(tail))
-            done, _ = await asyncio.wait({pending}, timeout=HEARTBEAT_SECONDS)
-            if not done:
+        async for found in matching(tail, query, request.is_disconnected, HEARTBEAT_SECONDS):
+            if found is None:
                 yield b": still here\n\n"
                 continue
-            position, doc = pending.result()
-            pending = None
-            if query.matches(doc):
-                html = macros.call_row(Call.of(doc), connections)  # type: ignore[attr-defined]
-                data = "".join(f"data: {line}\n" for line in str(html).splitlines())
-                yield f"id: {position}\nevent: trace\n{data}\n".encode()
+            position, doc = found
+            html = macros.call_row(Call.of(doc), connections)  # type: ignore[attr-defined]
+            data = "".join(f"data: {line}\n" for line in str(html).splitlines())
+            yield f"id: {position}\nevent: trace\n{data}\n".encode()
     except HotStoreUnavailable:
         yield b"event: gone\ndata: the hot trace store went away\n\n"
-    finally:
-        # As in the API's stream: a tail inside a running read ends with its task.
-        if pending is not None and not pending.done():
-            pending.cancel()
-        else:
-            await tail.aclose()
 
 
 @router.get("/app/admin/traces/{record_id}", response_class=HTMLResponse)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
@@ -22,6 +21,7 @@ from casedesk.kit.cursors import CursorCodec
 from casedesk.kit.errors import NotFound, ServiceUnavailable
 from casedesk.kit.values import Instant
 from casedesk.traces.documents import Document
+from casedesk.traces.following import matching
 from casedesk.traces.har import har_log
 from casedesk.traces.hot import HotStoreUnavailable
 from casedesk.traces.query import StatusClass, TraceQuery
@@ -167,29 +167,16 @@ async def _events(
     request: Request, tail: AsyncGenerator[tuple[str, Document], None], query: TraceQuery
 ) -> AsyncIterator[bytes]:
     yield b": following traces\n\n"
-    pending: asyncio.Task[tuple[str, Document]] | None = None
     try:
-        while not await request.is_disconnected():
-            pending = pending or asyncio.ensure_future(anext(tail))
-            done, _ = await asyncio.wait({pending}, timeout=HEARTBEAT_SECONDS)
-            if not done:
+        async for found in matching(tail, query, request.is_disconnected, HEARTBEAT_SECONDS):
+            if found is None:
                 yield b": still here\n\n"
                 continue
-            position, doc = pending.result()
-            pending = None
-            if query.matches(doc):
-                summary = TraceSummary.model_validate(doc).model_dump_json()
-                yield f"id: {position}\nevent: trace\ndata: {summary}\n\n".encode()
+            position, doc = found
+            summary = TraceSummary.model_validate(doc).model_dump_json()
+            yield f"id: {position}\nevent: trace\ndata: {summary}\n\n".encode()
     except HotStoreUnavailable:
         yield b"event: error\ndata: the hot trace store went away; reconnect to resume\n\n"
-    finally:
-        # While a read is in flight the tail is running inside ``pending``, and a generator
-        # cannot be closed from outside while it runs: cancelling the task ends the tail in
-        # the task itself. Only a tail at rest is closed from here.
-        if pending is not None and not pending.done():
-            pending.cancel()
-        else:
-            await tail.aclose()
 
 
 class BufferStatus(BaseModel):
