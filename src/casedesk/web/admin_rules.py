@@ -467,6 +467,12 @@ def _routes(screen: Screen) -> None:
         fields = posted_fields(screen, form)
         button = str(form.get("builder", ""))
         if button:
+            if rule_id is not None:
+                try:
+                    async with tenant_work(request, viewer) as uow:
+                        await screen.kind.repository(uow).get(rule_id)
+                except NotFound as gone:
+                    return _gone(request, viewer, gone)
             changed = rebuilt(fields, button, str(form.get("new_action", "")))
             return await _form_page(request, viewer, screen, changed, rule_id=rule_id)
         fields["conditions"] = [row for row in fields["conditions"] if row["field"]]

@@ -157,11 +157,10 @@ def _posted(form: FormData) -> dict[str, Any]:
 def _spec(fields: dict[str, Any]) -> SlaPolicySpec:
     """The form's fields as the API's body: a blank choice or number is "none" (any
     template, any priority, no such target), a blank warning the API's default."""
-    document: dict[str, Any] = {
+    document: dict[str, Any] = {"name": fields["name"]} | {
         key: fields[key] or None
-        for key in ("name", "template", "priority", "first_response_minutes", "resolution_minutes")
+        for key in ("template", "priority", "first_response_minutes", "resolution_minutes")
     }
-    document["name"] = fields["name"]
     if fields["warning_percent"]:
         document["warning_percent"] = fields["warning_percent"]
     document["calendar"] = calendar_document(fields["calendar"])

@@ -416,6 +416,11 @@ async def test_another_tenants_rule_or_policy_is_not_found(
     assert (await client.get("/app/admin/rules/not-an-id")).status_code == 404
     changed = await client.post(f"/app/admin/rules/{rule_id}", data=HOT_RULE | {"csrf_token": csrf})
     assert changed.status_code == 404
+    rebuilt = await client.post(
+        f"/app/admin/rules/{rule_id}",
+        data=HOT_RULE | {"csrf_token": csrf, "builder": "add-condition"},
+    )
+    assert rebuilt.status_code == 404
     deleted = await client.post(f"/app/admin/rules/{rule_id}/delete", data={"csrf_token": csrf})
     assert deleted.status_code == 404
     assert (await client.get(f"/app/admin/sla/{policy_id}")).status_code == 404
