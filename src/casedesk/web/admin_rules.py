@@ -422,6 +422,7 @@ async def _form_page(
         zones=admin_sla.ZONES,
         errors=[f"{where}: {message}" if where else message for where, message in problems or []],
         row_errors=by_row(problems or []),
+        invalid=admin_sla.invalid_inputs([where for where, _ in problems or []]),
     )
 
 

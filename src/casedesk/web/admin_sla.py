@@ -97,6 +97,19 @@ def calendar_document(fields: dict[str, Any]) -> dict[str, Any]:
     return {"time_zone": fields["time_zone"], "week": week, "holidays": holidays}
 
 
+def invalid_inputs(places: list[str]) -> set[str]:
+    """The form's inputs that the problems' places name (``calendar.week.mon.0.end`` is the
+    input ``cal-mon``), so the page marks them ``aria-invalid``."""
+    names = set()
+    for place in places:
+        parts = place.split(".")
+        if parts[0] == "calendar" and len(parts) > 1:
+            names.add(f"cal-{parts[2] if parts[1] == 'week' and len(parts) > 2 else parts[1]}")
+        else:
+            names.add(parts[0])
+    return names
+
+
 def refusal(refused: CasedeskError) -> list[str]:
     """An activity's refusal as the form's problems, each naming its field when it has one."""
     listed = refused.extra.get("errors")
@@ -214,6 +227,7 @@ async def _form_page(
         weekdays=WEEKDAYS,
         zones=ZONES,
         errors=errors or [],
+        invalid=invalid_inputs([error.partition(":")[0] for error in errors or []]),
     )
 
 

@@ -268,6 +268,8 @@ async def test_a_time_rule_with_business_hours(
     bad_hours = await client.post("/app/admin/time-rules/new", data=base | {"cal-fri": "9-late"})
     assert bad_hours.status_code == 422
     assert "calendar.week.fri.0.end" in bad_hours.text
+    assert 'name="cal-fri" aria-invalid="true"' in bad_hours.text
+    assert 'name="cal-mon" aria-invalid' not in bad_hours.text
     assert await _rules(desk, "time-rules") == []
     saved = await client.post("/app/admin/time-rules/new", data=base)
     assert saved.status_code == 303, saved.text
@@ -326,6 +328,9 @@ async def test_an_sla_policy_and_its_calendar_are_what_the_api_reads(
     assert bad.status_code == 422
     assert "first_response_minutes:" in bad.text
     assert "unknown IANA time zone" in bad.text
+    assert 'name="first_response_minutes" aria-invalid="true"' in bad.text
+    assert 'name="cal-time_zone" aria-invalid="true"' in bad.text
+    assert 'name="name" aria-invalid' not in bad.text
     no_target = await client.post("/app/admin/sla/new", data=form | {"first_response_minutes": ""})
     assert no_target.status_code == 422
     assert "give first_response_minutes, resolution_minutes or both" in no_target.text
