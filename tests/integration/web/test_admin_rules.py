@@ -4,6 +4,8 @@ edit and delete; time rules; an SLA policy with its calendar; admins only, each 
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -52,6 +54,13 @@ async def csrf(client: httpx.AsyncClient, desk: Desk) -> str:
     """The desk's admin, signed in on ``client``: the session's CSRF token."""
     await signed_in(client, desk.tenant, desk.tenant.admin_id)
     return hidden((await client.get("/app/admin/rules")).text, "csrf_token")
+
+
+def textarea(page: str, name: str) -> str:
+    """What a page's text area holds, as the browser would post it."""
+    found = re.search(rf'name="{name}"[^>]*>(.*?)</textarea>', page, re.S)
+    assert found is not None, f"no {name} in the page"
+    return html.unescape(found.group(1))
 
 
 async def _rules(desk: Desk, path: str = "rules") -> list[dict[str, Any]]:
@@ -219,7 +228,7 @@ async def test_nested_conditions_from_the_api_are_edited_as_json_and_kept(
         "name": "Nested, renamed",
         "enabled": "on",
         "on": "case.updated",
-        "conditions_json": hidden_text(form.text),
+        "conditions_json": textarea(form.text, "conditions_json"),
         "a-0-type": "assign",
         "a-0-user_id": "",
     }
@@ -228,15 +237,6 @@ async def test_nested_conditions_from_the_api_are_edited_as_json_and_kept(
     [again] = await _rules(desk)
     assert again["conditions"] == nested
     assert again["actions"] == [{"type": "assign", "user_id": None}]
-
-
-def hidden_text(page: str) -> str:
-    import html
-    import re
-
-    found = re.search(r'name="conditions_json"[^>]*>(.*?)</textarea>', page, re.S)
-    assert found is not None
-    return html.unescape(found.group(1))
 
 
 async def test_a_time_rule_with_business_hours(
