@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, get_args
 
+import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
@@ -84,15 +85,16 @@ def _looks_like_json(text: str) -> bool:
 
 
 def value_of(text: str) -> tuple[Any, bool]:
-    """A condition's value as typed: JSON when it reads as JSON (``3``, ``true``, ``null``,
-    ``["high", "urgent"]``, ``"123"``), else the text itself; blank is null. Text that
-    begins as JSON does (a quote, a bracket, a brace) but does not read is refused."""
+    """A condition's value as typed: JSON when it reads as JSON as the API reads it (``3``,
+    ``true``, ``null``, ``["high", "urgent"]``, ``"123"``), else the text itself; blank is
+    null. Text that begins as JSON does (a quote, a bracket, a brace) but does not read is
+    refused; ``NaN`` is not JSON, so it is the text ``NaN``."""
     typed = text.strip()
     if not typed:
         return None, True
     try:
-        return json.loads(typed), True
-    except json.JSONDecodeError:
+        return orjson.loads(typed), True
+    except orjson.JSONDecodeError:
         return typed, not _looks_like_json(typed)
 
 
@@ -263,8 +265,8 @@ def document_of(screen: Screen, fields: dict[str, Any]) -> tuple[dict[str, Any],
     problems: Problems = []
     if fields["conditions_json"] is not None:
         try:
-            conditions = json.loads(fields["conditions_json"] or "{}")
-        except json.JSONDecodeError as bad:
+            conditions = orjson.loads(fields["conditions_json"] or "{}")
+        except orjson.JSONDecodeError as bad:
             problems.append(("conditions", f"not JSON: {bad}"))
             conditions = {"all": []}
     else:

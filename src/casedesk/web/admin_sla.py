@@ -21,8 +21,8 @@ from casedesk.domain.cases.priority import Priority
 from casedesk.kit.errors import CasedeskError, NotFound
 from casedesk.store.models import SlaPolicy
 from casedesk.store.unit_of_work import UnitOfWork
-from casedesk.web.admin import _admin, _problems
-from casedesk.web.pages import Viewer, render
+from casedesk.web.admin import _admin
+from casedesk.web.pages import Viewer, problems, render
 from casedesk.web.session import check_csrf, person, plain_text_only, tenant_work
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(plain_text_only)])
@@ -275,7 +275,7 @@ async def _save(request: Request, viewer: Viewer, policy_id: uuid.UUID | None) -
         async with tenant_work(request, viewer) as uow:
             await sla_policies.save_policy(uow, viewer.principal, spec, policy_id)
     except ValidationError as invalid:
-        errors = _problems(invalid)
+        errors = problems(invalid)
     except NotFound as gone:
         return _gone(request, viewer, gone)
     except CasedeskError as refused:

@@ -141,6 +141,11 @@ async def test_a_bad_value_or_field_is_named_at_its_row_and_nothing_is_stored(
     assert bad_value.status_code == 422
     assert "conditions.all.0.value: not JSON" in bad_value.text
     assert 'value="[&#34;high&#34;, &#34;urgent&#34;"' in bad_value.text  # kept as typed
+    not_finite = await client.post(
+        "/app/admin/rules/new", data=HOT_RULE | {"csrf_token": csrf, "c-1-value": "[NaN]"}
+    )
+    assert not_finite.status_code == 422, "NaN is not JSON, as the API reads it"
+    assert "conditions.all.1.value: not JSON" in not_finite.text
     unknown = await client.post(
         "/app/admin/rules/new",
         data=HOT_RULE
