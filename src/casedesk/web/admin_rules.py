@@ -17,7 +17,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -55,7 +55,31 @@ ACTION_KINDS: dict[str, tuple[str, ...]] = {
     for model in get_args(get_args(Action)[0])
 }
 """Each action kind the domain has, with its parameters, in the order the domain lists them."""
+_MODELS = {get_args(m.model_fields["type"].annotation)[0]: m for m in get_args(get_args(Action)[0])}
 BOOLEAN_PARAMETERS = frozenset({"public"})
+OPTIONAL_PARAMETERS = frozenset(
+    (kind, name)
+    for kind, model in _MODELS.items()
+    for name, field in model.model_fields.items()
+    if not field.is_required() and field.default is None
+)
+"""Parameters a blank input leaves out, as null (an assign with no user and no strategy)."""
+
+
+def _literal_values(annotation: Any) -> tuple[str, ...]:
+    """The values a ``Literal`` parameter (or an optional one) may take; none for others."""
+    if get_origin(annotation) is Literal:
+        return tuple(str(value) for value in get_args(annotation))
+    return tuple(value for part in get_args(annotation) for value in _literal_values(part))
+
+
+PARAMETER_VALUES = {
+    (kind, name): values
+    for kind, model in _MODELS.items()
+    for name, field in model.model_fields.items()
+    if name != "type" and (values := _literal_values(field.annotation))
+}
+"""The fixed choices of a parameter, as the domain's ``Literal`` names them (a strategy)."""
 MAX_ROWS = 100
 """Row numbers past this are not read; the spec's own limits (50 conditions, 20 actions)
 are the API's to name."""
@@ -249,13 +273,14 @@ def rebuilt(fields: dict[str, Any], button: str, new_action: str) -> dict[str, A
     return fields | {"conditions": conditions, "actions": actions}
 
 
-def _parameter(name: str, text: str) -> Any:
-    """An action's parameter as the API's body has it: a box is true or false, no assignee
-    is null (it unassigns); everything else is the text, for the API's model to read."""
+def _parameter(kind: str, name: str, text: str) -> Any:
+    """An action's parameter as the API's body has it: a box is true or false, a blank
+    optional one is null (no assignee and no strategy unassigns); everything else is the
+    text, for the API's model to read."""
     if name in BOOLEAN_PARAMETERS:
         return text == "on"
-    if name == "user_id":
-        return text.strip() or None
+    if (kind, name) in OPTIONAL_PARAMETERS and not text.strip():
+        return None
     return text
 
 
@@ -288,7 +313,7 @@ def document_of(screen: Screen, fields: dict[str, Any]) -> tuple[dict[str, Any],
         "conditions": conditions,
         "actions": [
             {"type": row["type"]}
-            | {name: _parameter(name, text) for name, text in row["params"].items()}
+            | {name: _parameter(row["type"], name, text) for name, text in row["params"].items()}
             for row in fields["actions"]
         ],
     }
@@ -417,6 +442,7 @@ async def _form_page(
         ops=OPS,
         moments=MOMENTS,
         action_kinds=ACTION_KINDS,
+        parameter_values=PARAMETER_VALUES,
         choices=choices,
         suggested_fields=_suggested_fields(screen),
         priorities=admin_sla.PRIORITIES,

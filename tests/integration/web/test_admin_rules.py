@@ -188,7 +188,8 @@ async def test_a_rule_is_edited_and_deleted_in_its_form(
         "a-1-body": "Seen by a rule",
         "a-1-public": "on",
     }
-    del edited["enabled"], edited["a-1-queue"]
+    edited |= {"a-0-type": "assign", "a-0-user_id": "", "a-0-strategy": "least_loaded"}
+    del edited["enabled"], edited["a-1-queue"], edited["a-0-tag"]
     saved = await client.post(f"/app/admin/rules/{rule['id']}", data=edited)
     assert saved.status_code == 303, saved.text
     [again] = await _rules(desk)
@@ -199,7 +200,12 @@ async def test_a_rule_is_edited_and_deleted_in_its_form(
         True,
     )
     assert list(again["conditions"]) == ["any"]
-    assert again["actions"][1] == {"type": "add_comment", "body": "Seen by a rule", "public": True}
+    assert again["actions"] == [
+        {"type": "assign", "user_id": None, "strategy": "least_loaded"},
+        {"type": "add_comment", "body": "Seen by a rule", "public": True},
+    ]
+    shown = await client.get(f"/app/admin/rules/{rule['id']}")
+    assert '<option value="least_loaded" selected>' in shown.text
     deleted = await client.post(f"/app/admin/rules/{rule['id']}/delete", data={"csrf_token": csrf})
     assert deleted.status_code == 303
     assert await _rules(desk) == []
@@ -241,7 +247,7 @@ async def test_nested_conditions_from_the_api_are_edited_as_json_and_kept(
     assert saved.status_code == 303, saved.text
     [again] = await _rules(desk)
     assert again["conditions"] == nested
-    assert again["actions"] == [{"type": "assign", "user_id": None}]
+    assert again["actions"] == [{"type": "assign", "user_id": None, "strategy": None}]
 
 
 async def test_a_time_rule_with_business_hours(
