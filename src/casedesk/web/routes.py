@@ -16,6 +16,7 @@ from casedesk.web import (
     admin,
     admin_delivery,
     admin_people,
+    admin_rules,
     cases,
     integrations,
     macros,
@@ -54,6 +55,7 @@ def install(app: FastAPI) -> None:
     app.include_router(cases.router)
     app.include_router(admin.router)
     app.include_router(integrations.router)
+    app.include_router(admin_rules.router)
     portal.install(app)
     app.include_router(traces.router)
     app.include_router(macros.router)

@@ -132,3 +132,16 @@
   });
 })();
 // --- end of the admin screens' copy button ------------------------------------------------
+
+// --- admin: rules (admin_rule.html) ---
+// A time rule's calendar is shown only while "count business hours only" is ticked; without
+// this script it is always shown, and read only when ticked.
+(() => {
+  const box = document.querySelector("[data-rule-builder] input[name=use_calendar]");
+  const calendar = box?.form.querySelector("fieldset.calendar");
+  if (!box || !calendar) return;
+  const follow = () => { calendar.hidden = !box.checked; };
+  box.addEventListener("change", follow);
+  follow();
+})();
+// --- end admin: rules ---
