@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.conftest import Server, catalog_texts, screenshot
+from tests.browser.conftest import Server, english_in, screenshot, shown_text
 
 RULES_ADMIN = "grace@demo.casedesk.local"
 PASSWORD = "the rules admin's password"
@@ -103,7 +103,6 @@ async def test_the_rules_and_sla_screens_in_chinese_leave_no_english(
     page = await context.new_page()
     try:
         await _sign_in(page, server, invited)
-        english = [text for text in catalog_texts() if len(text) > 3]
         for path, name in (
             ("/app/admin/rules", "rules-zh"),
             ("/app/admin/rules/new", "rule-new-zh"),
@@ -113,15 +112,9 @@ async def test_the_rules_and_sla_screens_in_chinese_leave_no_english(
         ):
             await page.goto(f"{server.url}{path}")
             # what the desk itself holds (names, codes) is marked translate="no"
-            shown = await page.evaluate(
-                """() => {
-                    const page = document.body.cloneNode(true);
-                    page.querySelectorAll("[translate=no]").forEach((data) => data.remove());
-                    return page.innerText;
-                }"""
-            )
+            shown = await shown_text(page)
             assert "规则" in shown or "策略" in shown
-            left = [text for text in english if re.search(rf"\b{re.escape(text)}\b", shown)]
+            left = english_in(shown)
             assert left == [], f"{path} still says {left}"
             if name:
                 await screenshot(page, name)
