@@ -1,4 +1,4 @@
-"""queue members: the agents who work a queue
+"""queue members: the agents who work a queue; SLA clocks by status and target
 
 Revision ID: 0025
 Revises: 0024
@@ -47,6 +47,13 @@ def upgrade() -> None:
         table.create_index("ix_queue_members_user_id", ["user_id"])
         table.create_index(op.f("ix_queue_members_tenant_id"), ["tenant_id"])
 
+    with op.batch_alter_table("case_slas") as table:
+        table.create_index(
+            "ix_case_slas_tenant_status_target", ["tenant_id", "status", "target_at"]
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("case_slas") as table:
+        table.drop_index("ix_case_slas_tenant_status_target")
     op.drop_table("queue_members")

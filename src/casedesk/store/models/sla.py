@@ -6,7 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, SmallInteger, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casedesk.store.base import Base, IdMixin, TenantScoped, TimestampMixin
@@ -31,7 +40,11 @@ class CaseSla(IdMixin, TimestampMixin, TenantScoped, Base):
     """One SLA clock of a case: running, paused (in a pending state), met or breached."""
 
     __tablename__ = "case_slas"
-    __table_args__ = (UniqueConstraint("case_id", "metric"),)
+    __table_args__ = (
+        UniqueConstraint("case_id", "metric"),
+        # the list's "SLA due soon": running clocks by their target
+        Index("ix_case_slas_tenant_status_target", "tenant_id", "status", "target_at"),
+    )
 
     case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     policy_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sla_policies.id"))
