@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +84,9 @@ class Server:
         return found.group(1)
 
 
-@pytest.fixture(scope="session")
+# Package-scoped: the server and the browser stop once the browser tests are done, rather
+# than idling beside the rest of the suite.
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp("browser-server")
     port = _free_port()
@@ -120,7 +123,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     process.wait(timeout=30)
 
 
-@pytest.fixture(scope="session")
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
     # The async API shares the suite's event loop; the sync one would hold a loop of its own
     # in this thread, and every asyncio test after it would find a loop already running.
