@@ -80,7 +80,7 @@ class RequestContextMiddleware:
         declared = headers.get("content-length")
         if declared is None:
             return None
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             return problem(400, detail="Content-Length is not a number")
         if int(declared) > self.max_body_bytes:
             return problem(

@@ -430,7 +430,7 @@ async def _change(
                 uow,
                 viewer.principal,
                 container_of(request).extensions,
-                expected_version=int(version) if version.isdigit() else None,
+                expected_version=int(version) if version.isascii() and version.isdigit() else None,
             )
             await run(context, case_id, form)
     except NotFound:

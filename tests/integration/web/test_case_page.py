@@ -58,6 +58,11 @@ async def test_title_priority_and_tags_change_in_one_form(agent_desk: Desk) -> N
         data={"csrf_token": csrf, "version": version, "title": "x", "priority": "whenever"},
     )
     assert bad.status_code == 422
+    odd = await desk.http.post(
+        f"/app/cases/{case['number']}/details",
+        data={"csrf_token": csrf, "version": "\u00b2", "title": "Squared", "priority": "low"},
+    )
+    assert odd.status_code == 303, "a version that is no ASCII number checks nothing"
     page = await desk.http.get(f"/app/cases/{case['number']}")
     assert "Changed the case" in page.text
     assert "Title, Priority, Tags" in page.text
