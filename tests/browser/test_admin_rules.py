@@ -12,7 +12,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.browser.conftest import Server, english_in, screenshot, shown_text
 
-RULES_ADMIN = "grace@demo.casedesk.local"
+RULES_ADMIN = "grace.rules@demo.casedesk.local"
 PASSWORD = "the rules admin's password"
 
 

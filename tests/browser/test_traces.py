@@ -18,7 +18,7 @@ from tests.browser.conftest import Server, english_in, screenshot, shown_text
 from tests.integration.web.test_traces import SECRETS, _call
 from tests.support.har import har_validator
 
-ADMIN = "grace@demo.casedesk.local"
+ADMIN = "grace.traces@demo.casedesk.local"
 PASSWORD = "the trace reader's password"
 
 
