@@ -149,7 +149,7 @@ def _fuzz(operation: Any, key: str, known_ids: dict[str, str], seen: list[int]) 
         edge=st.one_of(st.none(), st.sampled_from(INTEGER_EDGES)),
     )
     @settings(
-        max_examples=25,
+        max_examples=15,
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
