@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("CASEDESK_SCREENSHOTS", ROOT / "build" / "screenshots"))
@@ -183,3 +183,18 @@ def english_in(shown: str) -> list[str]:
         for text in catalog_texts()
         if len(text) > 3 and re.search(rf"\b{re.escape(text)}\b", shown)
     ]
+
+
+async def sign_in_by_link(page: Page, server: Server, link: str, email: str, password: str) -> None:
+    """A person's first visit: the one-time link sets their password (when it still can),
+    then they sign in to the demo workspace; by the fields' names, so in any language."""
+    await page.goto(link)
+    if await page.locator("input[name=password_again]").count():
+        await page.locator("input[name=password]").fill(password)
+        await page.locator("input[name=password_again]").fill(password)
+        await page.locator("form button[type=submit]").last.click()
+    await page.goto(f"{server.url}/sign-in?workspace=demo")
+    await page.locator("input[name=email]").fill(email)
+    await page.locator("input[name=password]").fill(password)
+    await page.locator("main button[type=submit]").click()
+    await expect(page).to_have_url(re.compile(r"/app/cases\?view=mine$"))

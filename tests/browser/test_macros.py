@@ -4,13 +4,12 @@ Chinese, the picker and the macros screen say nothing in English."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.conftest import Server, english_in, screenshot, shown_text
+from tests.browser.conftest import Server, english_in, screenshot, shown_text, sign_in_by_link
 
 AGENT = "macro-agent@demo.casedesk.local"
 PASSWORD = "the macro agent's long password"
@@ -79,16 +78,7 @@ def _new_case(server: Server) -> dict[str, object]:
 
 
 async def _sign_in(page: Page, server: Server, desk: dict[str, str]) -> None:
-    await page.goto(desk["link"])
-    if await page.locator("input[name=password_again]").count():
-        await page.locator("input[name=password]").fill(PASSWORD)
-        await page.locator("input[name=password_again]").fill(PASSWORD)
-        await page.locator("form button[type=submit]").last.click()
-    await page.goto(f"{server.url}/sign-in?workspace=demo")
-    await page.locator("input[name=email]").fill(AGENT)
-    await page.locator("input[name=password]").fill(PASSWORD)
-    await page.locator("main button[type=submit]").click()
-    await expect(page).to_have_url(re.compile(r"/app/cases"))
+    await sign_in_by_link(page, server, desk["link"], AGENT, PASSWORD)
 
 
 async def test_an_agent_applies_a_macro_reviews_the_text_and_sends(

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.conftest import Server, english_in, screenshot, shown_text
+from tests.browser.conftest import Server, english_in, screenshot, shown_text, sign_in_by_link
 
 AGENT = "agent@demo.casedesk.local"
 PASSWORD = "the agent's long password"
@@ -73,17 +73,7 @@ def _new_case(server: Server, title: str) -> dict[str, object]:
 
 
 async def _sign_in_as_agent(page: Page, server: Server, desk: dict[str, str]) -> None:
-    """By the fields' names, so it works in any language."""
-    await page.goto(desk["link"])
-    if await page.locator("input[name=password_again]").count():
-        await page.locator("input[name=password]").fill(PASSWORD)
-        await page.locator("input[name=password_again]").fill(PASSWORD)
-        await page.locator("form button[type=submit]").last.click()
-    await page.goto(f"{server.url}/sign-in?workspace=demo")
-    await page.locator("input[name=email]").fill(AGENT)
-    await page.locator("input[name=password]").fill(PASSWORD)
-    await page.locator("main button[type=submit]").click()
-    await expect(page).to_have_url(re.compile(r"/app/cases\?view=mine$"))
+    await sign_in_by_link(page, server, desk["link"], AGENT, PASSWORD)
 
 
 async def test_an_agent_works_a_case_from_the_list_to_solved(
@@ -308,14 +298,7 @@ async def test_a_viewer_sees_no_admin_screen_and_another_tenant_s_case_is_a_404(
             made_case.raise_for_status()
             number = made_case.json()["number"]
 
-    await page.goto(link)
-    await page.locator("input[name=password]").fill(PASSWORD)
-    await page.locator("input[name=password_again]").fill(PASSWORD)
-    await page.locator("form button[type=submit]").last.click()
-    await page.locator("input[name=email]").fill(viewer)
-    await page.locator("input[name=password]").fill(PASSWORD)
-    await page.locator("main button[type=submit]").click()
-    await expect(page).to_have_url(re.compile(r"/app/cases\?view=mine$"))
+    await sign_in_by_link(page, server, link, viewer, PASSWORD)
     await expect(page.get_by_role("link", name="Admin", exact=True)).to_have_count(0)
     answer = await page.goto(f"{server.url}/app/admin/queues")
     assert answer is not None
