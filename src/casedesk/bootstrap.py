@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy.exc import OperationalError
+
 from casedesk.activities.channel_delivery import DELIVER as DELIVER_REPLY
 from casedesk.activities.dead_letters import REPLAY
 from casedesk.config import Settings
@@ -13,6 +15,7 @@ from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.domain.webhooks.deliveries import DELIVER
 from casedesk.integrations.hub import Hub
 from casedesk.kit.crypto import SecretBox
+from casedesk.kit.logging import get_logger
 from casedesk.platform import intake
 from casedesk.platform.channels import Deliverer, message_domain
 from casedesk.platform.inbox import HookResolutions, Inbox
@@ -37,6 +40,8 @@ from casedesk.worker.sla import BREACH, WARNING, Sla
 from casedesk.worker.timers import RUN, SCAN, Timers
 from casedesk.worker.trace_work import TraceWork
 from casedesk.worker.webhooks import Webhooks
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -77,6 +82,16 @@ async def ensure_migrated(container: Container) -> None:
             f"the database is not migrated (at {current}, code needs {', '.join(state.heads)}); "
             "run `casedesk db upgrade` first"
         )
+
+
+async def start_database(container: Container) -> None:
+    """What a starting server or worker checks and refreshes: the schema is migrated, and
+    SQLite's planner statistics describe the tables as they have grown."""
+    await ensure_migrated(container)
+    try:
+        await container.database.refresh_statistics()
+    except OperationalError as exc:  # the file busy beyond the timeout: start all the same
+        log.warning("planner statistics not refreshed; housekeeping will", error=str(exc))
 
 
 def consumer_groups(container: Container) -> dict[str, ConsumerGroup]:

@@ -33,6 +33,7 @@ from casedesk.bootstrap import (
     background,
     build,
     ensure_migrated,
+    start_database,
     trace_work,
 )
 from casedesk.config import Settings, SettingsError, get_settings
@@ -152,7 +153,7 @@ def serve(
         settings.refuse_insecure_secret_key(host=host or settings.host)
     except SettingsError as exc:
         raise fail(str(exc), code=2) from None
-    run(ensure_migrated)
+    run(start_database)
     worker_count = workers or settings.workers
     if worker_count > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="casedesk-metrics-")
@@ -180,7 +181,7 @@ def worker() -> None:
 
     async def main() -> dict[str, str]:
         container = build(settings)
-        await ensure_migrated(container)
+        await start_database(container)
         work = background(container)
         traces = trace_work(container, persist=True)
         stop = asyncio.Event()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
 import orjson
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,6 +21,13 @@ from sqlalchemy.pool import NullPool
 from casedesk.store import tenancy
 
 WRITE_OPTION = "casedesk_write"
+SQLITE_ANALYSIS_LIMIT = 1000
+"""Rows ANALYZE samples per index on SQLite: statistics as good as a full pass for the
+planner's choices, in milliseconds whatever the size of the tables."""
+SQLITE_ANALYZE = (f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}", "ANALYZE")
+SQLITE_BUSY_SECONDS = 30.0
+"""How long a SQLite writer waits for its turn: in this process for the writer gate, then for
+another process's write lock (SQLite's busy timeout)."""
 
 
 def _json_text(value: Any) -> str:
@@ -35,13 +45,59 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
     cursor.close()
 
 
 def _sqlite_begin(connection: Any) -> None:
     writing = connection.get_execution_options().get(WRITE_OPTION, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+class WriterGate:
+    """One SQLite writer at a time in this process, in order of arrival.
+
+    SQLite has one write lock per file. Writers that meet at ``BEGIN IMMEDIATE`` wait in
+    SQLite's busy handler, which sleeps up to 100 ms between tries and lets a newcomer take
+    the lock before those already waiting; each of them also holds a pooled connection while
+    it waits. Writers of this process therefore queue here first, on a FIFO ``asyncio.Lock``,
+    and only the one whose turn it is opens a connection and begins. Between processes
+    (``serve`` and ``casedesk worker`` share the file) SQLite's lock and its busy timeout
+    still decide.
+
+    An ``asyncio.Lock`` belongs to the event loop it first waits on, so there is one per loop.
+    """
+
+    def __init__(self, timeout: float = SQLITE_BUSY_SECONDS) -> None:
+        self.timeout = timeout
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+    async def acquire(self) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._lock().acquire()
+        except TimeoutError:
+            # As SQLite itself says when its busy timeout runs out, so callers see one error.
+            raise OperationalError(
+                "BEGIN IMMEDIATE",
+                None,
+                Exception(
+                    f"database is locked: no turn to write within {self.timeout:g} s (is a"
+                    " unit of work writing inside another one's write transaction?)"
+                ),
+            ) from None
+
+    def release(self) -> None:
+        self._lock().release()
 
 
 class Database:
@@ -55,10 +111,17 @@ class Database:
             "json_serializer": _json_text,
             "json_deserializer": orjson.loads,
         }
+        self.writer_gate: WriterGate | None = None
         if self.dialect == "sqlite":
-            options["connect_args"] = {"timeout": 30}
             if self.url.database in (None, "", ":memory:"):
                 raise ValueError("an in-memory SQLite database cannot be shared; use a file")
+            self.writer_gate = WriterGate()
+            options["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
+            # WAL readers run beside the one writer, so a read never waits for a write: the
+            # pool keeps pool_size connections and opens more when all are busy (the writer
+            # gate is taken before a writer checks one out, so writers waiting hold none).
+            # Recycling lets long-lived connections load statistics a later ANALYZE wrote.
+            options.update(pool_size=pool_size, max_overflow=-1, pool_recycle=1800)
         else:
             options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
             options["pool_recycle"] = 1800
@@ -74,6 +137,33 @@ class Database:
         session = self.sessionmaker()
         tenancy.bind(session, tenant_id)
         return session
+
+    async def begin_writer(self) -> None:
+        """Wait for this process's turn to write (SQLite); on other databases, nothing.
+        Every call is paired with one ``end_writer()``."""
+        if self.writer_gate is not None:
+            await self.writer_gate.acquire()
+
+    def end_writer(self) -> None:
+        if self.writer_gate is not None:
+            self.writer_gate.release()
+
+    async def refresh_statistics(self) -> None:
+        """Let SQLite's planner know the tables as they are now (``ANALYZE``, sampled): run
+        after migrations, when a server or worker starts and by the hourly housekeeping.
+        Connections opened later load them (the pool renews its connections within half an
+        hour). PostgreSQL and MariaDB keep their statistics themselves."""
+        if self.dialect != "sqlite":
+            return
+        await self.begin_writer()
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execution_options(**{WRITE_OPTION: True})
+                async with connection.begin():
+                    for statement in SQLITE_ANALYZE:
+                        await connection.exec_driver_sql(statement)
+        finally:
+            self.end_writer()
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

@@ -11,6 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from casedesk.store.database import SQLITE_ANALYZE
+
 SCRIPT_LOCATION = "casedesk:migrations"
 
 
@@ -48,6 +50,11 @@ async def migration_state(engine: AsyncEngine) -> MigrationState:
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     def run(connection: Connection) -> None:
         command.upgrade(alembic_config(connection), revision)
+        if connection.dialect.name == "sqlite":
+            # SQLite's planner has no statistics until ANALYZE writes them; a migration
+            # may have added indexes or rebuilt tables (batch mode drops their statistics).
+            for statement in SQLITE_ANALYZE:
+                connection.exec_driver_sql(statement)
 
     async with engine.begin() as connection:
         await connection.run_sync(run)

@@ -2,7 +2,9 @@
 
 It opens one session bound to one tenant (or to none, for system work such as
 creating a tenant), exposes the repositories, and rolls back on exit unless
-``commit()`` was called.
+``commit()`` was called. A writing transaction holds the database's writer turn (on
+SQLite: one writer at a time per process) from ``begin_write()`` until it commits, rolls
+back or the unit of work closes, however it ends.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class UnitOfWork:
     async def __aenter__(self) -> UnitOfWork:
         self.session = self.database.session(self.tenant_id)
         self._writing = False
+        self._writer_turn = False
         self._held = False
         self._new_events: list[OutboxEvent] = []
         self.tenants = TenantRepository(self.session)
@@ -154,7 +157,10 @@ class UnitOfWork:
     ) -> None:
         # Closing rolls back whatever was not committed and detaches the loaded objects
         # without expiring them, so callers may still read what they fetched.
-        await self.session.close()
+        try:
+            await self.session.close()
+        finally:
+            self._end_writer_turn()
 
     async def begin_write(self) -> None:
         """Open the transaction as a writer (on SQLite: take the write lock now, at BEGIN).
@@ -165,8 +171,21 @@ class UnitOfWork:
             return
         if self.session.in_transaction():
             raise RuntimeError("begin_write() must run before the transaction's first query")
-        await self.session.connection(execution_options={WRITE_OPTION: True})
+        # The turn comes before the connection: writers waiting for theirs hold none, so
+        # readers never wait for a connection because writers queue.
+        await self.database.begin_writer()
+        self._writer_turn = True
+        try:
+            await self.session.connection(execution_options={WRITE_OPTION: True})
+        except BaseException:
+            self._end_writer_turn()
+            raise
         self._writing = True
+
+    def _end_writer_turn(self) -> None:
+        if self._writer_turn:
+            self._writer_turn = False
+            self.database.end_writer()
 
     async def flush(self) -> None:
         await self.session.flush()
@@ -188,6 +207,7 @@ class UnitOfWork:
         self.outbox.add_all(self.collect_new_events())
         await self.session.commit()
         self._writing = False
+        self._end_writer_turn()
 
     @contextlib.asynccontextmanager
     async def one_transaction(self) -> AsyncIterator[None]:
@@ -199,6 +219,9 @@ class UnitOfWork:
             self._held = False
 
     async def rollback(self) -> None:
-        await self.session.rollback()
-        self._new_events.clear()
-        self._writing = False
+        try:
+            await self.session.rollback()
+        finally:
+            self._new_events.clear()
+            self._writing = False
+            self._end_writer_turn()

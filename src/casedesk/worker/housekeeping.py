@@ -16,6 +16,9 @@ With ``CASEDESK_IDEMPOTENCY_HOURS`` (``idempotency``, 24 by default, as Stripe k
 the stored responses of ``Idempotency-Key`` requests; a key reused after its record is gone
 is a new request.
 
+On SQLite the same hourly round refreshes the planner's statistics (``ANALYZE``, sampled),
+as the tables grow.
+
 Pending work — undelivered events, deliveries still being tried, jobs pending or running,
 dead letters — is never touched. Trace records have their own retention
 (``CASEDESK_TRACE_RETENTION_DAYS``).
@@ -157,6 +160,7 @@ class Housekeeping:
                 if await self.lease.try_acquire():
                     try:
                         await self.sweep_once()
+                        await self.database.refresh_statistics()
                     finally:
                         await self.lease.release()
             except Exception:  # a database hiccup must not end the worker

@@ -164,7 +164,9 @@ class Task(IdMixin, TimestampMixin, TenantScoped, Base):
 
     __tablename__ = "tasks"
     __table_args__ = (
-        Index("ix_tasks_case_id", "case_id"),
+        # The tenant in it lets SQLite's planner take it without statistics (over the
+        # tenant's indexes, which would scan every task of the tenant).
+        Index("ix_tasks_case", "case_id", "tenant_id", "id"),
         Index("ix_tasks_tenant_queue_status", "tenant_id", "queue_id", "status"),
         Index("ix_tasks_tenant_assignee_status", "tenant_id", "assignee_id", "status"),
     )
