@@ -188,6 +188,7 @@ async def _seed_cases(
     ids: list[str] = []
     try:
         async with container.unit_of_work(tenant_id) as uow:
+            await uow.begin_write()  # it writes after reading: on SQLite, BEGIN IMMEDIATE
             template = (await uow.templates.all())[0]
             queues = await uow.queues.all()
             existing = await uow.cases.list_page(
@@ -324,7 +325,7 @@ end
 def _wrk(base: str, path: str, script: Path, concurrency: int, seconds: int) -> Result:
     command = [
         "wrk",
-        "-t2",
+        f"-t{min(2, concurrency)}",  # wrk needs a connection per thread
         f"-c{concurrency}",
         f"-d{seconds}s",
         "--timeout",

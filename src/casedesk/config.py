@@ -59,7 +59,13 @@ class Settings(BaseSettings):
         default="sqlite+aiosqlite:///./casedesk.db",
         description="SQLAlchemy URL: sqlite:///path, postgresql://..., mysql:// or mariadb://...",
     )
-    database_pool_size: int = Field(default=10, ge=1, le=500)
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=500,
+        description="connections a process keeps open: on PostgreSQL and MariaDB with as"
+        " many again in overflow; on SQLite more are opened whenever all are busy",
+    )
     redis_url: str | None = Field(default=None, description="redis://host:port/db; off when unset")
     broker_url: str | None = Field(
         default=None, description="amqp://user:pass@host/; off when unset"

@@ -11,6 +11,9 @@ on all three.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import uuid
 from typing import Any
 
@@ -22,7 +25,7 @@ from casedesk.store import migrate
 from casedesk.store.database import Database, WriterGate
 from casedesk.store.models import Tenant
 from casedesk.store.unit_of_work import UnitOfWork
-from tests.support.backends import ScratchDatabase
+from tests.support.backends import TEST_SECRET_KEY, ScratchDatabase
 
 sqlite_only = pytest.mark.backends("sqlite")
 
@@ -352,3 +355,60 @@ async def test_refreshing_statistics_gives_the_writer_turn_back(
 ) -> None:
     await database.refresh_statistics()  # beyond SQLite: nothing to do
     await _writes_within(database, 5, f"{uuid.uuid4().hex[:6]}-after-refresh")
+
+
+@sqlite_only
+async def test_a_starting_worker_fails_no_write_of_the_server(
+    empty_database: ScratchDatabase,
+) -> None:
+    """``casedesk worker`` starting beside a busy server (its schema check, its statistics
+    refresh, its first relay and job rounds) makes no write of the server fail."""
+    url = empty_database.url
+    database = Database(url)
+    await migrate.upgrade(database.engine)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
+    env.update(
+        CASEDESK_DATABASE_URL=url, CASEDESK_SECRET_KEY=TEST_SECRET_KEY, CASEDESK_LOG_LEVEL="info"
+    )
+    label = uuid.uuid4().hex[:6]
+    written = 0
+    failures: list[BaseException] = []
+    stop = asyncio.Event()
+
+    async def keep_writing(n: int) -> None:
+        nonlocal written
+        while not stop.is_set():
+            try:
+                await _writes_within(database, 30, f"{label}-{n}-{written}")
+                written += 1
+            except Exception as exc:  # counted: the test fails on any
+                failures.append(exc)
+
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "casedesk",
+        "worker",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    writers = [asyncio.create_task(keep_writing(n)) for n in range(4)]
+    try:
+        assert worker.stdout is not None
+        output = b""
+        async with asyncio.timeout(60):
+            while b"casedesk worker running" not in output:
+                line = await worker.stdout.readline()
+                assert line, output.decode()
+                output += line
+        await asyncio.sleep(1)  # its first rounds beside the writers
+    finally:
+        stop.set()
+        await asyncio.gather(*writers)
+        worker.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(worker.wait(), timeout=30)
+        await database.dispose()
+    assert failures == []
+    assert written > 10
+    assert b"not refreshed" not in output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from alembic import command
@@ -9,9 +11,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from casedesk.store.database import SQLITE_ANALYZE
+from casedesk.store.database import SQLITE_ANALYZE, WRITE_OPTION
 
 SCRIPT_LOCATION = "casedesk:migrations"
 
@@ -56,7 +58,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
             for statement in SQLITE_ANALYZE:
                 connection.exec_driver_sql(statement)
 
-    async with engine.begin() as connection:
+    async with _writing(engine) as connection:
         await connection.run_sync(run)
 
 
@@ -64,5 +66,16 @@ async def downgrade(engine: AsyncEngine, revision: str) -> None:
     def run(connection: Connection) -> None:
         command.downgrade(alembic_config(connection), revision)
 
-    async with engine.begin() as connection:
+    async with _writing(engine) as connection:
         await connection.run_sync(run)
+
+
+@contextlib.asynccontextmanager
+async def _writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction begun as a writer: on SQLite it waits for the write lock at BEGIN (up
+    to the busy timeout) instead of failing when, after reading the revision, it would
+    upgrade its read lock while a server writes."""
+    async with engine.connect() as connection:
+        await connection.execution_options(**{WRITE_OPTION: True})
+        async with connection.begin():
+            yield connection
