@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from casedesk.activities import identity
 from casedesk.app import create_app
 from casedesk.bootstrap import Container, build
 from casedesk.domain.identity.roles import Role
+from casedesk.kit.clock import utcnow
 from casedesk.store.models import ApiKey, Tenant, User
 from tests.conftest import Tenants, settings_for
 from tests.support.cases import Desk, make_desk
@@ -169,11 +171,7 @@ async def test_a_key_is_not_kept_past_its_own_expiry(server: Server, tenants: Te
     assert entry.fresh_until <= server.clock.now + 0.5
 
 
-def _in(seconds: float) -> Any:
-    from datetime import timedelta
-
-    from casedesk.kit.clock import utcnow
-
+def _in(seconds: float) -> datetime:
     return utcnow() + timedelta(seconds=seconds)
 
 
@@ -231,14 +229,14 @@ async def test_the_use_of_a_cached_key_is_still_recorded(
         await container.close()
 
 
-async def _desk_on(server: Server, client: httpx.AsyncClient, tenants: Tenants) -> Desk:
+async def _desk_on(client: httpx.AsyncClient, tenants: Tenants) -> Desk:
     return await make_desk(client, await tenants.create(), tenants.container)
 
 
 async def test_the_detail_of_a_case_is_one_statement_and_one_for_its_comments(
     server: Server, client: httpx.AsyncClient, tenants: Tenants
 ) -> None:
-    desk = await _desk_on(server, client, tenants)
+    desk = await _desk_on(client, tenants)
     quiet = await desk.new_case(customer={"email": "ann@example.com", "name": "Ann"})
     talked = await desk.new_case()
     url = f"/api/v1/cases/{talked['id']}/comments"
@@ -261,7 +259,7 @@ async def test_the_detail_of_a_case_is_one_statement_and_one_for_its_comments(
 async def test_a_page_of_the_list_filtered_by_queue_and_state_is_one_statement(
     server: Server, client: httpx.AsyncClient, tenants: Tenants
 ) -> None:
-    desk = await _desk_on(server, client, tenants)
+    desk = await _desk_on(client, tenants)
     for _ in range(3):
         await desk.new_case()
     path = "/api/v1/cases?queue=support&state=new&limit=2"
