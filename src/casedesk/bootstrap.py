@@ -12,6 +12,7 @@ from casedesk.activities.channel_delivery import DELIVER as DELIVER_REPLY
 from casedesk.activities.dead_letters import REPLAY
 from casedesk.config import Settings
 from casedesk.domain.extensions.registry import ExtensionRegistry
+from casedesk.domain.identity.principal_cache import PrincipalCache
 from casedesk.domain.webhooks.deliveries import DELIVER
 from casedesk.integrations.hub import Hub
 from casedesk.kit.crypto import SecretBox
@@ -60,6 +61,13 @@ class Container:
     """Seals the secrets casedesk keeps (webhook signing keys)."""
     hooks: HookResolutions = field(default_factory=HookResolutions)
     """The triggers this process's hook ingress resolved lately (``platform.inbox``)."""
+    principals: PrincipalCache = field(init=False)
+    """The callers this process authenticated in the last ``auth_cache_seconds``."""
+
+    def __post_init__(self) -> None:
+        self.principals = PrincipalCache(
+            self.database.engine.sync_engine, self.settings.auth_cache_seconds
+        )
 
     def unit_of_work(self, tenant_id: uuid.UUID | None = None) -> UnitOfWork:
         return UnitOfWork(self.database, tenant_id)

@@ -105,6 +105,14 @@ class Settings(BaseSettings):
     api_key_touch_seconds: int = Field(
         default=60, ge=0, description="how often an API key's last-used time is written"
     )
+    auth_cache_seconds: float = Field(
+        default=5,
+        ge=0,
+        le=300,
+        description="how long a server process keeps the caller behind an API key before "
+        "reading the key again: a key revoked, a user deactivated or changed, a tenant "
+        "disabled by another process takes effect within this time (0: read every request)",
+    )
     portal_links_on_screen: bool | None = Field(
         default=None,
         description="show a customer's portal sign-in link on the screen instead of mailing "

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -126,7 +127,7 @@ async def test_cli_manages_tenants_users_and_keys(empty_database: ScratchDatabas
     assert missing.returncode == 1
     assert "tenant list" in missing.stderr
 
-    with served(url) as base:
+    with served(url, CASEDESK_AUTH_CACHE_SECONDS="1") as base:
         viewer = {"Authorization": f"Bearer {viewer_key}"}
         admin = {"Authorization": f"Bearer {admin_key}"}
         forbidden = httpx.post(
@@ -138,6 +139,12 @@ async def test_cli_manages_tenants_users_and_keys(empty_database: ScratchDatabas
 
         revoked = casedesk(url, "apikey", "revoke", "--tenant", "acme", me["api_key_id"])
         assert revoked.returncode == 0, revoked.stderr
+        # another process revoked it: the server refuses it within its cache time
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if httpx.get(f"{base}/api/v1/me", headers=admin).status_code == 401:
+                break
+            time.sleep(0.1)
         assert httpx.get(f"{base}/api/v1/me", headers=admin).status_code == 401
         assert httpx.get(f"{base}/api/v1/me", headers=viewer).status_code == 200
 

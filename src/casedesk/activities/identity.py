@@ -11,14 +11,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from casedesk.domain.identity.authentication import authenticate as resolve_principal
-from casedesk.domain.identity.keys import issue_key
+from casedesk.domain.identity.authentication import check_token, principal_of_key
+from casedesk.domain.identity.keys import hash_key, issue_key
 from casedesk.domain.identity.principal import Principal
+from casedesk.domain.identity.principal_cache import CachedPrincipal, PrincipalCache
 from casedesk.domain.identity.roles import Role
 from casedesk.domain.identity.users import ensure_admin_remains, ensure_email_free, normalise_email
 from casedesk.kit.clock import utcnow
 from casedesk.kit.errors import Conflict, InvalidInput, NotFound
 from casedesk.kit.ids import uuid7
+from casedesk.store.database import Database
+from casedesk.store.key_reads import key_by_hash, touch_key
 from casedesk.store.models import ApiKey, Tenant, User
 from casedesk.store.unit_of_work import UnitOfWork
 
@@ -133,15 +136,39 @@ async def revoke_api_key(uow: UnitOfWork, actor: Principal | None, key_id: uuid.
     return key
 
 
-async def authenticate(uow: UnitOfWork, token: str, touch_interval: timedelta) -> Principal:
+async def authenticate(
+    database: Database, cache: PrincipalCache, token: str, touch_interval: timedelta
+) -> Principal:
     """Resolve the request's key and record its use (at most once per ``touch_interval``).
 
-    The write is a transaction of its own, so the lookup itself never takes a write lock.
+    A principal read in the last few seconds comes from ``cache``; otherwise the key is read
+    in a transaction that is rolled back. Its use is written in a transaction of its own, so
+    the lookup itself never takes a write lock.
     """
-    principal, stale = await resolve_principal(uow, token, touch_interval)
-    await uow.rollback()
-    if stale and principal.api_key_id is not None:
-        await uow.begin_write()
-        await uow.api_keys.touch_any_tenant(principal.api_key_id)
-        await uow.commit()
-    return principal
+    check_token(token)
+    key_hash = hash_key(token)
+    entry = cache.get(key_hash) or await _read_key(database, cache, key_hash)
+    now = utcnow()
+    if entry.touched_at is None or now - entry.touched_at >= touch_interval:
+        async with UnitOfWork(database) as uow:
+            await uow.begin_write()
+            await touch_key(uow.session, entry.key_id, touch_interval)
+            await uow.commit()
+        entry.touched_at = now
+    return entry.principal
+
+
+async def _read_key(database: Database, cache: PrincipalCache, key_hash: str) -> CachedPrincipal:
+    read_at = cache.generation()
+    async with UnitOfWork(database) as uow:
+        found = await key_by_hash(uow.session, key_hash)
+    principal = principal_of_key(found)
+    assert found is not None
+    return cache.put(
+        key_hash,
+        principal,
+        read_at_generation=read_at,
+        key_id=found.key_id,
+        key_expires_at=found.expires_at,
+        touched_at=found.last_used_at,
+    )

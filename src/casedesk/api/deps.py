@@ -45,8 +45,9 @@ async def get_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("send an API key as `Authorization: Bearer <key>`")
     interval = timedelta(seconds=container.settings.api_key_touch_seconds)
-    async with container.unit_of_work() as uow:
-        principal = await authenticate(uow, credentials.credentials.strip(), interval)
+    principal = await authenticate(
+        container.database, container.principals, credentials.credentials.strip(), interval
+    )
     structlog.contextvars.bind_contextvars(
         tenant=principal.tenant_slug, user_id=str(principal.user_id)
     )

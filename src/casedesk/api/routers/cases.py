@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel
 from starlette.responses import JSONResponse
@@ -27,8 +28,9 @@ from casedesk.domain.cases.inputs import (
     RatingInput,
     TransferInput,
 )
-from casedesk.domain.cases.lists import CaseQuery, find_cases
+from casedesk.domain.cases.lists import CaseQuery
 from casedesk.domain.cases.priority import Priority
+from casedesk.domain.cases.reads import case_detail_json, case_page_json
 from casedesk.domain.cases.views import (
     CaseDetail,
     CaseSummary,
@@ -37,12 +39,14 @@ from casedesk.domain.cases.views import (
     comment_view,
     detail,
     history_entry,
-    summary,
 )
 from casedesk.domain.statemachine.definition import StateType
+from casedesk.kit.errors import NotFound
 from casedesk.kit.values import Instant
+from casedesk.store.case_reads import CaseReads
 from casedesk.store.cases import SORTS
 from casedesk.store.models import Case
+from casedesk.store.unit_of_work import UnitOfWork
 
 router = APIRouter(prefix=f"{API_V1}/cases", tags=["cases"], route_class=ApiRoute)
 
@@ -66,6 +70,22 @@ class HistoryPage(BaseModel):
 class CommentPage(BaseModel):
     items: list[CommentView]
     next_cursor: str | None
+
+
+def _uuid_text(value: object) -> str:
+    # orjson writes uuid.UUID itself; asyncpg returns a UUID type of its own
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    """A response of ``body`` serialised once, as pydantic would (instants in UTC end in Z)."""
+    return Response(
+        orjson.dumps(body, default=_uuid_text, option=orjson.OPT_UTC_Z),
+        headers=headers,
+        media_type="application/json",
+    )
 
 
 def _with_etag(view: CaseDetail, status_code: int = 200) -> JSONResponse:
@@ -124,7 +144,7 @@ async def list_cases(
     sort: str = Query(default="-created", description=f"one of {', '.join(SORTS)}"),
     limit: Limit = 50,
     cursor: CursorParam = None,
-) -> CasePage:
+) -> Response:
     query = CaseQuery(
         state=state,
         closed=closed,
@@ -139,13 +159,18 @@ async def list_cases(
         state_type=state_type,
         sla_due_before=sla_due_before,
     )
-    page = await find_cases(uow, query, sort=sort, limit=limit, cursor=cursor)
-    return CasePage(items=[summary(case) for case in page.items], next_cursor=page.next_cursor)
+    return _json(await case_page_json(uow, query, sort=sort, limit=limit, cursor=cursor))
 
 
 @router.get("/{case_id}", response_model=CaseDetail)
 async def read(case_id: uuid.UUID, context: ActivityContextDep) -> Response:
-    return await _detail(context, await context.uow.cases.get(case_id))
+    view = await case_detail_json(context.uow, case_id, context.extensions, context.edition)
+    return _json(view, headers={"ETag": f'"{view["version"]}"'})
+
+
+async def _ensure_case(uow: UnitOfWork, case_id: uuid.UUID) -> None:
+    if not await CaseReads(uow.session).exists(case_id):
+        raise NotFound(f"case {case_id} not found")
 
 
 @router.get(
@@ -154,7 +179,7 @@ async def read(case_id: uuid.UUID, context: ActivityContextDep) -> Response:
 async def history(
     case_id: uuid.UUID, uow: UnitOfWorkDep, limit: Limit = 100, cursor: CursorParam = None
 ) -> HistoryPage:
-    await uow.cases.get(case_id)
+    await _ensure_case(uow, case_id)
     page = await uow.actions.history(case_id, limit=limit, cursor=cursor)
     return HistoryPage(items=[history_entry(r) for r in page.items], next_cursor=page.next_cursor)
 
@@ -171,7 +196,7 @@ async def comments(
     limit: Limit = 50,
     cursor: str | None = None,
 ) -> CommentPage:
-    await uow.cases.get(case_id)
+    await _ensure_case(uow, case_id)
     pages = {"oldest": uow.comments.oldest_first, "newest": uow.comments.newest_first}
     page = await pages[order](case_id, limit=limit, cursor=cursor)
     return CommentPage(items=[comment_view(c) for c in page.items], next_cursor=page.next_cursor)
