@@ -179,3 +179,14 @@ async def test_a_capture_that_cannot_be_finished_is_counted_and_the_others_flow(
     assert unfinished_metric() - before == 1
     docs: list[Document] = orjson.loads(queue.published[0])
     assert [d["id"] for d in docs] == [str(good.id)]
+
+
+def test_a_document_has_exactly_the_columns_of_the_sql_tier() -> None:
+    # PostgreSQL maps a batch's documents onto rows by key (json_populate_recordset), so a
+    # column without a key would be written NULL.
+    from casedesk.traces.documents import document
+    from casedesk.traces.sql import _COLUMNS
+
+    request, response = exchange()
+
+    assert set(document(captured(request, response).finish())) == set(_COLUMNS)
