@@ -4,10 +4,11 @@ It prints, in one run:
 
 1. call overhead: the same GET to a local HTTP server (in its own process) through a hub
    that records and through one that does not, interleaved; median and p99 of each and of
-   the difference; plus the cost of recording alone (capture, redaction, append), measured
-   without the network;
-2. sustained ingest: records appended as fast as the flusher takes them, through the buffer
-   to Redis and RabbitMQ and on to PostgreSQL, with the persister's limit above the rate;
+   the difference; plus the cost of recording alone on the call path (the capture and the
+   append; redaction waits for the flusher), measured without the network;
+2. sustained ingest: attempts captured as the hub captures them, appended as fast as the
+   flusher takes them, redacted there, through the buffer to Redis and RabbitMQ and on to
+   PostgreSQL, with the persister's limit above the rate;
    records per second written to SQL;
 3. queryable latency: the time from the end of a call to its record being readable from
    the hot tier (p50, p99), at a steady rate;
@@ -47,11 +48,11 @@ from casedesk.store.models import TraceRow
 from casedesk.store.trace_queue import RabbitMQTraceQueue
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.traces.buffer import TraceBuffer
-from casedesk.traces.capture import ExchangeCapture
+from casedesk.traces.capture import CapturedAttempt, ExchangeCapture
 from casedesk.traces.flusher import TraceFlusher
 from casedesk.traces.hot_redis import RedisHotStore
 from casedesk.traces.persister import TracePersister
-from casedesk.traces.records import CallOrigin, TraceRecord
+from casedesk.traces.records import CallOrigin
 from casedesk.traces.redaction import Redactor
 
 console = Console(width=140)
@@ -99,8 +100,8 @@ def _sample_record(
     tenant_id: uuid.UUID,
     capture: ExchangeCapture,
     exchange: tuple[httpx.Request, httpx.Response] | None = None,
-) -> TraceRecord:
-    """A realistic record, built the way the hub builds one."""
+) -> CapturedAttempt:
+    """A realistic attempt, captured the way the hub captures one."""
     request, response = exchange or _exchange()
     origin = CallOrigin(
         tenant_id=tenant_id,
@@ -109,7 +110,7 @@ def _sample_record(
         action="create_ticket",
         execution_id="exec-1",
     )
-    return capture.record(
+    return capture.attempt(
         origin=origin,
         span=new_trace(),
         parent_span_id=None,
@@ -266,7 +267,7 @@ async def _ingest(url: str, tenant: uuid.UUID, seconds: float) -> dict[str, floa
         await pipeline.stop()
 
 
-def _fresh(template: TraceRecord) -> TraceRecord:
+def _fresh(template: CapturedAttempt) -> CapturedAttempt:
     from dataclasses import replace
 
     return replace(template, id=uuid.uuid4(), started_at=datetime.now(UTC))

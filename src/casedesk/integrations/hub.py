@@ -391,7 +391,7 @@ class Connection:
         duration = attempt.elapsed()
         if self._recorder is None:
             return
-        record = self._capture.record(
+        captured = self._capture.attempt(
             origin=attempt.origin,
             span=attempt.span,
             parent_span_id=None if attempt.parent is None else attempt.parent.span_id,
@@ -405,7 +405,7 @@ class Connection:
             ttfb_ms=None if ttfb is None else ttfb * 1000,
             error=error,
         )
-        self._recorder.append(record)
+        self._recorder.append(captured)
 
     def _target(self, url: str) -> httpx.URL:
         target = _parse_url(url)

@@ -1,7 +1,10 @@
 """Moves trace records from the call path's buffer to the hot tier and the queue.
 
-Each batch goes to the hot tier first (so it is queryable within moments) and then to the
-queue the SQL persister reads. The two fail apart:
+The flusher makes the records: it takes what the call path captured and redacts it, a
+slice of at most ``slice_seconds`` at a time with the event loop let go in between, so the
+work moved off the calls does not hold them up in a block either. Each batch goes to the
+hot tier first (so it is queryable within moments) and then to the queue the SQL persister
+reads. The two fail apart:
 
 - hot tier down: the batch still goes to the queue (and so to SQL, which reads fall back to);
   the failure is logged and counted;
@@ -14,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from prometheus_client import Counter
 
 from casedesk.kit.logging import get_logger
 from casedesk.store.bus.base import BusUnavailable
 from casedesk.store.trace_queue import TraceQueue
-from casedesk.traces.buffer import TraceBuffer
+from casedesk.traces.buffer import Entry, TraceBuffer, finish
 from casedesk.traces.documents import Document, document
 from casedesk.traces.hot import HotStore, HotStoreUnavailable
 
@@ -44,6 +48,7 @@ class TraceFlusher:
         batch_size: int = 1000,
         linger: float = 0.02,
         max_backoff: float = 5.0,
+        slice_seconds: float = 0.0005,
     ) -> None:
         self.buffer = buffer
         self.hot = hot
@@ -52,16 +57,23 @@ class TraceFlusher:
         self.linger = linger
         """How long a lone record may wait for others to share its batch."""
         self.max_backoff = max_backoff
+        self.slice_seconds = slice_seconds
+        """How long redaction may keep the event loop before other tasks get a turn."""
+        self._taken: list[Entry] = []
+        """Entries out of the buffer whose records are being made (made again if cancelled)."""
         self._held: list[Document] = []
         self._task: asyncio.Task[None] | None = None
 
     async def flush_once(self) -> int:
         """Move one batch; returns how many records reached the queue (0 when it is down)."""
         if not self._held:
-            records = self.buffer.drain(self.batch_size)
-            if not records:
+            self._taken = self._taken or self.buffer.take(self.batch_size)
+            if not self._taken:
                 return 0
-            self._held = [document(record) for record in records]
+            self._held = await self._documents(self._taken)
+            self._taken = []
+            if not self._held:
+                return 0
             await self._to_hot(self._held)
         try:
             await self.queue.publish(self._held)
@@ -75,6 +87,18 @@ class TraceFlusher:
         FLUSHED.inc(moved)
         return moved
 
+    async def _documents(self, entries: list[Entry]) -> list[Document]:
+        docs: list[Document] = []
+        until = time.perf_counter() + self.slice_seconds
+        for entry in entries:
+            record = finish(entry)
+            if record is not None:
+                docs.append(document(record))
+            if time.perf_counter() > until:
+                await asyncio.sleep(0)
+                until = time.perf_counter() + self.slice_seconds
+        return docs
+
     async def _to_hot(self, docs: list[Document]) -> None:
         try:
             await self.hot.put_many(docs)
@@ -85,7 +109,7 @@ class TraceFlusher:
     async def run(self) -> None:
         backoff = 0.05
         while True:
-            if not self._held and len(self.buffer) == 0:
+            if not self._held and not self._taken and len(self.buffer) == 0:
                 await self.buffer.wait_for_records()
                 await asyncio.sleep(self.linger)
             moved = await self.flush_once()
@@ -107,5 +131,5 @@ class TraceFlusher:
             self._task = None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(drain_for):
-                while (self._held or len(self.buffer)) and await self.flush_once():
+                while (self._held or self._taken or len(self.buffer)) and await self.flush_once():
                     pass

@@ -22,16 +22,17 @@ and removes the members that started more than ``ttl`` ago, so no index outgrows
 window; an index no longer written expires with its records. Members whose record has
 expired in between are skipped on read.
 
-``put_many`` sends a batch in one pipelined round trip, without MULTI: each command is
-idempotent, so a batch retried after a failure leaves the same state (its documents
-appear on the tail again).
+``put_many`` sends a batch as one call of a server-side script (``_PUT_SCRIPT``): the
+records, their tail entries and the index updates of the whole batch in one command, which
+costs the client one command to encode and one reply to parse instead of several per record.
+Each write in it is idempotent, so a batch retried after a failure leaves the same state
+(its documents appear on the tail again).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import aclosing, contextmanager
 from datetime import datetime, timedelta
@@ -39,7 +40,6 @@ from typing import cast
 
 import orjson
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -71,6 +71,53 @@ _TAIL_BLOCK_MS = 2_000
 _SOCKET_TIMEOUT_S = 5.0
 _CONNECT_TIMEOUT_S = 2.0
 
+_PUT_SCRIPT = """
+-- ARGV[1]: the batch's plan as JSON: namespace, ttl in ms, the tails' length, the lowest
+-- score kept, and for each record [tenant, id, score, execution id or null, connection id
+-- or null]; ARGV[1 + i]: the JSON of record i. The keys are those of the module's layout.
+local plan = cjson.decode(ARGV[1])
+local ns, ttl, length = plan.ns, plan.ttl, plan.length
+local indexes, order, tails = {}, {}, {}
+local function index(key, score, id)
+  local members = indexes[key]
+  if members == nil then
+    members = {}
+    indexes[key] = members
+    order[#order + 1] = key
+  end
+  members[#members + 1] = score
+  members[#members + 1] = id
+end
+for i, record in ipairs(plan.records) do
+  local tenant, id, score = record[1], record[2], record[3]
+  local doc = ARGV[1 + i]
+  local tail = ns .. ':tail:' .. tenant
+  redis.call('SET', ns .. ':trace:' .. tenant .. ':' .. id, doc, 'PX', ttl)
+  redis.call('XADD', tail, 'MAXLEN', '~', length, '*', 'doc', doc)
+  tails[tail] = true
+  local timeline = ns .. ':traces:' .. tenant
+  index(timeline, score, id)
+  if record[4] ~= cjson.null then
+    index(timeline .. ':exec:' .. record[4], score, id)
+  end
+  if record[5] ~= cjson.null then
+    index(timeline .. ':conn:' .. record[5], score, id)
+  end
+end
+for tail in pairs(tails) do
+  redis.call('PEXPIRE', tail, ttl)
+end
+for _, key in ipairs(order) do
+  local members = indexes[key]
+  for first = 1, #members, 7000 do  -- within Lua's limit on unpacked values
+    redis.call('ZADD', key, unpack(members, first, math.min(first + 6999, #members)))
+  end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. plan.lowest)
+  redis.call('PEXPIRE', key, ttl)
+end
+return #plan.records
+"""
+
 
 @contextmanager
 def _reaching_redis() -> Iterator[None]:
@@ -89,6 +136,10 @@ def _settle(read: asyncio.Future[_StreamsRead]) -> None:
 class _Keys:
     def __init__(self, namespace: str) -> None:
         self._ns = namespace
+
+    @property
+    def namespace(self) -> str:
+        return self._ns
 
     def record(self, tenant: str, record_id: str) -> str:
         return f"{self._ns}:trace:{tenant}:{record_id}"
@@ -159,18 +210,16 @@ class RedisHotStore:
         self._ttl_ms = ttl // timedelta(milliseconds=1)
         self._stream_length = stream_length
         self._clock = clock
+        self._put = self._redis.register_script(_PUT_SCRIPT)
 
     async def put_many(self, docs: Sequence[Document]) -> None:
         lowest = epoch_us(self._clock() - self._ttl)
-        hot = [doc for doc in docs if index_key(doc)[0] >= lowest]
+        keyed = [(index_key(doc), doc) for doc in docs]
+        hot = [(key, doc) for key, doc in keyed if key[0] >= lowest]
         if not hot:
             return
-        pipe = self._redis.pipeline(transaction=False)
-        for doc in hot:
-            self._write_record(pipe, doc)
-        self._write_indexes(pipe, hot, lowest)
         with _reaching_redis():
-            await pipe.execute()
+            await self._put(args=self._batch(hot, lowest))
 
     async def get(self, tenant_id: uuid.UUID, trace_record_id: uuid.UUID) -> Document | None:
         with _reaching_redis():
@@ -211,29 +260,23 @@ class RedisHotStore:
     async def aclose(self) -> None:
         await self._redis.aclose()
 
-    def _write_record(self, pipe: Pipeline, doc: Document) -> None:
-        tenant = doc["tenant_id"]
-        payload = orjson.dumps(doc)
-        pipe.set(self._keys.record(tenant, doc["id"]), payload, px=self._ttl_ms)
-        pipe.xadd(
-            self._keys.tail(tenant),
-            {"doc": payload},
-            maxlen=self._stream_length,
-            approximate=True,
-        )
+    def _batch(self, hot: list[tuple[IndexKey, Document]], lowest: int) -> list[bytes]:
+        """The arguments of one call of ``_PUT_SCRIPT``: the plan, then each document.
 
-    def _write_indexes(self, pipe: Pipeline, docs: list[Document], lowest: int) -> None:
-        members: defaultdict[str, dict[str, int]] = defaultdict(dict)
-        for doc in docs:
-            started, record_id = index_key(doc)
-            for index in self._keys.indexes_of(doc):
-                members[index][record_id] = started
-        for index, scores in members.items():
-            pipe.zadd(index, scores)
-            pipe.zremrangebyscore(index, "-inf", f"({lowest}")
-            pipe.pexpire(index, self._ttl_ms)
-        for stream in {self._keys.tail(doc["tenant_id"]) for doc in docs}:
-            pipe.pexpire(stream, self._ttl_ms)
+        Scores travel as text: Lua's numbers would print a microsecond score rounded.
+        """
+        records = [
+            (doc["tenant_id"], record_id, str(started), doc["execution_id"], doc["connection_id"])
+            for (started, record_id), doc in hot
+        ]
+        plan = {
+            "ns": self._keys.namespace,
+            "ttl": self._ttl_ms,
+            "length": self._stream_length,
+            "lowest": str(lowest),
+            "records": records,
+        }
+        return [orjson.dumps(plan), *(orjson.dumps(doc) for _, doc in hot)]
 
     async def _newest(
         self, index: str, tenant: str, bounds: KeyRange

@@ -1,7 +1,8 @@
 """What one attempt of a third-party call leaves behind: a trace record.
 
-Records are built on the call path, so they are plain slotted dataclasses holding values
-that are already redacted and capped; nothing here parses or validates again.
+Records are plain slotted dataclasses holding values that are already redacted and capped;
+nothing here parses or validates again. The call path only captures an attempt
+(``capture.CapturedAttempt``); the record is made from it off that path.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from casedesk.traces.capture import CapturedAttempt
 
 HeaderPairs = tuple[tuple[str, str], ...]
 """Header (name, value) pairs in the order sent or received; names are lower-case and may repeat."""
@@ -77,6 +81,7 @@ class TraceRecord:
 
 
 class TraceRecorder(Protocol):
-    """Where the hub hands records; must return at once and never fail the call."""
+    """Where the hub hands what it captured of each attempt; must return at once and never
+    fail the call. The record is made (redacted) later, off the call path."""
 
-    def append(self, record: TraceRecord) -> None: ...
+    def append(self, entry: CapturedAttempt) -> None: ...

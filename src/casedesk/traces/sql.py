@@ -1,7 +1,8 @@
 """The SQL tier: batches written the fastest way each database offers, read back as documents.
 
-- PostgreSQL: ``COPY`` into a temporary table, then ``INSERT … SELECT … ON CONFLICT DO
-  NOTHING`` (COPY alone cannot skip a record that is already there);
+- PostgreSQL: the whole batch as one JSON parameter, turned into rows by the server
+  (``json_populate_recordset`` with the table's own row type) in one ``INSERT … SELECT … ON
+  CONFLICT DO NOTHING``: one statement, and no Python work per record;
 - MariaDB/MySQL: one multi-row ``INSERT IGNORE``;
 - SQLite: ``INSERT OR IGNORE`` with executemany.
 
@@ -16,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import and_, delete, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casedesk.store.models import TraceRow
@@ -25,6 +26,13 @@ from casedesk.traces.documents import Document
 from casedesk.traces.query import TraceQuery
 
 _COLUMNS = [column.name for column in TraceRow.__table__.columns]
+_FROM_JSON = text(
+    f"INSERT INTO trace_records ({', '.join(_COLUMNS)}) "  # noqa: S608 - fixed names
+    f"SELECT {', '.join(_COLUMNS)} "
+    "FROM json_populate_recordset(NULL::trace_records, CAST(:batch AS text)::json) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+"""A document's keys are the table's column names, so the server maps them itself."""
 _STATUS_RANGES = {f"{n}xx": (n * 100, n * 100 + 100) for n in range(1, 6)}
 
 
@@ -81,44 +89,17 @@ async def write_batch(session: AsyncSession, docs: Sequence[Document]) -> None:
     already stored are skipped."""
     if not docs:
         return
-    rows = [_row(doc) for doc in docs]
     dialect = (await session.connection()).dialect.name
     if dialect == "postgresql":
-        await _copy(session, rows)
-    elif dialect in ("mysql", "mariadb"):
+        await session.execute(_FROM_JSON, {"batch": orjson.dumps(list(docs)).decode()})
+        return
+    rows = [_row(doc) for doc in docs]
+    if dialect in ("mysql", "mariadb"):
         statement = insert(TraceRow).prefix_with("IGNORE").values(rows)
         await session.execute(statement.execution_options(**{ALL_TENANTS: True}))
     else:
         statement = insert(TraceRow).prefix_with("OR IGNORE")
         await session.execute(statement.execution_options(**{ALL_TENANTS: True}), rows)
-
-
-async def _copy(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    connection = await session.connection()
-    # The driver opens the transaction at the first statement SQLAlchemy sends; send one so
-    # the COPY and the INSERT below run inside it (the temp table empties at commit).
-    await connection.exec_driver_sql("SELECT 1")
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    await driver.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS trace_records_incoming "
-        "(LIKE trace_records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
-    json_columns = {"request", "response", "error"}
-    records = [
-        tuple(
-            orjson.dumps(row[c]).decode() if c in json_columns and row[c] is not None else row[c]
-            for c in _COLUMNS
-        )
-        for row in rows
-    ]
-    await driver.copy_records_to_table("trace_records_incoming", records=records, columns=_COLUMNS)
-    columns = ", ".join(_COLUMNS)
-    await driver.execute(
-        f"INSERT INTO trace_records ({columns}) SELECT {columns} "  # noqa: S608 - fixed names
-        "FROM trace_records_incoming ON CONFLICT (id) DO NOTHING"
-    )
 
 
 async def get(session: AsyncSession, record_id: uuid.UUID) -> Document | None:

@@ -33,6 +33,7 @@ from casedesk.store.models import Rule
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.worker.actions import automation_record, refusal_record, run_actions
 from casedesk.worker.consumers import ConsumerGroup
+from casedesk.worker.tenant_cache import TenantCache
 
 GROUP = "automation"
 RULE_RUNS = Counter("casedesk_rule_runs_total", "Rules that acted on an event", ["outcome"])
@@ -69,25 +70,43 @@ class Automation:
     ) -> None:
         self.database = database
         self.extensions = extensions
-        self.rules_ttl = rules_ttl
+        self._rules = TenantCache(database, self._load_rules, ttl=rules_ttl)
+        self._specs: dict[bytes, RuleSpec] = {}
+
+    @property
+    def rules_ttl(self) -> float:
         """How long a tenant's rules are reused: a changed rule applies within this time."""
-        self._rules: dict[uuid.UUID, TenantRules] = {}
+        return self._rules.ttl
+
+    @rules_ttl.setter
+    def rules_ttl(self, seconds: float) -> None:
+        self._rules.ttl = seconds
 
     async def rules_of(self, tenant_id: uuid.UUID) -> TenantRules:
-        cached = self._rules.get(tenant_id)
-        if cached is not None and time.monotonic() - cached.loaded_at < self.rules_ttl:
-            return cached
-        async with UnitOfWork(self.database, tenant_id) as uow:
-            tenant = await uow.tenants.get(tenant_id)
-            rules = await uow.rules.in_order(enabled_only=True)
-        loaded = TenantRules(
+        return await self._rules.get(tenant_id)
+
+    async def _load_rules(self, uow: UnitOfWork) -> TenantRules:
+        assert uow.tenant_id is not None
+        tenant = await uow.tenants.get(uow.tenant_id)
+        rules = await uow.rules.in_order(enabled_only=True)
+        return TenantRules(
             tenant.enabled,
             tenant.edition,
-            [(rule, RuleSpec.model_validate(_spec_of(rule))) for rule in rules],
+            [(rule, self._spec(rule)) for rule in rules],
             time.monotonic(),
         )
-        self._rules[tenant_id] = loaded
-        return loaded
+
+    def _spec(self, rule: Rule) -> RuleSpec:
+        """The rule's parsed spec, validated once per version of the rule: keyed by what it
+        says, so an edit made any way at all is a new version."""
+        fields = _spec_of(rule)
+        version = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+        spec = self._specs.get(version)
+        if spec is None:
+            if len(self._specs) > 10_000:
+                self._specs.clear()
+            spec = self._specs[version] = RuleSpec.model_validate(fields)
+        return spec
 
     def group(self) -> ConsumerGroup:
         """Every event a rule may name: each declared type about a case, SLA ones included."""
