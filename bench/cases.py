@@ -410,15 +410,18 @@ def _serve(
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its server processes can be stopped with it, as a group
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    # Each server process imports the whole app: on a busy machine that takes a while.
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return process
         except httpx.TransportError:
             time.sleep(0.2)
-    process.kill()
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
     raise RuntimeError(f"casedesk serve did not start; see {log}")
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from bench import peer as helpdesk
 from bench.cases import LIST_PATH, Result, _wrk, console, drop_database, running, seed
@@ -92,7 +93,12 @@ def _settle(url: str, limit: float = 120) -> None:
     """Wait until the worker has relayed what the creates wrote, so that its work does not
     fall into the next measurement (the peer's, or ours)."""
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline and asyncio.run(_unpublished(url)) > 0:
+    while time.monotonic() < deadline:
+        try:
+            if asyncio.run(_unpublished(url)) == 0:
+                return
+        except DBAPIError:  # a busy server refusing a connection: ask again
+            pass
         time.sleep(0.5)
 
 
