@@ -99,12 +99,14 @@ def package(frame: str) -> str:
 
 def breakdown(collapsed: str) -> tuple[int, Counter[str], Counter[str]]:
     """From py-spy's raw output (``frame;frame;… count`` a line, outermost first): the
-    samples, and per package the samples whose innermost frame is in it (self) and the
-    samples with it anywhere on the stack (in stack)."""
+    samples of the servers' event loops, and per package the samples whose innermost frame
+    is in it (self) and the samples with it anywhere on the stack (in stack). Other threads
+    (the statement counter's writer, executor threads) and uvicorn's supervising process
+    are left out: only stacks under uvicorn's ``Server.run`` count."""
     total, own, anywhere = 0, Counter[str](), Counter[str]()
     for line in collapsed.splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
+        if not stack or not count.isdigit() or "/uvicorn/server.py" not in stack:
             continue
         samples = int(count)
         packages = [package(frame) for frame in stack.split(";")]
@@ -260,7 +262,7 @@ def _report(
 
 def _report_breakdown(collapsed: str, rows: int = 16) -> None:
     total, own, anywhere = breakdown(collapsed)
-    table = Table(title=f"server CPU by package ({total:,} samples of running threads)")
+    table = Table(title=f"server CPU by package ({total:,} samples of the event loops)")
     for column in ("package", "self %", "in stack %"):
         table.add_column(column, justify="left" if column == "package" else "right")
     for name, samples in own.most_common(rows):

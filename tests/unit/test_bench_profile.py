@@ -21,8 +21,11 @@ def test_frames_are_named_by_their_package() -> None:
     assert package('process 12:"python -m casedesk serve"') == "other"
 
 
-def test_the_breakdown_counts_the_innermost_package_and_every_package_on_the_stack() -> None:
-    serve = 'process 1:"python -m casedesk serve"'
+def test_the_breakdown_counts_the_event_loops_innermost_package_and_every_one_on_the_stack() -> (
+    None
+):
+    serve = f'process 1:"python -m casedesk serve";run ({SITE}/uvicorn/server.py:67)'
+    writer = f"_bootstrap ({LIB}/threading.py:1002);replace ({LIB}/pathlib.py:1188)"
     route = "detail (/app/src/casedesk/api/routers/cases.py:88)"
     query = f"execute ({SITE}/sqlalchemy/engine/base.py:1410)"
     adapt = f"fetch ({SITE}/asyncpg/prepared_stmt.py:177)"
@@ -32,12 +35,13 @@ def test_the_breakdown_counts_the_innermost_package_and_every_package_on_the_sta
             f"{serve};{route};{query} 3",
             f"{serve};{route} 1",
             f"{serve} 2",
+            f"{writer} 40",
             "not a stack line",
         ]
     )
     total, own, anywhere = breakdown(collapsed)
     assert total == 12
-    assert own == {"asyncpg": 6, "sqlalchemy": 3, "casedesk.api": 1, "other": 2}
+    assert own == {"asyncpg": 6, "sqlalchemy": 3, "casedesk.api": 1, "uvicorn+uvloop+httptools": 2}
     assert anywhere["casedesk.api"] == 10
     assert anywhere["sqlalchemy"] == 9
     assert anywhere["asyncpg"] == 6
