@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit bench bench-automation bench-traces bench-platform bench-channels bench-pages clean
+.PHONY: run test lint unit bench bench-cases bench-servers profile bench-automation bench-traces bench-platform bench-channels bench-pages clean
 
 $(VENV)/.run-deps: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "casedesk needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -34,10 +34,29 @@ lint: $(VENV)/.test-deps
 test: lint
 	$(BIN)/pytest --durations=30
 
-## bench: the case API benchmark (PostgreSQL, 100,000 cases, wrk at concurrency 32)
+$(VENV)/.bench-deps: $(VENV)/.test-deps
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	@touch $@
+
+## bench: the case API beside django-helpdesk (same wrk settings), PostgreSQL and SQLite; BENCH_ARGS=--quick for a short run
 bench: $(VENV)/.test-deps
 	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "install wrk (apt-get install wrk) and retry"; exit 1; }
+	$(BIN)/python -m bench.compare $(BENCH_ARGS)
+
+## bench-cases: the case API alone (PostgreSQL, 100,000 cases, wrk at concurrency 32, with 8 tenants)
+bench-cases: $(VENV)/.test-deps
+	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "install wrk (apt-get install wrk) and retry"; exit 1; }
 	$(BIN)/python -m bench.cases $(BENCH_ARGS)
+
+## bench-servers: uvicorn on uvloop and asyncio, granian, and 1-4 server processes (detail, create)
+bench-servers: $(VENV)/.bench-deps
+	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "install wrk (apt-get install wrk) and retry"; exit 1; }
+	$(BIN)/python -m bench.servers $(BENCH_ARGS)
+
+## profile: py-spy on the server under wrk, SQL per request, CPU by package; PROFILE_ARGS="--scenario detail"
+profile: $(VENV)/.bench-deps
+	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "install wrk (apt-get install wrk) and retry"; exit 1; }
+	$(BIN)/python -m bench.profile $(PROFILE_ARGS)
 
 ## bench-automation: commit → rule effect latency and events/s with one and two workers
 bench-automation: $(VENV)/.test-deps

@@ -95,17 +95,29 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _fresh_database(backend: str, workdir: Path) -> str:
+async def _fresh_database(backend: str, workdir: Path, name: str = "casedesk_bench") -> str:
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
     admin = load_settings(database_url=ADMIN_URLS[backend]).database_url
     engine = nullpool_engine(admin)
     async with engine.connect() as connection:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text("DROP DATABASE IF EXISTS casedesk_bench"))
-        await connection.execute(text("CREATE DATABASE casedesk_bench"))
+        await connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        await connection.execute(text(f"CREATE DATABASE {name}"))
     await engine.dispose()
-    return make_url(admin).set(database="casedesk_bench").render_as_string(hide_password=False)
+    return make_url(admin).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(backend: str, name: str) -> None:
+    """Drop a database ``_fresh_database`` made on a server (a SQLite file goes with its
+    folder)."""
+    if backend == "sqlite":
+        return
+    engine = nullpool_engine(load_settings(database_url=ADMIN_URLS[backend]).database_url)
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+    await engine.dispose()
 
 
 async def _tenant_key(url: str, slug: str) -> str:
@@ -283,6 +295,33 @@ async def _seed_cases(
     return ids
 
 
+@dataclass
+class Seeded:
+    """A database seeded for the case API scenarios, and the wrk scripts that drive them."""
+
+    url: str
+    key: str
+    ids: list[str]
+    other_keys: list[str]
+    scripts: dict[str, Path]
+
+
+def seed(
+    backend: str, cases: int, workdir: Path, database: str = "casedesk_bench", tenants: int = 8
+) -> Seeded:
+    """A fresh database with the bench tenant, its ``cases`` and ``tenants`` further
+    tenants (configured through the API of a server started for it), and the wrk scripts."""
+    url = asyncio.run(_fresh_database(backend, workdir, database))
+    tenant_id, key, agents = asyncio.run(_seed_identity(url))
+    with running(url, 1, workdir) as base:
+        _configure(base, {"Authorization": f"Bearer {key}"})
+        other_keys = [asyncio.run(_tenant_key(url, f"bench-{n}")) for n in range(tenants)]
+        for other in other_keys:
+            _configure(base, {"Authorization": f"Bearer {other}"})
+    ids = asyncio.run(_seed_cases(url, tenant_id, agents, cases))
+    return Seeded(url, key, ids, other_keys, _lua(workdir, key, ids, other_keys))
+
+
 def _lua(workdir: Path, key: str, ids: list[str], other_keys: list[str]) -> dict[str, Path]:
     auth = f'wrk.headers["Authorization"] = "Bearer {key}"\n'
     (workdir / "ids.txt").write_text("\n".join(ids))
@@ -322,14 +361,16 @@ end
 """
 
 
-def _wrk(base: str, path: str, script: Path, concurrency: int, seconds: int) -> Result:
+def _wrk(
+    base: str, path: str, script: Path, concurrency: int, seconds: int, timeout: int = 10
+) -> Result:
     command = [
         "wrk",
         f"-t{min(2, concurrency)}",  # wrk needs a connection per thread
         f"-c{concurrency}",
         f"-d{seconds}s",
         "--timeout",
-        "10s",
+        f"{timeout}s",
         "-s",
         str(script),
         base + path,
@@ -342,7 +383,15 @@ def _wrk(base: str, path: str, script: Path, concurrency: int, seconds: int) -> 
     return Result(float(rps), float(p50), float(p99), int(errors))
 
 
-def _serve(url: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+def _serve(
+    url: str,
+    port: int,
+    workers: int,
+    log: Path,
+    command: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """``casedesk serve`` (or ``command``, given the port and the process count after it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
     env.update(
         CASEDESK_DATABASE_URL=url,
@@ -350,29 +399,60 @@ def _serve(url: str, port: int, workers: int, log: Path) -> subprocess.Popen[byt
         CASEDESK_DATABASE_POOL_SIZE="16",
         CASEDESK_SEPARATE_WORKERS="true",
     )
+    env.update(extra_env or {})
     process = subprocess.Popen(
-        [sys.executable, "-m", "casedesk", "serve", "--port", str(port), "--workers", str(workers)],
+        [
+            *(command or [sys.executable, "-m", "casedesk", "serve"]),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its server processes can be stopped with it, as a group
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    # Each server process imports the whole app: on a busy machine that takes a while.
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return process
         except httpx.TransportError:
             time.sleep(0.2)
-    process.kill()
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
     raise RuntimeError(f"casedesk serve did not start; see {log}")
 
 
 @contextmanager
-def running(url: str, workers: int, workdir: Path) -> Iterator[str]:
+def running(
+    url: str,
+    workers: int,
+    workdir: Path,
+    command: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[str]:
     """``casedesk serve`` with ``workers`` processes and, as in production, the event relay
     and automation in a ``casedesk worker`` beside them; the base URL while they run."""
+    with running_server(url, workers, workdir, command, extra_env) as (base, _):
+        yield base
+
+
+@contextmanager
+def running_server(
+    url: str,
+    workers: int,
+    workdir: Path,
+    command: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As :func:`running`, with the server's process too (for a profiler to attach to);
+    ``command`` and ``extra_env`` start the server another way (another ASGI server, a
+    statement counter) with the same worker beside it."""
     port = _free_port()
-    server = _serve(url, port, workers, workdir / "server.log")
+    server = _serve(url, port, workers, workdir / "server.log", command, extra_env)
     worker_env = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
     worker_env.update(
         CASEDESK_DATABASE_URL=url, CASEDESK_SECRET_KEY=os.environ["CASEDESK_SECRET_KEY"]
@@ -384,7 +464,7 @@ def running(url: str, workers: int, workdir: Path) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", server
     finally:
         for process in (server, worker):
             process.send_signal(signal.SIGTERM)

@@ -146,7 +146,7 @@ def serve(
     """Serve the HTTP API."""
     import uvicorn
 
-    from casedesk.api.server import PROTOCOL
+    from casedesk.api.server import uvicorn_options
 
     settings = settings_or_exit()
     try:
@@ -158,19 +158,11 @@ def serve(
     if worker_count > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="casedesk-metrics-")
     bind_host, bind_port = host or settings.host, port or settings.port
-    err.print(f"casedesk serving on http://{bind_host}:{bind_port} ({worker_count} worker(s))")
-    uvicorn.run(
-        "casedesk.app:create_app",
-        factory=True,
-        host=bind_host,
-        port=bind_port,
-        workers=worker_count,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=True,
-        http=PROTOCOL,
+    err.print(
+        f"casedesk serving on http://{bind_host}:{bind_port} ({worker_count} worker(s), "
+        f"{settings.server_loop})"
     )
+    uvicorn.run(**uvicorn_options(bind_host, bind_port, worker_count, settings.server_loop))
 
 
 @app.command()

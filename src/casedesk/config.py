@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     )
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    server_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop",
+        description="the event loop of `casedesk serve`: uvloop (the faster; uvicorn[standard] "
+        "installs it) or the standard library's asyncio",
+    )
     separate_workers: bool = Field(
         default=False,
         description="true when `casedesk worker` processes run the relay and consumers, "

@@ -5,6 +5,7 @@ These run the real ``casedesk`` command and a real server process over HTTP.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -177,3 +179,20 @@ def test_an_unreachable_database_says_what_to_check() -> None:
     result = casedesk("postgresql://postgres@127.0.0.1:1/nothing", "db", "current")
     assert result.returncode == 1
     assert "CASEDESK_DATABASE_URL" in result.stderr
+
+
+def test_a_malformed_request_is_a_problem_on_the_asyncio_loop_too(tmp_path: Path) -> None:
+    # uvloop, the default, is covered by the newcomer's test of the same answer
+    url = f"sqlite:///{tmp_path / 'loop.db'}"
+    assert casedesk(url, "db", "upgrade").returncode == 0
+    with served(url, CASEDESK_SERVER_LOOP="asyncio") as base:
+        host, port = base.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall("GET /api/v1/cases?customer=é HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"content-type: application/problem+json" in head.lower()
+    assert json.loads(body)["type"] == "/problems/malformed-request"

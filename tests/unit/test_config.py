@@ -49,6 +49,7 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
         ("CASEDESK_PORT", "70000", "less than or equal to 65535"),
         ("CASEDESK_WORKERS", "many", "valid integer"),
         ("CASEDESK_LOG_FORMAT", "xml", "'json' or 'console'"),
+        ("CASEDESK_SERVER_LOOP", "trio", "'uvloop' or 'asyncio'"),
         ("CASEDESK_SECRET_KEY", "short", "at least 16"),
     ],
 )

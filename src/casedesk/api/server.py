@@ -1,4 +1,5 @@
-"""The HTTP protocol ``casedesk serve`` runs: uvicorn's own, except for one answer.
+"""How ``casedesk serve`` runs uvicorn, and its HTTP protocol: uvicorn's own, except for one
+answer.
 
 A request that uvicorn's parser refuses (raw UTF-8 in the query string, a broken request
 line) never reaches the app, and uvicorn answers it with a ``text/plain`` 400. This subclass
@@ -8,11 +9,34 @@ a problem document instead, like every other error of the API.
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 PROTOCOL = f"{__name__}:ProblemHttpToolsProtocol"
 """What ``uvicorn.run(http=...)`` is given."""
+
+
+def uvicorn_options(
+    host: str, port: int, workers: int, loop: Literal["uvloop", "asyncio"]
+) -> dict[str, Any]:
+    """The arguments of ``uvicorn.run`` for ``casedesk serve``: the app factory, our protocol
+    on httptools, and the event loop named, not uvicorn's "auto" (which falls back to
+    asyncio without a word when uvloop is missing)."""
+    return {
+        "app": "casedesk.app:create_app",
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "loop": loop,
+        "http": PROTOCOL,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "proxy_headers": True,
+    }
 
 
 def problem_400(default_headers: list[tuple[bytes, bytes]]) -> bytes:
