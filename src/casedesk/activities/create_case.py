@@ -260,6 +260,8 @@ class Outcome:
     replayed: bool = False
     rendered: bytes = b""
     """The body as JSON when it was rendered before the commit that made it."""
+    case: Case | None = None
+    """The case answered with, as loaded in the unit of work (none for a replay)."""
 
     @property
     def version(self) -> int:
@@ -279,19 +281,20 @@ async def create_case(
         earlier = await replay(uow, idempotency)
         if earlier is not None:
             return Outcome(earlier.status_code, earlier.response, replayed=True)
+    activity = CreateCaseActivity(context, idempotency)
     try:
-        created = await CreateCaseActivity(context, idempotency).run(draft)
+        created = await activity.run(draft)
     except ExternalRefTaken:
         await uow.rollback()
         existing = await uow.cases.by_external_ref(draft.channel, draft.external_ref or "")
         if existing is None:
             raise
         view = await detail(uow, existing, context.extensions, context.edition)
-        return Outcome(200, view.model_dump(mode="json"))
+        return Outcome(200, view.model_dump(mode="json"), case=existing)
     if created.body is not None:
-        return Outcome(201, created.body, rendered=created.rendered)
+        return Outcome(201, created.body, rendered=created.rendered, case=activity.case)
     assert created.detail is not None
-    return Outcome(200, created.detail.model_dump(mode="json"))
+    return Outcome(200, created.detail.model_dump(mode="json"), case=activity.case)
 
 
 async def replay(uow: UnitOfWork, ticket: Idempotency) -> IdempotencyRecord | None:

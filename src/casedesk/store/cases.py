@@ -188,8 +188,12 @@ class CaseRepository(Repository[Case]):
         dialect = self.session.get_bind().dialect
         number: int | None
         if dialect.name == "postgresql":
-            taken = bump.returning(counters.c.last_number).cte("taken")
-            statement = numbered.values(number=taken.c.last_number).returning(cases.c.number)
+            taken = bump.returning(counters.c.tenant_id, counters.c.last_number).cte("taken")
+            statement = (
+                numbered.where(cases.c.tenant_id == taken.c.tenant_id)
+                .values(number=taken.c.last_number)
+                .returning(cases.c.number)
+            )
             number = await self.session.scalar(statement.add_cte(taken))
         elif dialect.update_returning:
             number = await self.session.scalar(bump.returning(counters.c.last_number))
