@@ -45,22 +45,21 @@ class AddCommentActivity(Activity[CommentParams, Comment]):
         if body.author is not None and body.author.type != "user":
             author_type, author_id = body.author.type, None
             author_name = body.author.email or body.author.name or body.author.type
-        comment = self.uow.comments.add(
-            Comment(
-                id=uuid7(),
-                tenant_id=self.ctx.tenant_id,
-                case_id=case.id,
-                body=body.body,
-                public=body.public,
-                author_type=author_type,
-                author_id=author_id,
-                author_name=author_name,
-                channel=body.channel,
-                external_id=body.external_id,
-            )
+        comment = Comment(
+            id=uuid7(),
+            tenant_id=self.ctx.tenant_id,
+            case_id=case.id,
+            body=body.body,
+            public=body.public,
+            author_type=author_type,
+            author_id=author_id,
+            author_name=author_name,
+            channel=body.channel,
+            external_id=body.external_id,
         )
-        await self.uow.flush()
+        # Decided before the insert, so the row goes out once, with its delivery status.
         delivered = await schedule_delivery(self.uow, case, comment, self.ctx.trace)
+        await self.insert(comment)
         excerpt = body.body if len(body.body) <= 200 else body.body[:197] + "..."
         self.record(
             case,

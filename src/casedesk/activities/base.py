@@ -33,6 +33,7 @@ from casedesk.kit.text import optional_str
 from casedesk.kit.tracing import TraceContext, trace_or_new
 from casedesk.store.models import ActionRecord, Case, Comment, Task
 from casedesk.store.unit_of_work import UnitOfWork
+from casedesk.store.writes import insert_rows
 
 log = get_logger(__name__)
 In = TypeVar("In")
@@ -137,8 +138,8 @@ class Activity(ABC, Generic[In, Out]):
         if case is not None and self.moves_task_to_processing():
             await self._accept_open_task(case)
         await self._extend(ACTIVITY_AFTER, case)
-        self.uow.session.add_all(self._records)
         await self.uow.flush()
+        await self.uow.actions.write(self._records)
         await self.before_commit()
         # Built after the flush, so each event carries the case as this activity left it;
         # the unit of work writes them once, when its transaction commits.
@@ -157,6 +158,11 @@ class Activity(ABC, Generic[In, Out]):
 
     async def before_commit(self) -> None:
         """After the flush, before the events are written: last changes to the rows."""
+
+    async def insert(self, *rows: Any) -> None:
+        """Insert new rows now, in order, one statement per table, and keep them in the
+        unit of work: later changes to them in this transaction are ordinary updates."""
+        await insert_rows(self.uow.session, rows, attach=True)
 
     def moves_task_to_processing(self) -> bool:
         return self.accepts_task

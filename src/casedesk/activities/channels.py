@@ -206,7 +206,7 @@ async def _open(
     except ValueError as exc:
         raise _invalid(exc) from None
     outcome = await create_case(context, draft)
-    case = await context.uow.cases.get(uuid.UUID(outcome.body["id"]))
+    case = outcome.case or await context.uow.cases.get(uuid.UUID(outcome.body["id"]))
     if outcome.status_code == 201:
         _record(context.uow, case, message, intake, None)
         await context.uow.flush()

@@ -19,10 +19,11 @@ from casedesk.domain.cases.machines import machine_of_version
 from casedesk.domain.cases.priority import Priority
 from casedesk.domain.cases.views import CaseDetail, Known, detail
 from casedesk.domain.extensions.scenes import CASE_CREATE_DEFAULTS, CASE_CREATE_VALIDATE
+from casedesk.kit.clock import utcnow
 from casedesk.kit.errors import Conflict, InvalidInput
 from casedesk.kit.ids import uuid7
 from casedesk.kit.text import optional_str
-from casedesk.store.models import Case, Customer, IdempotencyRecord, Queue, Task, Template
+from casedesk.store.models import Case, Customer, IdempotencyRecord, Task, Template
 from casedesk.store.unit_of_work import UnitOfWork
 
 IDEMPOTENCY_SCOPE = "case.create"
@@ -65,17 +66,24 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
         self.idempotency = idempotency
 
     async def validate(self, params: CaseDraft) -> None:
-        template = await self.uow.templates.by_code(params.template)
-        if template is None:
+        cases = self.uow.cases
+        setting = await cases.setting_for_new_case(params.template, params.queue, _email(params))
+        if setting is None:
             raise InvalidInput(f"no template {params.template!r}", field="template")
-        self.template: Template = template
+        self.template: Template = setting.template
         extensions, edition = self.ctx.extensions, self.ctx.edition
-        self.draft = await extensions.call(CASE_CREATE_DEFAULTS, edition, params, template)
-        await extensions.call(CASE_CREATE_VALIDATE, edition, self.draft, template)
-        validate_form(template.form_schema, self.draft.form)
-        self.queue = await self._queue(self.draft.queue)
-        await self._check_assignee(self.draft.assignee_id)
-        await self._check_parent(self.draft.parent_id)
+        draft = await extensions.call(CASE_CREATE_DEFAULTS, edition, params, self.template)
+        await extensions.call(CASE_CREATE_VALIDATE, edition, draft, self.template)
+        validate_form(self.template.form_schema, draft.form)
+        if (draft.queue, _email(draft)) != (params.queue, _email(params)):
+            # The defaults chose another queue or customer than the query looked for.
+            setting = await cases.setting_for_new_case(params.template, draft.queue, _email(draft))
+            assert setting is not None
+        if setting.queue is None:
+            raise InvalidInput(f"no queue {draft.queue!r}", field="queue")
+        self.draft, self.setting, self.queue = draft, setting, setting.queue
+        await self._check_assignee(draft.assignee_id)
+        await self._check_parent(draft.parent_id)
 
     async def execute(self, params: CaseDraft) -> Created:
         draft = self.draft
@@ -85,16 +93,17 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
                 self.case = existing
                 self.created = Created(await self._detail(existing), created=False)
                 return self.created
-        version = await self.uow.machines.latest_version_of(self.template.machine_id)
-        if version is None:
+        version_id = self.setting.version_id
+        if version_id is None:
             raise InvalidInput(
                 f"template {self.template.code!r} has a state machine with no published version",
                 field="template",
             )
-        machine = await machine_of_version(self.uow, version.id)
-        customer = await self._customer(draft.customer)
+        machine = await machine_of_version(self.uow, version_id)
+        customer = await self._customer(draft.customer, self.setting.customer)
         priority = draft.priority or Priority.from_rank(self.template.default_priority)
         assignee_id = draft.assignee_id or await assignee_for_queue(self.uow, self.queue)
+        now = utcnow()
         case = Case(
             id=uuid7(),
             tenant_id=self.ctx.tenant_id,
@@ -102,7 +111,7 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
             # for the last statements of the transaction, not for all of it.
             number=-secrets.randbits(62) - 1,
             template_id=self.template.id,
-            machine_version_id=version.id,
+            machine_version_id=version_id,
             state=machine.start.code,
             closed=False,
             title=draft.title,
@@ -116,18 +125,20 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
             parent_id=draft.parent_id,
             form=draft.form,
             tags=sorted(set(draft.tags)),
+            created_at=now,
+            updated_at=now,
         )
-        self.uow.cases.add(case)
-        task = self.uow.tasks.add(
-            Task(
-                id=uuid7(),
-                tenant_id=self.ctx.tenant_id,
-                case_id=case.id,
-                queue_id=self.queue.id,
-                assignee_id=assignee_id,
-                status="pending",
-            )
+        task = Task(
+            id=uuid7(),
+            tenant_id=self.ctx.tenant_id,
+            case_id=case.id,
+            queue_id=self.queue.id,
+            assignee_id=assignee_id,
+            status="pending",
+            created_at=now,
+            updated_at=now,
         )
+        await self.insert(case, task)  # the case row first: the task refers to it
         self.case = case
         self.record(
             case,
@@ -149,7 +160,6 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
         )
         self.emit("case.created", case, {"template": self.template.code})
         self.emit("task.created", case, {"task_id": str(task.id), "queue": self.queue.code})
-        await self.uow.flush()  # the case row must exist before the rows that refer to it
         self.customer = customer
         self.created = Created(None, created=True)
         self.task = task
@@ -159,21 +169,23 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
         case = self.subject()
         if case is None or not self.created.created:
             return
-        await self.uow.cases.assign_number(case, await self.uow.cases.next_number())
-        if case.parent_id is not None:
-            parent = await self.uow.cases.get(case.parent_id)
-            self.emit(
-                "case.child_created",
-                parent,
-                {"child_id": str(case.id), "child_number": case.number},
-            )
+        parent = await self.uow.cases.get(case.parent_id) if case.parent_id else None
         known = Known(
             self.template.code, self.queue.code, self.customer, [self.task], [], fresh=True
         )
         view = await detail(self.uow, case, self.ctx.extensions, self.ctx.edition, known)
-        self.created.detail = view
-        self.created.body = view.model_dump(mode="json")
-        self.created.rendered = orjson.dumps(self.created.body)
+        body = view.model_dump(mode="json")
+        # Everything else is ready: the number is taken last, just before the events and
+        # the commit, so the tenant's counter row is locked for as short a time as can be.
+        number = await self.uow.cases.take_number(case)
+        body["number"] = number
+        self.created.detail = view.model_copy(update={"number": number})
+        self.created.body = body
+        self.created.rendered = orjson.dumps(body)
+        if parent is not None:
+            self.emit(
+                "case.child_created", parent, {"child_id": str(case.id), "child_number": number}
+            )
         if self.idempotency is not None:
             self.uow.idempotency.add(
                 IdempotencyRecord(
@@ -182,7 +194,7 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
                     key=self.idempotency.key,
                     fingerprint=self.idempotency.fingerprint,
                     status_code=201,
-                    response=self.created.body,
+                    response=body,
                 )
             )
 
@@ -199,15 +211,6 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
     async def _detail(self, case: Case) -> CaseDetail:
         return await detail(self.uow, case, self.ctx.extensions, self.ctx.edition)
 
-    async def _queue(self, code: str | None) -> Queue:
-        if code is None:
-            queue: Queue = await self.uow.queues.get(self.template.default_queue_id)
-            return queue
-        found: Queue | None = await self.uow.queues.by_code(code)
-        if found is None:
-            raise InvalidInput(f"no queue {code!r}", field="queue")
-        return found
-
     async def _check_assignee(self, user_id: uuid.UUID | None) -> None:
         if user_id is None:
             return
@@ -219,20 +222,24 @@ class CreateCaseActivity(Activity[CaseDraft, Created]):
         if parent_id is not None and await self.uow.cases.find(parent_id) is None:
             raise InvalidInput(f"no case {parent_id} to be the parent", field="parent_id")
 
-    async def _customer(self, ref: CustomerRef | None) -> Customer | None:
+    async def _customer(self, ref: CustomerRef | None, found: Customer | None) -> Customer | None:
         if ref is None:
             return None
-        customer = await self.uow.customers.by_email(ref.email)
-        if customer is not None:
-            if ref.name and customer.name != ref.name:
-                customer.name = ref.name
+        if found is not None:
+            if ref.name and found.name != ref.name:
+                found.name = ref.name
+            return found
+        customer = Customer(
+            id=uuid7(), tenant_id=self.ctx.tenant_id, email=ref.email, name=ref.name
+        )
+        if await self.uow.customers.insert_if_new(customer):
             return customer
-        try:
-            async with self.uow.session.begin_nested():
-                customer = self.uow.customers.add(Customer(email=ref.email, name=ref.name))
-        except IntegrityError:
-            customer = await self.uow.customers.by_email(ref.email)
-        return customer
+        # Another request made this customer at the same moment: use theirs.
+        return await self.uow.customers.by_email(ref.email)
+
+
+def _email(draft: CaseDraft) -> str | None:
+    return draft.customer.email if draft.customer else None
 
 
 def _key_fields(form: dict[str, object]) -> dict[str, object]:
@@ -253,6 +260,8 @@ class Outcome:
     replayed: bool = False
     rendered: bytes = b""
     """The body as JSON when it was rendered before the commit that made it."""
+    case: Case | None = None
+    """The case answered with, as loaded in the unit of work (none for a replay)."""
 
     @property
     def version(self) -> int:
@@ -272,19 +281,20 @@ async def create_case(
         earlier = await replay(uow, idempotency)
         if earlier is not None:
             return Outcome(earlier.status_code, earlier.response, replayed=True)
+    activity = CreateCaseActivity(context, idempotency)
     try:
-        created = await CreateCaseActivity(context, idempotency).run(draft)
+        created = await activity.run(draft)
     except ExternalRefTaken:
         await uow.rollback()
         existing = await uow.cases.by_external_ref(draft.channel, draft.external_ref or "")
         if existing is None:
             raise
         view = await detail(uow, existing, context.extensions, context.edition)
-        return Outcome(200, view.model_dump(mode="json"))
+        return Outcome(200, view.model_dump(mode="json"), case=existing)
     if created.body is not None:
-        return Outcome(201, created.body, rendered=created.rendered)
+        return Outcome(201, created.body, rendered=created.rendered, case=activity.case)
     assert created.detail is not None
-    return Outcome(200, created.detail.model_dump(mode="json"))
+    return Outcome(200, created.detail.model_dump(mode="json"), case=activity.case)
 
 
 async def replay(uow: UnitOfWork, ticket: Idempotency) -> IdempotencyRecord | None:

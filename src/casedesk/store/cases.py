@@ -6,15 +6,28 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import Field
-from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Table,
+    and_,
+    func,
+    insert,
+    null,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from casedesk.kit.cursors import CursorCodec
 from casedesk.kit.errors import InvalidInput, NotFound
 from casedesk.kit.values import Instant, PositiveInt64
+from casedesk.store.dialects import insert_if_new
 from casedesk.store.models import (
     ActionRecord,
     Case,
@@ -24,16 +37,29 @@ from casedesk.store.models import (
     Comment,
     Customer,
     Queue,
+    StateMachine,
+    StateMachineVersion,
     Task,
     Template,
 )
 from casedesk.store.repository import Page, Repository
 from casedesk.store.tenancy import bound_tenant
+from casedesk.store.writes import insert_rows, row_of
 
 
 class CustomerRepository(Repository[Customer]):
     model = Customer
     label = "customer"
+
+    async def insert_if_new(self, customer: Customer) -> bool:
+        """Insert the customer unless one has its e-mail, in one statement (a concurrent
+        insert of the same e-mail waits for the other's outcome); True when it was inserted,
+        and the customer is then kept in the session as a loaded row."""
+        if not await insert_if_new(self.session, Customer, row_of(customer)):
+            return False
+        make_transient_to_detached(customer)
+        self.session.add(customer)
+        return True
 
     async def by_email(self, email: str) -> Customer | None:
         result: Customer | None = await self.session.scalar(
@@ -87,9 +113,49 @@ CURSORS: dict[str, CursorCodec[tuple[Any, ...]]] = {
 """The case list's cursors, one per sort: a cursor of one sort is refused by another."""
 
 
+@dataclass(frozen=True, slots=True)
+class NewCaseSetting:
+    """What a new case of a template starts from, read in one query."""
+
+    template: Template
+    queue: Queue | None
+    """the queue named, or the template's default; None when no queue has that code"""
+    version_id: uuid.UUID | None
+    """the latest published version of the template's machine; None when there is none"""
+    customer: Customer | None
+    """the customer with the e-mail given, if there is one"""
+
+
 class CaseRepository(Repository[Case]):
     model = Case
     label = "case"
+
+    async def setting_for_new_case(
+        self, template_code: str, queue_code: str | None, customer_email: str | None
+    ) -> NewCaseSetting | None:
+        """The template, its queue (or the one named), its machine's latest published version
+        and the customer of that e-mail, in one query; None when there is no such template."""
+        queue_on = (
+            Queue.code == queue_code
+            if queue_code is not None
+            else Queue.id == Template.default_queue_id
+        )
+        latest_on = and_(
+            StateMachineVersion.machine_id == StateMachine.id,
+            StateMachineVersion.version == StateMachine.latest_version,
+        )
+        customer: Any = Customer if customer_email is not None else null()
+        statement = (
+            select(Template, Queue, StateMachineVersion.id, customer)
+            .join(StateMachine, StateMachine.id == Template.machine_id)
+            .outerjoin(Queue, queue_on)
+            .outerjoin(StateMachineVersion, latest_on)
+            .where(Template.code == template_code)
+        )
+        if customer_email is not None:
+            statement = statement.outerjoin(Customer, Customer.email == customer_email)
+        row = (await self.session.execute(statement)).first()
+        return None if row is None else NewCaseSetting(*row)
 
     async def batch_after(
         self, after: uuid.UUID | None, *, closed: bool, limit: int = 500
@@ -100,34 +166,49 @@ class CaseRepository(Repository[Case]):
             statement = statement.where(Case.id > after)
         return list((await self.session.scalars(statement)).all())
 
-    async def next_number(self) -> int:
-        """Take the tenant's next case number; the counter row stays locked until commit."""
+    async def take_number(self, case: Case) -> int:
+        """Give a just-inserted case the tenant's next number, without counting it as a change.
+
+        The counter row stays locked until commit, so numbers are consecutive; callers do it
+        last, just before the commit, to hold that lock for as short a time as they can. On
+        PostgreSQL the counter and the case are updated in one statement."""
         tenant_id = bound_tenant(self.session.sync_session)
+        counters = cast(Table, CaseCounter.__table__)
+        cases = cast(Table, Case.__table__)
         bump = (
-            update(CaseCounter)
-            .where(CaseCounter.tenant_id == tenant_id)
-            .values(last_number=CaseCounter.last_number + 1)
+            update(counters)
+            .where(counters.c.tenant_id == tenant_id)
+            .values(last_number=counters.c.last_number + 1)
         )
-        if self.session.get_bind().dialect.update_returning:
-            number = await self.session.scalar(bump.returning(CaseCounter.last_number))
-        else:
-            await self.session.execute(bump)
-            number = await self.session.scalar(
-                select(CaseCounter.last_number).where(CaseCounter.tenant_id == tenant_id)
+        numbered = (
+            update(cases)
+            .where(cases.c.id == case.id, cases.c.tenant_id == tenant_id)
+            .values(updated_at=case.updated_at)
+        )
+        dialect = self.session.get_bind().dialect
+        number: int | None
+        if dialect.name == "postgresql":
+            taken = bump.returning(counters.c.tenant_id, counters.c.last_number).cte("taken")
+            statement = (
+                numbered.where(cases.c.tenant_id == taken.c.tenant_id)
+                .values(number=taken.c.last_number)
+                .returning(cases.c.number)
             )
+            number = await self.session.scalar(statement.add_cte(taken))
+        elif dialect.update_returning:
+            number = await self.session.scalar(bump.returning(counters.c.last_number))
+        else:
+            # MariaDB/MySQL: LAST_INSERT_ID(expr) hands the new value back with the UPDATE.
+            result: CursorResult[Any] = await self.session.execute(  # type: ignore[assignment]
+                bump.values(last_number=func.last_insert_id(counters.c.last_number + 1))
+            )
+            number = result.lastrowid if result.rowcount == 1 else None
         if number is None:
             raise LookupError(f"tenant {tenant_id} has no case counter")
+        if dialect.name != "postgresql":
+            await self.session.execute(numbered.values(number=number))
+        set_committed_value(case, "number", int(number))
         return int(number)
-
-    async def assign_number(self, case: Case, number: int) -> None:
-        """Give a just-inserted case its number without counting it as a change."""
-        await self.session.execute(
-            update(Case)
-            .where(Case.id == case.id)
-            .values(number=number, updated_at=case.updated_at)
-            .execution_options(synchronize_session=False)
-        )
-        set_committed_value(case, "number", number)
 
     async def start_numbering(self, tenant_id: uuid.UUID) -> None:
         await self.session.execute(insert(CaseCounter).values(tenant_id=tenant_id, last_number=0))
@@ -354,6 +435,11 @@ class ChannelMessageRepository(Repository[ChannelMessageRecord]):
 class ActionRecordRepository(Repository[ActionRecord]):
     model = ActionRecord
     label = "action record"
+
+    async def write(self, records: Sequence[ActionRecord]) -> None:
+        """Insert the records now, in one statement: nothing changes them afterwards."""
+        if records:
+            await insert_rows(self.session, records, attach=False)
 
     async def history(
         self, case_id: uuid.UUID, *, limit: int, cursor: str | None

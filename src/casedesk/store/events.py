@@ -13,6 +13,7 @@ from casedesk.store.dialects import insert_if_new
 from casedesk.store.models import DeadLetter, OutboxEvent, ProcessedEvent
 from casedesk.store.repository import Page, Repository
 from casedesk.store.tenancy import ALL_TENANTS, bound_tenant
+from casedesk.store.writes import insert_rows
 
 
 class OutboxRepository:
@@ -90,6 +91,11 @@ class OutboxRepository:
 
     def add_all(self, events: Sequence[OutboxEvent]) -> None:
         self.session.add_all(events)
+
+    async def write(self, events: Sequence[OutboxEvent]) -> None:
+        """Insert the events now, in one statement; their sequence is never read back."""
+        if events:
+            await insert_rows(self.session, events, attach=False)
 
     async def after(
         self, after: int, *, limit: int, types: Sequence[str] = ()

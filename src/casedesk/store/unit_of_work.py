@@ -204,7 +204,9 @@ class UnitOfWork:
         if self._held:
             await self.session.flush()
             return
-        self.outbox.add_all(self.collect_new_events())
+        await self.session.flush()
+        # The events go last, straight before COMMIT, in one INSERT of their own.
+        await self.outbox.write(self.collect_new_events())
         await self.session.commit()
         self._writing = False
         self._end_writer_turn()

@@ -245,10 +245,10 @@ async def accept(case_id: uuid.UUID, context: ActivityContextDep) -> Response:
     summary="Add a public or internal comment",
 )
 async def comment(case_id: uuid.UUID, body: CommentInput, context: ActivityContextDep) -> Response:
-    await AddCommentActivity(context).run(CommentParams(case_id, body))
-    view = await detail(
-        context.uow, await context.uow.cases.get(case_id), context.extensions, context.edition
-    )
+    activity = AddCommentActivity(context)
+    await activity.run(CommentParams(case_id, body))
+    # The case the activity locked and left as it is: no need to read it again.
+    view = await detail(context.uow, activity.case, context.extensions, context.edition)
     return _with_etag(view, 201)
 
 

@@ -11,9 +11,12 @@ pattern RE2 cannot run (backreferences, lookaround) is refused when the template
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import re2
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import SchemaError, ValidationError
@@ -279,16 +282,53 @@ def schema_problems(schema: dict[str, Any], at: str) -> list[dict[str, str]]:
     return _reference_problems(schema, at) or _pattern_problems(schema, at)
 
 
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    validator: Any
+    refused: list[dict[str, str]]
+    """what keeps the schema from being checked safely (a template saved before patterns
+    ran on RE2); empty when it can be"""
+
+
+VALIDATORS_KEPT = 512
+"""How many compiled form schemas a process keeps, the least recently used going first."""
+_compiled: OrderedDict[bytes, _Compiled] = OrderedDict()
+
+
+def _compiled_for(schema: dict[str, Any]) -> _Compiled:
+    """The schema's validator, compiled once per process and schema.
+
+    The cache is keyed by the schema's canonical JSON, not by the template: an edited
+    schema is a new key, so no edit is ever missed and no template, of any tenant, is
+    checked against a schema other than its own."""
+    try:
+        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # not plain JSON (an integer beyond 64 bits): not kept
+        return _Compiled(_FormValidator(schema, registry=_NO_REMOTE), _pattern_problems(schema))
+    found = _compiled.get(key)
+    if found is not None:
+        _compiled.move_to_end(key)
+        return found
+    own = orjson.loads(key)  # the validator keeps its own copy, which nobody can change
+    found = _compiled[key] = _Compiled(
+        _FormValidator(own, registry=_NO_REMOTE), _pattern_problems(own)
+    )
+    if len(_compiled) > VALIDATORS_KEPT:
+        _compiled.popitem(last=False)
+    return found
+
+
 def validate_form(schema: dict[str, Any], form: dict[str, Any], *, field: str = "form") -> None:
     """Raise one 422 naming every failing field path of ``form`` (under ``field``)."""
-    refused = _pattern_problems(schema)
+    compiled = _compiled_for(schema)
+    refused = compiled.refused
     if refused:  # a template saved before patterns ran on RE2
         raise InvalidInput(
             f"the template's form schema cannot be checked safely ({refused[0]['field']}:"
             f" {refused[0]['message']}); an admin must save the template again",
             field="form",
         )
-    validator = _FormValidator(schema, registry=_NO_REMOTE)
+    validator = compiled.validator
     try:
         errors = sorted(validator.iter_errors(form), key=lambda error: list(error.absolute_path))
     except re2.error:  # a pattern reached in a way the check above does not foresee
