@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from typing import Any
 
 import orjson
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -100,10 +101,47 @@ class WriterGate:
         self._lock().release()
 
 
+PING_AFTER_IDLE_SECONDS = 5.0
+"""A pooled connection on a database server is checked with a ping before use only when it
+has sat idle this long: a busy server reuses live connections without a round trip each,
+while one that waited (through a database restart, a proxy's idle cut) is tested first."""
+
+
+def _ping_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:
+    """What ``pool_pre_ping`` does, but only for connections idle ``idle_seconds`` or more.
+
+    A failed ping raises ``DisconnectionError``, on which the pool throws the connection
+    away and checks out a fresh one (SQLAlchemy's documented pessimistic disconnect handling).
+    """
+    dialect = engine.sync_engine.dialect
+
+    def checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["casedesk_idle_since"] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("casedesk_idle_since", None)
+        if since is None or time.monotonic() - since < idle_seconds:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"a pooled connection idle since {since:.0f} is gone") from exc
+
+    event.listen(engine.sync_engine.pool, "checkin", checkin)
+    event.listen(engine.sync_engine.pool, "checkout", checkout)
+
+
 class Database:
     """Owns the engine; hands out sessions carrying the tenant guard."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        echo: bool = False,
+        ping_after_idle_seconds: float = PING_AFTER_IDLE_SECONDS,
+    ) -> None:
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         options: dict[str, Any] = {
@@ -123,14 +161,15 @@ class Database:
             # Recycling lets long-lived connections load statistics a later ANALYZE wrote.
             options.update(pool_size=pool_size, max_overflow=-1, pool_recycle=1800)
         else:
-            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-            options["pool_recycle"] = 1800
+            options.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
         if self.dialect == "mysql":
             options["isolation_level"] = "READ COMMITTED"
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+        else:
+            _ping_idle_connections(self.engine, ping_after_idle_seconds)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self, tenant_id: Any = None) -> AsyncSession:
