@@ -30,9 +30,11 @@ lint: $(VENV)/.test-deps
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## test: lint, then the whole suite on SQLite, PostgreSQL and MariaDB (and Redis, RabbitMQ)
+## test: lint, then the whole suite on SQLite, PostgreSQL and MariaDB (and Redis, RabbitMQ),
+## in TEST_WORKERS processes (most tests wait on databases and subprocesses, not the CPU)
+TEST_WORKERS ?= 3
 test: lint
-	$(BIN)/pytest --durations=30
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=30
 
 $(VENV)/.bench-deps: $(VENV)/.test-deps
 	$(BIN)/pip install --quiet -e '.[test,bench]'

@@ -53,6 +53,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
+BROWSER_TESTS = "tests/browser/"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under ``pytest -n N --dist loadgroup`` (``make test``), each test goes to whichever
+    process is free, except the browser tests: they form one unit, so that one process starts
+    their server and Chromium once. (The unit is named here, by path: pytest-xdist's
+    ``xdist_group`` marks do not reach its scheduler under pytest 9.2.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class Scheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "browser" if nodeid.startswith(BROWSER_TESTS) else super()._split_scope(nodeid)
+
+    return Scheduling(config, log)  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="session")
 def scratch_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("db")

@@ -109,6 +109,8 @@ def _documents(output: str) -> list[Any]:
     return documents
 
 
+# `make run` serves the embedded default; the storage under it is tested on every backend.
+@pytest.mark.backends("sqlite")
 async def test_make_run_then_the_readme_first_case_works_on_another_port(
     empty_database: ScratchDatabase,
 ) -> None:
@@ -219,6 +221,8 @@ def _raw(port: int, request: bytes) -> bytes:
     return answer
 
 
+# The HTTP server's edges, not storage: one backend.
+@pytest.mark.backends("sqlite")
 def test_a_request_the_http_parser_refuses_is_answered_with_a_problem(
     demo_server: tuple[Running, str],
 ) -> None:
@@ -241,6 +245,8 @@ def test_a_request_the_http_parser_refuses_is_answered_with_a_problem(
     assert encoded.status_code == 200
 
 
+# The HTTP server's edges, not storage: one backend.
+@pytest.mark.backends("sqlite")
 def test_a_client_leaving_the_live_tail_leaves_no_error(
     demo_server: tuple[Running, str],
 ) -> None:

@@ -77,7 +77,7 @@ def listens_on(pid: int, port: int) -> bool:
 
 
 def wait_until_serving(
-    process: subprocess.Popen[str], base: str, output: IO[str], *, seconds: float = 60
+    process: subprocess.Popen[str], base: str, output: IO[str], *, seconds: float = 180
 ) -> None:
     """Until ``/healthz`` at ``base`` answers from this process; fails the test if it exits
     first or takes longer."""
