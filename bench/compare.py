@@ -192,8 +192,8 @@ def main(
         raise typer.BadParameter(f"{unknown[0]!r}: postgresql or sqlite", param_hint="--backend")
     if quick:
         cases, peer_tickets, seconds, repeat = 5_000, 1_000, 5, 1
-    outcomes = [
-        _measure(
+    for name in backend:  # each backend's table as soon as it is measured
+        outcome = _measure(
             name,
             cases,
             workers if name == "postgresql" else sqlite_workers,
@@ -204,9 +204,6 @@ def main(
             repeat,
             timeout,
         )
-        for name in backend
-    ]
-    for outcome in outcomes:
         _report(outcome, concurrency, seconds, repeat)
 
 

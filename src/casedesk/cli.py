@@ -40,6 +40,7 @@ from casedesk.config import Settings, SettingsError, get_settings
 from casedesk.domain.identity.roles import Role
 from casedesk.integrations.catalogue import builtin
 from casedesk.integrations.manifests import ManifestInvalid, parse_manifest, read_document
+from casedesk.kit.aio import run_on
 from casedesk.kit.errors import CasedeskError, NotFound
 from casedesk.kit.logging import configure_logging
 from casedesk.store import migrate
@@ -192,7 +193,7 @@ def worker() -> None:
         return work.stopped()
 
     try:
-        stopped = asyncio.run(main())
+        stopped = run_on(settings.server_loop, main())
     except NotMigrated as exc:
         raise fail(str(exc)) from None
     except BusUnavailable as exc:

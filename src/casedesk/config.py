@@ -96,8 +96,8 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     server_loop: Literal["uvloop", "asyncio"] = Field(
         default="uvloop",
-        description="the event loop of `casedesk serve`: uvloop (the faster; uvicorn[standard] "
-        "installs it) or the standard library's asyncio",
+        description="the event loop of `casedesk serve` and `casedesk worker`: uvloop (the "
+        "faster; uvicorn[standard] installs it) or the standard library's asyncio",
     )
     separate_workers: bool = Field(
         default=False,

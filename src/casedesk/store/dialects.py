@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
@@ -16,15 +17,18 @@ async def insert_if_new(session: AsyncSession, model: type[Any], values: dict[st
     A concurrent transaction inserting the same key makes this one wait for its outcome
     (``ON CONFLICT DO NOTHING``, ``INSERT IGNORE`` on MariaDB), so exactly one of them wins.
     """
-    table = cast(Table, model.__table__)
     connection = await session.connection()
-    dialect = connection.dialect.name
-    statement: Any
-    if dialect == "postgresql":
-        statement = postgresql_insert(table).values(values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite_insert(table).values(values).on_conflict_do_nothing()
-    else:
-        statement = insert(table).prefix_with("IGNORE").values(values)
-    result = await connection.execute(statement)
+    statement = _insert_ignoring(connection.dialect.name, cast(Table, model.__table__))
+    result = await connection.execute(statement, values)
     return bool(result.rowcount == 1)
+
+
+@functools.cache
+def _insert_ignoring(dialect: str, table: Table) -> Any:
+    """The dialect's "insert unless the key exists" of ``table``, made once: the values are
+    parameters of each execution, so the compiled statement is reused."""
+    if dialect == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing()
+    return insert(table).prefix_with("IGNORE")
