@@ -174,7 +174,9 @@ def main(
     cases: int = typer.Option(100_000, help="cases seeded into casedesk before its reads"),
     peer_tickets: int = typer.Option(10_000, help="tickets the peer holds before its reads"),
     workers: int = typer.Option(2, help="casedesk server processes on PostgreSQL"),
-    sqlite_workers: int = typer.Option(1, help="casedesk server processes on SQLite"),
+    sqlite_workers: int = typer.Option(
+        2, help="casedesk server processes on SQLite (2, as the peer has 2 gunicorn workers)"
+    ),
     concurrency: int = typer.Option(32, help="connections kept busy by wrk, on both"),
     seconds: int = typer.Option(20, help="length of one measurement, on both"),
     repeat: int = typer.Option(3, help="alternating runs per path; the median is reported"),

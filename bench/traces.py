@@ -405,7 +405,7 @@ def _report(
         f"untraced {plain99:.0f} µs ({traced99 / plain99:.3f}x)",
     )
     table.add_row(
-        "recording alone (capture + redact + append), p50 / p99",
+        "recording alone on the call path (capture + append), p50 / p99",
         f"{_median(overhead, 'record_p50'):.1f} / {_median(overhead, 'record_p99'):.1f} µs",
         "aim < 50 µs",
     )
