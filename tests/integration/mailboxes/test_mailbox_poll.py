@@ -66,11 +66,15 @@ async def test_a_new_mail_opens_one_case_and_a_reply_to_it_is_a_comment(
 
     # Nothing new: nothing fetched, nothing made.
     again = await mail_desk.poll()
-    assert again["ok"] and again["fetched"] == 0 and again["outcomes"] == []
+    assert again["ok"]
+    assert again["fetched"] == 0
+    assert again["outcomes"] == []
     assert len(await mail_desk.cases()) == 1
     state = await mail_desk.read()
-    assert state["last_uid"] == 2 and state["last_count"] == 0
-    assert state["last_error"] is None and state["last_poll_at"] is not None
+    assert state["last_uid"] == 2
+    assert state["last_count"] == 0
+    assert state["last_error"] is None
+    assert state["last_poll_at"] is not None
 
 
 @pytest.mark.parametrize("prefix", ["Fwd:", "Re:", "AW:", "SV:", "VS:", "回复:", "答复:"])
@@ -127,7 +131,8 @@ async def test_a_changed_uidvalidity_reads_the_folder_again_and_duplicates_nothi
     assert [o["outcome"] for o in run["outcomes"]] == ["duplicate", "duplicate", "opened"]
     assert sorted(c["title"] for c in await mail_desk.cases()) == ["First", "Second", "Third"]
     after = await mail_desk.read()
-    assert after["uidvalidity"] == run["uidvalidity"] and after["last_uid"] == 3
+    assert after["uidvalidity"] == run["uidvalidity"]
+    assert after["last_uid"] == 3
 
 
 async def test_after_fetch_seen_marks_the_mail_seen_and_leave_does_not(
@@ -164,24 +169,26 @@ async def test_a_move_to_a_missing_folder_is_the_run_s_error_and_the_mail_is_kep
     mail_desk.append(message("Stays"))
     run = await mail_desk.poll()
     assert run["ok"] is False
-    assert "UID MOVE 1 Nowhere" in run["error"] and "NO" in run["error"]
+    assert "UID MOVE 1 Nowhere" in run["error"]
+    assert "NO" in run["error"]
     assert len(await mail_desk.cases()) == 1  # taken in before the move was refused
     assert "Nowhere" in (await mail_desk.read())["last_error"]
     # The next run goes on after the cursor: the mail is not taken in twice.
     again = await mail_desk.poll()
-    assert again["fetched"] == 0 and len(await mail_desk.cases()) == 1
+    assert again["fetched"] == 0
+    assert len(await mail_desk.cases()) == 1
 
 
 async def test_a_mail_with_an_attachment_keeps_its_metadata(mail_desk: MailDesk) -> None:
     await mail_desk.create()
     raw = (
-        "From: carol@example.net\r\nSubject: Scan\r\nMessage-ID: <scan@example.net>\r\n"
-        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
-        "--b\r\nContent-Type: text/plain\r\n\r\nAttached.\r\n"
-        "--b\r\nContent-Type: application/pdf\r\n"
-        'Content-Disposition: attachment; filename="scan.pdf"\r\n'
-        "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n"
-    ).encode()
+        b"From: carol@example.net\r\nSubject: Scan\r\nMessage-ID: <scan@example.net>\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nAttached.\r\n"
+        b"--b\r\nContent-Type: application/pdf\r\n"
+        b'Content-Disposition: attachment; filename="scan.pdf"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n"
+    )
     mail_desk.append(raw)
     run = await mail_desk.poll()
     (outcome,) = run["outcomes"]
