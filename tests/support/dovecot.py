@@ -11,8 +11,12 @@ UIDVALIDITY by deleting and recreating it.
 
 from __future__ import annotations
 
+import base64
 import email.utils
+import hashlib
+import hmac
 import imaplib
+import json
 import os
 import shutil
 import socket
@@ -89,12 +93,20 @@ ssl_cert = <{cert}
 ssl_key = <{key}
 ssl_dh =
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2
+auth_failure_delay = 0
+auth_verbose = yes
 mail_location = maildir:{root}/mail/%u
 first_valid_uid = 1
 passdb {{
   driver = static
   args = password={password}
+  mechanisms = plain login
+}}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2
+  args = {root}/oauth2.conf.ext
 }}
 userdb {{
   driver = static
@@ -116,6 +128,27 @@ service anvil {{
 """
 
 
+OAUTH2 = """\
+introspection_mode = local
+local_validation_key_dict = fs:posix:prefix={root}/keys/
+username_attribute = email
+"""
+OAUTH2_KEY = b"casedesk-test-token-signing-key-0123456789"
+"""The HS256 key dovecot checks access tokens with (``Dovecot.access_token`` signs them)."""
+
+
+def _oauth2(root: Path) -> None:
+    (root / "oauth2.conf.ext").write_text(OAUTH2.format(root=root))
+    for where in ("default", "shared/default"):
+        keys = root / "keys" / where / "HS256"
+        keys.mkdir(parents=True)
+        (keys / "default").write_text(base64.b64encode(OAUTH2_KEY).decode())
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
 @dataclass
 class Dovecot:
     root: Path
@@ -132,6 +165,16 @@ class Dovecot:
         imap = imaplib.IMAP4(self.host, self.port, timeout=10)
         imap.login(user or self.user, self.password)
         return imap
+
+    def access_token(self, user: str, *, seconds: int = 600) -> str:
+        """An OAuth2 access token (a JWT signed with HS256) that dovecot takes for ``user``."""
+        header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        now = int(time.time())
+        claims = _b64(
+            json.dumps({"sub": user, "email": user, "iat": now - 5, "exp": now + seconds}).encode()
+        )
+        signature = hmac.new(OAUTH2_KEY, f"{header}.{claims}".encode(), hashlib.sha256)
+        return f"{header}.{claims}.{_b64(signature.digest())}"
 
     def fresh_user(self) -> str:
         """A new mail user: any name logs in with the password, to a mailbox of its own."""
@@ -255,6 +298,7 @@ def dovecot() -> Iterator[Dovecot]:
     (root / "mail").mkdir()
     shutil.chown(root / "mail", "nobody", "nogroup")
     cert, key = _certificate(root)
+    _oauth2(root)
     port, tls_port = _free_port(), _free_port()
     config = root / "dovecot.conf"
     config.write_text(

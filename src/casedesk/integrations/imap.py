@@ -19,6 +19,7 @@ This module knows nothing of cases or tenants.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ipaddress
 import re
@@ -127,6 +128,45 @@ def _uid_set(uids: Iterable[int]) -> str:
     return ",".join(str(uid) for uid in uids)
 
 
+class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
+    def _continuation(self, line: bytes) -> None:
+        command = self.pending_sync_command
+        if command is not None and command.name == "AUTHENTICATE":
+            # A refused XOAUTH2 token: the server sends its error as a challenge and says NO
+            # only after an empty answer (RFC 7628's failure exchange).
+            command.append_to_resp(_challenge(line))
+            self.transport.write(b"\r\n")
+            return
+        super()._continuation(line)
+
+
+def _challenge(line: bytes) -> bytes:
+    """An XOAUTH2 error challenge made readable: its base64 JSON decoded."""
+    text = line.removeprefix(b"+").strip()
+    try:
+        return b"(" + base64.b64decode(text, validate=True) + b")"
+    except ValueError:
+        return text
+
+
+class _Client(aioimaplib.IMAP4):  # type: ignore[misc]
+    """``aioimaplib.IMAP4`` with the protocol above; TLS from the start when given a context."""
+
+    def create_client(
+        self,
+        host: str,
+        port: int,
+        loop: asyncio.AbstractEventLoop | None,
+        conn_lost_cb: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        running = loop if loop is not None else asyncio.get_running_loop()
+        self.protocol = _Protocol(running, conn_lost_cb)
+        self._client_task = running.create_task(
+            running.create_connection(lambda: self.protocol, host, port, ssl=ssl_context)
+        )
+
+
 class ImapSession:
     """One connection, logged in; ``select`` a folder before reading it."""
 
@@ -166,17 +206,12 @@ class ImapSession:
         account = self.account
         check_security(account.host, account.security, allow_plain=account.allow_plain)
         where = f"connecting to {account.host}:{account.port}"
-        if account.security == "tls":
-            self.client = aioimaplib.IMAP4_SSL(
-                host=account.host,
-                port=account.port,
-                timeout=account.timeout,
-                ssl_context=_context(account),
-            )
-        else:
-            self.client = aioimaplib.IMAP4(
-                host=account.host, port=account.port, timeout=account.timeout
-            )
+        self.client = _Client(
+            host=account.host,
+            port=account.port,
+            timeout=account.timeout,
+            ssl_context=_context(account) if account.security == "tls" else None,
+        )
         await self._step(where, self.client.wait_hello_from_server())
         if account.security == "starttls":
             await self._starttls()

@@ -176,3 +176,20 @@ async def test_a_closed_port_is_a_clear_error(mail_desk: MailDesk) -> None:
     answer = await mail_desk.test()
     assert answer["ok"] is False
     assert answer["error"].startswith("connecting to 127.0.0.1:1: ConnectionRefusedError")
+
+
+async def test_an_oauth2_access_token_logs_in_with_xoauth2(mail_desk: MailDesk) -> None:
+    token = mail_desk.dovecot.access_token(mail_desk.user)
+    created = await mail_desk.create(auth="xoauth2", password=token)
+    assert created["has_password"] is True
+    assert token not in str(created)
+    mail_desk.append(message("Through OAuth2"))
+    run = await mail_desk.poll()
+    assert run["ok"], run
+    assert [c["title"] for c in await mail_desk.cases()] == ["Through OAuth2"]
+
+    await mail_desk.create(auth="xoauth2", password=token[:-4] + "AAAA")
+    answer = await mail_desk.test()
+    assert answer["ok"] is False
+    assert answer["error"].startswith(f"AUTHENTICATE XOAUTH2 as {mail_desk.user}: the server")
+    assert '"status":"401"' in answer["error"]
