@@ -23,6 +23,7 @@ from casedesk.platform.channels import Deliverer, message_domain
 from casedesk.platform.inbox import HookResolutions, Inbox
 from casedesk.platform.instant import CREATE, DELETE, PROCESS, RENEW, RESYNC
 from casedesk.platform.lifecycle import SubscriptionLifecycle
+from casedesk.platform.mailbox_idle import MailboxWatcher
 from casedesk.platform.mailboxes import MailboxPoller
 from casedesk.platform.polling import POLL, Poller
 from casedesk.platform.runner import Runner
@@ -193,6 +194,17 @@ def mailbox_poller(container: Container) -> MailboxPoller:
     )
 
 
+def mailbox_watcher(container: Container) -> MailboxWatcher:
+    """Waits in IMAP IDLE on the mailboxes and polls one when new mail arrives."""
+    settings = container.settings
+    return MailboxWatcher(
+        container.database,
+        container.box,
+        allow_plain=settings.imap_allow_plain,
+        timeout=settings.imap_timeout_seconds,
+    )
+
+
 def trace_work(container: Container, *, persist: bool) -> TraceWork:
     """Flush this process's trace records; with ``persist``, also write the queue to SQL."""
     settings = container.settings
@@ -224,6 +236,7 @@ def background(container: Container) -> Background:
         housekeeping,
         job_lease=timedelta(seconds=settings.job_lease_seconds),
         job_concurrency=settings.job_concurrency,
+        watcher=mailbox_watcher(container) if settings.imap_idle else None,
     )
 
 

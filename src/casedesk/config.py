@@ -212,6 +212,11 @@ class Settings(BaseSettings):
         description="whether a mailbox may use an unencrypted IMAP connection (security none)"
         " to a host other than this machine; passwords then cross the network in clear",
     )
+    imap_idle: bool = Field(
+        default=True,
+        description="whether workers wait in IMAP IDLE on every enabled mailbox whose server"
+        " offers it, polling a mailbox as soon as new mail arrives (the polls go on besides)",
+    )
     imap_timeout_seconds: float = Field(
         default=30,
         ge=1,

@@ -322,6 +322,26 @@ class ImapSession:
         else:
             await self._ok("EXPUNGE", self.client.expunge())
 
+    async def idle(self, seconds: float) -> bool:
+        """Wait in ``IDLE`` up to ``seconds`` for the server to tell of new mail; whether it
+        did (an ``EXISTS``). The folder must be selected and the server have IDLE."""
+        assert self.client is not None
+        if not self.has("IDLE"):
+            raise ImapError(f"{self.account.host} does not offer IDLE")
+        idle = await self._step("IDLE", self.client.idle_start(timeout=seconds))
+        try:
+            pushed = await self.client.wait_server_push(timeout=seconds + self.account.timeout)
+        except TimeoutError:
+            pushed = []
+        finally:
+            self.client.idle_done()
+        await self._ok("IDLE (DONE)", idle)
+        lines = pushed if isinstance(pushed, list) else [pushed]
+        return any(
+            isinstance(line, bytes | bytearray) and _EXISTS.match(bytes(line).strip())
+            for line in lines
+        )
+
     async def close(self) -> None:
         if self.client is None:
             return

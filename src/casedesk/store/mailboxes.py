@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from casedesk.store.models import Mailbox
 from casedesk.store.repository import Repository
+from casedesk.store.tenancy import ALL_TENANTS
 
 
 class MailboxRepository(Repository[Mailbox]):
@@ -37,3 +38,13 @@ class MailboxRepository(Repository[Mailbox]):
             select(func.count()).select_from(Mailbox).where(Mailbox.secret_sealed.is_not(None))
         )
         return int(total or 0)
+
+    async def enabled_everywhere(self) -> list[Mailbox]:
+        """Every tenant's enabled mailboxes (for the worker that waits in IDLE on them)."""
+        statement = (
+            self.select()
+            .where(Mailbox.enabled.is_(True))
+            .order_by(Mailbox.id)
+            .execution_options(**{ALL_TENANTS: True})
+        )
+        return list((await self.session.scalars(statement)).all())
