@@ -11,6 +11,7 @@ import pytest
 from casedesk.integrations.imap import ImapAccount, ImapError, session
 from tests.support.dovecot import Dovecot, message
 
+
 def _account(dovecot: Dovecot, user: str, **overrides: object) -> ImapAccount:
     fields: dict[str, object] = {
         "host": dovecot.host,
