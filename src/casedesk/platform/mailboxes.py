@@ -29,7 +29,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from casedesk.activities import mailboxes
-from casedesk.activities.base import ActivityContext
+from casedesk.activities.base import ActivityContext, Operator
 from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.integrations import imap
 from casedesk.integrations.imap import FETCH_BATCH, ImapAccount, ImapError, ImapSession
@@ -58,9 +58,7 @@ class _Start:
     folder: str
     after_fetch: str
     move_to: str | None
-    poll_seconds: int
-    failures: int
-    operator: Any
+    operator: Operator
     edition: str
 
 
@@ -131,8 +129,6 @@ class MailboxPoller:
                 mailbox.folder,
                 mailbox.after_fetch,
                 mailbox.move_to,
-                mailbox.poll_seconds,
-                mailbox.failures,
                 mailboxes.operator_of(mailbox),
                 tenant.edition,
             )
