@@ -41,6 +41,7 @@ POLL = "mailbox.poll"
 CHANNEL = "email"
 """The channel of the cases and comments mail makes, whichever mailbox it came by."""
 SUBJECT_KEPT = 998
+NAME_KEPT, ADDRESS_KEPT, PARTIES_KEPT = 200, 320, 500
 log = get_logger(__name__)
 
 
@@ -179,10 +180,23 @@ def mail_id(raw: bytes, message_id: str | None) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+def _fitted(party: dict[str, Any]) -> dict[str, Any]:
+    """A party as a channel message keeps it: an overlong name cut, an overlong address
+    (no real one is) dropped, so that no mail is refused for its headers."""
+    address, name = party.get("address"), party.get("name")
+    return {
+        "address": address if isinstance(address, str) and len(address) <= ADDRESS_KEPT else None,
+        "name": name[:NAME_KEPT] if isinstance(name, str) else None,
+    }
+
+
 def parse_mail(mailbox: Mailbox, uidvalidity: int, mail: FetchedMail) -> Parsed:
     fields = parse_message(mail.raw)
     if fields.get("subject") and len(fields["subject"]) > SUBJECT_KEPT:
         fields["subject"] = fields["subject"][:SUBJECT_KEPT]
+    fields["sender"] = _fitted(fields.get("sender") or {})
+    for name in ("to", "cc"):
+        fields[name] = [_fitted(party) for party in fields.get(name) or []][:PARTIES_KEPT]
     fields["id"] = mail_id(mail.raw, fields.get("message_id"))
     fields["reply"] = {
         "mailbox_id": str(mailbox.id),

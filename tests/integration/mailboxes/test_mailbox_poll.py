@@ -197,3 +197,16 @@ async def test_a_mail_with_an_attachment_keeps_its_metadata(mail_desk: MailDesk)
     ]
     (case,) = await mail_desk.cases()
     assert (await mail_desk.case(case["id"]))["description"] == "Attached."
+
+
+async def test_overlong_headers_are_cut_rather_than_the_mail_refused(mail_desk: MailDesk) -> None:
+    await mail_desk.create()
+    long_name = "Ann " + "Very" * 80
+    mail_desk.append(message("S" * 1200, sender=f'"{long_name}" <ann@example.net>'))
+    run = await mail_desk.poll()
+    assert [o["outcome"] for o in run["outcomes"]] == ["opened"], run
+    (case,) = await mail_desk.cases()
+    found = await mail_desk.case(case["id"])
+    assert found["customer"]["email"] == "ann@example.net"
+    assert found["customer"]["name"] == long_name[:200]
+    assert found["title"] == "S" * 300
