@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from casedesk.activities.channel_delivery import DELIVER as DELIVER_REPLY
 from casedesk.activities.dead_letters import REPLAY
+from casedesk.activities.mailboxes import POLL as MAILBOX_POLL
 from casedesk.config import Settings
 from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.domain.identity.principal_cache import PrincipalCache
@@ -22,6 +23,8 @@ from casedesk.platform.channels import Deliverer, message_domain
 from casedesk.platform.inbox import HookResolutions, Inbox
 from casedesk.platform.instant import CREATE, DELETE, PROCESS, RENEW, RESYNC
 from casedesk.platform.lifecycle import SubscriptionLifecycle
+from casedesk.platform.mailbox_idle import MailboxWatcher
+from casedesk.platform.mailboxes import MailboxPoller
 from casedesk.platform.polling import POLL, Poller
 from casedesk.platform.runner import Runner
 from casedesk.store.database import Database
@@ -147,6 +150,7 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
         REPLAY: replay.run_job,
         intake.RUN: workflows.run_job,
         POLL: poller(container).run_job,
+        MAILBOX_POLL: mailbox_poller(container).run_job,
         PROCESS: inbox.run_job,
         CREATE: lifecycle.create_job,
         RENEW: lifecycle.renew_job,
@@ -174,6 +178,30 @@ def poller(container: Container) -> Poller:
         container.box,
         failing_after=settings.poll_failing_after,
         max_backoff=timedelta(seconds=settings.poll_max_backoff_seconds),
+    )
+
+
+def mailbox_poller(container: Container) -> MailboxPoller:
+    """Polls mailboxes (``mailbox.poll`` jobs) and tests them for the API."""
+    settings = container.settings
+    return MailboxPoller(
+        container.database,
+        container.box,
+        container.extensions,
+        allow_plain=settings.imap_allow_plain,
+        timeout=settings.imap_timeout_seconds,
+        max_backoff=timedelta(seconds=settings.poll_max_backoff_seconds),
+    )
+
+
+def mailbox_watcher(container: Container) -> MailboxWatcher:
+    """Waits in IMAP IDLE on the mailboxes and polls one when new mail arrives."""
+    settings = container.settings
+    return MailboxWatcher(
+        container.database,
+        container.box,
+        allow_plain=settings.imap_allow_plain,
+        timeout=settings.imap_timeout_seconds,
     )
 
 
@@ -208,6 +236,7 @@ def background(container: Container) -> Background:
         housekeeping,
         job_lease=timedelta(seconds=settings.job_lease_seconds),
         job_concurrency=settings.job_concurrency,
+        watcher=mailbox_watcher(container) if settings.imap_idle else None,
     )
 
 

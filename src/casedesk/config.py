@@ -207,6 +207,23 @@ class Settings(BaseSettings):
         description="failed runs in a row after which a polling subscription is failing, with"
         " a subscription.failing event; it keeps trying",
     )
+    imap_allow_plain: bool = Field(
+        default=False,
+        description="whether a mailbox may use an unencrypted IMAP connection (security none)"
+        " to a host other than this machine; passwords then cross the network in clear",
+    )
+    imap_idle: bool = Field(
+        default=True,
+        description="whether workers wait in IMAP IDLE on every enabled mailbox whose server"
+        " offers it, polling a mailbox as soon as new mail arrives (the polls go on besides)",
+    )
+    imap_timeout_seconds: float = Field(
+        default=30,
+        ge=1,
+        le=600,
+        description="how long each step of a mailbox's IMAP session (connect, log in, select,"
+        " search, fetch, store, move) may wait for the server",
+    )
     poll_max_backoff_seconds: float = Field(
         default=3600,
         ge=10,

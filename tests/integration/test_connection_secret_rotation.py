@@ -8,7 +8,7 @@ from casedesk.activities import identity
 from casedesk.activities.secrets import count_stored_secrets, rotate_stored_secrets
 from casedesk.kit.crypto import SecretBox
 from casedesk.store.database import Database
-from casedesk.store.models import Connection, Subscription, Workflow
+from casedesk.store.models import Connection, Mailbox, Subscription, Workflow
 from casedesk.store.unit_of_work import UnitOfWork
 from tests.support.secrets import NEW_KEY, OLD_KEY, migrated_database  # noqa: F401 - fixture
 
@@ -89,3 +89,36 @@ async def test_subscription_hook_tokens_and_secrets_are_resealed_with_the_newest
         [subscription] = (await uow.subscriptions.list_page(limit=5, cursor=None)).items
     assert newest_only.open(subscription.hook_token_sealed or "") == "the-hook-token"
     assert newest_only.open(subscription.secrets_sealed or "") == '{"signing_secret": "s3cret"}'
+
+
+async def test_mailbox_passwords_are_resealed_with_the_newest_key(database: Database) -> None:
+    old = SecretBox(OLD_KEY)
+    async with UnitOfWork(database) as uow:
+        tenant = await identity.create_tenant(uow, slug="rot-mail", name="t", edition="standard")
+    async with UnitOfWork(database, tenant.id) as uow:
+        await uow.begin_write()
+        for number in range(2):
+            uow.mailboxes.add(
+                Mailbox(
+                    name=f"m{number}",
+                    address=f"m{number}@example.com",
+                    host="imap.example.com",
+                    port=993,
+                    security="tls",
+                    username=f"m{number}",
+                    secret_sealed=old.seal(f"password-{number}") if number else None,
+                    template="question",
+                    last_uid=0,
+                    last_count=0,
+                    failures=0,
+                )
+            )
+        await uow.commit()
+    assert await count_stored_secrets(database) == 1
+
+    rotation = await rotate_stored_secrets(database, SecretBox(NEW_KEY, [OLD_KEY]))
+
+    assert (rotation.resealed, rotation.current, rotation.unreadable) == (1, 0, [])
+    async with UnitOfWork(database, tenant.id) as uow:
+        kept = [m.secret_sealed for m in await uow.mailboxes.all() if m.secret_sealed]
+    assert [SecretBox(NEW_KEY).open(value) for value in kept] == ["password-1"]

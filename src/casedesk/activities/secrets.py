@@ -63,6 +63,11 @@ KEEPERS = (
         ("hook_token_sealed", "secrets_sealed"),
         lambda uow, after, n: uow.subscriptions.locked_batch_after(after, n),
     ),
+    _Keeper(
+        "mailbox",
+        ("secret_sealed",),
+        lambda uow, after, n: uow.mailboxes.locked_batch_after(after, n),
+    ),
 )
 
 
@@ -75,6 +80,7 @@ async def count_stored_secrets(database: Database) -> int:
             total += await uow.webhooks.count()
             total += await uow.connections.count_sealed()
             total += await uow.subscriptions.count_sealed()
+            total += await uow.mailboxes.count_sealed()
     return total
 
 

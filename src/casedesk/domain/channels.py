@@ -113,11 +113,26 @@ class ChannelMessage(_Part):
         return int(found.group(1)) if found else None
 
 
-def reply_subject(subject: str | None, number: int) -> str:
-    """``Re: <subject> [#N]``: the token once, ``Re:`` once."""
+REPLY_PREFIX = re.compile(
+    r"^\s*(?:re|aw|sv|vs|antw|wg|fwd?|tr|回复|答复|回覆|转发)\s*[:\uff1a]\s*", re.I
+)
+"""The reply and forward prefixes mailers put before a subject: English ``Re:``/``Fwd:``,
+German ``AW:``/``WG:``, Scandinavian ``SV:``/``VS:``, Dutch ``Antw:``, French ``TR:``,
+Chinese ``回复:``/``答复:``/``转发:`` (with an ASCII or a full-width colon)."""
+
+
+def base_subject(subject: str | None) -> str:
+    """The subject without the case token and without any reply or forward prefixes."""
     text = TOKEN.sub("", subject or "").strip()
-    while text[:3].lower() == "re:":
-        text = text[3:].strip()
+    while (found := REPLY_PREFIX.match(text)) is not None:
+        text = text[found.end() :].strip()
+    return text
+
+
+def reply_subject(subject: str | None, number: int) -> str:
+    """``Re: <subject> [#N]``: the token once, ``Re:`` once (whatever prefixes the
+    customer's mailer put before it)."""
+    text = base_subject(subject)
     return f"Re: {text} [#{number}]" if text else f"[#{number}]"
 
 

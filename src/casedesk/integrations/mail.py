@@ -243,6 +243,57 @@ def _text_parts(message: Message) -> Iterator[TextPart]:
         yield TextPart(message.get_content_type(), message.get_content_charset(), content)
 
 
+@dataclass(frozen=True, slots=True)
+class AttachedPart:
+    """A part of a message that is an attachment (or an inline file with a name)."""
+
+    filename: str | None
+    content_type: str
+    content: bytes
+    inline: bool
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "size": self.size,
+            "inline": self.inline,
+        }
+
+
+def attached_parts(raw: bytes) -> list[AttachedPart]:
+    """The message's attachments in order: the parts ``parse_message`` leaves out of the text."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    found = []
+    for part in message.walk():
+        if part.is_multipart() or not (
+            _attached(part)
+            or part.get_content_maintype()
+            not in (
+                "text",
+                "multipart",
+                "message",
+            )
+        ):
+            continue
+        content = part.get_payload(decode=True)
+        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        filename = part.get_filename()
+        found.append(
+            AttachedPart(
+                filename=None if filename is None else decode_header_value(filename),
+                content_type=part.get_content_type(),
+                content=content if isinstance(content, bytes) else b"",
+                inline=disposition == "inline",
+            )
+        )
+    return found
+
+
 def _attached(part: Message) -> bool:
     disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
     return disposition == "attachment" or bool(part.get_filename())

@@ -42,6 +42,7 @@ from casedesk.store.identity import (
 )
 from casedesk.store.jobs import JobRepository
 from casedesk.store.macros import MacroRepository
+from casedesk.store.mailboxes import MailboxRepository
 from casedesk.store.models import OutboxEvent
 from casedesk.store.platform import (
     AuthorizationRepository,
@@ -98,6 +99,7 @@ class UnitOfWork:
     workflows: WorkflowRepository
     executions: ExecutionRepository
     macros: MacroRepository
+    mailboxes: MailboxRepository
     assignment: AssignmentRepository
 
     def __init__(self, database: Database, tenant_id: uuid.UUID | None = None) -> None:
@@ -146,6 +148,7 @@ class UnitOfWork:
         self.workflows = WorkflowRepository(self.session)
         self.executions = ExecutionRepository(self.session)
         self.macros = MacroRepository(self.session)
+        self.mailboxes = MailboxRepository(self.session)
         self.assignment = AssignmentRepository(self.session)
         return self
 

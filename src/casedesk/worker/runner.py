@@ -1,7 +1,7 @@
 """Runs the background work of one process: bus, consumer groups and relay.
 
-Each loop (relay, scheduler, housekeeping) survives the errors of its own work. Should one
-end anyway, that is logged at once, ``casedesk_background_loop_up`` drops to 0 and
+Each loop (relay, scheduler, housekeeping, mailboxes' IDLE) survives the errors of its own
+work. Should one end anyway, that is logged at once, ``casedesk_background_loop_up`` drops to 0 and
 ``stopped()`` names it: ``/readyz`` then answers 503, and ``casedesk worker`` exits so that
 its supervisor starts it again.
 """
@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import Gauge
 
 from casedesk.kit.logging import get_logger
+from casedesk.platform.mailbox_idle import MailboxWatcher
 from casedesk.store.bus.base import Bus
 from casedesk.store.bus.inprocess import InProcessBus
 from casedesk.store.bus.rabbitmq import RabbitMQBus
@@ -52,11 +53,13 @@ class Background:
         jobs: Mapping[str, JobHandler],
         housekeeping: Housekeeping | None = None,
         *,
+        watcher: MailboxWatcher | None = None,
         job_lease: timedelta = timedelta(seconds=60),
         job_concurrency: int = 1,
     ) -> None:
         self.bus = bus
         self.housekeeping = housekeeping
+        self.watcher = watcher
         self.consumers = Consumers(database, groups)
         self.relay = Relay(database, bus)
         self.scheduler = Scheduler(database, jobs, lease=job_lease, concurrency=job_concurrency)
@@ -72,6 +75,8 @@ class Background:
         loops = {"relay": self.relay.run(self._stop), "scheduler": self.scheduler.run(self._stop)}
         if self.housekeeping is not None:
             loops["housekeeping"] = self.housekeeping.run(self._stop)
+        if self.watcher is not None:
+            loops["mailbox-idle"] = self.watcher.run(self._stop)
         self._tasks = [
             asyncio.create_task(self._watched(name, loop), name=f"casedesk-{name}")
             for name, loop in loops.items()

@@ -21,6 +21,7 @@ from casedesk.store.models.events import DeadLetter, OutboxEvent, ProcessedEvent
 from casedesk.store.models.identity import ApiKey, OneTimeLink, Tenant, User, WebSession
 from casedesk.store.models.jobs import ScheduledJob
 from casedesk.store.models.macros import Macro
+from casedesk.store.models.mailboxes import Mailbox
 from casedesk.store.models.platform import (
     Authorization,
     Connection,
@@ -57,6 +58,7 @@ __all__ = [
     "IdempotencyRecord",
     "InboxDelivery",
     "Macro",
+    "Mailbox",
     "OneTimeLink",
     "OutboxEvent",
     "PortalLink",

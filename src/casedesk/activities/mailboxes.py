@@ -1,0 +1,263 @@
+"""Mailboxes: keeping a tenant's IMAP accounts, and taking one fetched mail in.
+
+An admin's mailbox is checked (its template and queue exist, a move names its folder), its
+password or token sealed, and its ``mailbox.poll`` job planned while it is enabled.
+
+``take_in`` is one message's transaction: with the mailbox's row locked it checks that the
+cursor still stands below the message (else another run took it), parses the mail, hands it
+to ``channels.receive`` on the ``email`` channel and moves the cursor past it, all committed
+together. The message's id on the channel is its Message-ID, so the same mail in another
+folder, in another of the tenant's mailboxes or after a UIDVALIDITY change is recorded once;
+a mail without one is known by the SHA-256 of its bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from casedesk.activities.base import ActivityContext, Operator
+from casedesk.activities.channels import Intake, receive
+from casedesk.domain.channels import MESSAGE_ID_CHARS, ChannelMessage
+from casedesk.domain.identity.principal import Principal
+from casedesk.domain.identity.roles import Role
+from casedesk.domain.mailboxes import MailboxChanges, MailboxSpec, check_move
+from casedesk.integrations.imap import DEFAULT_PORTS, FetchedMail, ImapAccount
+from casedesk.integrations.mail import AttachedPart, attached_parts, parse_message
+from casedesk.kit.clock import utcnow
+from casedesk.kit.crypto import SecretBox
+from casedesk.kit.errors import InvalidInput, NotFound
+from casedesk.kit.logging import get_logger
+from casedesk.kit.tracing import trace_or_new
+from casedesk.store.models import Mailbox
+from casedesk.store.unit_of_work import UnitOfWork
+
+POLL = "mailbox.poll"
+CHANNEL = "email"
+"""The channel of the cases and comments mail makes, whichever mailbox it came by."""
+SUBJECT_KEPT = 998
+NAME_KEPT, ADDRESS_KEPT, PARTIES_KEPT = 200, 320, 500
+log = get_logger(__name__)
+
+
+def poll_key(mailbox_id: uuid.UUID) -> str:
+    return f"{POLL}:{mailbox_id}"
+
+
+async def plan_poll(uow: UnitOfWork, mailbox: Mailbox, *, after_seconds: float = 0) -> None:
+    await uow.jobs.schedule_again(
+        kind=POLL,
+        key=poll_key(mailbox.id),
+        due_at=utcnow() + timedelta(seconds=after_seconds),
+        payload={"mailbox_id": str(mailbox.id)},
+        traceparent=trace_or_new().traceparent,
+    )
+
+
+def require_admin(actor: Principal, doing: str) -> None:
+    """Mailboxes hold a password: only admins see or change them."""
+    actor.require(Role.ADMIN, doing)
+
+
+async def find_mailbox(uow: UnitOfWork, mailbox_id: uuid.UUID) -> Mailbox:
+    mailbox = await uow.mailboxes.find(mailbox_id)
+    if mailbox is None:
+        raise NotFound(f"mailbox {mailbox_id} not found")
+    return mailbox
+
+
+async def _check_intake(uow: UnitOfWork, template: str, queue: str | None) -> None:
+    if await uow.templates.by_code(template) is None:
+        raise InvalidInput(f"no template {template!r}", field="template")
+    if queue is not None and await uow.queues.by_code(queue) is None:
+        raise InvalidInput(f"no queue {queue!r}", field="queue")
+
+
+async def create_mailbox(
+    uow: UnitOfWork, actor: Principal, box: SecretBox, spec: MailboxSpec
+) -> Mailbox:
+    require_admin(actor, "creating a mailbox")
+    await uow.begin_write()
+    await _check_intake(uow, spec.template, spec.queue)
+    fields = spec.model_dump(exclude={"password", "port"})
+    mailbox = Mailbox(**fields, port=spec.port or DEFAULT_PORTS[spec.security], last_uid=0)
+    mailbox.secret_sealed = None if spec.password is None else box.seal(spec.password)
+    mailbox.last_count, mailbox.failures = 0, 0
+    uow.mailboxes.add(mailbox)
+    await uow.flush()
+    if mailbox.enabled:
+        await plan_poll(uow, mailbox)
+    await uow.commit()
+    return mailbox
+
+
+async def update_mailbox(
+    uow: UnitOfWork,
+    actor: Principal,
+    box: SecretBox,
+    mailbox_id: uuid.UUID,
+    changes: MailboxChanges,
+) -> Mailbox:
+    require_admin(actor, "changing a mailbox")
+    await uow.begin_write()
+    mailbox = await uow.mailboxes.locked(mailbox_id)
+    if mailbox is None:
+        raise NotFound(f"mailbox {mailbox_id} not found")
+    given = changes.model_dump(exclude_unset=True, exclude={"password"})
+    for name in ("name", "address", "host", "security", "username", "auth", "folder"):
+        if name in given and given[name] is None:
+            raise InvalidInput(f"{name} cannot be null", field=name)
+    for name, value in given.items():
+        setattr(mailbox, name, value)
+    if "security" in given and "port" not in given:
+        mailbox.port = DEFAULT_PORTS[mailbox.security]  # type: ignore[index]
+    try:
+        check_move(mailbox.after_fetch, mailbox.move_to, mailbox.folder)
+    except ValueError as error:
+        raise InvalidInput(str(error), field="move_to") from None
+    await _check_intake(uow, mailbox.template, mailbox.queue)
+    if changes.password is not None:
+        mailbox.secret_sealed = box.seal(changes.password)
+    if {"host", "port", "username", "folder"} & set(given):
+        mailbox.uidvalidity, mailbox.last_uid = None, 0  # another folder: a cursor of its own
+    if mailbox.enabled:
+        await plan_poll(uow, mailbox)
+    else:
+        await uow.jobs.cancel(poll_key(mailbox.id))
+    await uow.commit()
+    return mailbox
+
+
+async def delete_mailbox(uow: UnitOfWork, actor: Principal, mailbox_id: uuid.UUID) -> None:
+    require_admin(actor, "deleting a mailbox")
+    await uow.begin_write()
+    mailbox = await find_mailbox(uow, mailbox_id)
+    await uow.jobs.cancel(poll_key(mailbox.id))
+    await uow.mailboxes.delete(mailbox)
+    await uow.commit()
+
+
+def account_of(
+    mailbox: Mailbox, box: SecretBox, *, allow_plain: bool, timeout: float
+) -> ImapAccount:
+    """How to reach the mailbox; opening its secret raises ``SecretUnreadable``."""
+    secret = None if mailbox.secret_sealed is None else box.open(mailbox.secret_sealed)
+    return ImapAccount(
+        host=mailbox.host,
+        port=mailbox.port,
+        security=mailbox.security,  # type: ignore[arg-type]
+        username=mailbox.username,
+        password=secret if mailbox.auth == "password" else None,
+        oauth_token=secret if mailbox.auth == "xoauth2" else None,
+        ca_pem=mailbox.tls_ca,
+        verify=mailbox.tls_verify,
+        allow_plain=allow_plain,
+        timeout=timeout,
+    )
+
+
+# --- taking mail in -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    message: ChannelMessage | None
+    """None: the mail cannot be a channel message (the note says why)."""
+    attachments: list[AttachedPart]
+    """Where the attachment store takes the mail's files from."""
+    note: str | None = None
+
+
+def mail_id(raw: bytes, message_id: str | None) -> str:
+    """The mail's id on the channel: its Message-ID, or ``sha256:`` of its bytes."""
+    if message_id and len(message_id) <= MESSAGE_ID_CHARS and message_id == message_id.strip():
+        return message_id
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _fitted(party: dict[str, Any]) -> dict[str, Any]:
+    """A party as a channel message keeps it: an overlong name cut, an overlong address
+    (no real one is) dropped, so that no mail is refused for its headers."""
+    address, name = party.get("address"), party.get("name")
+    return {
+        "address": address if isinstance(address, str) and len(address) <= ADDRESS_KEPT else None,
+        "name": name[:NAME_KEPT] if isinstance(name, str) else None,
+    }
+
+
+def parse_mail(mailbox: Mailbox, uidvalidity: int, mail: FetchedMail) -> Parsed:
+    fields = parse_message(mail.raw)
+    if fields.get("subject") and len(fields["subject"]) > SUBJECT_KEPT:
+        fields["subject"] = fields["subject"][:SUBJECT_KEPT]
+    fields["sender"] = _fitted(fields.get("sender") or {})
+    for name in ("to", "cc"):
+        fields[name] = [_fitted(party) for party in fields.get(name) or []][:PARTIES_KEPT]
+    fields["id"] = mail_id(mail.raw, fields.get("message_id"))
+    fields["reply"] = {
+        "mailbox_id": str(mailbox.id),
+        "address": mailbox.address,
+        "folder": mailbox.folder,
+        "uidvalidity": uidvalidity,
+        "uid": mail.uid,
+    }
+    attachments = attached_parts(mail.raw)
+    try:
+        return Parsed(ChannelMessage.model_validate(fields), attachments)
+    except ValidationError as error:
+        return Parsed(None, attachments, f"the mail is no message casedesk can take: {error}")
+
+
+async def take_in(
+    context: ActivityContext, mailbox_id: uuid.UUID, uidvalidity: int, mail: FetchedMail
+) -> dict[str, Any] | None:
+    """One fetched mail into a case or a comment, the cursor moved past it; None when
+    another run has taken it already (the cursor is past it, or on another UIDVALIDITY)."""
+    uow = context.uow
+    await uow.begin_write()
+    mailbox = await uow.mailboxes.locked(mailbox_id)
+    if mailbox is None or mailbox.uidvalidity != uidvalidity or mailbox.last_uid >= mail.uid:
+        return None
+    parsed = parse_mail(mailbox, uidvalidity, mail)
+    if parsed.message is None:
+        log.warning("mail skipped", mailbox_id=str(mailbox_id), uid=mail.uid, note=parsed.note)
+        outcome: dict[str, Any] = {"outcome": "skipped", "note": parsed.note}
+    else:
+        intake = Intake(
+            channel=CHANNEL, connection_id=None, template=mailbox.template, queue=mailbox.queue
+        )
+        outcome = await receive(context, parsed.message, intake)
+    mailbox.last_uid = mail.uid
+    outcome["uid"] = mail.uid
+    outcome["attachments"] = [part.metadata() for part in parsed.attachments]
+    return outcome
+
+
+async def restart_if_renumbered(uow: UnitOfWork, mailbox_id: uuid.UUID, uidvalidity: int) -> int:
+    """The UID the run goes on after: the cursor's, or 0 when the folder's UIDVALIDITY is not
+    the one it was taken on (a first run, a folder made again): the folder is read from its
+    first message, and what was taken in before is known by its id."""
+    await uow.begin_write()
+    mailbox = await uow.mailboxes.locked(mailbox_id)
+    if mailbox is None:
+        raise NotFound(f"mailbox {mailbox_id} not found")
+    if mailbox.uidvalidity != uidvalidity:
+        if mailbox.uidvalidity is not None:
+            log.info(
+                "mailbox UIDVALIDITY changed; reading the folder again",
+                mailbox_id=str(mailbox_id),
+                before=mailbox.uidvalidity,
+                now=uidvalidity,
+            )
+        mailbox.uidvalidity, mailbox.last_uid = uidvalidity, 0
+    last = mailbox.last_uid
+    await uow.commit()
+    return last
+
+
+def operator_of(mailbox: Mailbox) -> Operator:
+    return Operator("connector", str(mailbox.id), f"mailbox {mailbox.name}"[:200])

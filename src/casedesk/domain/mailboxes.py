@@ -1,0 +1,87 @@
+"""What a mailbox is made of: the fields an admin gives, checked before anything is stored."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Folder = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=63)]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+
+AfterFetch = Literal["leave", "seen", "move"]
+Security = Literal["tls", "starttls", "none"]
+Auth = Literal["password", "xoauth2"]
+
+
+class _Fields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MailboxSpec(_Fields):
+    """A new mailbox."""
+
+    name: Name
+    address: Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)] = Field(
+        pattern=r"^[^@\s]+@[^@\s]+$", description="the address customers write to"
+    )
+    host: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+    port: int | None = Field(default=None, ge=1, le=65535, description="default: 993 or 143")
+    security: Security = "tls"
+    tls_verify: bool = Field(default=True, description="false: any certificate is taken")
+    tls_ca: Annotated[str, StringConstraints(max_length=65_536)] | None = Field(
+        default=None, description="PEM certificates trusted besides the system's"
+    )
+    username: Annotated[str, StringConstraints(min_length=1, max_length=320)]
+    auth: Auth = "password"
+    password: Secret | None = Field(
+        default=None, description="the password, or the OAuth2 access token for xoauth2; write-only"
+    )
+    folder: Folder = "INBOX"
+    after_fetch: AfterFetch = "leave"
+    move_to: Folder | None = None
+    poll_seconds: int = Field(default=60, ge=10, le=86_400)
+    template: Code = Field(description="the template of the cases mail opens")
+    queue: Code | None = None
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _move_needs_a_folder(self) -> MailboxSpec:
+        check_move(self.after_fetch, self.move_to, self.folder)
+        return self
+
+
+class MailboxChanges(_Fields):
+    """A change to a mailbox: the fields given are set, the others kept."""
+
+    name: Name | None = None
+    address: Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)] | None = (
+        Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    )
+    host: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+        | None
+    ) = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Security | None = None
+    tls_verify: bool | None = None
+    tls_ca: Annotated[str, StringConstraints(max_length=65_536)] | None = None
+    username: Annotated[str, StringConstraints(min_length=1, max_length=320)] | None = None
+    auth: Auth | None = None
+    password: Secret | None = None
+    folder: Folder | None = None
+    after_fetch: AfterFetch | None = None
+    move_to: Folder | None = None
+    poll_seconds: int | None = Field(default=None, ge=10, le=86_400)
+    template: Code | None = None
+    queue: Code | None = None
+    enabled: bool | None = None
+
+
+def check_move(after_fetch: str, move_to: str | None, folder: str) -> None:
+    if after_fetch == "move" and not move_to:
+        raise ValueError("after_fetch move needs move_to, the folder to move mail to")
+    if after_fetch == "move" and move_to == folder:
+        raise ValueError("move_to must be another folder than the one polled")

@@ -1,0 +1,50 @@
+"""Mailboxes' queries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+
+from casedesk.store.models import Mailbox
+from casedesk.store.repository import Repository
+from casedesk.store.tenancy import ALL_TENANTS
+
+
+class MailboxRepository(Repository[Mailbox]):
+    model = Mailbox
+    label = "mailbox"
+
+    async def all(self) -> list[Mailbox]:
+        statement = self.select().order_by(Mailbox.name, Mailbox.id)
+        return list((await self.session.scalars(statement)).all())
+
+    async def locked(self, mailbox_id: uuid.UUID) -> Mailbox | None:
+        """The mailbox with its row locked until commit (a run moving its cursor)."""
+        found: Mailbox | None = await self.session.scalar(
+            self.select().where(Mailbox.id == mailbox_id).with_for_update()
+        )
+        return found
+
+    async def locked_batch_after(self, after: uuid.UUID | None, limit: int) -> Sequence[Mailbox]:
+        statement = self.select().order_by(Mailbox.id).limit(limit).with_for_update()
+        if after is not None:
+            statement = statement.where(Mailbox.id > after)
+        return list((await self.session.scalars(statement)).all())
+
+    async def count_sealed(self) -> int:
+        total = await self.session.scalar(
+            select(func.count()).select_from(Mailbox).where(Mailbox.secret_sealed.is_not(None))
+        )
+        return int(total or 0)
+
+    async def enabled_everywhere(self) -> list[Mailbox]:
+        """Every tenant's enabled mailboxes (for the worker that waits in IDLE on them)."""
+        statement = (
+            self.select()
+            .where(Mailbox.enabled.is_(True))
+            .order_by(Mailbox.id)
+            .execution_options(**{ALL_TENANTS: True})
+        )
+        return list((await self.session.scalars(statement)).all())
