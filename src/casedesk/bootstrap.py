@@ -23,6 +23,7 @@ from casedesk.platform.channels import Deliverer, message_domain
 from casedesk.platform.inbox import HookResolutions, Inbox
 from casedesk.platform.instant import CREATE, DELETE, PROCESS, RENEW, RESYNC
 from casedesk.platform.lifecycle import SubscriptionLifecycle
+from casedesk.platform.mail_replies import MailReplies
 from casedesk.platform.mailbox_idle import MailboxWatcher
 from casedesk.platform.mailboxes import MailboxPoller
 from casedesk.platform.polling import POLL, Poller
@@ -161,6 +162,7 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
             container.hub,
             container.box,
             domain=message_domain(container.settings.external_url),
+            mail=MailReplies(container.box, timeout=container.settings.imap_timeout_seconds),
         ).run_job,
     }
 

@@ -222,7 +222,7 @@ class Settings(BaseSettings):
         ge=1,
         le=600,
         description="how long each step of a mailbox's IMAP session (connect, log in, select,"
-        " search, fetch, store, move) may wait for the server",
+        " search, fetch, store, move) or SMTP session may wait for the server",
     )
     poll_max_backoff_seconds: float = Field(
         default=3600,

@@ -26,9 +26,11 @@ from casedesk.activities.channels import Intake, receive
 from casedesk.domain.channels import MESSAGE_ID_CHARS, ChannelMessage
 from casedesk.domain.identity.principal import Principal
 from casedesk.domain.identity.roles import Role
-from casedesk.domain.mailboxes import MailboxChanges, MailboxSpec, check_move
+from casedesk.domain.mailboxes import SMTP_PORTS, MailboxChanges, MailboxSpec, check_move
+from casedesk.integrations import smtp
 from casedesk.integrations.imap import DEFAULT_PORTS, FetchedMail, ImapAccount
 from casedesk.integrations.mail import AttachedPart, attached_parts, parse_message
+from casedesk.integrations.smtp import DkimKey
 from casedesk.kit.clock import utcnow
 from casedesk.kit.crypto import SecretBox
 from casedesk.kit.errors import InvalidInput, NotFound
@@ -84,9 +86,12 @@ async def create_mailbox(
     require_admin(actor, "creating a mailbox")
     await uow.begin_write()
     await _check_intake(uow, spec.template, spec.queue)
-    fields = spec.model_dump(exclude={"password", "port"})
+    fields = spec.model_dump(exclude={"password", "port", *WRITE_ONLY})
     mailbox = Mailbox(**fields, port=spec.port or DEFAULT_PORTS[spec.security], last_uid=0)
     mailbox.secret_sealed = None if spec.password is None else box.seal(spec.password)
+    if spec.smtp_host is not None and spec.smtp_port is None:
+        mailbox.smtp_port = SMTP_PORTS[spec.smtp_security]
+    _seal_outgoing(mailbox, box, spec.smtp_password, spec.dkim_private_key)
     mailbox.last_count, mailbox.failures = 0, 0
     uow.mailboxes.add(mailbox)
     await uow.flush()
@@ -108,7 +113,7 @@ async def update_mailbox(
     mailbox = await uow.mailboxes.locked(mailbox_id)
     if mailbox is None:
         raise NotFound(f"mailbox {mailbox_id} not found")
-    given = changes.model_dump(exclude_unset=True, exclude={"password"})
+    given = changes.model_dump(exclude_unset=True, exclude={"password", *WRITE_ONLY})
     for name in ("name", "address", "host", "security", "username", "auth", "folder"):
         if name in given and given[name] is None:
             raise InvalidInput(f"{name} cannot be null", field=name)
@@ -123,6 +128,15 @@ async def update_mailbox(
     await _check_intake(uow, mailbox.template, mailbox.queue)
     if changes.password is not None:
         mailbox.secret_sealed = box.seal(changes.password)
+    if "smtp_security" in given and "smtp_port" not in given and mailbox.smtp_security:
+        mailbox.smtp_port = SMTP_PORTS[mailbox.smtp_security]
+    if mailbox.smtp_host is not None and mailbox.smtp_port is None:
+        mailbox.smtp_port = SMTP_PORTS[mailbox.smtp_security or "starttls"]
+    if "dkim_selector" in given and given["dkim_selector"] is None:
+        mailbox.dkim_key_sealed = None  # no selector: nothing to sign with
+    _seal_outgoing(mailbox, box, changes.smtp_password, changes.dkim_private_key)
+    if (mailbox.dkim_selector is None) != (mailbox.dkim_key_sealed is None):
+        raise InvalidInput("dkim_selector and dkim_private_key go together", field="dkim_selector")
     if {"host", "port", "username", "folder"} & set(given):
         mailbox.uidvalidity, mailbox.last_uid = None, 0  # another folder: a cursor of its own
     if mailbox.enabled:
@@ -140,6 +154,60 @@ async def delete_mailbox(uow: UnitOfWork, actor: Principal, mailbox_id: uuid.UUI
     await uow.jobs.cancel(poll_key(mailbox.id))
     await uow.mailboxes.delete(mailbox)
     await uow.commit()
+
+
+WRITE_ONLY = frozenset({"smtp_password", "dkim_private_key"})
+"""Fields sealed rather than stored as given, never answered."""
+
+
+def _seal_outgoing(
+    mailbox: Mailbox, box: SecretBox, password: str | None, private_key: str | None
+) -> None:
+    if password is not None:
+        mailbox.smtp_secret_sealed = box.seal(password)
+    if private_key is not None:
+        selector = mailbox.dkim_selector or "casedesk"
+        check_dkim_key(DkimKey(domain_of(mailbox.address), selector, private_key.encode()))
+        mailbox.dkim_key_sealed = box.seal(private_key)
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+def check_dkim_key(key: DkimKey) -> None:
+    """Refuse a key that cannot sign (not PEM, not RSA or Ed25519) when it is given."""
+    try:
+        smtp.sign(b"From: a@example.com\r\nSubject: key check\r\n\r\nx\r\n", key)
+    except smtp.SmtpFailed as failed:
+        raise InvalidInput(failed.answer, field="dkim_private_key") from None
+
+
+def smtp_server_of(mailbox: Mailbox, box: SecretBox, *, timeout: float) -> smtp.SmtpServer | None:
+    """How to reach the mailbox's outgoing server; none when it has none. Opening its secret
+    raises ``SecretUnreadable``."""
+    if mailbox.smtp_host is None:
+        return None
+    sealed = mailbox.smtp_secret_sealed or mailbox.secret_sealed
+    security = mailbox.smtp_security or "starttls"
+    return smtp.SmtpServer(
+        host=mailbox.smtp_host,
+        port=mailbox.smtp_port or SMTP_PORTS[security],
+        security=security,  # type: ignore[arg-type]
+        username=mailbox.smtp_username or mailbox.username,
+        secret=None if sealed is None else box.open(sealed),
+        auth=mailbox.auth if mailbox.smtp_secret_sealed is None else "password",  # type: ignore[arg-type]
+        tls_verify=mailbox.tls_verify,
+        tls_ca=mailbox.tls_ca,
+        timeout=timeout,
+    )
+
+
+def dkim_key_of(mailbox: Mailbox, box: SecretBox) -> DkimKey | None:
+    if mailbox.dkim_key_sealed is None or mailbox.dkim_selector is None:
+        return None
+    key = box.open(mailbox.dkim_key_sealed).encode()
+    return DkimKey(domain_of(mailbox.address), mailbox.dkim_selector, key)
 
 
 def account_of(

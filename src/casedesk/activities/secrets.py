@@ -65,7 +65,7 @@ KEEPERS = (
     ),
     _Keeper(
         "mailbox",
-        ("secret_sealed",),
+        ("secret_sealed", "smtp_secret_sealed", "dkim_key_sealed"),
         lambda uow, after, n: uow.mailboxes.locked_batch_after(after, n),
     ),
 )

@@ -14,6 +14,11 @@ Secret = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
 AfterFetch = Literal["leave", "seen", "move"]
 Security = Literal["tls", "starttls", "none"]
 Auth = Literal["password", "xoauth2"]
+Host = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Selector = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+PrivateKey = Annotated[str, StringConstraints(min_length=1, max_length=16_384)]
+SMTP_PORTS = {"tls": 465, "starttls": 587, "none": 25}
+"""The submission ports by security, when a mailbox names none."""
 
 
 class _Fields(BaseModel):
@@ -46,10 +51,31 @@ class MailboxSpec(_Fields):
     template: Code = Field(description="the template of the cases mail opens")
     queue: Code | None = None
     enabled: bool = True
+    smtp_host: Host | None = Field(
+        default=None,
+        description="the outgoing server of replies and notifications; none: no mail goes out",
+    )
+    smtp_port: int | None = Field(
+        default=None, ge=1, le=65535, description="default: 465, 587 or 25"
+    )
+    smtp_security: Security = "starttls"
+    smtp_username: Annotated[str, StringConstraints(min_length=1, max_length=320)] | None = Field(
+        default=None, description="default: the IMAP username"
+    )
+    smtp_password: Secret | None = Field(
+        default=None, description="default: the IMAP password or token; write-only"
+    )
+    from_name: Name | None = Field(default=None, description="the name mail from the desk shows")
+    dkim_selector: Selector | None = None
+    dkim_private_key: PrivateKey | None = Field(
+        default=None, description="PEM; mail is signed for the address's domain; write-only"
+    )
 
     @model_validator(mode="after")
     def _move_needs_a_folder(self) -> MailboxSpec:
         check_move(self.after_fetch, self.move_to, self.folder)
+        if (self.dkim_selector is None) != (self.dkim_private_key is None):
+            raise ValueError("dkim_selector and dkim_private_key go together")
         return self
 
 
@@ -78,6 +104,14 @@ class MailboxChanges(_Fields):
     template: Code | None = None
     queue: Code | None = None
     enabled: bool | None = None
+    smtp_host: Host | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_security: Security | None = None
+    smtp_username: Annotated[str, StringConstraints(min_length=1, max_length=320)] | None = None
+    smtp_password: Secret | None = None
+    from_name: Name | None = None
+    dkim_selector: Selector | None = None
+    dkim_private_key: PrivateKey | None = None
 
 
 def check_move(after_fetch: str, move_to: str | None, folder: str) -> None:

@@ -17,6 +17,7 @@ settings: it connects, authenticates and reports what the server said, sending n
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import ssl
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ from typing import Literal
 
 import aiosmtplib
 import dkim
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 Security = Literal["tls", "starttls", "none"]
 SIGNED_HEADERS = (
@@ -67,7 +70,7 @@ class DkimKey:
     domain: str
     selector: str
     private_key: bytes = field(repr=False)
-    """PEM (PKCS#1 or PKCS#8) RSA or Ed25519 private key."""
+    """PEM (PKCS#1 or PKCS#8): an RSA or an Ed25519 private key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,17 +108,35 @@ def sign(raw: bytes, key: DkimKey) -> bytes:
     present = {name.lower() for name in _header_names(raw)}
     headers = [name for name in SIGNED_HEADERS if name.decode() in present]
     try:
+        private, algorithm = _dkim_key(key.private_key)
         signature = dkim.sign(
             raw,
             key.selector.encode("ascii"),
             key.domain.encode("ascii"),
-            key.private_key,
+            private,
             canonicalize=(b"relaxed", b"relaxed"),
             include_headers=headers,
+            signature_algorithm=algorithm,
         )
-    except (dkim.DKIMException, ValueError) as exc:
+    except (dkim.DKIMException, ValueError, TypeError) as exc:
         raise SmtpFailed(f"the DKIM key cannot sign: {exc}", transient=False) from None
     return bytes(signature) + raw
+
+
+def _dkim_key(pem: bytes) -> tuple[bytes, bytes]:
+    """The key as dkimpy takes it, and its algorithm: RSA as PEM, Ed25519 (RFC 8463) as its
+    32 raw bytes in base64."""
+    loaded = serialization.load_pem_private_key(pem, password=None)
+    if isinstance(loaded, ed25519.Ed25519PrivateKey):
+        raw = loaded.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return base64.b64encode(raw), b"ed25519-sha256"
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise ValueError("a DKIM key is RSA or Ed25519")
+    return pem, b"rsa-sha256"
 
 
 def _header_names(raw: bytes) -> list[str]:

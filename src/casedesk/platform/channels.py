@@ -32,6 +32,8 @@ from casedesk.kit.clock import utcnow
 from casedesk.kit.crypto import SecretBox
 from casedesk.kit.logging import get_logger
 from casedesk.kit.tracing import new_trace, parse_traceparent
+from casedesk.platform.mail_replies import CHANNEL as MAIL_CHANNEL
+from casedesk.platform.mail_replies import MailReplies
 from casedesk.platform.runner import (
     StepFailed,
     answer_of,
@@ -74,8 +76,12 @@ def message_domain(public_url: str) -> str:
 class Deliverer:
     """Runs ``channel.deliver`` jobs."""
 
-    def __init__(self, database: Database, hub: Hub, box: SecretBox, *, domain: str) -> None:
+    def __init__(
+        self, database: Database, hub: Hub, box: SecretBox, *, domain: str, mail: MailReplies
+    ) -> None:
         self.database, self.hub, self.box, self.domain = database, hub, box, domain
+        self.mail = mail
+        """Replies on cases that came by a mailbox (the ``email`` channel) go out by SMTP."""
 
     async def run_job(self, job: ScheduledJob) -> str | None:
         comment_id = uuid.UUID(str(job.payload["comment_id"]))
@@ -86,15 +92,22 @@ class Deliverer:
                 outgoing = await reply_for(uow, comment_id, domain=self.domain)
                 if outgoing is None:
                     return None
-                client = await open_client(
-                    uow,
-                    self.hub,
-                    self.box,
-                    tenant_id=tenant_id,
-                    connector=outgoing.channel,
-                    connection_id=outgoing.connection_id,
-                )
-            sent = await self._send(client, outgoing, trace.child().traceparent)
+                if outgoing.channel == MAIL_CHANNEL:
+                    by_mail = await self.mail.prepare(uow, outgoing)
+                else:
+                    client = await open_client(
+                        uow,
+                        self.hub,
+                        self.box,
+                        tenant_id=tenant_id,
+                        connector=outgoing.channel,
+                        connection_id=outgoing.connection_id,
+                    )
+            if outgoing.channel == MAIL_CHANNEL:
+                outgoing = by_mail.outgoing
+                sent = _Sent(await self.mail.send(by_mail))
+            else:
+                sent = await self._send(client, outgoing, trace.child().traceparent)
         except Exception as exc:
             return await self._failed(job, comment_id, exc)
         async with UnitOfWork(self.database, tenant_id) as uow:

@@ -31,7 +31,7 @@ from prometheus_client import Counter
 from casedesk.activities import mailboxes
 from casedesk.activities.base import ActivityContext, Operator
 from casedesk.domain.extensions.registry import ExtensionRegistry
-from casedesk.integrations import imap
+from casedesk.integrations import imap, smtp
 from casedesk.integrations.imap import FETCH_BATCH, ImapAccount, ImapError, ImapSession
 from casedesk.kit.clock import utcnow
 from casedesk.kit.crypto import SecretBox, SecretUnreadable
@@ -219,14 +219,21 @@ class MailboxPoller:
         return report
 
     async def test(self, tenant_id: uuid.UUID, mailbox_id: uuid.UUID) -> dict[str, Any]:
-        """Connect, log in and select the folder: what the server said, or its refusal."""
+        """Connect, log in and select the folder, and log in to the outgoing server when the
+        mailbox has one: what the servers said, or their refusals."""
         async with UnitOfWork(self.database, tenant_id) as uow:
             mailbox = await mailboxes.find_mailbox(uow, mailbox_id)
             folder = mailbox.folder
             try:
                 account = self._account(mailbox)
+                outgoing = mailboxes.smtp_server_of(mailbox, self.box, timeout=self.timeout)
             except SecretUnreadable as error:
                 return {"ok": False, "error": str(error)}
+        answer = await self._test_incoming(account, folder)
+        answer["smtp"] = None if outgoing is None else await _test_outgoing(outgoing)
+        return answer
+
+    async def _test_incoming(self, account: ImapAccount, folder: str) -> dict[str, Any]:
         try:
             async with imap.session(account) as opened:
                 state = await opened.select(folder)
@@ -241,3 +248,11 @@ class MailboxPoller:
             "uidvalidity": state.uidvalidity,
             "uidnext": state.uidnext,
         }
+
+
+async def _test_outgoing(server: smtp.SmtpServer) -> dict[str, Any]:
+    try:
+        said = await smtp.check(server)
+    except smtp.SmtpFailed as failed:
+        return {"ok": False, "error": failed.answer}
+    return {"ok": True, "error": None, "greeting": said.greeting, "extensions": said.extensions}

@@ -34,10 +34,13 @@ class MailboxRepository(Repository[Mailbox]):
         return list((await self.session.scalars(statement)).all())
 
     async def count_sealed(self) -> int:
-        total = await self.session.scalar(
-            select(func.count()).select_from(Mailbox).where(Mailbox.secret_sealed.is_not(None))
+        """How many sealed values the mailboxes keep: passwords, SMTP ones, DKIM keys."""
+        statement = select(
+            func.count(Mailbox.secret_sealed),
+            func.count(Mailbox.smtp_secret_sealed),
+            func.count(Mailbox.dkim_key_sealed),
         )
-        return int(total or 0)
+        return sum(int(n) for n in (await self.session.execute(statement)).one())
 
     async def enabled_everywhere(self) -> list[Mailbox]:
         """Every tenant's enabled mailboxes (for the worker that waits in IDLE on them)."""

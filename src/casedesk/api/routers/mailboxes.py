@@ -50,12 +50,28 @@ class MailboxOut(BaseModel):
     last_poll_at: datetime | None
     last_error: str | None
     last_count: int
+    smtp_host: str | None
+    smtp_port: int | None
+    smtp_security: str | None
+    smtp_username: str | None
+    has_smtp_password: bool
+    """False: the outgoing server takes the IMAP password or token."""
+    from_name: str | None
+    dkim_selector: str | None
+    has_dkim_key: bool
     created_at: datetime
     updated_at: datetime
 
 
 class MailboxList(BaseModel):
     items: list[MailboxOut]
+
+
+class SmtpTestOut(BaseModel):
+    ok: bool
+    error: str | None = None
+    greeting: str | None = None
+    extensions: list[str] = []
 
 
 class TestOut(BaseModel):
@@ -66,6 +82,8 @@ class TestOut(BaseModel):
     messages: int | None = None
     uidvalidity: int | None = None
     uidnext: int | None = None
+    smtp: SmtpTestOut | None = None
+    """The outgoing server's answer; none when the mailbox has no outgoing server."""
 
 
 class PollOut(BaseModel):
@@ -103,6 +121,14 @@ def _out(mailbox: Mailbox) -> MailboxOut:
         last_poll_at=mailbox.last_poll_at,
         last_error=mailbox.last_error,
         last_count=mailbox.last_count,
+        smtp_host=mailbox.smtp_host,
+        smtp_port=mailbox.smtp_port,
+        smtp_security=mailbox.smtp_security,
+        smtp_username=mailbox.smtp_username,
+        has_smtp_password=mailbox.smtp_secret_sealed is not None,
+        from_name=mailbox.from_name,
+        dkim_selector=mailbox.dkim_selector,
+        has_dkim_key=mailbox.dkim_key_sealed is not None,
         created_at=mailbox.created_at,
         updated_at=mailbox.updated_at,
     )

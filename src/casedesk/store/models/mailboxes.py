@@ -48,3 +48,16 @@ class Mailbox(IdMixin, TimestampMixin, TenantScoped, Base):
     """Messages taken in by the last run."""
     failures: Mapped[int] = mapped_column(Integer, default=0)
     """Consecutive failed runs: how far the next run is put off."""
+    smtp_host: Mapped[str | None] = mapped_column(String(255))
+    """The outgoing server replies and casedesk's own mail go through; none: no mail goes out."""
+    smtp_port: Mapped[int | None] = mapped_column(Integer)
+    smtp_security: Mapped[str | None] = mapped_column(String(16))
+    """tls, starttls or none."""
+    smtp_username: Mapped[str | None] = mapped_column(String(320))
+    """None: the IMAP username."""
+    smtp_secret_sealed: Mapped[str | None] = mapped_column(Text)
+    """The SMTP password or token, sealed; none: the IMAP one."""
+    from_name: Mapped[str | None] = mapped_column(String(200))
+    dkim_selector: Mapped[str | None] = mapped_column(String(63))
+    dkim_key_sealed: Mapped[str | None] = mapped_column(Text)
+    """The DKIM private key (PEM), sealed; mail is signed for the address's domain."""
