@@ -135,8 +135,10 @@ class CaseRepository(Repository[Case]):
     ) -> NewCaseSetting | None:
         """The template, its queue (or the one named), its machine's latest published version
         and the customer of that e-mail, in one query; None when there is no such template."""
+        # Joined on the template's tenant too: the rows belong together (and SQLAlchemy then
+        # sees no cartesian product in a join on a constant).
         queue_on = (
-            Queue.code == queue_code
+            and_(Queue.code == queue_code, Queue.tenant_id == Template.tenant_id)
             if queue_code is not None
             else Queue.id == Template.default_queue_id
         )
@@ -153,7 +155,10 @@ class CaseRepository(Repository[Case]):
             .where(Template.code == template_code)
         )
         if customer_email is not None:
-            statement = statement.outerjoin(Customer, Customer.email == customer_email)
+            statement = statement.outerjoin(
+                Customer,
+                and_(Customer.email == customer_email, Customer.tenant_id == Template.tenant_id),
+            )
         row = (await self.session.execute(statement)).first()
         return None if row is None else NewCaseSetting(*row)
 
