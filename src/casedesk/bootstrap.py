@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from casedesk.activities.channel_delivery import DELIVER as DELIVER_REPLY
 from casedesk.activities.dead_letters import REPLAY
+from casedesk.activities.mailboxes import ACKNOWLEDGE
 from casedesk.activities.mailboxes import POLL as MAILBOX_POLL
 from casedesk.config import Settings
 from casedesk.domain.extensions.registry import ExtensionRegistry
@@ -23,7 +24,7 @@ from casedesk.platform.channels import Deliverer, message_domain
 from casedesk.platform.inbox import HookResolutions, Inbox
 from casedesk.platform.instant import CREATE, DELETE, PROCESS, RENEW, RESYNC
 from casedesk.platform.lifecycle import SubscriptionLifecycle
-from casedesk.platform.mail_replies import MailReplies
+from casedesk.platform.mail_replies import Acknowledger, MailReplies
 from casedesk.platform.mailbox_idle import MailboxWatcher
 from casedesk.platform.mailboxes import MailboxPoller
 from casedesk.platform.polling import POLL, Poller
@@ -152,6 +153,9 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
         intake.RUN: workflows.run_job,
         POLL: poller(container).run_job,
         MAILBOX_POLL: mailbox_poller(container).run_job,
+        ACKNOWLEDGE: Acknowledger(
+            container.database, container.box, timeout=container.settings.imap_timeout_seconds
+        ).run_job,
         PROCESS: inbox.run_job,
         CREATE: lifecycle.create_job,
         RENEW: lifecycle.renew_job,

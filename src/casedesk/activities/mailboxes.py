@@ -47,6 +47,38 @@ NAME_KEPT, ADDRESS_KEPT, PARTIES_KEPT = 200, 320, 500
 log = get_logger(__name__)
 
 
+ACKNOWLEDGE = "mail.acknowledge"
+"""The job that answers a mail that opened a case with the "case received" notification."""
+
+
+def acknowledges(mailbox: Mailbox, message: ChannelMessage) -> bool:
+    """A person's mail that opened a case, to a mailbox that answers and can send."""
+    return mailbox.acknowledge and mailbox.smtp_host is not None and not message.automatic
+
+
+async def plan_acknowledgement(
+    uow: UnitOfWork, mailbox: Mailbox, case_id: uuid.UUID, message: ChannelMessage
+) -> None:
+    """In the transaction that opened the case: its acknowledgement is sent once it commits,
+    in the language the customer wrote in."""
+    await uow.jobs.schedule(
+        kind=ACKNOWLEDGE,
+        key=f"{ACKNOWLEDGE}:{case_id}",
+        due_at=utcnow(),
+        payload={
+            "mailbox_id": str(mailbox.id),
+            "case_id": str(case_id),
+            "language": "zh-Hans" if _chinese(f"{message.subject or ''} {message.text}") else "en",
+        },
+        traceparent=trace_or_new().traceparent,
+        case_id=case_id,
+    )
+
+
+def _chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text[:2000])
+
+
 def poll_key(mailbox_id: uuid.UUID) -> str:
     return f"{POLL}:{mailbox_id}"
 
@@ -114,8 +146,8 @@ async def update_mailbox(
     if mailbox is None:
         raise NotFound(f"mailbox {mailbox_id} not found")
     given = changes.model_dump(exclude_unset=True, exclude={"password", *WRITE_ONLY})
-    for name in ("name", "address", "host", "security", "username", "auth", "folder"):
-        if name in given and given[name] is None:
+    for name, value in given.items():
+        if value is None and name not in CLEARABLE:
             raise InvalidInput(f"{name} cannot be null", field=name)
     for name, value in given.items():
         setattr(mailbox, name, value)
@@ -156,6 +188,20 @@ async def delete_mailbox(uow: UnitOfWork, actor: Principal, mailbox_id: uuid.UUI
     await uow.commit()
 
 
+CLEARABLE = frozenset(
+    {
+        "tls_ca",
+        "move_to",
+        "queue",
+        "smtp_host",
+        "smtp_port",
+        "smtp_security",
+        "smtp_username",
+        "from_name",
+        "dkim_selector",
+    }
+)
+"""Fields a change may set to null (the others always have a value)."""
 WRITE_ONLY = frozenset({"smtp_password", "dkim_private_key"})
 """Fields sealed rather than stored as given, never answered."""
 
@@ -299,6 +345,8 @@ async def take_in(
             channel=CHANNEL, connection_id=None, template=mailbox.template, queue=mailbox.queue
         )
         outcome = await receive(context, parsed.message, intake)
+        if outcome["outcome"] == "opened" and acknowledges(mailbox, parsed.message):
+            await plan_acknowledgement(uow, mailbox, uuid.UUID(outcome["case_id"]), parsed.message)
     mailbox.last_uid = mail.uid
     outcome["uid"] = mail.uid
     outcome["attachments"] = [part.metadata() for part in parsed.attachments]

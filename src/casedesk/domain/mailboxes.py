@@ -70,6 +70,9 @@ class MailboxSpec(_Fields):
     dkim_private_key: PrivateKey | None = Field(
         default=None, description="PEM; mail is signed for the address's domain; write-only"
     )
+    acknowledge: bool = Field(
+        default=True, description="answer a mail that opens a case with 'case received'"
+    )
 
     @model_validator(mode="after")
     def _move_needs_a_folder(self) -> MailboxSpec:
@@ -112,6 +115,7 @@ class MailboxChanges(_Fields):
     from_name: Name | None = None
     dkim_selector: Selector | None = None
     dkim_private_key: PrivateKey | None = None
+    acknowledge: bool | None = None
 
 
 def check_move(after_fetch: str, move_to: str | None, folder: str) -> None:

@@ -17,12 +17,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 
+from sqlalchemy.exc import IntegrityError
+
 from casedesk.activities import mailboxes
 from casedesk.activities.channels import Outgoing
+from casedesk.domain import notifications
+from casedesk.domain.channels import Reply
 from casedesk.integrations import mail, smtp
 from casedesk.kit.crypto import SecretBox
 from casedesk.kit.logging import get_logger
 from casedesk.platform.runner import StepFailed
+from casedesk.store.database import Database
+from casedesk.store.models import ChannelMessageRecord, ScheduledJob
 from casedesk.store.unit_of_work import UnitOfWork
 
 CHANNEL = mailboxes.CHANNEL
@@ -97,3 +103,120 @@ class MailReplies:
         if accepted.refused:  # sent to the others: the reply went out
             log.warning("reply refused for some recipients", refused=accepted.refused)
         return f"<{prepared.outgoing.reply.message_id}>"
+
+
+class Acknowledger:
+    """Runs ``mail.acknowledge`` jobs: the "case received" notification, in the customer's
+    thread, from the mailbox the mail came to.
+
+    It is automatic mail (``Auto-Submitted: auto-replied``), so auto-responders leave it
+    alone; its Message-ID (``casedesk.ack.<case>@<domain>``) is recorded on the case, so a
+    reply to it is a comment on the case, as the ``[#N]`` token in its subject also ensures.
+    A transient SMTP failure raises (the job is tried again with backoff); a final one, or a
+    mailbox that can no longer send, is logged and given up.
+    """
+
+    def __init__(self, database: Database, box: SecretBox, *, timeout: float) -> None:
+        self.database, self.box, self.timeout = database, box, timeout
+
+    async def run_job(self, job: ScheduledJob) -> str | None:
+        case_id = uuid.UUID(str(job.payload["case_id"]))
+        language = str(job.payload.get("language") or notifications.DEFAULT_LANGUAGE)
+        async with UnitOfWork(self.database, job.tenant_id) as uow:
+            prepared = await self._prepare(uow, job, case_id, language)
+        if prepared is None:
+            return None
+        try:
+            await smtp.send(
+                prepared.server,
+                prepared.raw,
+                sender=prepared.sender,
+                recipients=prepared.recipients,
+                dkim_key=prepared.dkim_key,
+            )
+        except smtp.SmtpFailed as failed:
+            if failed.transient:
+                raise
+            log.warning("acknowledgement refused", case_id=str(case_id), error=failed.answer)
+            return None
+        async with UnitOfWork(self.database, job.tenant_id) as uow:
+            await uow.begin_write()
+            await _remember(uow, case_id, prepared)
+            await uow.commit()
+        return None
+
+    async def _prepare(
+        self, uow: UnitOfWork, job: ScheduledJob, case_id: uuid.UUID, language: str
+    ) -> MailSend | None:
+        mailbox = await uow.mailboxes.find(uuid.UUID(str(job.payload["mailbox_id"])))
+        case = await uow.cases.find(case_id)
+        server = (
+            None
+            if mailbox is None
+            else mailboxes.smtp_server_of(mailbox, self.box, timeout=self.timeout)
+        )
+        if mailbox is None or case is None or server is None or case.customer_id is None:
+            return None  # the mailbox, its outgoing server or the case went meanwhile
+        customer = await uow.customers.find(case.customer_id)
+        inbound = [r for r in await uow.channel_messages.of_case(case.id) if r.direction == "in"]
+        if customer is None or not inbound:
+            return None
+        tenant = await uow.tenants.get(job.tenant_id)
+        values = {
+            "desk": {"name": tenant.name},
+            "case": {"number": case.number, "title": case.title},
+            "customer": {"name": customer.name, "email": customer.email},
+            "portal_url": None,
+        }
+        mail_text = notifications.render("case_received", values, language=language)
+        first = inbound[0]
+        domain = mailboxes.domain_of(mailbox.address)
+        reply = {
+            "to": [{"address": customer.email, "name": customer.name}],
+            "subject": mail_text.subject,
+            "text": mail_text.text,
+            "html": mail_text.html,
+            "message_id": f"casedesk.ack.{case.id.hex}@{domain}",
+            "in_reply_to": first.message_key,
+            "references": [first.message_key] if first.message_key else [],
+            "reply": dict(first.reply),
+        }
+        sender = {"address": mailbox.address, "name": mailbox.from_name}
+        raw = mail.compose_reply(reply, sender=sender, automatic=True)
+        outgoing = Outgoing(
+            Reply.model_validate(reply | {"thread_id": first.thread_id, "case": {}, "comment": {}}),
+            CHANNEL,
+            None,
+            first.thread_id,
+        )
+        return MailSend(
+            outgoing,
+            server,
+            mailboxes.dkim_key_of(mailbox, self.box),
+            raw,
+            mailbox.address,
+            [customer.email],
+        )
+
+
+async def _remember(uow: UnitOfWork, case_id: uuid.UUID, sent: MailSend) -> None:
+    """The acknowledgement as the case's outgoing mail: an answer to it threads."""
+    reply = sent.outgoing.reply
+    try:
+        async with uow.session.begin_nested():
+            uow.channel_messages.add(
+                ChannelMessageRecord(
+                    case_id=case_id,
+                    comment_id=None,
+                    channel=CHANNEL,
+                    connection_id=None,
+                    external_id=f"<{reply.message_id}>"[:255],
+                    thread_id=sent.outgoing.thread_id,
+                    message_key=reply.message_id,
+                    direction="out",
+                    subject=reply.subject,
+                    reply=reply.reply,
+                )
+            )
+    except IntegrityError:
+        pass  # sent again after a lost commit: recorded already

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import select
 
 from casedesk.activities.channel_delivery import DELIVER
+from casedesk.activities.mailboxes import ACKNOWLEDGE
 from casedesk.bootstrap import Container
 from casedesk.kit.clock import utcnow
 from casedesk.store.models import ScheduledJob
@@ -213,3 +214,72 @@ async def test_outgoing_settings_are_checked_and_write_only(
     tested = await mail_desk.test()
     assert tested["smtp"]["ok"] is False
     assert "535" in tested["smtp"]["error"]
+
+
+async def _acknowledge(container: Container, mail_desk: MailDesk) -> None:
+    await run_jobs(container, mail_desk.desk.tenant.id, ACKNOWLEDGE, rounds=1)
+
+
+async def test_a_new_case_is_acknowledged_and_a_reply_to_that_threads(
+    mail_desk: MailDesk, smtp: SmtpTestServer, container: Container
+) -> None:
+    await mail_desk.create(**_outgoing(mail_desk, smtp))
+    first = f"{uuid.uuid4().hex}@example.net"
+    case = await _case_from_mail(mail_desk, first)
+    await _acknowledge(container, mail_desk)
+    (received,) = smtp.messages
+    assert received.rcpt_tos == ["carol@example.net"]
+    ack = email.message_from_bytes(received.content, policy=email.policy.default)
+    assert ack["Auto-Submitted"] == "auto-replied"
+    assert ack["In-Reply-To"] == f"<{first}>"
+    assert ack["Subject"].startswith("We received your request")
+    assert f"[#{case['number']}]" in ack["Subject"]
+    assert f"#{case['number']}" in ack.get_body(("plain",)).get_content()
+    ack_id = ack["Message-ID"].strip("<>")
+    assert ack_id.startswith("casedesk.ack.")
+
+    # The customer answers the acknowledgement (a mail client keeps In-Reply-To).
+    answer = {"In-Reply-To": f"<{ack_id}>", "References": f"<{first}> <{ack_id}>"}
+    mail_desk.append(message("Re: We received your request", body="More detail.", headers=answer))
+    await mail_desk.poll()
+    await _acknowledge(container, mail_desk)
+    assert len(await mail_desk.cases()) == 1
+    assert any("More detail." in c["body"] for c in await mail_desk.comments(case["id"]))
+    assert len(smtp.messages) == 1  # a comment is not acknowledged
+
+
+async def test_chinese_mail_is_acknowledged_in_chinese(
+    mail_desk: MailDesk, smtp: SmtpTestServer, container: Container
+) -> None:
+    await mail_desk.create(**_outgoing(mail_desk, smtp))
+    mail_desk.append(message("我的打印机着火了", body="请尽快处理。"))
+    await mail_desk.poll()
+    await _acknowledge(container, mail_desk)
+    (received,) = smtp.messages
+    ack = email.message_from_bytes(received.content, policy=email.policy.default)
+    assert ack["Subject"].startswith("我们已收到您的请求\uff1a我的打印机着火了")
+    assert "感谢您联系" in ack.get_body(("plain",)).get_content()
+
+
+async def test_no_acknowledgement_when_turned_off_or_for_automatic_mail(
+    mail_desk: MailDesk, smtp: SmtpTestServer, container: Container
+) -> None:
+    made = await mail_desk.create(**_outgoing(mail_desk, smtp, acknowledge=False))
+    assert made["acknowledge"] is False
+    mail_desk.append(message("Quiet please"))
+    await mail_desk.poll()
+    await _acknowledge(container, mail_desk)
+    assert smtp.messages == []
+    on = await mail_desk.http.patch(
+        f"/api/v1/mailboxes/{made['id']}", json={"acknowledge": True}, headers=mail_desk.headers
+    )
+    assert on.status_code == 200
+    mail_desk.append(message("Away", headers={"Auto-Submitted": "auto-replied"}))
+    await mail_desk.poll()
+    await _acknowledge(container, mail_desk)
+    assert smtp.messages == []
+    null = await mail_desk.http.patch(
+        f"/api/v1/mailboxes/{made['id']}", json={"acknowledge": None}, headers=mail_desk.headers
+    )
+    assert null.status_code == 422
+    assert "acknowledge" in null.text

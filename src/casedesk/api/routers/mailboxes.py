@@ -59,6 +59,7 @@ class MailboxOut(BaseModel):
     from_name: str | None
     dkim_selector: str | None
     has_dkim_key: bool
+    acknowledge: bool
     created_at: datetime
     updated_at: datetime
 
@@ -129,6 +130,7 @@ def _out(mailbox: Mailbox) -> MailboxOut:
         from_name=mailbox.from_name,
         dkim_selector=mailbox.dkim_selector,
         has_dkim_key=mailbox.dkim_key_sealed is not None,
+        acknowledge=mailbox.acknowledge,
         created_at=mailbox.created_at,
         updated_at=mailbox.updated_at,
     )

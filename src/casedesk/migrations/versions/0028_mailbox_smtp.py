@@ -1,4 +1,5 @@
-"""mailboxes' outgoing server: SMTP for replies and casedesk's own mail, and a DKIM key
+"""mailboxes' outgoing server: SMTP for replies and casedesk's own mail, a DKIM key, and
+whether a new case is acknowledged
 
 Revision ID: 0028
 Revises: 0027
@@ -25,11 +26,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("from_name", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("dkim_selector", sa.String(length=63), nullable=True))
         batch_op.add_column(sa.Column("dkim_key_sealed", sa.Text(), nullable=True))
+        batch_op.add_column(
+            sa.Column("acknowledge", sa.Boolean(), server_default=sa.true(), nullable=False)
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("mailboxes") as batch_op:
         for name in (
+            "acknowledge",
             "dkim_key_sealed",
             "dkim_selector",
             "from_name",

@@ -61,3 +61,5 @@ class Mailbox(IdMixin, TimestampMixin, TenantScoped, Base):
     dkim_selector: Mapped[str | None] = mapped_column(String(63))
     dkim_key_sealed: Mapped[str | None] = mapped_column(Text)
     """The DKIM private key (PEM), sealed; mail is signed for the address's domain."""
+    acknowledge: Mapped[bool] = mapped_column(Boolean, default=True)
+    """A mail that opens a case is answered with the "case received" notification."""
