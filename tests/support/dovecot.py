@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -289,6 +290,13 @@ def _open(port: int) -> bool:
 
 @pytest.fixture(scope="session")
 def dovecot() -> Iterator[Dovecot]:
+    with running_dovecot() as server:
+        yield server
+
+
+@contextmanager
+def running_dovecot() -> Iterator[Dovecot]:
+    """A private dovecot for as long as the block runs (the fixture's, and the mail bench's)."""
     _install()
     if not DOVECOT.exists():
         unavailable("dovecot", "dovecot-imapd could not be installed")
