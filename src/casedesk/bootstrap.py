@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 from casedesk.activities.channel_delivery import DELIVER as DELIVER_REPLY
 from casedesk.activities.dead_letters import REPLAY
 from casedesk.config import Settings
+from casedesk.domain.attachments import AttachmentLimits
 from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.domain.identity.principal_cache import PrincipalCache
 from casedesk.domain.webhooks.deliveries import DELIVER
@@ -24,6 +25,7 @@ from casedesk.platform.instant import CREATE, DELETE, PROCESS, RENEW, RESYNC
 from casedesk.platform.lifecycle import SubscriptionLifecycle
 from casedesk.platform.polling import POLL, Poller
 from casedesk.platform.runner import Runner
+from casedesk.store.blobs import BlobStore, LocalBlobStore
 from casedesk.store.database import Database
 from casedesk.store.migrate import migration_state
 from casedesk.store.trace_queue import InProcessTraceQueue, RabbitMQTraceQueue, TraceQueue
@@ -59,6 +61,8 @@ class Container:
     trace_reader: TraceReader
     box: SecretBox
     """Seals the secrets casedesk keeps (webhook signing keys)."""
+    blobs: BlobStore
+    """The bytes of attachments, by SHA-256."""
     hooks: HookResolutions = field(default_factory=HookResolutions)
     """The triggers this process's hook ingress resolved lately (``platform.inbox``)."""
     principals: PrincipalCache = field(init=False)
@@ -67,6 +71,12 @@ class Container:
     def __post_init__(self) -> None:
         self.principals = PrincipalCache(
             self.database.engine.sync_engine, self.settings.auth_cache_seconds
+        )
+
+    @property
+    def attachment_limits(self) -> AttachmentLimits:
+        return AttachmentLimits(
+            self.settings.attachment_max_bytes, self.settings.attachment_quota_bytes
         )
 
     def unit_of_work(self, tenant_id: uuid.UUID | None = None) -> UnitOfWork:
@@ -236,4 +246,5 @@ def build(settings: Settings) -> Container:
         trace_queue=queue,
         trace_reader=TraceReader(database, hot),
         box=SecretBox(settings.secret_key, settings.secret_keys[1:]),
+        blobs=LocalBlobStore(settings.attachments_path),
     )

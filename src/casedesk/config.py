@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_interface
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 ENV_PREFIX = "CASEDESK_"
 INSECURE_SECRET_KEY = "casedesk-embedded-insecure-secret-change-me"  # noqa: S105 - public on purpose
@@ -107,6 +109,24 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body")
+    attachments_dir: str | None = Field(
+        default=None,
+        description="the folder attachments are stored in, by content (SHA-256); unset: an"
+        " `attachments` folder next to the SQLite file, or in the working directory with a"
+        " database server",
+    )
+    attachment_max_bytes: int = Field(
+        default=26_214_400,
+        ge=1,
+        le=4_294_967_296,
+        description="largest attachment (25 MiB): a larger upload is refused with 413, a"
+        " larger file of a channel message is left out and noted on its comment",
+    )
+    attachment_quota_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="total bytes of attachments a tenant may keep; 0: no quota",
+    )
     api_key_touch_seconds: int = Field(
         default=60, ge=0, description="how often an API key's last-used time is written"
     )
@@ -318,6 +338,17 @@ class Settings(BaseSettings):
     @property
     def outbound_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
         return _parse_networks(self.outbound_allowed_networks)
+
+    @property
+    def attachments_path(self) -> Path:
+        if self.attachments_dir:
+            return Path(self.attachments_dir)
+        database = (
+            make_url(self.database_url).database if self.database_dialect == "sqlite" else None
+        )
+        if database and database != ":memory:" and not database.startswith("file:"):
+            return Path(database).parent / "attachments"
+        return Path("attachments")
 
     @property
     def database_dialect(self) -> str:
