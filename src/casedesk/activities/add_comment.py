@@ -10,7 +10,7 @@ from casedesk.activities.channel_delivery import schedule_delivery
 from casedesk.domain.cases.inputs import CommentInput
 from casedesk.kit.errors import InvalidInput
 from casedesk.kit.ids import uuid7
-from casedesk.store.models import Comment
+from casedesk.store.models import Attachment, Comment
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,7 @@ class AddCommentActivity(Activity[CommentParams, Comment]):
         # Decided before the insert, so the row goes out once, with its delivery status.
         delivered = await schedule_delivery(self.uow, case, comment, self.ctx.trace)
         await self.insert(comment)
+        attached = await self._attach(case.id, comment.id, body.attachment_ids)
         excerpt = body.body if len(body.body) <= 200 else body.body[:197] + "..."
         self.record(
             case,
@@ -71,6 +72,7 @@ class AddCommentActivity(Activity[CommentParams, Comment]):
                 "excerpt": excerpt,
                 **({"channel": body.channel} if body.channel else {}),
                 **({"delivery": "pending"} if delivered else {}),
+                **({"attachment_ids": [str(a.id) for a in attached]} if attached else {}),
             },
         )
         self.emit(
@@ -79,6 +81,28 @@ class AddCommentActivity(Activity[CommentParams, Comment]):
             {"comment_id": str(comment.id), "public": body.public, "author_type": author_type},
         )
         return comment
+
+    async def _attach(
+        self, case_id: uuid.UUID, comment_id: uuid.UUID, ids: list[uuid.UUID]
+    ) -> list[Attachment]:
+        """Put attachments uploaded to the case before on the new comment."""
+        if not ids:
+            return []
+        rows = {row.id: row for row in await self.uow.attachments.of_ids(ids)}
+        for attachment_id in ids:
+            row = rows.get(attachment_id)
+            if row is None or row.case_id != case_id:
+                raise InvalidInput(
+                    f"attachment {attachment_id} is not one of this case's",
+                    field="attachment_ids",
+                )
+            if row.comment_id is not None:
+                raise InvalidInput(
+                    f"attachment {attachment_id} is on another comment already",
+                    field="attachment_ids",
+                )
+            row.comment_id = comment_id
+        return [rows[attachment_id] for attachment_id in dict.fromkeys(ids)]
 
     def moves_task_to_processing(self) -> bool:
         return self.params.body.public and self._by_agent

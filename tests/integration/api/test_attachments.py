@@ -371,3 +371,57 @@ async def test_26_mib_over_the_default_25_mib_limit_is_413(
     )
     assert streamed.status_code == 413, streamed.text
     assert await _listed(desk, case["id"]) == []
+
+
+async def test_a_comment_takes_files_uploaded_before_and_the_detail_lists_them(
+    desk: Desk,
+) -> None:
+    case = await desk.new_case()
+    upload = await _upload(
+        desk, case["id"], ("dot.png", PNG, "image/png"), ("notes.txt", b"n", "text/plain")
+    )
+    ids = [item["id"] for item in upload.json()["items"]]
+    added = await desk.http.post(
+        f"/api/v1/cases/{case['id']}/comments",
+        json={"body": "two files", "public": False, "attachment_ids": ids},
+        headers=desk.headers,
+    )
+    assert added.status_code == 201, added.text
+    listed = added.json()["comments"][-1]["attachments"]
+    assert [(a["id"], a["filename"], a["content_type"]) for a in listed] == [
+        (ids[0], "dot.png", "image/png"),
+        (ids[1], "notes.txt", "text/plain"),
+    ]
+    assert listed[0]["content_url"] == f"/api/v1/attachments/{ids[0]}/content"
+    detail = await desk.http.get(f"/api/v1/cases/{case['id']}", headers=desk.headers)
+    assert detail.json()["comments"][-1]["attachments"] == listed
+    page = await desk.http.get(f"/api/v1/cases/{case['id']}/comments", headers=desk.headers)
+    assert page.json()["items"][-1]["attachments"] == listed
+    comment_id = added.json()["comments"][-1]["id"]
+    assert {a["comment_id"] for a in await _listed(desk, case["id"])} == {comment_id}
+
+
+async def test_a_comment_refuses_attachments_of_another_case_or_comment(desk: Desk) -> None:
+    (elsewhere,) = await _uploaded(desk, ("a.txt", b"a", "text/plain"))
+    case = await desk.new_case()
+    (mine,) = [
+        item
+        for item in (await _upload(desk, case["id"], ("b.txt", b"b", "text/plain"))).json()["items"]
+    ]
+    url = f"/api/v1/cases/{case['id']}/comments"
+    first = await desk.http.post(
+        url,
+        json={"body": "x", "public": False, "attachment_ids": [mine["id"]]},
+        headers=desk.headers,
+    )
+    assert first.status_code == 201, first.text
+    for attachment_id in (elsewhere["id"], mine["id"], str(uuid.uuid4())):
+        response = await desk.http.post(
+            url,
+            json={"body": "y", "public": False, "attachment_ids": [attachment_id]},
+            headers=desk.headers,
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == "attachment_ids"
+    detail = await desk.http.get(f"/api/v1/cases/{case['id']}", headers=desk.headers)
+    assert [c["body"] for c in detail.json()["comments"]] == ["x"]
