@@ -70,3 +70,18 @@ def test_every_wrong_setting_is_reported_at_once(monkeypatch: pytest.MonkeyPatch
         load_settings()
     assert "CASEDESK_PORT" in str(caught.value)
     assert "CASEDESK_BROKER_URL" in str(caught.value)
+
+
+def test_attachments_live_next_to_the_sqlite_file_unless_set() -> None:
+    from pathlib import Path
+
+    from casedesk.config import load_settings
+
+    beside = load_settings(database_url="sqlite:///data/desk/casedesk.db", attachments_dir=None)
+    assert beside.attachments_path == Path("data/desk/attachments")
+    server = load_settings(
+        database_url="postgresql://db/casedesk", attachments_dir=None, secret_key="k" * 32
+    )
+    assert server.attachments_path == Path("attachments")
+    chosen = load_settings(attachments_dir="/srv/blobs")
+    assert chosen.attachments_path == Path("/srv/blobs")

@@ -218,6 +218,7 @@ class AddAttachmentsActivity(Activity[AttachParams, AttachOutcome]):
     async def execute(self, params: AttachParams) -> AttachOutcome:
         # Locked: two uploads to a case take turns, so the quota is checked against the other's.
         case = self.case = await self.load_case(params.case_id, lock=True)
+        comment = None
         if params.comment_id is not None:
             comment = await self.uow.comments.find(params.comment_id)
             if comment is None or comment.case_id != case.id:
@@ -254,6 +255,8 @@ class AddAttachmentsActivity(Activity[AttachParams, AttachOutcome]):
             )
         if rows:
             await self.insert(*rows)
+        if comment is not None:
+            comment.attachment_count += len(rows)
         self.record(case, "attachment.add", _memo(params.comment_id, rows, refused))
         for row in rows:
             self.emit("attachment.added", case, _event_data(row))

@@ -57,10 +57,13 @@ class AddCommentActivity(Activity[CommentParams, Comment]):
             channel=body.channel,
             external_id=body.external_id,
         )
+        attached = await self._attachments(case.id, body.attachment_ids)
+        comment.attachment_count = len(attached)
         # Decided before the insert, so the row goes out once, with its delivery status.
         delivered = await schedule_delivery(self.uow, case, comment, self.ctx.trace)
         await self.insert(comment)
-        attached = await self._attach(case.id, comment.id, body.attachment_ids)
+        for attachment in attached:
+            attachment.comment_id = comment.id
         excerpt = body.body if len(body.body) <= 200 else body.body[:197] + "..."
         self.record(
             case,
@@ -82,10 +85,8 @@ class AddCommentActivity(Activity[CommentParams, Comment]):
         )
         return comment
 
-    async def _attach(
-        self, case_id: uuid.UUID, comment_id: uuid.UUID, ids: list[uuid.UUID]
-    ) -> list[Attachment]:
-        """Put attachments uploaded to the case before on the new comment."""
+    async def _attachments(self, case_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Attachment]:
+        """The attachments uploaded to the case before that the new comment takes."""
         if not ids:
             return []
         rows = {row.id: row for row in await self.uow.attachments.of_ids(ids)}
@@ -101,7 +102,6 @@ class AddCommentActivity(Activity[CommentParams, Comment]):
                     f"attachment {attachment_id} is on another comment already",
                     field="attachment_ids",
                 )
-            row.comment_id = comment_id
         return [rows[attachment_id] for attachment_id in dict.fromkeys(ids)]
 
     def moves_task_to_processing(self) -> bool:

@@ -313,7 +313,9 @@ async def _case_page(
             case.id, limit=COMMENTS_SHOWN, cursor=None, public_only=True
         )
         files = await uow.attachments.of_comments(
-            comment.id for comment in comments.items if comment.deleted_at is None
+            comment.id
+            for comment in comments.items
+            if comment.attachment_count and comment.deleted_at is None
         )
     return _page(
         request,

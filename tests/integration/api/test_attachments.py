@@ -17,6 +17,7 @@ from casedesk.activities.base import ActivityContext, Operator
 from casedesk.app import create_app
 from casedesk.bootstrap import Container, build
 from casedesk.domain.attachments import Refusal
+from casedesk.domain.identity.roles import Role
 from casedesk.kit.tracing import new_trace
 from tests.conftest import Tenants, settings_for
 from tests.support.cases import Desk, make_desk
@@ -425,3 +426,20 @@ async def test_a_comment_refuses_attachments_of_another_case_or_comment(desk: De
         assert response.json()["field"] == "attachment_ids"
     detail = await desk.http.get(f"/api/v1/cases/{case['id']}", headers=desk.headers)
     assert [c["body"] for c in detail.json()["comments"]] == ["x"]
+
+
+async def test_a_viewer_may_download_but_not_upload(desk: Desk, small: Container) -> None:
+    (item,) = await _uploaded(desk, ("a.txt", b"read me", "text/plain"))
+    viewer = await Tenants(small).member(desk.tenant.id, Role.VIEWER)
+    download = await desk.http.get(item["content_url"], headers=viewer.headers)
+    assert download.content == b"read me"
+    refused = await _upload(
+        desk, item["case_id"], ("b.txt", b"b", "text/plain"), headers=viewer.headers
+    )
+    assert refused.status_code == 403, refused.text
+    assert len(await _listed(desk, item["case_id"])) == 1
+
+
+async def test_without_a_key_nothing_is_served(desk: Desk) -> None:
+    (item,) = await _uploaded(desk, ("a.txt", b"secret", "text/plain"))
+    assert (await desk.http.get(item["content_url"])).status_code == 401

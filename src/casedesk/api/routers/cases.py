@@ -199,7 +199,7 @@ async def comments(
     await _ensure_case(uow, case_id)
     pages = {"oldest": uow.comments.oldest_first, "newest": uow.comments.newest_first}
     page = await pages[order](case_id, limit=limit, cursor=cursor)
-    files = await uow.attachments.of_comments(c.id for c in page.items)
+    files = await uow.attachments.of_comments(c.id for c in page.items if c.attachment_count)
     items = [comment_view(c, files.get(c.id, ())) for c in page.items]
     return CommentPage(items=items, next_cursor=page.next_cursor)
 

@@ -130,7 +130,9 @@ async def case_detail_json(
         raise NotFound(f"case {case_id} not found")
     case = rows.case
     machine = await published(uow, case.machine_version_id)
-    attached = await uow.attachments.of_comments(comment.id for comment in rows.comments)
+    attached = await uow.attachments.of_comments(
+        comment.id for comment in rows.comments if comment.attachment_count
+    )
     files = {
         comment_id: [attachment_ref_json(row) for row in found]
         for comment_id, found in attached.items()

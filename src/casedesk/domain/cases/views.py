@@ -274,7 +274,7 @@ async def detail(
     )
     customer = known.customer
     clocks = [] if known.fresh else await uow.sla.clocks(case.id)
-    files = {} if known.fresh else await uow.attachments.of_comments(c.id for c in known.comments)
+    files = await uow.attachments.of_comments(c.id for c in known.comments if c.attachment_count)
     return CaseDetail(
         **summary(case).model_dump(),
         description=case.description,

@@ -1,4 +1,5 @@
-"""attachments: files of cases and comments, their bytes in the blob store by SHA-256
+"""attachments: files of cases and comments, their bytes in the blob store by SHA-256;
+comments count theirs
 
 Revision ID: 0027
 Revises: 0026
@@ -55,6 +56,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_attachments")),
     )
+    with op.batch_alter_table("comments") as table:
+        table.add_column(
+            sa.Column("attachment_count", sa.Integer(), server_default="0", nullable=False)
+        )
     with op.batch_alter_table("attachments") as table:
         table.create_index("ix_attachments_case", ["case_id", "id"])
         table.create_index("ix_attachments_sha256", ["sha256"])
@@ -63,3 +68,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("attachments")
+    with op.batch_alter_table("comments") as table:
+        table.drop_column("attachment_count")
