@@ -32,7 +32,7 @@ from tests.support.backends import (
     unavailable,
 )
 
-pytest_plugins = ["tests.support.services"]
+pytest_plugins = ["tests.support.services", "tests.support.s3"]
 # As a deployment on a database server must, the suite sets a key of its own.
 os.environ.setdefault("CASEDESK_SECRET_KEY", TEST_SECRET_KEY)
 # Attachments go to a folder of the run's own, never into the working directory.

@@ -26,6 +26,7 @@ from casedesk.platform.lifecycle import SubscriptionLifecycle
 from casedesk.platform.polling import POLL, Poller
 from casedesk.platform.runner import Runner
 from casedesk.store.blobs import BlobStore, LocalBlobStore
+from casedesk.store.blobs_s3 import S3BlobStore
 from casedesk.store.database import Database
 from casedesk.store.migrate import migration_state
 from casedesk.store.trace_queue import InProcessTraceQueue, RabbitMQTraceQueue, TraceQueue
@@ -221,6 +222,13 @@ def background(container: Container) -> Background:
     )
 
 
+def blob_store(settings: Settings) -> BlobStore:
+    """The attachments' store the settings name: an S3 bucket, else a folder."""
+    if settings.blob_url is not None and settings.blob_url.startswith("s3://"):
+        return S3BlobStore.from_url(settings.blob_url, endpoint_url=settings.blob_endpoint_url)
+    return LocalBlobStore(settings.attachments_path)
+
+
 def build(settings: Settings) -> Container:
     database = Database(settings.database_url, pool_size=settings.database_pool_size)
     extensions = ExtensionRegistry()
@@ -246,5 +254,5 @@ def build(settings: Settings) -> Container:
         trace_queue=queue,
         trace_reader=TraceReader(database, hot),
         box=SecretBox(settings.secret_key, settings.secret_keys[1:]),
-        blobs=LocalBlobStore(settings.attachments_path),
+        blobs=blob_store(settings),
     )

@@ -115,6 +115,16 @@ class Settings(BaseSettings):
         " `attachments` folder next to the SQLite file, or in the working directory with a"
         " database server",
     )
+    blob_url: str | None = Field(
+        default=None,
+        description="where attachments' bytes go instead of CASEDESK_ATTACHMENTS_DIR:"
+        " s3://bucket/prefix for an S3-compatible store (needs the s3 extra; credentials from"
+        " AWS_*), or file:///path",
+    )
+    blob_endpoint_url: str | None = Field(
+        default=None,
+        description="the S3 endpoint of a store other than AWS, e.g. http://minio:9000",
+    )
     attachment_max_bytes: int = Field(
         default=26_214_400,
         ge=1,
@@ -265,6 +275,16 @@ class Settings(BaseSettings):
             raise ValueError("must start with amqp:// or amqps://")
         return value
 
+    @field_validator("blob_url")
+    @classmethod
+    def _check_blob_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        scheme, sep, rest = value.partition("://")
+        if scheme not in ("s3", "file") or not sep or not rest.strip("/"):
+            raise ValueError("must be s3://bucket/prefix or file:///path")
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str | None) -> str | None:
@@ -341,6 +361,8 @@ class Settings(BaseSettings):
 
     @property
     def attachments_path(self) -> Path:
+        if self.blob_url and self.blob_url.startswith("file://"):
+            return Path(self.blob_url.removeprefix("file://"))
         if self.attachments_dir:
             return Path(self.attachments_dir)
         database = (

@@ -85,3 +85,19 @@ def test_attachments_live_next_to_the_sqlite_file_unless_set() -> None:
     assert server.attachments_path == Path("attachments")
     chosen = load_settings(attachments_dir="/srv/blobs")
     assert chosen.attachments_path == Path("/srv/blobs")
+
+
+@pytest.mark.parametrize("url", ["http://bucket/x", "s3://", "s3:bucket", "ftp://host/x"])
+def test_a_blob_url_is_s3_or_file(url: str) -> None:
+    from casedesk.config import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="CASEDESK_BLOB_URL"):
+        load_settings(blob_url=url)
+
+
+def test_a_file_blob_url_names_the_attachments_folder() -> None:
+    from pathlib import Path
+
+    from casedesk.config import load_settings
+
+    assert load_settings(blob_url="file:///srv/blobs").attachments_path == Path("/srv/blobs")

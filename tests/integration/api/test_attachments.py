@@ -19,8 +19,10 @@ from casedesk.bootstrap import Container, build
 from casedesk.domain.attachments import Refusal
 from casedesk.domain.identity.roles import Role
 from casedesk.kit.tracing import new_trace
+from casedesk.store.blobs_s3 import S3BlobStore
 from tests.conftest import Tenants, settings_for
 from tests.support.cases import Desk, make_desk
+from tests.support.s3 import S3Server
 
 LIMIT = 64 * 1024
 QUOTA = 200 * 1024
@@ -443,3 +445,45 @@ async def test_a_viewer_may_download_but_not_upload(desk: Desk, small: Container
 async def test_without_a_key_nothing_is_served(desk: Desk) -> None:
     (item,) = await _uploaded(desk, ("a.txt", b"secret", "text/plain"))
     assert (await desk.http.get(item["content_url"])).status_code == 401
+
+
+@pytest.fixture
+async def s3_desk(
+    backend_url: str, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Desk]:
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
+        monkeypatch.setenv(name, value)
+    bucket = s3_server.new_bucket()
+    container = build(
+        settings_for(
+            backend_url,
+            api_key_touch_seconds=0,
+            blob_url=f"s3://{bucket}/attachments",
+            blob_endpoint_url=s3_server.endpoint_url,
+        )
+    )
+    transport = httpx.ASGITransport(app=create_app(container=container), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://casedesk.test") as http:
+        yield await make_desk(http, await Tenants(container).create(), container)
+    await container.close()
+
+
+@pytest.mark.backends("sqlite")
+async def test_attachments_round_trip_through_an_s3_bucket(
+    s3_desk: Desk, s3_server: S3Server
+) -> None:
+    (item,) = await _uploaded(s3_desk, ("dot.png", PNG, "image/png"))
+    download = await s3_desk.http.get(item["content_url"], headers=s3_desk.headers)
+    assert download.content == PNG
+    assert download.headers["content-disposition"].startswith("inline;")
+    blobs = s3_desk.container.blobs
+    assert isinstance(blobs, S3BlobStore)
+    listed = s3_server.client().list_objects_v2(Bucket=blobs.bucket)
+    digest = item["sha256"]
+    assert [o["Key"] for o in listed["Contents"]] == [
+        f"attachments/{digest[:2]}/{digest[2:4]}/{digest}"
+    ]
