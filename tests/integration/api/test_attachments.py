@@ -261,6 +261,8 @@ async def test_files_attach_to_a_comment_of_the_case(desk: Desk) -> None:
     )
     assert response.status_code == 201, response.text
     assert response.json()["items"][0]["comment_id"] == comment_id
+    detail = await desk.http.get(f"/api/v1/cases/{case['id']}", headers=desk.headers)
+    assert [a["filename"] for a in detail.json()["comments"][-1]["attachments"]] == ["log.txt"]
     other_case = await desk.new_case()
     elsewhere = await _upload(
         desk, other_case["id"], ("log.txt", b"x", "text/plain"), comment_id=comment_id
@@ -346,6 +348,8 @@ async def test_the_channel_entry_point_keeps_the_other_files_when_one_is_refused
     ]
     detail = await desk.http.get(f"/api/v1/cases/{case['id']}", headers=desk.headers)
     assert detail.json()["comments"][-1]["body"] == "mail text"
+    shown = detail.json()["comments"][-1]["attachments"]
+    assert [a["filename"] for a in shown] == ["=?utf-8?q?ignored?= report.pdf", "logo.png"]
 
 
 @pytest.mark.backends("sqlite")
