@@ -491,3 +491,14 @@ async def test_attachments_round_trip_through_an_s3_bucket(
     assert [o["Key"] for o in listed["Contents"]] == [
         f"attachments/{digest[:2]}/{digest[2:4]}/{digest}"
     ]
+
+
+async def test_bytes_missing_from_the_store_are_a_404_not_a_server_error(
+    desk: Desk, small: Container
+) -> None:
+    content = b"soon gone " + uuid.uuid4().bytes
+    (item,) = await _uploaded(desk, ("gone.txt", content, "text/plain"))
+    small.blobs.delete(item["sha256"])
+    response = await desk.http.get(item["content_url"], headers=desk.headers)
+    assert response.status_code == 404, response.text
+    assert "missing" in response.json()["detail"]
