@@ -4,6 +4,7 @@ sender), what it is called (a plain name, no path), and how much a tenant may ke
 from __future__ import annotations
 
 import codecs
+import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
@@ -141,6 +142,7 @@ def download_headers(content_type: str, filename: str, sha256: str, size: int) -
         "Content-Security-Policy": "sandbox",
         "ETag": f'"{sha256}"',
         "Cache-Control": "private, max-age=0, must-revalidate",
+        "Accept-Ranges": "bytes",
     }
 
 
@@ -148,3 +150,32 @@ def content_disposition_names(filename: str) -> str:
     """``filename="ascii"; filename*=UTF-8''percent-encoded`` (RFC 6266, RFC 8187)."""
     fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\%;' else "_" for c in filename)
     return f"filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+class RangeNotSatisfiable(Exception):
+    """A ``Range`` that starts beyond the file."""
+
+
+_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The first and last byte a ``Range: bytes=a-b`` header asks for (``a-``, ``-n``
+    suffixes included); None for no header, several ranges or a malformed one (the whole
+    file is sent); ``RangeNotSatisfiable`` for one that starts beyond the file."""
+    found = _RANGE.match((header or "").strip())
+    if found is None or found[1] == found[2] == "":
+        return None
+    first, last = found[1], found[2]
+    if first == "":
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise RangeNotSatisfiable(header)
+        return max(size - suffix, 0), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size:
+        raise RangeNotSatisfiable(header)
+    if end < start:
+        return None
+    return start, end

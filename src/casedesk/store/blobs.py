@@ -62,6 +62,12 @@ class BlobStore(ABC):
     def delete(self, sha256: str) -> None:
         """Remove the blob; removing one that is not there is no error."""
 
+    def open_at(self, sha256: str, start: int) -> BinaryIO:
+        """The blob for reading from byte ``start`` on (a download's ``Range``)."""
+        source = self.open(sha256)
+        source.seek(start)
+        return source
+
     def read(self, sha256: str) -> bytes:
         with self.open(sha256) as blob:
             return blob.read()

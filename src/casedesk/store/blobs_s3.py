@@ -62,8 +62,12 @@ class S3BlobStore(BlobStore):
         return True
 
     def open(self, sha256: str) -> BinaryIO:
+        return self.open_at(sha256, 0)
+
+    def open_at(self, sha256: str, start: int) -> BinaryIO:
+        ranged = {"Range": f"bytes={start}-"} if start else {}
         try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=self.key_of(sha256))
+            answer = self.client.get_object(Bucket=self.bucket, Key=self.key_of(sha256), **ranged)
         except Exception as exc:
             if _error_code(exc) in _MISSING:
                 raise FileNotFoundError(self.key_of(sha256)) from None

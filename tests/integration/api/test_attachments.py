@@ -483,6 +483,10 @@ async def test_attachments_round_trip_through_an_s3_bucket(
     (item,) = await _uploaded(s3_desk, ("dot.png", PNG, "image/png"))
     download = await s3_desk.http.get(item["content_url"], headers=s3_desk.headers)
     assert download.content == PNG
+    part = await s3_desk.http.get(
+        item["content_url"], headers=s3_desk.headers | {"Range": "bytes=1-3"}
+    )
+    assert (part.status_code, part.content) == (206, PNG[1:4])
     assert download.headers["content-disposition"].startswith("inline;")
     blobs = s3_desk.container.blobs
     assert isinstance(blobs, S3BlobStore)
@@ -502,3 +506,23 @@ async def test_bytes_missing_from_the_store_are_a_404_not_a_server_error(
     response = await desk.http.get(item["content_url"], headers=desk.headers)
     assert response.status_code == 404, response.text
     assert "missing" in response.json()["detail"]
+
+
+async def test_a_range_downloads_part_of_the_file(desk: Desk) -> None:
+    content = bytes(range(256)) * 8
+    (item,) = await _uploaded(desk, ("part.bin", content, "application/octet-stream"))
+    url, headers = item["content_url"], desk.headers
+    whole = await desk.http.get(url, headers=headers)
+    assert whole.headers["accept-ranges"] == "bytes"
+    part = await desk.http.get(url, headers=headers | {"Range": "bytes=100-199"})
+    assert part.status_code == 206
+    assert part.content == content[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(content)}"
+    assert part.headers["content-length"] == "100"
+    tail = await desk.http.get(url, headers=headers | {"Range": "bytes=-10"})
+    assert (tail.status_code, tail.content) == (206, content[-10:])
+    beyond = await desk.http.get(url, headers=headers | {"Range": f"bytes={len(content)}-"})
+    assert beyond.status_code == 416
+    assert beyond.headers["content-range"] == f"bytes */{len(content)}"
+    several = await desk.http.get(url, headers=headers | {"Range": "bytes=0-1,5-6"})
+    assert (several.status_code, several.content) == (200, content)

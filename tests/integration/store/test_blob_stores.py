@@ -62,3 +62,9 @@ def test_a_missing_blob_is_not_found_and_deleting_it_twice_is_no_error(store: Bl
     with pytest.raises(FileNotFoundError):
         store.open(stored.sha256)
     assert _objects(store) == []
+
+
+def test_a_blob_reads_from_an_offset(store: BlobStore) -> None:
+    stored = store.put(io.BytesIO(b"0123456789"))
+    with store.open_at(stored.sha256, 4) as tail:
+        assert tail.read() == b"456789"

@@ -7,7 +7,9 @@ import pytest
 from casedesk.domain.attachments import (
     MAX_FILENAME_BYTES,
     AttachmentLimits,
+    RangeNotSatisfiable,
     Refusal,
+    byte_range,
     download_headers,
     sanitise_filename,
     sniff_content_type,
@@ -112,3 +114,30 @@ def test_the_download_name_is_quoted_safely() -> None:
         'attachment; filename="a _quoted__ name_.txt"; '
         "filename*=UTF-8''a%20%22quoted%22%3B%20name%25.txt"
     )
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("bytes=0-3", (0, 3)),
+        ("bytes=4-", (4, 9)),
+        ("bytes=-3", (7, 9)),
+        ("bytes=-30", (0, 9)),
+        ("bytes=5-500", (5, 9)),
+        ("bytes=0-1,4-5", None),
+        ("bytes=5-2", None),
+        ("items=0-3", None),
+        ("bytes=-", None),
+    ],
+)
+def test_a_range_names_the_first_and_last_byte(
+    header: str | None, expected: tuple[int, int] | None
+) -> None:
+    assert byte_range(header, 10) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=10-", "bytes=99-100", "bytes=-0"])
+def test_a_range_beyond_the_file_is_not_satisfiable(header: str) -> None:
+    with pytest.raises(RangeNotSatisfiable):
+        byte_range(header, 10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -21,9 +22,9 @@ from casedesk.activities.add_attachments import (
 from casedesk.api import API_V1
 from casedesk.api.deps import ActivityContextDep, ContainerDep, UnitOfWorkDep
 from casedesk.api.routing import ApiRoute
-from casedesk.domain.attachments import download_headers
+from casedesk.domain.attachments import RangeNotSatisfiable, byte_range, download_headers
 from casedesk.kit.errors import InvalidInput, NotFound
-from casedesk.store.blobs import BlobStore
+from casedesk.store.blobs import CHUNK_BYTES, BlobStore
 from casedesk.store.models import Attachment
 
 router = APIRouter(prefix=API_V1, tags=["attachments"], route_class=ApiRoute)
@@ -187,37 +188,55 @@ async def read(attachment_id: uuid.UUID, uow: UnitOfWorkDep) -> AttachmentView:
 @router.get(
     "/attachments/{attachment_id}/content",
     summary="The attachment's bytes (saved, not shown, except PNG, JPEG, GIF and WebP)",
+    description="`If-None-Match` with the ETag → 304; one `Range: bytes=a-b` → 206.",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, 304: {}},
+    responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 304: {}, 416: {}},
 )
 async def content(
     attachment_id: uuid.UUID,
     uow: UnitOfWorkDep,
     container: ContainerDep,
     if_none_match: Annotated[str | None, Header()] = None,
+    requested: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
     row = await uow.attachments.get(attachment_id)
-    return await download(row, container.blobs, if_none_match)
+    return await download(row, container.blobs, if_none_match, requested)
 
 
-async def download(row: Attachment, blobs: BlobStore, if_none_match: str | None) -> Response:
-    """The response of an attachment's bytes: 304 when the caller has them (same ETag)."""
+async def download(
+    row: Attachment, blobs: BlobStore, if_none_match: str | None, range_header: str | None
+) -> Response:
+    """The response of an attachment's bytes: 304 when the caller has them (same ETag),
+    206 with the part one ``Range`` asks for, 416 for a range beyond the file."""
     headers = download_headers(row.content_type, row.filename, row.sha256, row.size)
     if if_none_match is not None and headers["ETag"] in _tags(if_none_match):
         kept = ("ETag", "Cache-Control", "X-Content-Type-Options", "Content-Security-Policy")
         return Response(status_code=304, headers={name: headers[name] for name in kept})
     try:
-        source = await anyio.to_thread.run_sync(blobs.open, row.sha256)
+        wanted = byte_range(range_header, row.size)
+    except RangeNotSatisfiable:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{row.size}"})
+    start, end = wanted if wanted is not None else (0, row.size - 1)
+    try:
+        source = await anyio.to_thread.run_sync(blobs.open_at, row.sha256, start)
     except FileNotFoundError:
         raise NotFound(f"the content of attachment {row.id} is missing from the store") from None
 
-    def chunks() -> Any:
+    def chunks() -> Iterator[bytes]:
+        left = end - start + 1
         with source:
-            while chunk := source.read(1024 * 1024):
+            while left > 0 and (chunk := source.read(min(CHUNK_BYTES, left))):
+                left -= len(chunk)
                 yield chunk
 
     media_type = headers.pop("Content-Type")
-    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
+    if wanted is None:
+        return StreamingResponse(chunks(), media_type=media_type, headers=headers)
+    headers |= {
+        "Content-Range": f"bytes {start}-{end}/{row.size}",
+        "Content-Length": str(end - start + 1),
+    }
+    return StreamingResponse(chunks(), status_code=206, media_type=media_type, headers=headers)
 
 
 def _tags(header: str) -> set[str]:
