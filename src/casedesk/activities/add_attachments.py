@@ -139,7 +139,9 @@ async def plan_attachments(
 ) -> Plan:
     """Name each file and weigh it against the limit and the tenant's quota as it stands.
     (The quota is read in a transaction of its own and checked again when the rows are
-    written, so a concurrent upload cannot pass it.)"""
+    written, so a concurrent upload cannot pass it.) Someone who may not attach files is
+    refused here, before any byte is written."""
+    await AddAttachmentsActivity(ctx, limits).check_permission()
     async with UnitOfWork(ctx.uow.database, ctx.tenant_id) as reads:
         await reads.cases.get(case_id)  # another tenant's case is unknown here: 404
         used = await reads.attachments.used_bytes()

@@ -439,10 +439,13 @@ async def test_a_viewer_may_download_but_not_upload(desk: Desk, small: Container
     viewer = await Tenants(small).member(desk.tenant.id, Role.VIEWER)
     download = await desk.http.get(item["content_url"], headers=viewer.headers)
     assert download.content == b"read me"
+    before = _blobs(small)
+    new_bytes = b"never written " + uuid.uuid4().bytes
     refused = await _upload(
-        desk, item["case_id"], ("b.txt", b"b", "text/plain"), headers=viewer.headers
+        desk, item["case_id"], ("b.txt", new_bytes, "text/plain"), headers=viewer.headers
     )
     assert refused.status_code == 403, refused.text
+    assert _blobs(small) == before
     assert len(await _listed(desk, item["case_id"])) == 1
 
 
