@@ -8,6 +8,7 @@ each backend on its own freshly created and migrated database.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,9 +32,11 @@ from tests.support.backends import (
     unavailable,
 )
 
-pytest_plugins = ["tests.support.services", "tests.support.dovecot"]
+pytest_plugins = ["tests.support.services", "tests.support.dovecot", "tests.support.s3"]
 # As a deployment on a database server must, the suite sets a key of its own.
 os.environ.setdefault("CASEDESK_SECRET_KEY", TEST_SECRET_KEY)
+# Attachments go to a folder of the run's own, never into the working directory.
+os.environ.setdefault("CASEDESK_ATTACHMENTS_DIR", tempfile.mkdtemp(prefix="casedesk-blobs-"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

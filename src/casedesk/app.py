@@ -10,9 +10,10 @@ from fastapi_offline import FastAPIOffline
 
 from casedesk import __version__
 from casedesk.api import problems
-from casedesk.api.middleware import RequestContextMiddleware
+from casedesk.api.middleware import BodyLimit, RequestContextMiddleware
 from casedesk.api.routers import (
     api_keys,
+    attachments,
     availability,
     cases,
     configuration,
@@ -77,7 +78,12 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.background = None
     """This process's background work (``worker.runner.Background``), when it runs here."""
     problems.install(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    # The upload route takes what its files may have (and their form), and no more.
+    upload_bytes = settings.attachment_max_bytes + attachments.UPLOAD_OVERHEAD_BYTES
+    upload = BodyLimit("POST", attachments.UPLOAD_PATH, upload_bytes)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, body_limits=[upload]
+    )
     routers = (
         health,
         me,
@@ -88,6 +94,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         api_keys,
         configuration,
         cases,
+        attachments,
         macros,
         mailboxes,
         notifications,

@@ -13,6 +13,7 @@ from casedesk.activities.dead_letters import REPLAY
 from casedesk.activities.mailboxes import ACKNOWLEDGE
 from casedesk.activities.mailboxes import POLL as MAILBOX_POLL
 from casedesk.config import Settings
+from casedesk.domain.attachments import AttachmentLimits
 from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.domain.identity.principal_cache import PrincipalCache
 from casedesk.domain.webhooks.deliveries import DELIVER
@@ -29,6 +30,8 @@ from casedesk.platform.mailbox_idle import MailboxWatcher
 from casedesk.platform.mailboxes import MailboxPoller
 from casedesk.platform.polling import POLL, Poller
 from casedesk.platform.runner import Runner
+from casedesk.store.blobs import BlobStore, LocalBlobStore
+from casedesk.store.blobs_s3 import S3BlobStore
 from casedesk.store.database import Database
 from casedesk.store.migrate import migration_state
 from casedesk.store.trace_queue import InProcessTraceQueue, RabbitMQTraceQueue, TraceQueue
@@ -64,6 +67,8 @@ class Container:
     trace_reader: TraceReader
     box: SecretBox
     """Seals the secrets casedesk keeps (webhook signing keys)."""
+    blobs: BlobStore
+    """The bytes of attachments, by SHA-256."""
     hooks: HookResolutions = field(default_factory=HookResolutions)
     """The triggers this process's hook ingress resolved lately (``platform.inbox``)."""
     principals: PrincipalCache = field(init=False)
@@ -72,6 +77,12 @@ class Container:
     def __post_init__(self) -> None:
         self.principals = PrincipalCache(
             self.database.engine.sync_engine, self.settings.auth_cache_seconds
+        )
+
+    @property
+    def attachment_limits(self) -> AttachmentLimits:
+        return AttachmentLimits(
+            self.settings.attachment_max_bytes, self.settings.attachment_quota_bytes
         )
 
     def unit_of_work(self, tenant_id: uuid.UUID | None = None) -> UnitOfWork:
@@ -246,6 +257,13 @@ def background(container: Container) -> Background:
     )
 
 
+def blob_store(settings: Settings) -> BlobStore:
+    """The attachments' store the settings name: an S3 bucket, else a folder."""
+    if settings.blob_url is not None and settings.blob_url.startswith("s3://"):
+        return S3BlobStore.from_url(settings.blob_url, endpoint_url=settings.blob_endpoint_url)
+    return LocalBlobStore(settings.attachments_path)
+
+
 def build(settings: Settings) -> Container:
     database = Database(settings.database_url, pool_size=settings.database_pool_size)
     extensions = ExtensionRegistry()
@@ -271,4 +289,5 @@ def build(settings: Settings) -> Container:
         trace_queue=queue,
         trace_reader=TraceReader(database, hot),
         box=SecretBox(settings.secret_key, settings.secret_keys[1:]),
+        blobs=blob_store(settings),
     )

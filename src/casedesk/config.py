@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_interface
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 ENV_PREFIX = "CASEDESK_"
 INSECURE_SECRET_KEY = "casedesk-embedded-insecure-secret-change-me"  # noqa: S105 - public on purpose
@@ -107,6 +109,34 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body")
+    attachments_dir: str | None = Field(
+        default=None,
+        description="the folder attachments are stored in, by content (SHA-256); unset: an"
+        " `attachments` folder next to the SQLite file, or in the working directory with a"
+        " database server",
+    )
+    blob_url: str | None = Field(
+        default=None,
+        description="where attachments' bytes go instead of CASEDESK_ATTACHMENTS_DIR:"
+        " s3://bucket/prefix for an S3-compatible store (needs the s3 extra; credentials from"
+        " AWS_*), or file:///path",
+    )
+    blob_endpoint_url: str | None = Field(
+        default=None,
+        description="the S3 endpoint of a store other than AWS, e.g. http://minio:9000",
+    )
+    attachment_max_bytes: int = Field(
+        default=26_214_400,
+        ge=1,
+        le=4_294_967_296,
+        description="largest attachment (25 MiB): a larger upload is refused with 413, a"
+        " larger file of a channel message is left out and noted on its comment",
+    )
+    attachment_quota_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="total bytes of attachments a tenant may keep; 0: no quota",
+    )
     api_key_touch_seconds: int = Field(
         default=60, ge=0, description="how often an API key's last-used time is written"
     )
@@ -262,6 +292,16 @@ class Settings(BaseSettings):
             raise ValueError("must start with amqp:// or amqps://")
         return value
 
+    @field_validator("blob_url")
+    @classmethod
+    def _check_blob_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        scheme, sep, rest = value.partition("://")
+        if scheme not in ("s3", "file") or not sep or not rest.strip("/"):
+            raise ValueError("must be s3://bucket/prefix or file:///path")
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str | None) -> str | None:
@@ -335,6 +375,19 @@ class Settings(BaseSettings):
     @property
     def outbound_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
         return _parse_networks(self.outbound_allowed_networks)
+
+    @property
+    def attachments_path(self) -> Path:
+        if self.blob_url and self.blob_url.startswith("file://"):
+            return Path(self.blob_url.removeprefix("file://"))
+        if self.attachments_dir:
+            return Path(self.attachments_dir)
+        database = (
+            make_url(self.database_url).database if self.database_dialect == "sqlite" else None
+        )
+        if database and database != ":memory:" and not database.startswith("file:"):
+            return Path(database).parent / "attachments"
+        return Path("attachments")
 
     @property
     def database_dialect(self) -> str:

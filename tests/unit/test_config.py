@@ -70,3 +70,34 @@ def test_every_wrong_setting_is_reported_at_once(monkeypatch: pytest.MonkeyPatch
         load_settings()
     assert "CASEDESK_PORT" in str(caught.value)
     assert "CASEDESK_BROKER_URL" in str(caught.value)
+
+
+def test_attachments_live_next_to_the_sqlite_file_unless_set() -> None:
+    from pathlib import Path
+
+    from casedesk.config import load_settings
+
+    beside = load_settings(database_url="sqlite:///data/desk/casedesk.db", attachments_dir=None)
+    assert beside.attachments_path == Path("data/desk/attachments")
+    server = load_settings(
+        database_url="postgresql://db/casedesk", attachments_dir=None, secret_key="k" * 32
+    )
+    assert server.attachments_path == Path("attachments")
+    chosen = load_settings(attachments_dir="/srv/blobs")
+    assert chosen.attachments_path == Path("/srv/blobs")
+
+
+@pytest.mark.parametrize("url", ["http://bucket/x", "s3://", "s3:bucket", "ftp://host/x"])
+def test_a_blob_url_is_s3_or_file(url: str) -> None:
+    from casedesk.config import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="CASEDESK_BLOB_URL"):
+        load_settings(blob_url=url)
+
+
+def test_a_file_blob_url_names_the_attachments_folder() -> None:
+    from pathlib import Path
+
+    from casedesk.config import load_settings
+
+    assert load_settings(blob_url="file:///srv/blobs").attachments_path == Path("/srv/blobs")

@@ -10,7 +10,7 @@ from casedesk.activities.channel_delivery import schedule_delivery
 from casedesk.domain.cases.inputs import CommentInput
 from casedesk.kit.errors import InvalidInput
 from casedesk.kit.ids import uuid7
-from casedesk.store.models import Comment
+from casedesk.store.models import Attachment, Comment
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +57,13 @@ class AddCommentActivity(Activity[CommentParams, Comment]):
             channel=body.channel,
             external_id=body.external_id,
         )
+        attached = await self._attachments(case.id, body.attachment_ids)
+        comment.attachment_count = len(attached)
         # Decided before the insert, so the row goes out once, with its delivery status.
         delivered = await schedule_delivery(self.uow, case, comment, self.ctx.trace)
         await self.insert(comment)
+        for attachment in attached:
+            attachment.comment_id = comment.id
         excerpt = body.body if len(body.body) <= 200 else body.body[:197] + "..."
         self.record(
             case,
@@ -71,6 +75,7 @@ class AddCommentActivity(Activity[CommentParams, Comment]):
                 "excerpt": excerpt,
                 **({"channel": body.channel} if body.channel else {}),
                 **({"delivery": "pending"} if delivered else {}),
+                **({"attachment_ids": [str(a.id) for a in attached]} if attached else {}),
             },
         )
         self.emit(
@@ -79,6 +84,25 @@ class AddCommentActivity(Activity[CommentParams, Comment]):
             {"comment_id": str(comment.id), "public": body.public, "author_type": author_type},
         )
         return comment
+
+    async def _attachments(self, case_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Attachment]:
+        """The attachments uploaded to the case before that the new comment takes."""
+        if not ids:
+            return []
+        rows = {row.id: row for row in await self.uow.attachments.of_ids(ids)}
+        for attachment_id in ids:
+            row = rows.get(attachment_id)
+            if row is None or row.case_id != case_id:
+                raise InvalidInput(
+                    f"attachment {attachment_id} is not one of this case's",
+                    field="attachment_ids",
+                )
+            if row.comment_id is not None:
+                raise InvalidInput(
+                    f"attachment {attachment_id} is on another comment already",
+                    field="attachment_ids",
+                )
+        return [rows[attachment_id] for attachment_id in dict.fromkeys(ids)]
 
     def moves_task_to_processing(self) -> bool:
         return self.params.body.public and self._by_agent

@@ -150,6 +150,11 @@ class Activity(ABC, Generic[In, Out]):
         await self.uow.commit()
         return result
 
+    async def check_permission(self) -> None:
+        """Refuse an operator who may not run this activity. ``run`` checks first; an
+        operation with work before its transaction (a file written) calls this before it."""
+        await self._check_permission()
+
     async def validate(self, params: In) -> None:
         """Refuse bad parameters with a domain error; by default nothing to check."""
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
@@ -28,10 +30,29 @@ def _too_large(limit: int) -> HTTPException:
     return HTTPException(413, f"the request body is larger than {limit} bytes")
 
 
+@dataclass(frozen=True, slots=True)
+class BodyLimit:
+    """A route whose bodies may be larger (or must be smaller) than the server's limit."""
+
+    method: str
+    path: re.Pattern[str]
+    max_bytes: int
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, body_limits: Sequence[BodyLimit] = ()
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_limits = tuple(body_limits)
+
+    def _limit_of(self, scope: Scope) -> int:
+        method, path = scope.get("method", ""), scope.get("path", "")
+        for limit in self.body_limits:
+            if limit.method == method and limit.path.match(path):
+                return limit.max_bytes
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,18 +78,19 @@ class RequestContextMiddleware:
             await send(message)
 
         received = 0
+        max_body_bytes = self._limit_of(scope)
 
         async def limited_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise _too_large(self.max_body_bytes)
+                if received > max_body_bytes:
+                    raise _too_large(max_body_bytes)
             return message
 
         try:
-            rejection = self._reject_by_headers(headers)
+            rejection = self._reject_by_headers(headers, max_body_bytes)
             if rejection is not None:
                 await rejection(scope, receive, send_with_id)
             else:
@@ -76,15 +98,21 @@ class RequestContextMiddleware:
         finally:
             self._observe(scope, status, time.perf_counter() - started)
 
-    def _reject_by_headers(self, headers: Headers) -> Response | None:
+    def _reject_by_headers(self, headers: Headers, max_body_bytes: int) -> Response | None:
         declared = headers.get("content-length")
         if declared is None:
             return None
         if not (declared.isascii() and declared.isdigit()):
             return problem(400, detail="Content-Length is not a number")
-        if int(declared) > self.max_body_bytes:
+        size = int(declared)
+        if size > max_body_bytes:
             return problem(
-                413, detail=f"the request body is larger than {self.max_body_bytes} bytes"
+                413,
+                detail=f"the request body has {size} bytes; at most {max_body_bytes}"
+                " are accepted here",
+                limit=max_body_bytes,
+                # as text beyond what a JSON number holds exactly
+                size=size if size < 2**53 else declared,
             )
         return None
 

@@ -75,6 +75,11 @@ for _name, _summary, _fields in (
     ("task.created", "the case got a task to work", ("task_id", "queue")),
     ("task.accepted", "an agent took the case's task", ("task_id", "assignee_id")),
     ("comment.added", "a comment was added", ("comment_id", "public", "author_type")),
+    (
+        "attachment.added",
+        "a file was attached to the case or one of its comments",
+        ("attachment_id", "comment_id", "filename", "content_type", "size"),
+    ),
     ("sla.warning", "an SLA clock reached its warning point", ("metric", "target_at")),
     ("sla.breached", "an SLA clock passed its target", ("metric", "target_at")),
 ):

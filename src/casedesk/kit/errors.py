@@ -57,6 +57,12 @@ class PreconditionFailed(CasedeskError):
     slug = "precondition-failed"
 
 
+class PayloadTooLarge(CasedeskError):
+    status = 413
+    title = "Content too large"
+    slug = "content-too-large"
+
+
 class ServiceUnavailable(CasedeskError):
     status = 503
     title = "Service unavailable"

@@ -93,6 +93,7 @@ COMMENT_COLUMNS = (
     _comments.c.delivered_id,
     _comments.c.delivery_error,
     _comments.c.delivery_attempts,
+    _comments.c.attachment_count,
     _comments.c.edited_at,
     _comments.c.deleted_at,
     _comments.c.created_at,

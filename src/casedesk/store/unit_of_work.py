@@ -17,6 +17,7 @@ from types import TracebackType
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casedesk.store.assignment import AssignmentRepository
+from casedesk.store.attachments import AttachmentRepository
 from casedesk.store.cases import (
     ActionRecordRepository,
     CaseRepository,
@@ -78,6 +79,7 @@ class UnitOfWork:
     cases: CaseRepository
     tasks: TaskRepository
     comments: CommentRepository
+    attachments: AttachmentRepository
     channel_messages: ChannelMessageRepository
     actions: ActionRecordRepository
     idempotency: IdempotencyRepository
@@ -127,6 +129,7 @@ class UnitOfWork:
         self.cases = CaseRepository(self.session)
         self.tasks = TaskRepository(self.session)
         self.comments = CommentRepository(self.session)
+        self.attachments = AttachmentRepository(self.session)
         self.channel_messages = ChannelMessageRepository(self.session)
         self.actions = ActionRecordRepository(self.session)
         self.idempotency = IdempotencyRepository(self.session)

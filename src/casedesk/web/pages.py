@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from casedesk import __version__
+from casedesk.domain.attachments import INLINE_SAFE_TYPES
 from casedesk.domain.identity.principal import Principal
 from casedesk.kit.errors import CasedeskError
 from casedesk.web import i18n
@@ -56,7 +57,9 @@ def environment(language: str) -> Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
-    env.globals.update(version=__version__, languages=i18n.LANGUAGES)
+    env.globals.update(
+        version=__version__, languages=i18n.LANGUAGES, shown_inline=INLINE_SAFE_TYPES
+    )
     return env
 
 

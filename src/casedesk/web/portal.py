@@ -38,6 +38,7 @@ from casedesk.store.cases import CaseFilter
 from casedesk.store.models import Case, Template
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.web import i18n
+from casedesk.web.attachments import NO_SUCH_ATTACHMENT, attachment_response
 from casedesk.web.forms import fields_of, values_of
 from casedesk.web.pages import Viewer, problems, render
 from casedesk.web.session import (
@@ -311,6 +312,11 @@ async def _case_page(
         comments = await uow.comments.oldest_first(
             case.id, limit=COMMENTS_SHOWN, cursor=None, public_only=True
         )
+        files = await uow.attachments.of_comments(
+            comment.id
+            for comment in comments.items
+            if comment.attachment_count and comment.deleted_at is None
+        )
     return _page(
         request,
         seen,
@@ -318,8 +324,32 @@ async def _case_page(
         status=status,
         case=case,
         comments=comments.items,
+        files=files,
         error=error,
     )
+
+
+@router.get("/portal/{workspace}/attachments/{attachment_id}")
+async def attachment(request: Request, attachment_id: uuid.UUID, seen: VisitDep) -> Response:
+    """A file of a public comment on one of the customer's own cases; any other is unknown."""
+    if seen.customer is None:
+        raise SignInToPortal(seen.workspace)
+    async with seen.work(request) as uow:
+        row = await uow.attachments.find(attachment_id)
+        comment = await uow.comments.find(row.comment_id) if row and row.comment_id else None
+        case = await uow.cases.find(row.case_id) if row and comment else None
+    shown = (
+        row is not None
+        and comment is not None
+        and comment.public
+        and comment.deleted_at is None
+        and case is not None
+        and case.customer_id == seen.signed.customer_id
+    )
+    response = await attachment_response(request, row) if shown and row else None
+    if response is None:
+        raise NoSuchPortal(NO_SUCH_ATTACHMENT)
+    return response
 
 
 @router.get("/portal/{workspace}/cases/new", response_class=HTMLResponse)

@@ -17,6 +17,7 @@ from casedesk.web import (
     admin_delivery,
     admin_people,
     admin_rules,
+    attachments,
     cases,
     integrations,
     macros,
@@ -53,6 +54,7 @@ PersonDep = Annotated[Viewer, Depends(person)]
 def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(cases.router)
+    app.include_router(attachments.router)
     app.include_router(admin.router)
     app.include_router(integrations.router)
     app.include_router(admin_rules.router)

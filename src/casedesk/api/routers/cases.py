@@ -199,7 +199,9 @@ async def comments(
     await _ensure_case(uow, case_id)
     pages = {"oldest": uow.comments.oldest_first, "newest": uow.comments.newest_first}
     page = await pages[order](case_id, limit=limit, cursor=cursor)
-    return CommentPage(items=[comment_view(c) for c in page.items], next_cursor=page.next_cursor)
+    files = await uow.attachments.of_comments(c.id for c in page.items if c.attachment_count)
+    items = [comment_view(c, files.get(c.id, ())) for c in page.items]
+    return CommentPage(items=items, next_cursor=page.next_cursor)
 
 
 @router.patch("/{case_id}", response_model=CaseDetail, summary="Change title, priority, form, tags")

@@ -72,6 +72,11 @@ class CommentInput(Input):
     )
     channel: Channel | None = None
     external_id: Annotated[str, StringConstraints(max_length=255)] | None = None
+    attachment_ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=100,
+        description="attachments uploaded to the case before, not yet on a comment",
+    )
 
 
 class CaseChanges(Input):

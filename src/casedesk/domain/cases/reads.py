@@ -17,7 +17,7 @@ from sqlalchemy import Row
 from casedesk.domain.cases.lists import CaseQuery, case_filter
 from casedesk.domain.cases.machines import PublishedMachine, published
 from casedesk.domain.cases.priority import Priority
-from casedesk.domain.cases.views import DETAIL_COMMENTS
+from casedesk.domain.cases.views import DETAIL_COMMENTS, attachment_ref_json
 from casedesk.domain.extensions.registry import DEFAULT_EDITION, ExtensionRegistry
 from casedesk.domain.extensions.scenes import CASE_DETAIL_EXTRA
 from casedesk.kit.errors import NotFound
@@ -130,6 +130,13 @@ async def case_detail_json(
         raise NotFound(f"case {case_id} not found")
     case = rows.case
     machine = await published(uow, case.machine_version_id)
+    attached = await uow.attachments.of_comments(
+        comment.id for comment in rows.comments if comment.attachment_count
+    )
+    files = {
+        comment_id: [attachment_ref_json(row) for row in found]
+        for comment_id, found in attached.items()
+    }
     current_state, allowed_actions = _state_of(case.machine_version_id, machine, case.state)
     rating = (
         {"score": case.rating_score, "comment": case.rating_comment, "rated_at": case.rated_at}
@@ -152,7 +159,10 @@ async def case_detail_json(
         "customer": customer,
         "form": case.form,
         "tasks": [_task_json(task) for task in rows.tasks],
-        "comments": [_comment_json(comment) for comment in rows.comments],
+        "comments": [
+            _comment_json(comment) | {"attachments": files.get(comment.id, [])}
+            for comment in rows.comments
+        ],
         "comments_more": rows.comments_next_cursor is not None,
         "comments_next_cursor": rows.comments_next_cursor,
         "rating": rating,

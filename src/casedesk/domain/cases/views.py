@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -13,7 +14,7 @@ from casedesk.domain.cases.machines import published
 from casedesk.domain.cases.priority import Priority
 from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.domain.extensions.scenes import CASE_DETAIL_EXTRA
-from casedesk.store.models import ActionRecord, Case, Comment, Customer, Task
+from casedesk.store.models import ActionRecord, Attachment, Case, Comment, Customer, Task
 from casedesk.store.unit_of_work import UnitOfWork
 
 DETAIL_COMMENTS = 50
@@ -51,6 +52,30 @@ class DeliveryView(BaseModel):
     attempts: int
 
 
+class AttachmentRef(BaseModel):
+    """An attachment as a comment lists it; ``content_url`` downloads it."""
+
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    inline: bool
+    content_id: str | None
+    content_url: str
+
+
+def attachment_ref_json(row: Attachment) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "filename": row.filename,
+        "content_type": row.content_type,
+        "size": row.size,
+        "inline": row.inline,
+        "content_id": row.content_id,
+        "content_url": f"/api/v1/attachments/{row.id}/content",
+    }
+
+
 class CommentView(BaseModel):
     id: uuid.UUID
     body: str
@@ -67,6 +92,7 @@ class CommentView(BaseModel):
         default=None, description="when its author deleted it at the channel (it is kept)"
     )
     created_at: datetime
+    attachments: list[AttachmentRef] = []
 
 
 class RatingView(BaseModel):
@@ -173,8 +199,11 @@ def summary(case: Case) -> CaseSummary:
     )
 
 
-def comment_view(comment: Comment) -> CommentView:
+def comment_view(comment: Comment, attachments: Sequence[Attachment] = ()) -> CommentView:
     view = CommentView.model_validate(comment, from_attributes=True)
+    if attachments:
+        refs = [AttachmentRef.model_validate(attachment_ref_json(row)) for row in attachments]
+        view = view.model_copy(update={"attachments": refs})
     if comment.delivery_status is None:
         return view
     delivery = DeliveryView(
@@ -245,6 +274,7 @@ async def detail(
     )
     customer = known.customer
     clocks = [] if known.fresh else await uow.sla.clocks(case.id)
+    files = await uow.attachments.of_comments(c.id for c in known.comments if c.attachment_count)
     return CaseDetail(
         **summary(case).model_dump(),
         description=case.description,
@@ -261,7 +291,7 @@ async def detail(
         else None,
         form=case.form,
         tasks=[TaskView.model_validate(task, from_attributes=True) for task in known.tasks],
-        comments=[comment_view(comment) for comment in known.comments],
+        comments=[comment_view(comment, files.get(comment.id, ())) for comment in known.comments],
         comments_more=known.comments_next_cursor is not None,
         comments_next_cursor=known.comments_next_cursor,
         rating=rating,

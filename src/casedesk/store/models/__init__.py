@@ -1,6 +1,7 @@
 """Every mapped table, imported here so that metadata and migrations see them all."""
 
 from casedesk.store.base import Base
+from casedesk.store.models.attachments import Attachment
 from casedesk.store.models.automation import Rule, TimeRule
 from casedesk.store.models.cases import (
     ActionRecord,
@@ -41,6 +42,7 @@ from casedesk.store.models.workflows import Execution, ExecutionStep, Workflow, 
 __all__ = [
     "ActionRecord",
     "ApiKey",
+    "Attachment",
     "Authorization",
     "Base",
     "Case",

@@ -210,6 +210,8 @@ class Comment(IdMixin, TenantScoped, Base):
     delivered_id: Mapped[str | None] = mapped_column(String(255))
     """The provider's id of the message the comment was sent as."""
     delivery_attempts: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
+    attachment_count: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
+    """How many attachments the comment has: reads of comments without any look no further."""
     edited_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
     """A channel message its author deleted at the source: kept, shown as deleted."""
