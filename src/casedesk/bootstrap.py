@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from casedesk.activities.channel_delivery import DELIVER as DELIVER_REPLY
 from casedesk.activities.dead_letters import REPLAY
-from casedesk.activities.mailboxes import ACKNOWLEDGE
+from casedesk.activities.mailboxes import ACKNOWLEDGE, Attacher
 from casedesk.activities.mailboxes import POLL as MAILBOX_POLL
 from casedesk.config import Settings
 from casedesk.domain.attachments import AttachmentLimits
@@ -205,6 +205,7 @@ def mailbox_poller(container: Container) -> MailboxPoller:
         container.database,
         container.box,
         container.extensions,
+        Attacher(container.blobs, container.attachment_limits),
         allow_plain=settings.imap_allow_plain,
         timeout=settings.imap_timeout_seconds,
         max_backoff=timedelta(seconds=settings.poll_max_backoff_seconds),

@@ -136,15 +136,22 @@ async def plan_attachments(
     case_id: uuid.UUID,
     comment_id: uuid.UUID | None,
     files: list[IncomingFile],
+    *,
+    in_transaction: bool = False,
 ) -> Plan:
     """Name each file and weigh it against the limit and the tenant's quota as it stands.
     (The quota is read in a transaction of its own and checked again when the rows are
-    written, so a concurrent upload cannot pass it.) Someone who may not attach files is
-    refused here, before any byte is written."""
+    written, so a concurrent upload cannot pass it; ``in_transaction``: in the caller's, for
+    a case it has not committed yet.) Someone who may not attach files is refused here,
+    before any byte is written."""
     await AddAttachmentsActivity(ctx, limits).check_permission()
-    async with UnitOfWork(ctx.uow.database, ctx.tenant_id) as reads:
-        await reads.cases.get(case_id)  # another tenant's case is unknown here: 404
-        used = await reads.attachments.used_bytes()
+    if in_transaction:
+        await ctx.uow.cases.get(case_id)
+        used = await ctx.uow.attachments.used_bytes()
+    else:
+        async with UnitOfWork(ctx.uow.database, ctx.tenant_id) as reads:
+            await reads.cases.get(case_id)  # another tenant's case is unknown here: 404
+            used = await reads.attachments.used_bytes()
     accepted: list[PlannedFile] = []
     refused: list[RefusedFile] = []
     for incoming in files:
@@ -181,10 +188,14 @@ async def store_attachments(
     case_id: uuid.UUID,
     comment_id: uuid.UUID | None,
     files: list[IncomingFile],
+    *,
+    in_transaction: bool = False,
 ) -> AttachOutcome:
     """Attach what fits, refuse the rest: a channel's message keeps its text and every
     file within the limits."""
-    plan = await plan_attachments(ctx, limits, case_id, comment_id, files)
+    plan = await plan_attachments(
+        ctx, limits, case_id, comment_id, files, in_transaction=in_transaction
+    )
     return await store_planned(ctx, blobs, limits, plan)
 
 

@@ -116,16 +116,27 @@ class AttachmentLimits:
     def describe(self, refusal: Refusal, filename: str, size: int, used: int) -> str:
         if refusal is Refusal.TOO_LARGE:
             return (
-                f"{filename} has {size} bytes; an attachment may have at most "
-                f"{self.max_bytes} bytes"
+                f"{filename} has {_size(size)}; an attachment may have at most "
+                f"{_size(self.max_bytes)}"
             )
         return (
-            f"{filename} has {size} bytes; with the {used} bytes of attachments kept "
-            f"already, that is more than the quota of {self.quota_bytes} bytes"
+            f"{filename} has {_size(size)}; with the {_size(used)} of attachments kept "
+            f"already, that is more than the quota of {_size(self.quota_bytes)}"
         )
 
     def limit_of(self, refusal: Refusal) -> int:
         return self.max_bytes if refusal is Refusal.TOO_LARGE else self.quota_bytes
+
+
+def _size(count: int) -> str:
+    """Bytes as people read them, exact: ``31,457,289 bytes (30.0 MiB)``."""
+    if count < 1024:
+        return f"{count:,} bytes"
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if count >= scale:
+            shown = f"{count / scale:.1f}".removesuffix(".0")
+            return f"{count:,} bytes ({shown} {unit})"
+    return f"{count:,} bytes"  # pragma: no cover - the loop always answers
 
 
 def download_headers(content_type: str, filename: str, sha256: str, size: int) -> dict[str, str]:

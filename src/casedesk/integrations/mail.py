@@ -251,6 +251,8 @@ class AttachedPart:
     content_type: str
     content: bytes
     inline: bool
+    content_id: str | None = None
+    """The part's ``Content-ID`` without its angle brackets: what a ``cid:`` URL names."""
 
     @property
     def size(self) -> int:
@@ -283,12 +285,14 @@ def attached_parts(raw: bytes) -> list[AttachedPart]:
         content = part.get_payload(decode=True)
         disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
         filename = part.get_filename()
+        content_id = str(part.get("Content-ID") or "").strip().strip("<>").strip()
         found.append(
             AttachedPart(
                 filename=None if filename is None else decode_header_value(filename),
                 content_type=part.get_content_type(),
                 content=content if isinstance(content, bytes) else b"",
                 inline=disposition == "inline",
+                content_id=content_id[:255] or None,
             )
         )
     return found

@@ -91,12 +91,15 @@ class MailboxPoller:
         database: Database,
         box: SecretBox,
         extensions: ExtensionRegistry,
+        attacher: mailboxes.Attacher,
         *,
         allow_plain: bool = False,
         timeout: float = 30.0,
         max_backoff: timedelta = timedelta(hours=1),
     ) -> None:
         self.database, self.box, self.extensions = database, box, extensions
+        self.attacher = attacher
+        """Where the mails' files go (the blob store, within the attachment limits)."""
         self.allow_plain, self.timeout, self.max_backoff = allow_plain, timeout, max_backoff
 
     async def run_job(self, job: ScheduledJob) -> str | None:
@@ -185,7 +188,9 @@ class MailboxPoller:
                 trace=trace,
             )
             async with uow.one_transaction():
-                outcome = await mailboxes.take_in(context, start.mailbox_id, uidvalidity, mail)
+                outcome = await mailboxes.take_in(
+                    context, start.mailbox_id, uidvalidity, mail, self.attacher
+                )
             await uow.commit()
         return outcome
 

@@ -181,8 +181,8 @@ async def test_a_file_over_the_limit_is_413_and_nothing_is_stored(
     problem = response.json()
     assert (problem["limit"], problem["size"], problem["filename"]) == (LIMIT, LIMIT + 1, "big.bin")
     assert problem["reason"] == "too_large"
-    assert str(LIMIT) in problem["detail"]
-    assert str(LIMIT + 1) in problem["detail"]
+    assert f"{LIMIT:,} bytes" in problem["detail"]
+    assert f"{LIMIT + 1:,} bytes" in problem["detail"]
     assert await _listed(desk, case["id"]) == []
     assert _blobs(small) == before
 

@@ -179,7 +179,7 @@ async def test_a_move_to_a_missing_folder_is_the_run_s_error_and_the_mail_is_kep
     assert len(await mail_desk.cases()) == 1
 
 
-async def test_a_mail_with_an_attachment_keeps_its_metadata(mail_desk: MailDesk) -> None:
+async def test_a_mail_s_attachment_is_stored_on_its_case(mail_desk: MailDesk) -> None:
     await mail_desk.create()
     raw = (
         b"From: carol@example.net\r\nSubject: Scan\r\nMessage-ID: <scan@example.net>\r\n"
@@ -192,11 +192,22 @@ async def test_a_mail_with_an_attachment_keeps_its_metadata(mail_desk: MailDesk)
     mail_desk.append(raw)
     run = await mail_desk.poll()
     (outcome,) = run["outcomes"]
-    assert outcome["attachments"] == [
-        {"filename": "scan.pdf", "content_type": "application/pdf", "size": 9, "inline": False}
-    ]
+    (kept,) = outcome["attachments"]
+    assert {k: kept[k] for k in ("filename", "content_type", "size")} == {
+        "filename": "scan.pdf",
+        "content_type": "application/pdf",
+        "size": 9,
+    }
     (case,) = await mail_desk.cases()
     assert (await mail_desk.case(case["id"]))["description"] == "Attached."
+    listed = await mail_desk.http.get(
+        f"/api/v1/cases/{case['id']}/attachments", headers=mail_desk.headers
+    )
+    (stored,) = listed.json()["items"]
+    assert stored["id"] == kept["id"]
+    assert stored["comment_id"] is None
+    content = await mail_desk.http.get(stored["content_url"], headers=mail_desk.headers)
+    assert content.content == b"%PDF-1.4\n"
 
 
 async def test_overlong_headers_are_cut_rather_than_the_mail_refused(mail_desk: MailDesk) -> None:
