@@ -220,6 +220,13 @@ async def test_test_connection_and_poll_now_show_the_server_s_answer(screens: Sc
     [case] = await screens.mail.cases()
     assert case["title"] == "Where is my parcel?"
 
+    token = screens.mail.dovecot.access_token(screens.mail.user)
+    await screens.post(path, **screens.form(auth="xoauth2", password=token))
+    assert (await screens.mail.read())["auth"] == "xoauth2"
+    by_token = await screens.post(f"{path}/test")
+    assert "The server took the login and opened the folder." in by_token.text
+    assert token not in by_token.text
+
     await screens.post(path, **screens.form(port=str(screens.mail.dovecot.tls_port)))
     wrong = await screens.post(f"{path}/test")
     assert "The test failed:" in wrong.text
