@@ -93,7 +93,10 @@ def _beside(lines: list[str]) -> dict[str, list[str]]:
     for line in lines:
         field, _, message = line.partition(": ")
         if field not in FIELDS:
-            field, message = WHOLE_FORM, line.removeprefix("the form: ")
+            field, message = (
+                WHOLE_FORM,
+                line.removeprefix("the form: ").removeprefix("Value error, "),
+            )
         found.setdefault(field, []).append(message)
     return found
 

@@ -219,6 +219,12 @@ async def test_test_connection_and_poll_now_show_the_server_s_answer(screens: Sc
     assert "1 taken in" in polled.text
     [case] = await screens.mail.cases()
     assert case["title"] == "Where is my parcel?"
+    outcome = re.search(
+        r'class="cases mailbox-outcomes">.*?<tbody>(.*?)</tbody>', polled.text, re.S
+    )
+    assert outcome is not None
+    assert "opened a case" in outcome.group(1)
+    assert f'href="/app/cases/{case["number"]}"' in outcome.group(1)
 
     token = screens.mail.dovecot.access_token(screens.mail.user)
     await screens.post(path, **screens.form(auth="xoauth2", password=token))
