@@ -9,7 +9,6 @@ whether one is set."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -292,7 +291,7 @@ async def delete_mailbox(request: Request, mailbox_id: str, viewer: PersonDep) -
     await check_csrf(request, viewer)
     assert viewer.principal is not None
     try:
-        deleted: uuid.UUID = _id(mailbox_id)
+        deleted = _id(mailbox_id)
         async with tenant_work(request, viewer) as uow:
             await mailboxes.delete_mailbox(uow, viewer.principal, deleted)
     except NotFound as gone:
