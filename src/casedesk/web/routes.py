@@ -15,6 +15,7 @@ from casedesk.kit.errors import InvalidInput, NotFound, Unauthenticated
 from casedesk.web import (
     admin,
     admin_delivery,
+    admin_mailboxes,
     admin_people,
     admin_rules,
     attachments,
@@ -63,6 +64,7 @@ def install(app: FastAPI) -> None:
     app.include_router(macros.router)
     app.include_router(admin_people.router)
     app.include_router(admin_delivery.router)
+    app.include_router(admin_mailboxes.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(SignInFirst)
