@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit bench bench-cases bench-servers profile bench-automation bench-traces bench-platform bench-channels bench-pages clean
+.PHONY: run test lint unit bench bench-cases bench-servers profile bench-automation bench-traces bench-platform bench-channels bench-mail bench-pages clean
 
 $(VENV)/.run-deps: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "casedesk needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -76,6 +76,10 @@ bench-platform: $(VENV)/.test-deps
 ## bench-channels: push → case and push → comment for Slack and Graph, 1 and 2 workers, against webhook → case
 bench-channels: $(VENV)/.test-deps
 	$(BIN)/python -m bench.channels $(BENCH_ARGS)
+
+## bench-mail: IMAP fetch → case with a 1 MiB attachment and without, beside webhook → case (PostgreSQL, a private dovecot)
+bench-mail: $(VENV)/.test-deps
+	$(BIN)/python -m bench.mail $(BENCH_ARGS)
 
 ## bench-pages: the case page and the list page for a signed-in agent, against the case API (100,000 cases)
 bench-pages: $(VENV)/.test-deps

@@ -51,12 +51,31 @@ TEXTS = (
     "poll_seconds",
     "template",
     "queue",
+    "smtp_host",
+    "smtp_port",
+    "smtp_security",
+    "smtp_username",
+    "from_name",
+    "dkim_selector",
 )
 """The form's text inputs and choices, by the API's field names."""
-CHECKS = ("tls_verify", "enabled")
-BLANK_IS_NONE = ("port", "tls_ca", "move_to", "queue")
-"""Inputs whose blank means "none" (the default port, no CA, no target folder, no queue)."""
-FIELDS = (*TEXTS, *CHECKS, "password")
+CHECKS = ("tls_verify", "enabled", "acknowledge")
+BLANK_IS_NONE = (
+    "port",
+    "tls_ca",
+    "move_to",
+    "queue",
+    "smtp_host",
+    "smtp_port",
+    "smtp_username",
+    "from_name",
+    "dkim_selector",
+)
+"""Inputs whose blank means "none" (the default port, no CA, no target folder, no queue, no
+outgoing server, the incoming login, no sender name, no DKIM)."""
+SECRETS = ("password", "smtp_password", "dkim_private_key")
+"""Write-only inputs: never shown again; a blank one keeps what is stored."""
+FIELDS = (*TEXTS, *CHECKS, *SECRETS)
 WHOLE_FORM = "move_to"
 """Where a check of the whole form is shown: its one such check is that a move names its
 target folder."""
@@ -68,7 +87,7 @@ def _gone(request: Request, viewer: Viewer, gone: NotFound) -> HTMLResponse:
 
 
 def _typed(form: FormData) -> dict[str, Any]:
-    """What the form shows again after a problem: everything but the password."""
+    """What the form shows again after a problem: everything but the secrets."""
     typed: dict[str, Any] = {name: str(form.get(name, "")).strip() for name in TEXTS}
     typed.update({name: form.get(name) == "on" for name in CHECKS})
     return typed
@@ -80,9 +99,12 @@ def _body(form: FormData) -> dict[str, Any]:
     body = _typed(form)
     for name in BLANK_IS_NONE:
         body[name] = body[name] or None
-    password = str(form.get("password", ""))
-    if password:
-        body["password"] = password
+    if not body["smtp_security"]:
+        del body["smtp_security"]  # not chosen: the default (STARTTLS), or as it is
+    for name in SECRETS:
+        value = str(form.get(name, ""))
+        if value.strip():
+            body[name] = value
     return body
 
 
@@ -118,6 +140,13 @@ def _as_form(mailbox: Mailbox) -> dict[str, Any]:
         "template": mailbox.template,
         "queue": mailbox.queue or "",
         "enabled": mailbox.enabled,
+        "smtp_host": mailbox.smtp_host or "",
+        "smtp_port": "" if mailbox.smtp_port is None else str(mailbox.smtp_port),
+        "smtp_security": mailbox.smtp_security or "starttls",
+        "smtp_username": mailbox.smtp_username or "",
+        "from_name": mailbox.from_name or "",
+        "dkim_selector": mailbox.dkim_selector or "",
+        "acknowledge": mailbox.acknowledge,
     }
 
 
@@ -129,6 +158,8 @@ NEW = {
     "after_fetch": "leave",
     "poll_seconds": "60",
     "enabled": True,
+    "smtp_security": "starttls",
+    "acknowledge": True,
 }
 
 

@@ -9,8 +9,6 @@ import uuid
 from email.message import EmailMessage
 from typing import Any
 
-import pytest
-
 from tests.support.dovecot import message
 from tests.support.mailboxes import MailDesk
 
@@ -81,7 +79,6 @@ async def test_a_reply_s_file_is_on_its_comment(mail_desk: MailDesk) -> None:
     assert "photo.pdf" in {f["filename"] for f in files}
 
 
-@pytest.mark.backends("sqlite")
 async def test_a_file_over_the_limit_is_refused_and_the_rest_is_kept(mail_desk: MailDesk) -> None:
     await mail_desk.create()
     big = b"%PDF-1.7\n" + os.urandom(30 * 1024 * 1024)

@@ -7,6 +7,7 @@ another tenant."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from tests.conftest import Tenants
 from tests.support.cases import Desk
 from tests.support.dovecot import Dovecot, message
 from tests.support.mailboxes import MailDesk
+from tests.support.smtp_server import PASSWORD, USER, smtp_server
 from tests.support.web import hidden, signed_in
 
 # The pages run the activities and the poller the API runs, tested there on every database.
@@ -324,3 +326,39 @@ async def test_the_screens_are_not_for_agents_or_viewers(
     assert (await mail.read())["name"] == "Support"
     nav = await desk.http.get("/app/cases?view=open")
     assert "/app/admin/mailboxes" not in nav.text
+
+
+async def test_the_outgoing_server_is_set_and_tested_on_the_page(
+    screens: Screens, tmp_path: Path
+) -> None:
+    with smtp_server(tmp_path, mode="starttls") as smtp:
+        both = screens.mail.dovecot.ca_file.read_text() + "\n" + smtp.ca_pem
+        outgoing = {
+            "tls_ca": both,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": str(smtp.port),
+            "smtp_security": "starttls",
+            "smtp_username": USER,
+            "smtp_password": PASSWORD,
+            "from_name": "Acme Support",
+            "acknowledge": "on",
+        }
+        made = await screens.post("/app/admin/mailboxes/new", **screens.form(**outgoing))
+        assert made.status_code in (200, 303), made.text
+        (stored,) = await screens.api_list()
+        assert stored["smtp_host"] == "127.0.0.1"
+        assert stored["has_smtp_password"] is True
+        assert stored["acknowledge"] is True
+        path = f"/app/admin/mailboxes/{stored['id']}"
+        page = await screens.get(path)
+        assert 'name="smtp_host" value="127.0.0.1"' in page.text
+        tested = await screens.post(f"{path}/test")
+        assert "The outgoing server took the login." in tested.text
+        kept = await screens.post(path, **screens.form(**outgoing | {"smtp_password": ""}))
+        assert kept.status_code in (200, 303)
+        assert "The outgoing server took the login." in (await screens.post(f"{path}/test")).text
+        wrong = await screens.post(path, **screens.form(**outgoing | {"smtp_password": "nope"}))
+        assert wrong.status_code in (200, 303)
+        refused = await screens.post(f"{path}/test")
+        assert "The outgoing server refused:" in refused.text
+        assert all(PASSWORD not in p and "nope" not in p for p in screens.pages)
