@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.backends import unavailable
+from tests.support.tls import self_signed
 
 DOVECOT = Path("/usr/sbin/dovecot")
 USER = "alice@example.com"
@@ -54,33 +55,6 @@ def _install() -> None:
     if subprocess.run(install, capture_output=True, env=env).returncode != 0:
         subprocess.run(["apt-get", "update"], capture_output=True, env=env)
         subprocess.run(install, capture_output=True, env=env)
-
-
-def _certificate(directory: Path) -> tuple[Path, Path]:
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 CONFIG = """\
@@ -305,7 +279,7 @@ def running_dovecot() -> Iterator[Dovecot]:
     root.chmod(0o755)
     (root / "mail").mkdir()
     shutil.chown(root / "mail", "nobody", "nogroup")
-    cert, key = _certificate(root)
+    cert, key = self_signed(root)
     _oauth2(root)
     port, tls_port = _free_port(), _free_port()
     config = root / "dovecot.conf"

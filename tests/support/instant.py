@@ -209,3 +209,17 @@ async def _claim(container: Container, job: ScheduledJob) -> ScheduledJob | None
         current.attempts += 1
         await uow.commit()
     return current
+
+
+async def run_due_now(container: Container, tenant_id: uuid.UUID, kind: str) -> int:
+    """Make the tenant's pending jobs of ``kind`` due now (a retry planned for later
+    included), and run them once."""
+    async with container.unit_of_work(tenant_id) as uow:
+        await uow.begin_write()
+        jobs = await uow.session.scalars(
+            select(ScheduledJob).where(ScheduledJob.kind == kind, ScheduledJob.status == "pending")
+        )
+        for job in jobs:
+            job.due_at = utcnow()
+        await uow.commit()
+    return await run_jobs(container, tenant_id, kind, rounds=1)

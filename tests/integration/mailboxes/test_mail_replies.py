@@ -13,15 +13,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from sqlalchemy import select
 
 from casedesk.activities.channel_delivery import DELIVER
 from casedesk.activities.mailboxes import ACKNOWLEDGE
 from casedesk.bootstrap import Container
-from casedesk.kit.clock import utcnow
-from casedesk.store.models import ScheduledJob
 from tests.support.dovecot import message
-from tests.support.instant import run_jobs
+from tests.support.instant import run_due_now, run_jobs
 from tests.support.mailboxes import MailDesk
 from tests.support.smtp_server import PASSWORD, USER, SmtpTestServer, smtp_server
 
@@ -48,17 +45,7 @@ def _outgoing(mail_desk: MailDesk, smtp: SmtpTestServer, **overrides: Any) -> di
 
 
 async def _deliver(container: Container, mail_desk: MailDesk) -> None:
-    async with container.unit_of_work(mail_desk.desk.tenant.id) as uow:
-        await uow.begin_write()
-        jobs = await uow.session.scalars(
-            select(ScheduledJob).where(
-                ScheduledJob.kind == DELIVER, ScheduledJob.status == "pending"
-            )
-        )
-        for job in jobs:
-            job.due_at = utcnow()
-        await uow.commit()
-    await run_jobs(container, mail_desk.desk.tenant.id, DELIVER, rounds=1)
+    await run_due_now(container, mail_desk.desk.tenant.id, DELIVER)
 
 
 async def _case_from_mail(mail_desk: MailDesk, first_id: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from casedesk.store.models import ChannelMessageRecord, ScheduledJob
 from tests.support.cases import Desk
 from tests.support.channels import DeskSide
 from tests.support.http_server import LocalHTTPServer, Reply, local_http_server
-from tests.support.instant import run_jobs
+from tests.support.instant import run_due_now, run_jobs
 from tests.support.workflows import (
     add_connection,
     add_connector,
@@ -495,14 +495,4 @@ async def _delivery_job(container: Container, channel: Channel, comment_id: str)
 
 async def _run_delivery_now(channel: Channel, container: Container) -> None:
     """Make the tenant's pending deliveries due now, and run them once."""
-    async with container.unit_of_work(channel.desk.tenant.id) as uow:
-        await uow.begin_write()
-        jobs = await uow.session.scalars(
-            select(ScheduledJob).where(
-                ScheduledJob.kind == DELIVER, ScheduledJob.status == "pending"
-            )
-        )
-        for job in jobs:
-            job.due_at = utcnow()
-        await uow.commit()
-    await run_jobs(container, channel.desk.tenant.id, DELIVER, rounds=1)
+    await run_due_now(container, channel.desk.tenant.id, DELIVER)
