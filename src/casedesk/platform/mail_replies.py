@@ -46,6 +46,15 @@ class MailSend:
     sender: str
     recipients: list[str]
 
+    async def submit(self) -> smtp.Accepted:
+        return await smtp.send(
+            self.server,
+            self.raw,
+            sender=self.sender,
+            recipients=self.recipients,
+            dkim_key=self.dkim_key,
+        )
+
 
 class MailReplies:
     def __init__(self, box: SecretBox, *, timeout: float) -> None:
@@ -91,13 +100,7 @@ class MailReplies:
     async def send(self, prepared: MailSend) -> str:
         """Submit the message; what identifies it at the server (its Message-ID)."""
         try:
-            accepted = await smtp.send(
-                prepared.server,
-                prepared.raw,
-                sender=prepared.sender,
-                recipients=prepared.recipients,
-                dkim_key=prepared.dkim_key,
-            )
+            accepted = await prepared.submit()
         except smtp.SmtpFailed as failed:
             raise StepFailed(failed.answer, final=not failed.transient) from None
         if accepted.refused:  # sent to the others: the reply went out
@@ -127,13 +130,7 @@ class Acknowledger:
         if prepared is None:
             return None
         try:
-            await smtp.send(
-                prepared.server,
-                prepared.raw,
-                sender=prepared.sender,
-                recipients=prepared.recipients,
-                dkim_key=prepared.dkim_key,
-            )
+            await prepared.submit()
         except smtp.SmtpFailed as failed:
             if failed.transient:
                 raise
