@@ -210,7 +210,10 @@ async def test_the_relay_loop_survives_an_error_of_a_batch_and_relays_it_after(
     bus = _FailingOnce()
     await bus.start()
     relay = Relay(container.database, bus, retry_seconds=0.05)
-    await _drain(Relay(container.database, InProcessBus()))  # earlier tests' events, elsewhere
+    elsewhere = InProcessBus()  # earlier tests' events go there, to nobody
+    await elsewhere.start()
+    await _drain(Relay(container.database, elsewhere))
+    await elsewhere.close()
     seen = await _recorder(bus)
     case = await desk.new_case()
     stop = asyncio.Event()
