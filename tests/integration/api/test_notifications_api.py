@@ -43,6 +43,11 @@ async def test_a_draft_is_previewed_or_refused_with_its_line(desk: Desk) -> None
     )
     assert bad.status_code == 422
     assert "text, line 2" in bad.json()["detail"]
+    broken = await desk.http.post(
+        url, json={"subject": "s", "text": "{{ hours / 0 }}"}, headers=desk.headers
+    )
+    assert broken.status_code == 422
+    assert "ZeroDivisionError" in broken.json()["detail"]
     unknown = await desk.http.get("/api/v1/notifications/welcome/preview", headers=desk.headers)
     assert unknown.status_code == 422
     extra = await desk.http.post(

@@ -96,3 +96,12 @@ def test_languages_are_chosen_as_people_write_them() -> None:
     assert notifications.language_of("de") == "en"
     assert notifications.language_of(None) == "en"
     assert preview("invitation", "fr").text == preview("invitation", "en").text
+
+
+@pytest.mark.parametrize(
+    "source", ["{{ case.number / 0 }}", "{{ case.title + 1 }}", "{{ [1][5] }}", "{{ int('x') }}"]
+)
+def test_a_draft_that_fails_when_rendered_is_refused_naming_its_field(source: str) -> None:
+    with pytest.raises(InvalidInput, match="text: ") as wrong:
+        notifications.check("case_received", MailTemplate("ok", source))
+    assert wrong.value.extra["field"] == "text"

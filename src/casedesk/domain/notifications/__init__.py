@@ -194,6 +194,11 @@ def _render(env: SandboxedEnvironment, field: str, source: str, values: Mapping[
         raise InvalidInput(f"{field}: {exc.message} (known: {names})", field=field) from None
     except jinja2.TemplateError as exc:  # a sandbox refusal among them
         raise InvalidInput(f"{field}: {exc}", field=field) from None
+    except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+        # What the template's own expressions do wrong ({{ n / 0 }}, "a" + 1, x[9]).
+        raise InvalidInput(
+            f"{field}: the template fails when rendered: {type(exc).__name__}: {exc}", field=field
+        ) from None
 
 
 def _known(values: Mapping[str, Any]) -> list[str]:
