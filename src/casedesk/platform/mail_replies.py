@@ -80,10 +80,9 @@ class MailReplies:
         recipients = [party.address for party in outgoing.reply.to if party.address]
         if not recipients:
             raise StepFailed("the case's customer has no mail address to reply to", final=True)
-        comment_id = outgoing.reply.comment.get("id", "")
-        message_id = (
-            f"casedesk.{uuid.UUID(str(comment_id)).hex}@{mailboxes.domain_of(mailbox.address)}"
-        )
+        # The comment's Message-ID, on the mailbox's domain rather than casedesk's host.
+        local = str(outgoing.reply.message_id).rpartition("@")[0]
+        message_id = f"{local}@{mailboxes.domain_of(mailbox.address)}"
         reply = outgoing.reply.model_copy(update={"message_id": message_id})
         outgoing = replace(outgoing, reply=reply)
         sender = {"address": mailbox.address, "name": mailbox.from_name}
