@@ -168,7 +168,8 @@ async def test_a_lost_lease_lets_another_worker_run_the_job(
 async def test_a_slow_job_keeps_its_lease_so_no_second_worker_runs_it(
     backend_url: str, container: Container, tenants: Tenants
 ) -> None:
-    """The job runs three leases long; the heartbeat renews its lease meanwhile."""
+    """The job runs two and a half leases long; the heartbeat renews its lease meanwhile (a
+    lease of 2 s renewed every 0.67 s, so a loaded machine's stall of a second claims nothing)."""
     tenant = await tenants.create()
     runs: list[str] = []
     started = asyncio.Event()
@@ -176,9 +177,9 @@ async def test_a_slow_job_keeps_its_lease_so_no_second_worker_runs_it(
     async def slow(job: ScheduledJob) -> None:
         runs.append(job.key)
         started.set()
-        await asyncio.sleep(3.0)
+        await asyncio.sleep(5.0)
 
-    lease = timedelta(seconds=1)
+    lease = timedelta(seconds=2)
     await _drain(Scheduler(container.database, {"slow": slow}))
     await _schedule(container, tenant.id, "slow-1", kind="slow")
     other = build(settings_for(backend_url))
