@@ -192,7 +192,7 @@ async def test_a_slow_job_keeps_its_lease_so_no_second_worker_runs_it(
             # Other modules' jobs may come due meanwhile; a claim of this one by two would
             # count a second attempt.
             await two.run_once()
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)  # a worker's pace, not a tight loop
         await first
         assert (await _job(container, tenant.id, "slow-1")).lease_until is None
     finally:
