@@ -149,48 +149,58 @@ class JobRepository:
         still holds (the others were taken over, moved or finished meanwhile).
 
         The rows are locked first, in id order, skipping those another transaction holds (a
-        job finishing right now, or one a handler's transaction touches): a renewal never
-        waits, so it cannot deadlock with them. A skipped job counts as still held; whoever
-        starts it checks its lease again, and the next beat renews it.
+        job finishing right now, one a handler's transaction touches, or, on MariaDB, one a
+        claim's scan locks for a moment): a renewal never waits, so it cannot deadlock with
+        them. The skipped rows are looked at once more: one that can be locked now is renewed
+        if it is still this owner's and is gone if not; one still locked counts as held, as
+        whoever holds it checks its lease again, and the next beat renews it.
         """
         if not job_ids:
             return set()
-        held = (
-            ScheduledJob.id.in_(list(job_ids)),
-            ScheduledJob.lease_owner == owner,
-            ScheduledJob.status == "running",
-        )
         options = {ALL_TENANTS: True}
-        free = set(
+        ours = set(
             (
                 await self.session.scalars(
                     select(ScheduledJob.id)
-                    .where(*held)
+                    .where(
+                        ScheduledJob.id.in_(list(job_ids)),
+                        ScheduledJob.lease_owner == owner,
+                        ScheduledJob.status == "running",
+                    )
                     .order_by(ScheduledJob.id)
                     .with_for_update(skip_locked=True)
                     .execution_options(**options)
                 )
             ).all()
         )
-        if free:
+        rest = set(job_ids) - ours
+        still_locked: set[uuid.UUID] = set()
+        if rest:
+            # A row skipped above may have been locked only for a moment (another worker's
+            # claim scanning past it): it is not lost unless, lockable now, it is not ours.
+            lockable = (
+                await self.session.execute(
+                    select(ScheduledJob.id, ScheduledJob.lease_owner, ScheduledJob.status)
+                    .where(ScheduledJob.id.in_(sorted(rest)))
+                    .order_by(ScheduledJob.id)
+                    .with_for_update(skip_locked=True)
+                    .execution_options(**options)
+                )
+            ).all()
+            ours |= {
+                job_id
+                for job_id, lease_owner, status in lockable
+                if lease_owner == owner and status == "running"
+            }
+            still_locked = rest - {job_id for job_id, _, _ in lockable}
+        if ours:
             await self.session.execute(
                 update(ScheduledJob)
-                .where(ScheduledJob.id.in_(sorted(free)))
+                .where(ScheduledJob.id.in_(sorted(ours)))
                 .values(lease_until=utcnow() + lease)
                 .execution_options(**options, synchronize_session=False)
             )
-        rest = set(job_ids) - free
-        if not rest:
-            return free
-        # Of the rest, a row that can be locked now is no longer this owner's (finished, moved
-        # or taken over); one that cannot is held by another transaction and stays ours.
-        gone = await self.session.scalars(
-            select(ScheduledJob.id)
-            .where(ScheduledJob.id.in_(sorted(rest)))
-            .with_for_update(skip_locked=True)
-            .execution_options(**options)
-        )
-        return free | (rest - set(gone.all()))
+        return ours | still_locked
 
     async def hand_back(self, job_ids: Collection[uuid.UUID], owner: str) -> None:
         """Give up ``owner``'s leases on jobs it claimed but did not start: they are pending

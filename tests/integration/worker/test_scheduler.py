@@ -6,6 +6,7 @@ import asyncio
 import logging
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -489,5 +490,54 @@ async def test_renewing_leases_never_waits_for_a_job_row_another_transaction_hol
             await holder.close()
     assert held == {jobs["renew-a"], jobs["renew-b"]}
     longer = (await _job(container, tenant.id, "renew-a")).lease_until
+    assert longer is not None
+    assert longer > utcnow() + timedelta(minutes=4)
+
+
+async def test_a_job_row_locked_only_for_a_moment_is_renewed_not_given_up(
+    backend: str, backend_url: str, container: Container, tenants: Tenants
+) -> None:
+    """On MariaDB another worker's claim locks the rows its scan passes, a running job's
+    among them, for a moment: a renewal that skipped the row and found it free a moment later
+    took it for lost, stopped renewing it, and its lease ran out under the running job, which
+    a second worker then ran again. Here the lock goes between the renewal's two looks."""
+    if backend == "sqlite":
+        pytest.skip("SQLite writers take turns: no row is locked while another writes")
+    tenant = await tenants.create()
+    await _drain(Scheduler(container.database, {"test": lambda job: asyncio.sleep(0)}))
+    await _schedule(container, tenant.id, "blink")
+    async with container.unit_of_work() as uow:
+        await uow.begin_write()
+        claimed = await uow.jobs.claim("mine", limit=100, lease=timedelta(seconds=30))
+        await uow.commit()
+    job_id = next(job.id for job in claimed if job.key == "blink")
+    holder = build(settings_for(backend_url))
+    try:
+        async with holder.unit_of_work(tenant.id) as locking:
+            await locking.begin_write()
+            await locking.session.scalar(
+                select(ScheduledJob).where(ScheduledJob.id == job_id).with_for_update()
+            )
+            async with container.unit_of_work() as uow:
+                await uow.begin_write()
+                session = uow.jobs.session
+                looks = 0
+                original = session.scalars
+
+                async def first_look_then_unlock(*args: Any, **kwargs: Any) -> Any:
+                    nonlocal looks
+                    found = await original(*args, **kwargs)
+                    looks += 1
+                    if looks == 1:
+                        await locking.rollback()  # the claim's scan has moved on
+                    return found
+
+                session.scalars = first_look_then_unlock  # type: ignore[method-assign]
+                held = await uow.jobs.renew([job_id], "mine", lease=timedelta(minutes=5))
+                await uow.commit()
+    finally:
+        await holder.close()
+    assert held == {job_id}
+    longer = (await _job(container, tenant.id, "blink")).lease_until
     assert longer is not None
     assert longer > utcnow() + timedelta(minutes=4)
