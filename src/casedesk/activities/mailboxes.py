@@ -408,23 +408,32 @@ async def take_in(
     return outcome
 
 
-async def restart_if_renumbered(uow: UnitOfWork, mailbox_id: uuid.UUID, uidvalidity: int) -> int:
-    """The UID the run goes on after: the cursor's, or 0 when the folder's UIDVALIDITY is not
-    the one it was taken on (a first run, a folder made again): the folder is read from its
-    first message, and what was taken in before is known by its id."""
+async def restart_if_renumbered(
+    uow: UnitOfWork,
+    mailbox_id: uuid.UUID,
+    uidvalidity: int,
+    newest: int | None = None,
+) -> int:
+    """The UID the run goes on after: the cursor's, or, when the folder's UIDVALIDITY is not
+    the one it was taken on (a folder made again), 0: the folder is read from its first
+    message, and what was taken in before is known by its id. On a first run (no cursor yet,
+    also after the folder or the account changed) a mailbox that skips existing mail starts
+    after ``newest``, the highest UID in the folder now (learnt before this transaction)."""
     await uow.begin_write()
     mailbox = await uow.mailboxes.locked(mailbox_id)
     if mailbox is None:
         raise NotFound(f"mailbox {mailbox_id} not found")
     if mailbox.uidvalidity != uidvalidity:
-        if mailbox.uidvalidity is not None:
+        first = mailbox.uidvalidity is None
+        if not first:
             log.info(
                 "mailbox UIDVALIDITY changed; reading the folder again",
                 mailbox_id=str(mailbox_id),
                 before=mailbox.uidvalidity,
                 now=uidvalidity,
             )
-        mailbox.uidvalidity, mailbox.last_uid = uidvalidity, 0
+        skip = first and mailbox.existing_mail == "skip"
+        mailbox.uidvalidity, mailbox.last_uid = uidvalidity, (newest or 0) if skip else 0
     last = mailbox.last_uid
     await uow.commit()
     return last

@@ -12,6 +12,7 @@ Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
 
 AfterFetch = Literal["leave", "seen", "move"]
+ExistingMail = Literal["import", "skip"]
 Security = Literal["tls", "starttls", "none"]
 Auth = Literal["password", "xoauth2"]
 Host = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
@@ -47,6 +48,11 @@ class MailboxSpec(_Fields):
     folder: Folder = "INBOX"
     after_fetch: AfterFetch = "leave"
     move_to: Folder | None = None
+    existing_mail: ExistingMail = Field(
+        default="import",
+        description="the mail already in the folder at the first poll: import it, or skip it "
+        "and take in only what arrives from then on",
+    )
     poll_seconds: int = Field(default=60, ge=10, le=86_400)
     template: Code = Field(description="the template of the cases mail opens")
     queue: Code | None = None
@@ -103,6 +109,7 @@ class MailboxChanges(_Fields):
     folder: Folder | None = None
     after_fetch: AfterFetch | None = None
     move_to: Folder | None = None
+    existing_mail: ExistingMail | None = None
     poll_seconds: int | None = Field(default=None, ge=10, le=86_400)
     template: Code | None = None
     queue: Code | None = None

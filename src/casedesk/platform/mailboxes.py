@@ -58,6 +58,8 @@ class _Start:
     folder: str
     after_fetch: str
     move_to: str | None
+    skips_existing: bool
+    """A first run (no cursor yet) that skips the mail already in the folder."""
     operator: Operator
     edition: str
 
@@ -132,6 +134,7 @@ class MailboxPoller:
                 mailbox.folder,
                 mailbox.after_fetch,
                 mailbox.move_to,
+                mailbox.uidvalidity is None and mailbox.existing_mail == "skip",
                 mailboxes.operator_of(mailbox),
                 tenant.edition,
             )
@@ -156,8 +159,11 @@ class MailboxPoller:
     async def _read(self, start: _Start, opened: ImapSession, report: PollReport) -> None:
         state = await opened.select(start.folder)
         report.uidvalidity = state.uidvalidity
+        newest = await _newest(opened, state) if start.skips_existing else None
         async with UnitOfWork(self.database, start.tenant_id) as uow:
-            last = await mailboxes.restart_if_renumbered(uow, start.mailbox_id, state.uidvalidity)
+            last = await mailboxes.restart_if_renumbered(
+                uow, start.mailbox_id, state.uidvalidity, newest
+            )
         report.last_uid = last
         uids = await opened.new_uids(last)
         for at in range(0, len(uids), FETCH_BATCH):
@@ -253,6 +259,14 @@ class MailboxPoller:
             "uidvalidity": state.uidvalidity,
             "uidnext": state.uidnext,
         }
+
+
+async def _newest(opened: ImapSession, state: imap.FolderState) -> int:
+    """The highest UID in the folder: one less than its UIDNEXT, or, from a server that does
+    not say it, the last of a search for every UID."""
+    if state.uidnext is not None:
+        return max(0, state.uidnext - 1)
+    return max(await opened.new_uids(0), default=0)
 
 
 async def _test_outgoing(server: smtp.SmtpServer) -> dict[str, Any]:

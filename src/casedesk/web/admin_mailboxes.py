@@ -48,6 +48,7 @@ TEXTS = (
     "folder",
     "after_fetch",
     "move_to",
+    "existing_mail",
     "poll_seconds",
     "template",
     "queue",
@@ -99,8 +100,9 @@ def _body(form: FormData) -> dict[str, Any]:
     body = _typed(form)
     for name in BLANK_IS_NONE:
         body[name] = body[name] or None
-    if not body["smtp_security"]:
-        del body["smtp_security"]  # not chosen: the default (STARTTLS), or as it is
+    for name in ("smtp_security", "existing_mail"):
+        if not body[name]:
+            del body[name]  # not chosen: the default (STARTTLS, import), or as it is
     for name in SECRETS:
         value = str(form.get(name, ""))
         if value.strip():
@@ -136,6 +138,7 @@ def _as_form(mailbox: Mailbox) -> dict[str, Any]:
         "folder": mailbox.folder,
         "after_fetch": mailbox.after_fetch,
         "move_to": mailbox.move_to or "",
+        "existing_mail": mailbox.existing_mail,
         "poll_seconds": str(mailbox.poll_seconds),
         "template": mailbox.template,
         "queue": mailbox.queue or "",
@@ -156,6 +159,7 @@ NEW = {
     "auth": "password",
     "folder": "INBOX",
     "after_fetch": "leave",
+    "existing_mail": "import",
     "poll_seconds": "60",
     "enabled": True,
     "smtp_security": "starttls",

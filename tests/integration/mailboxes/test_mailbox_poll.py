@@ -135,6 +135,53 @@ async def test_a_changed_uidvalidity_reads_the_folder_again_and_duplicates_nothi
     assert after["last_uid"] == 3
 
 
+async def test_a_mailbox_that_skips_existing_mail_takes_in_only_what_arrives_later(
+    mail_desk: MailDesk,
+) -> None:
+    """An old shared mailbox has years of mail: "skip" opens no case for any of it, and
+    mail that arrives after the first poll is taken in as usual."""
+    mail_desk.append(message("Old one"))
+    mail_desk.append(message("Old two"))
+    created = await mail_desk.create(existing_mail="skip")
+    assert created["existing_mail"] == "skip"
+    run = await mail_desk.poll()
+    assert run["ok"], run
+    assert (run["fetched"], run["outcomes"]) == (0, [])
+    assert (await mail_desk.read())["last_uid"] == 2
+    assert await mail_desk.cases() == []
+
+    new = message("New one")
+    mail_desk.append(new)
+    run = await mail_desk.poll()
+    assert [o["outcome"] for o in run["outcomes"]] == ["opened"]
+    assert [c["title"] for c in await mail_desk.cases()] == ["New one"]
+
+    # A folder made again later is no first run: it is read again, duplicating nothing.
+    mail_desk.dovecot.recreate("INBOX", user=mail_desk.user)
+    mail_desk.append(new)
+    mail_desk.append(message("Newer"))
+    run = await mail_desk.poll()
+    assert [o["outcome"] for o in run["outcomes"]] == ["duplicate", "opened"]
+    assert sorted(c["title"] for c in await mail_desk.cases()) == ["New one", "Newer"]
+
+
+async def test_a_mailbox_imports_existing_mail_by_default_and_refuses_an_unknown_choice(
+    mail_desk: MailDesk,
+) -> None:
+    mail_desk.append(message("Old one"))
+    refused = await mail_desk.http.post(
+        "/api/v1/mailboxes",
+        json=mail_desk.settings(existing_mail="later"),
+        headers=mail_desk.headers,
+    )
+    assert refused.status_code == 422
+    assert "existing_mail" in refused.text
+    created = await mail_desk.create()
+    assert created["existing_mail"] == "import"
+    run = await mail_desk.poll()
+    assert [o["outcome"] for o in run["outcomes"]] == ["opened"]
+
+
 async def test_after_fetch_seen_marks_the_mail_seen_and_leave_does_not(
     mail_desk: MailDesk,
 ) -> None:

@@ -362,3 +362,16 @@ async def test_the_outgoing_server_is_set_and_tested_on_the_page(
         refused = await screens.post(f"{path}/test")
         assert "The outgoing server refused:" in refused.text
         assert all(PASSWORD not in p and "nope" not in p for p in screens.pages)
+
+
+async def test_the_form_chooses_whether_the_mail_already_in_the_folder_is_imported(
+    screens: Screens,
+) -> None:
+    page = await screens.get("/app/admin/mailboxes/new")
+    assert re.search(r'<option value="import" selected>', page.text)
+    made = await screens.post("/app/admin/mailboxes/new", **screens.form(existing_mail="skip"))
+    assert made.status_code == 303, made.text
+    (mailbox,) = await screens.api_list()
+    assert mailbox["existing_mail"] == "skip"
+    edit = await screens.get(f"/app/admin/mailboxes/{mailbox['id']}")
+    assert re.search(r'<option value="skip" selected>', edit.text)

@@ -41,6 +41,7 @@ class MailboxOut(BaseModel):
     folder: str
     after_fetch: str
     move_to: str | None
+    existing_mail: str
     poll_seconds: int
     template: str
     queue: str | None
@@ -113,6 +114,7 @@ def _out(mailbox: Mailbox) -> MailboxOut:
         folder=mailbox.folder,
         after_fetch=mailbox.after_fetch,
         move_to=mailbox.move_to,
+        existing_mail=mailbox.existing_mail,
         poll_seconds=mailbox.poll_seconds,
         template=mailbox.template,
         queue=mailbox.queue,

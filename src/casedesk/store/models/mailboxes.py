@@ -36,6 +36,8 @@ class Mailbox(IdMixin, TimestampMixin, TenantScoped, Base):
     after_fetch: Mapped[str] = mapped_column(String(16), default="leave")
     """leave, seen (``+FLAGS (\\Seen)``) or move (to ``move_to``)."""
     move_to: Mapped[str | None] = mapped_column(String(255))
+    existing_mail: Mapped[str] = mapped_column(String(8), default="import")
+    """What the first run on a folder does with the mail already in it: import or skip."""
     poll_seconds: Mapped[int] = mapped_column(Integer, default=60)
     template: Mapped[str] = mapped_column(String(63))
     queue: Mapped[str | None] = mapped_column(String(63))
