@@ -9,6 +9,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tests.support.backends import ScratchDatabase
+
 HOLDER = """
 import asyncio, sys
 from casedesk.store.database import Database
@@ -64,3 +66,17 @@ def test_one_process_at_a_time_holds_a_lease_and_it_dies_with_the_process(
             third.wait(timeout=30)
         with _process(backend_url, name) as (_, said):
             assert said == "held"
+
+
+def test_two_databases_on_one_server_each_hold_their_own_lease_of_a_name(
+    backend_url: str, empty_database: ScratchDatabase
+) -> None:
+    """Two deployments on one database server (MariaDB's lock names are the server's): each
+    has its own relay, its own mailbox watcher; in one database the lease is still one."""
+    name = f"test.lease.{os.getpid()}.two-databases"
+    with _process(backend_url, name) as (_, said):
+        assert said == "held"
+        with _process(empty_database.url, name) as (_, said_there):
+            assert said_there == "held"
+            with _process(empty_database.url, name) as (_, said_again):
+                assert said_again == "refused"

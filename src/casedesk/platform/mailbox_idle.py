@@ -1,7 +1,10 @@
 """IMAP IDLE: new mail polled as soon as the server tells of it, polling as the fallback.
 
-``MailboxWatcher.run`` is a long-lived loop of the worker: every ``refresh_seconds`` it reads
-every tenant's enabled mailboxes and keeps one task per mailbox (started again when the
+``MailboxWatcher.run`` is a long-lived loop of the worker. One worker of a deployment at a
+time watches (it holds the lease ``casedesk.mailbox-idle``; the others stand by and take over
+within ``refresh_seconds`` when it stops), so a mailbox has one IDLE connection however many
+workers run. Every ``refresh_seconds`` the holder reads every tenant's enabled mailboxes and
+keeps one task per mailbox (started again when the
 mailbox changes, ended when it is disabled or deleted). A task logs in, selects the folder
 and waits in ``IDLE`` (ended and started again every ``idle_seconds``, as RFC 2177 asks);
 when the server tells of new mail (``EXISTS``) it makes the mailbox's ``mailbox.poll`` job due
@@ -25,10 +28,21 @@ from casedesk.kit.crypto import SecretBox, SecretUnreadable
 from casedesk.kit.errors import NotFound
 from casedesk.kit.logging import get_logger
 from casedesk.store.database import Database
+from casedesk.store.leases import Lease
 from casedesk.store.unit_of_work import UnitOfWork
 
 RETRY_MAX_SECONDS = 600.0
+LEASE = "casedesk.mailbox-idle"
 log = get_logger(__name__)
+
+
+async def _end(tasks: dict[uuid.UUID, tuple[datetime, asyncio.Task[None]]]) -> None:
+    for _, task in tasks.values():
+        task.cancel()
+    for _, task in tasks.values():
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    tasks.clear()
 
 
 class MailboxWatcher:
@@ -47,11 +61,16 @@ class MailboxWatcher:
         self.refresh_seconds, self.idle_seconds = refresh_seconds, idle_seconds
         self.idling: set[uuid.UUID] = set()
         """The mailboxes waiting in IDLE right now."""
+        self.lease = Lease(database, LEASE)
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks: dict[uuid.UUID, tuple[datetime, asyncio.Task[None]]] = {}
         try:
             while not stop.is_set():
+                if not await self._hold():
+                    await _end(tasks)  # another worker watches now
+                    await pause(stop, self.refresh_seconds)
+                    continue
                 try:
                     async with UnitOfWork(self.database) as uow:
                         wanted = await uow.mailboxes.enabled_everywhere()
@@ -74,11 +93,19 @@ class MailboxWatcher:
                     tasks[mailbox.id] = (mailbox.updated_at, task)
                 await pause(stop, self.refresh_seconds)
         finally:
-            for _, task in tasks.values():
-                task.cancel()
-            for _, task in tasks.values():
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await _end(tasks)
+            with contextlib.suppress(Exception):
+                await self.lease.release()
+
+    async def _hold(self) -> bool:
+        """Whether this worker is the one that watches: it holds the lease, or takes it."""
+        try:
+            if self.lease.held and await self.lease.alive():
+                return True
+            return await self.lease.try_acquire()
+        except Exception:  # a database hiccup: stand by, and try again at the next refresh
+            log.exception("taking the mailbox IDLE lease failed")
+            return False
 
     async def _account(
         self, tenant_id: uuid.UUID, mailbox_id: uuid.UUID

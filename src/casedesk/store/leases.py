@@ -1,6 +1,8 @@
-"""A named lease held by one process at a time: the relay runs only where it is held.
+"""A named lease held by one process at a time: the relay, the mailbox IDLE watcher and
+the housekeeping run only where theirs is held.
 
-PostgreSQL uses a session advisory lock and MariaDB/MySQL ``GET_LOCK``, both held by a
+PostgreSQL uses a session advisory lock (a database's own) and MariaDB/MySQL ``GET_LOCK``
+(named after the lease and the database, as its names are the server's), both held by a
 dedicated connection, so a process that dies releases the lease with its connection.
 SQLite has no such lock, so the lease is an OS file lock (``flock``) on a file beside the
 database file (``casedesk.db-lease-<name>``): `casedesk serve` and any number of
@@ -10,6 +12,7 @@ that holds it.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from pathlib import Path
 
@@ -107,7 +110,16 @@ class Lease:
             await connection.close()
 
     def _params(self) -> dict[str, object]:
-        return {"key": zlib.crc32(self.name.encode()), "name": self.name}
+        return {"key": zlib.crc32(self.name.encode()), "name": self._server_wide_name()}
+
+    def _server_wide_name(self) -> str:
+        """MariaDB's ``GET_LOCK`` names are the server's, not a database's (PostgreSQL's
+        advisory locks are the database's): two casedesk databases on one server must not
+        share a lease, so the name carries the database's, within the 64 characters allowed."""
+        name = f"{self.name}@{self.database.url.database}"
+        if len(name) <= 64:
+            return name
+        return f"{self.name[:23]}@{hashlib.sha256(name.encode()).hexdigest()[:40]}"
 
     def _acquire_statement(self) -> tuple[TextClause, dict[str, object]]:
         if self.database.dialect == "postgresql":

@@ -88,3 +88,38 @@ async def test_the_worker_loop_waits_on_enabled_mailboxes_only(
     finally:
         stop.set()
         await asyncio.wait_for(loop, 30)
+
+
+async def test_one_worker_of_several_waits_in_idle_and_another_takes_over_when_it_stops(
+    mail_desk: MailDesk, container: Container
+) -> None:
+    """Each worker waited in IDLE on every mailbox (a connection per mailbox per worker, and
+    some servers allow a handful per account): one holds the watch, the others stand by."""
+    created = await mail_desk.create()
+    mailbox_id = uuid.UUID(created["id"])
+    first, second = (
+        MailboxWatcher(container.database, container.box, refresh_seconds=0.2, idle_seconds=60)
+        for _ in range(2)
+    )
+    stops = asyncio.Event(), asyncio.Event()
+    loops = [asyncio.create_task(w.run(s)) for w, s in zip((first, second), stops, strict=True)]
+    try:
+
+        async def one_idles() -> bool:
+            return mailbox_id in first.idling or mailbox_id in second.idling
+
+        await _until(one_idles)
+        await asyncio.sleep(1.0)  # several refreshes: the other has not started a wait
+        watching, standing = (first, second) if mailbox_id in first.idling else (second, first)
+        assert mailbox_id not in standing.idling
+        stops[(first, second).index(watching)].set()
+        await asyncio.wait_for(loops[(first, second).index(watching)], 30)
+
+        async def other_idles() -> bool:
+            return mailbox_id in standing.idling
+
+        await _until(other_idles)
+    finally:
+        for stop in stops:
+            stop.set()
+        await asyncio.wait_for(asyncio.gather(*loops, return_exceptions=True), 30)
