@@ -31,7 +31,7 @@ from casedesk.domain.identity.roles import Role
 from casedesk.domain.mailboxes import SMTP_PORTS, MailboxChanges, MailboxSpec, check_move
 from casedesk.integrations import smtp
 from casedesk.integrations.imap import DEFAULT_PORTS, FetchedMail, ImapAccount
-from casedesk.integrations.mail import AttachedPart, attached_parts, parse_message
+from casedesk.integrations.mail import AttachedPart, attached_parts, parse_message, parsed
 from casedesk.integrations.smtp import DkimKey
 from casedesk.kit.clock import utcnow
 from casedesk.kit.crypto import SecretBox
@@ -308,7 +308,8 @@ def _fitted(party: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_mail(mailbox: Mailbox, uidvalidity: int, mail: FetchedMail) -> Parsed:
-    fields = parse_message(mail.raw)
+    message = parsed(mail.raw)
+    fields = parse_message(message)
     if fields.get("subject") and len(fields["subject"]) > SUBJECT_KEPT:
         fields["subject"] = fields["subject"][:SUBJECT_KEPT]
     fields["sender"] = _fitted(fields.get("sender") or {})
@@ -322,7 +323,7 @@ def parse_mail(mailbox: Mailbox, uidvalidity: int, mail: FetchedMail) -> Parsed:
         "uidvalidity": uidvalidity,
         "uid": mail.uid,
     }
-    attachments = attached_parts(mail.raw)
+    attachments = attached_parts(message)
     try:
         return Parsed(ChannelMessage.model_validate(fields), attachments)
     except ValidationError as error:

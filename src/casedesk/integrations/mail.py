@@ -222,10 +222,17 @@ def html_text(html: str) -> str:
 # --- reading --------------------------------------------------------------------------
 
 
-def parse_message(raw: bytes) -> dict[str, Any]:
+def parsed(raw: bytes | Message) -> Message:
+    """The message, parsed once (with policy ``default``) for the readers below."""
+    if isinstance(raw, Message):
+        return raw
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def parse_message(raw: bytes | Message) -> dict[str, Any]:
     """An RFC 5322 message as the fields of a ``ChannelMessage`` (all but ``id`` and
     ``thread_id``, which the provider gives)."""
-    message = email.message_from_bytes(raw, policy=email.policy.default)
+    message = parsed(raw)
     return read_parts(list(message.raw_items()), _text_parts(message))
 
 
@@ -267,9 +274,9 @@ class AttachedPart:
         }
 
 
-def attached_parts(raw: bytes) -> list[AttachedPart]:
+def attached_parts(raw: bytes | Message) -> list[AttachedPart]:
     """The message's attachments in order: the parts ``parse_message`` leaves out of the text."""
-    message = email.message_from_bytes(raw, policy=email.policy.default)
+    message = parsed(raw)
     found = []
     for part in message.walk():
         if part.is_multipart() or not (
