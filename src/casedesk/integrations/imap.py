@@ -129,6 +129,9 @@ def _uid_set(uids: Iterable[int]) -> str:
 
 
 class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
+    incomplete_line: bytes
+    current_command: Any
+
     def data_received(self, d: bytes) -> None:
         # aioimaplib's own formats every chunk received into a debug message, whatever the
         # log level: half the time of fetching a mail with a megabyte attached.
