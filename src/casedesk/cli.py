@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import signal
 import sys
@@ -37,6 +38,7 @@ from casedesk.bootstrap import (
     trace_work,
 )
 from casedesk.config import Settings, SettingsError, get_settings
+from casedesk.domain.attachments import AttachmentLimits
 from casedesk.domain.identity.roles import Role
 from casedesk.integrations.catalogue import builtin
 from casedesk.integrations.manifests import ManifestInvalid, parse_manifest, read_document
@@ -284,6 +286,75 @@ def tenant_list() -> None:
     for tenant in run(_migrated(work)):
         table.add_row(tenant.slug, tenant.name, tenant.edition, str(tenant.enabled), str(tenant.id))
     out.print(table)
+
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+_UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def _size_of(text: str, option: str) -> int:
+    """``25MiB``, ``10 MB``, ``5GiB``, ``0`` as bytes; anything else a clear refusal."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = found.group(2).lower() if found else ""
+    if found is None or unit not in _UNITS:
+        raise typer.BadParameter(
+            f"{text!r} is no size; write bytes or a number with KiB, MiB, GiB (or KB, MB, GB), "
+            "for example 25MiB",
+            param_hint=option,
+        )
+    return int(float(found.group(1)) * _UNITS[unit])
+
+
+@tenant_app.command("limits")
+def tenant_limits(
+    slug: Annotated[str, typer.Argument(help="the tenant's slug")],
+    max_file: Annotated[
+        str | None,
+        typer.Option(help="the largest file it may attach, e.g. 10MiB (at most the deployment's)"),
+    ] = None,
+    quota: Annotated[
+        str | None, typer.Option(help="what its files may add up to, e.g. 5GiB; 0: no quota")
+    ] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="back to the deployment's limits")] = False,
+) -> None:
+    """Show a tenant's attachment limits and use, or set its own."""
+    max_bytes = None if max_file is None else _size_of(max_file, "--max-file")
+    if max_bytes == 0:
+        raise typer.BadParameter("a file limit is at least one byte", param_hint="--max-file")
+    quota_bytes = None if quota is None else _size_of(quota, "--quota")
+
+    async def work(container: Container) -> tuple[Tenant, int, AttachmentLimits]:
+        found = await _tenant(container, slug)
+        async with container.unit_of_work(found.id) as uow:
+            await uow.begin_write()
+            tenant = await uow.tenants.get(found.id)
+            if reset:
+                tenant.attachment_max_bytes = tenant.attachment_quota_bytes = None
+            if max_bytes is not None:
+                tenant.attachment_max_bytes = max_bytes
+            if quota_bytes is not None:
+                tenant.attachment_quota_bytes = quota_bytes
+            used = await uow.attachments.used_bytes()
+            await uow.commit()
+        limits = container.attachment_limits.for_tenant(
+            tenant.attachment_max_bytes, tenant.attachment_quota_bytes
+        )
+        return tenant, used, limits
+
+    tenant, used, limits = run(_migrated(work))
+    ceiling = settings_or_exit().attachment_max_bytes
+    own = "its own" if tenant.attachment_max_bytes is not None else "the deployment's"
+    out.print(
+        f"[bold]{tenant.slug}[/]: attachments up to {limits.max_bytes:,} bytes a file ({own})"
+    )
+    if tenant.attachment_max_bytes is not None and tenant.attachment_max_bytes > ceiling:
+        out.print(
+            f"[yellow]its limit of {tenant.attachment_max_bytes:,} bytes is above the "
+            f"deployment's CASEDESK_ATTACHMENT_MAX_BYTES ({ceiling:,}); that one applies[/]"
+        )
+    shown = "no quota" if not limits.quota_bytes else f"a quota of {limits.quota_bytes:,} bytes"
+    own = "its own" if tenant.attachment_quota_bytes is not None else "the deployment's"
+    out.print(f"{shown} ({own}); its files use {used:,} bytes")
 
 
 # --- users -------------------------------------------------------------------------------

@@ -153,6 +153,39 @@ async def test_cli_manages_tenants_users_and_keys(empty_database: ScratchDatabas
         assert httpx.get(f"{base}/api/v1/me", headers=viewer).status_code == 200
 
 
+async def test_cli_sets_and_shows_a_tenant_s_attachment_limits(
+    empty_database: ScratchDatabase,
+) -> None:
+    url = empty_database.url
+    assert casedesk(url, "db", "upgrade").returncode == 0
+    assert casedesk(url, "tenant", "create", "acme").returncode == 0
+    shown = casedesk(url, "tenant", "limits", "acme", CASEDESK_ATTACHMENT_MAX_BYTES="1048576")
+    assert shown.returncode == 0, shown.stderr
+    assert "1,048,576 bytes a file (the deployment's)" in shown.stdout
+    assert "its files use 0 bytes" in shown.stdout
+    made = casedesk(url, "tenant", "limits", "acme", "--max-file", "10KiB", "--quota", "1.5 MB")
+    assert made.returncode == 0, made.stderr
+    assert "10,240 bytes a file (its own)" in made.stdout
+    assert "a quota of 1,500,000 bytes (its own)" in made.stdout
+    above = casedesk(
+        url,
+        "tenant",
+        "limits",
+        "acme",
+        "--max-file",
+        "2MiB",
+        CASEDESK_ATTACHMENT_MAX_BYTES="1048576",
+    )
+    assert "1,048,576 bytes a file (its own)" in above.stdout
+    assert "above the deployment's CASEDESK_ATTACHMENT_MAX_BYTES" in above.stdout
+    wrong = casedesk(url, "tenant", "limits", "acme", "--quota", "lots")
+    assert wrong.returncode == 2
+    assert "'lots' is no size" in wrong.stderr
+    reset = casedesk(url, "tenant", "limits", "acme", "--reset")
+    assert "(the deployment's)" in reset.stdout
+    assert "no quota (the deployment's)" in reset.stdout or "quota of" in reset.stdout
+
+
 async def test_several_workers_share_the_database(empty_database: ScratchDatabase) -> None:
     url = empty_database.url
     assert casedesk(url, "db", "upgrade").returncode == 0

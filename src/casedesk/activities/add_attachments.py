@@ -101,6 +101,8 @@ class Plan:
     comment_id: uuid.UUID | None
     accepted: list[PlannedFile]
     refused: list[RefusedFile]
+    limits: AttachmentLimits
+    """The tenant's limits the files were weighed against (and are written within)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +150,13 @@ async def plan_attachments(
     if in_transaction:
         await ctx.uow.cases.get(case_id)
         used = await ctx.uow.attachments.used_bytes()
+        tenant = await ctx.uow.tenants.get(ctx.tenant_id)
     else:
         async with UnitOfWork(ctx.uow.database, ctx.tenant_id) as reads:
             await reads.cases.get(case_id)  # another tenant's case is unknown here: 404
             used = await reads.attachments.used_bytes()
+            tenant = await reads.tenants.get(ctx.tenant_id)
+    limits = limits.for_tenant(tenant.attachment_max_bytes, tenant.attachment_quota_bytes)
     accepted: list[PlannedFile] = []
     refused: list[RefusedFile] = []
     for incoming in files:
@@ -162,13 +167,12 @@ async def plan_attachments(
             continue
         used += size
         accepted.append(PlannedFile(incoming, name, size))
-    return Plan(case_id, comment_id, accepted, refused)
+    return Plan(case_id, comment_id, accepted, refused, limits)
 
 
-async def store_planned(
-    ctx: ActivityContext, blobs: BlobStore, limits: AttachmentLimits, plan: Plan
-) -> AttachOutcome:
+async def store_planned(ctx: ActivityContext, blobs: BlobStore, plan: Plan) -> AttachOutcome:
     """Put the accepted files' bytes in the blob store, then attach them to the case."""
+    limits = plan.limits
     stored: list[StoredFile] = []
     refused = list(plan.refused)
     for planned in plan.accepted:
@@ -196,7 +200,7 @@ async def store_attachments(
     plan = await plan_attachments(
         ctx, limits, case_id, comment_id, files, in_transaction=in_transaction
     )
-    return await store_planned(ctx, blobs, limits, plan)
+    return await store_planned(ctx, blobs, plan)
 
 
 def _put(blobs: BlobStore, limits: AttachmentLimits, planned: PlannedFile) -> StoredFile:

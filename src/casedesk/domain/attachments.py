@@ -127,6 +127,14 @@ class AttachmentLimits:
     def limit_of(self, refusal: Refusal) -> int:
         return self.max_bytes if refusal is Refusal.TOO_LARGE else self.quota_bytes
 
+    def for_tenant(self, max_bytes: int | None, quota_bytes: int | None) -> AttachmentLimits:
+        """A tenant's own limits where it has them: its file size up to the deployment's
+        (which bounds every upload's body), its quota in place of the deployment's."""
+        return AttachmentLimits(
+            self.max_bytes if max_bytes is None else min(max_bytes, self.max_bytes),
+            self.quota_bytes if quota_bytes is None else quota_bytes,
+        )
+
 
 def _size(count: int) -> str:
     """Bytes as people read them, exact: ``31,457,289 bytes (30.0 MiB)``."""

@@ -220,6 +220,47 @@ async def test_over_the_tenants_quota_is_413_and_nothing_is_stored(desk: Desk) -
     assert await _listed(desk, case["id"]) == []
 
 
+async def _tenant_limits(
+    small: Container, desk: Desk, max_bytes: int | None, quota_bytes: int | None
+) -> None:
+    async with small.unit_of_work(desk.tenant.id) as uow:
+        await uow.begin_write()
+        tenant = await uow.tenants.get(desk.tenant.id)
+        tenant.attachment_max_bytes, tenant.attachment_quota_bytes = max_bytes, quota_bytes
+        await uow.commit()
+
+
+async def _usage(desk: Desk) -> dict[str, Any]:
+    response = await desk.http.get("/api/v1/attachments/usage", headers=desk.headers)
+    assert response.status_code == 200, response.text
+    usage: dict[str, Any] = response.json()
+    return usage
+
+
+async def test_a_tenant_s_own_limits_replace_the_deployment_s_and_others_keep_theirs(
+    desk: Desk, small: Container
+) -> None:
+    assert await _usage(desk) == {"used_bytes": 0, "max_file_bytes": LIMIT, "quota_bytes": QUOTA}
+    await _tenant_limits(small, desk, 10_000, 25_000)
+    assert await _usage(desk) == {"used_bytes": 0, "max_file_bytes": 10_000, "quota_bytes": 25_000}
+    case = await desk.new_case()
+    refused = await _upload(desk, case["id"], ("a.bin", b"\x01" * 10_001, "x/y"))
+    assert refused.status_code == 413, refused.text
+    assert (refused.json()["reason"], refused.json()["limit"]) == ("too_large", 10_000)
+    await _uploaded(desk, ("b.bin", b"\x02" * 9_000, "x/y"), ("c.bin", b"\x03" * 9_000, "x/y"))
+    over = await _upload(desk, case["id"], ("d.bin", b"\x04" * 9_000, "x/y"))
+    assert over.status_code == 413, over.text
+    assert (over.json()["reason"], over.json()["limit"]) == ("over_quota", 25_000)
+    assert (await _usage(desk))["used_bytes"] == 18_000
+
+    # No quota of its own (0) lets it past the deployment's; its file limit cannot pass the
+    # deployment's, which bounds every upload's body.
+    await _tenant_limits(small, desk, 10 * LIMIT, 0)
+    assert await _usage(desk) == {"used_bytes": 18_000, "max_file_bytes": LIMIT, "quota_bytes": 0}
+    other = await make_desk(desk.http, await Tenants(small).create(), small)
+    assert await _usage(other) == {"used_bytes": 0, "max_file_bytes": LIMIT, "quota_bytes": QUOTA}
+
+
 async def test_html_is_served_as_a_download_never_inline(desk: Desk) -> None:
     (item,) = await _uploaded(desk, ("page.html", HTML, "text/html"))
     assert item["content_type"] == "text/html"

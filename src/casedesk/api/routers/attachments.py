@@ -20,7 +20,7 @@ from casedesk.activities.add_attachments import (
     store_planned,
 )
 from casedesk.api import API_V1
-from casedesk.api.deps import ActivityContextDep, ContainerDep, UnitOfWorkDep
+from casedesk.api.deps import ActivityContextDep, ContainerDep, PrincipalDep, UnitOfWorkDep
 from casedesk.api.routing import ApiRoute
 from casedesk.domain.attachments import RangeNotSatisfiable, byte_range, download_headers
 from casedesk.kit.errors import InvalidInput, NotFound
@@ -146,7 +146,7 @@ async def upload(
         plan = await plan_attachments(context, limits, case_id, comment_id, files)
         if plan.refused:
             raise plan.refused[0].error()
-        outcome = await store_planned(context, container.blobs, limits, plan)
+        outcome = await store_planned(context, container.blobs, plan)
     finally:
         await form.close()
     return UploadOutcome(
@@ -178,6 +178,34 @@ async def list_attachments(case_id: uuid.UUID, uow: UnitOfWorkDep) -> Attachment
     await uow.cases.get(case_id)
     rows = await uow.attachments.of_case(case_id)
     return AttachmentPage(items=[attachment_view(row) for row in rows])
+
+
+class AttachmentUsage(BaseModel):
+    used_bytes: int
+    """What the tenant's attachments add up to (what counts against the quota)."""
+    max_file_bytes: int
+    """The largest file the tenant may attach."""
+    quota_bytes: int
+    """What its attachments may add up to; 0: no quota."""
+
+
+@router.get(
+    "/attachments/usage",
+    response_model=AttachmentUsage,
+    summary="The tenant's attachment limits and what its files use of the quota",
+)
+async def usage(
+    principal: PrincipalDep, uow: UnitOfWorkDep, container: ContainerDep
+) -> AttachmentUsage:
+    tenant = await uow.tenants.get(principal.tenant_id)
+    limits = container.attachment_limits.for_tenant(
+        tenant.attachment_max_bytes, tenant.attachment_quota_bytes
+    )
+    return AttachmentUsage(
+        used_bytes=await uow.attachments.used_bytes(),
+        max_file_bytes=limits.max_bytes,
+        quota_bytes=limits.quota_bytes,
+    )
 
 
 @router.get("/attachments/{attachment_id}", response_model=AttachmentView)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casedesk.kit.clock import utcnow
@@ -21,6 +21,10 @@ class Tenant(IdMixin, TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(200))
     edition: Mapped[str] = mapped_column(String(63), default="standard")
     enabled: Mapped[bool] = mapped_column(default=True)
+    attachment_max_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    """The largest file the tenant may attach; none: the deployment's limit (its ceiling)."""
+    attachment_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    """What the tenant's files may add up to (0: no quota); none: the deployment's quota."""
 
 
 class User(IdMixin, TimestampMixin, TenantScoped, Base):
