@@ -215,6 +215,11 @@ def _render(env: BudgetedEnvironment, field: str, source: str, values: Mapping[s
         ) from None
 
 
+def variables(kind: Kind) -> list[str]:
+    """The names a template of ``kind`` may use (``case.number``, ``link``)."""
+    return sorted(_known(SPECS[kind].sample))
+
+
 def _known(values: Mapping[str, Any]) -> list[str]:
     names: list[str] = []
     for key, value in values.items():
