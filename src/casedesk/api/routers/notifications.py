@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from casedesk.activities import notification_templates
@@ -67,6 +67,9 @@ def _template_body(found: EffectiveTemplate) -> NotificationTemplateBody:
         updated_at=found.saved.updated_at if found.saved else None,
         updated_by=found.saved.updated_by if found.saved else None,
     )
+
+
+LanguagePath = Annotated[str, Path(max_length=16, description="en or zh-Hans")]
 
 
 def _admin(principal: Principal) -> None:
@@ -153,7 +156,7 @@ async def preview_draft(
     summary="The template a kind is written with in a language: the tenant's, else built-in",
 )
 async def read_template(
-    kind: Kind, language: str, principal: PrincipalDep, uow: UnitOfWorkDep
+    kind: Kind, language: LanguagePath, principal: PrincipalDep, uow: UnitOfWorkDep
 ) -> NotificationTemplateBody:
     _admin(principal)
     return _template_body(await notification_templates.effective(uow, kind, language))
@@ -166,7 +169,11 @@ async def read_template(
     "its field and line",
 )
 async def save_template(
-    kind: Kind, language: str, body: TemplateBody, principal: PrincipalDep, uow: UnitOfWorkDep
+    kind: Kind,
+    language: LanguagePath,
+    body: TemplateBody,
+    principal: PrincipalDep,
+    uow: UnitOfWorkDep,
 ) -> NotificationTemplateBody:
     draft = MailTemplate(body.subject, body.text, body.html)
     await notification_templates.save_template(uow, principal, kind, language, draft)
@@ -179,7 +186,7 @@ async def save_template(
     summary="Back to the built-in template",
 )
 async def reset_template(
-    kind: Kind, language: str, principal: PrincipalDep, uow: UnitOfWorkDep
+    kind: Kind, language: LanguagePath, principal: PrincipalDep, uow: UnitOfWorkDep
 ) -> Response:
     await notification_templates.reset_template(uow, principal, kind, language)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
