@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from casedesk.domain import notifications
-from casedesk.domain.notifications import MailTemplate, limits, preview
+from casedesk.domain.notifications import MailTemplate, limits, preview, render
 from casedesk.kit.errors import InvalidInput
 
 NESTED = "{% for a in range(1000) %}{% for b in range(1000) %}.{% endfor %}{% endfor %}"
@@ -22,6 +22,7 @@ NESTED = "{% for a in range(1000) %}{% for b in range(1000) %}.{% endfor %}{% en
         "{{ 10 ** 100000000 }}",
         "{{ 'x'|center(10 ** 9) }}",
         "{{ 'x'.ljust(10 ** 9) }}",
+        "{{ 'x'|indent(10 ** 9, true) }}\n{{ 'y' }}",
         "{% set ns = namespace(x='x') %}{% for i in range(40) %}"
         "{% set ns.x = ns.x ~ ns.x %}{% endfor %}",
         "{% set ns = namespace(x='x') %}{% for i in range(40) %}"
@@ -68,5 +69,29 @@ def test_ordinary_templates_still_render() -> None:
     assert "Acme Support https://desk.example.com/sign-in/link/abc" in mail.text
 
 
+def test_large_values_are_not_widths() -> None:
+    """A big number that is a value, not a width, is written as any other."""
+    text = "{{ '{:,}'.format(n) }} {{ '%d'|format(n) }} {{ n * 1000 }} {{ [n]|sum }}"
+    mail = render(
+        "portal_sign_in",
+        {"desk": {"name": "Acme"}, "link": "https://x", "minutes": 15, "n": 12_345_678},
+        MailTemplate("{{ desk.name }}", text),
+        language="en",
+    )
+    assert mail.text == "12,345,678 12345678 12345678000 12345678\n"
+
+
 def test_the_limits_are_what_the_docs_say() -> None:
     assert (limits.STEPS, limits.SIZE, limits.ARGUMENT) == (100_000, 1_000_000, 100_000)
+
+
+def test_a_render_past_its_deadline_is_refused() -> None:
+    budget = limits.Budget(seconds=-1)  # already late: refused at the next look at the clock
+
+    def spend_all() -> None:
+        for _ in range(limits.STEPS):
+            budget.step()
+
+    with pytest.raises(limits.TooMuchWork, match="longer than"):
+        spend_all()
+    assert budget.steps > limits.STEPS - 1_000

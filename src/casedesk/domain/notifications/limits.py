@@ -31,7 +31,9 @@ STEPS = 100_000
 SIZE = 1_000_000
 """Characters of output, and of any one string or list the template makes."""
 ARGUMENT = 100_000
-"""The largest number a filter or method is given (a width, a count)."""
+"""The largest width or count a filter or a string's or list's method is given."""
+_SIZING_FILTERS = frozenset(["center", "indent", "wordwrap", "truncate", "batch", "slice"])
+"""The built-in filters whose numbers are widths or counts (``format``'s are values)."""
 SECONDS = 2.0
 """Wall-clock time of one render."""
 _CLOCK_EVERY = 512
@@ -108,7 +110,7 @@ def _counted(iterable: Iterable[Any]) -> Iterator[Any]:
 def _check_arguments(args: Iterable[Any], kwargs: Mapping[str, Any]) -> None:
     for value in (*args, *kwargs.values()):
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > ARGUMENT:
-            raise TooMuchWork(f"it gives a filter or method a number above {ARGUMENT:,}")
+            raise TooMuchWork(f"it asks for a width or count above {ARGUMENT:,}")
 
 
 def _check_format(text: Any) -> None:
@@ -121,7 +123,8 @@ def _budgeted_filter(name: str, function: Callable[..., Any]) -> Callable[..., A
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         budget = _budget()
         budget.step()
-        _check_arguments(args, kwargs)
+        if name in _SIZING_FILTERS:
+            _check_arguments(args, kwargs)
         if name == "join":
             _check_join(budget, args)
         if name == "format":
@@ -187,10 +190,11 @@ class BudgetedEnvironment(SandboxedEnvironment):
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         budget = _budget()
         budget.step()
-        _check_arguments(args, kwargs)
         if getattr(__obj, "__name__", None) in ("format", "format_map"):
             method = getattr(__obj, "__wrapped__", __obj)  # the sandbox's wrapper of str.format
             _check_format(getattr(method, "__self__", None))
+        elif isinstance(getattr(__obj, "__self__", None), str | list | tuple):
+            _check_arguments(args, kwargs)  # "x".ljust(n), "x".zfill(n)
         if isinstance(__obj, LoopContext) and args:
             args = (_counted(args[0]), *args[1:])
         return budget.sized(super().call(__context, __obj, *args, **kwargs))
