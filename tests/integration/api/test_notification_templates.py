@@ -8,11 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy.exc import IntegrityError
 
 from casedesk.activities.notification_templates import template_for
 from casedesk.domain import notifications
 from casedesk.domain.identity.roles import Role
 from casedesk.domain.notifications import MailTemplate
+from casedesk.store.models import NotificationTemplate
 from tests.conftest import Tenants
 from tests.support.cases import Desk
 
@@ -180,3 +183,28 @@ async def test_template_for_finds_the_tenant_s_template_or_none(
         assert await template_for(uow, "invitation", "zh-Hans") is None
     async with container.unit_of_work(other.id) as uow:
         assert await template_for(uow, "password_reset", "zh-Hans") is None
+
+
+async def test_the_store_keeps_one_template_per_kind_and_language(
+    desk: Desk, tenants: Tenants
+) -> None:
+    other = await tenants.create()
+    for tenant_id in (desk.tenant.id, other.id):
+        async with desk.container.unit_of_work(tenant_id) as uow:
+            await uow.begin_write()
+            uow.notification_templates.add(
+                NotificationTemplate(kind="invitation", language="en", subject="s", text="t")
+            )
+            await uow.commit()  # the same kind and language in another tenant is fine
+    async with desk.container.unit_of_work(desk.tenant.id) as uow:
+        await uow.begin_write()
+        uow.notification_templates.add(
+            NotificationTemplate(kind="invitation", language="en", subject="again", text="t")
+        )
+        with pytest.raises(IntegrityError):
+            await uow.commit()
+    async with desk.container.unit_of_work(desk.tenant.id) as uow:
+        rows = await uow.notification_templates.all()
+        assert [(row.kind, row.subject, row.tenant_id) for row in rows] == [
+            ("invitation", "s", desk.tenant.id)
+        ]
