@@ -45,6 +45,7 @@ from casedesk.store.jobs import JobRepository
 from casedesk.store.macros import MacroRepository
 from casedesk.store.mailboxes import MailboxRepository
 from casedesk.store.models import OutboxEvent
+from casedesk.store.notifications import NotificationTemplateRepository
 from casedesk.store.platform import (
     AuthorizationRepository,
     ConnectionRepository,
@@ -102,6 +103,7 @@ class UnitOfWork:
     executions: ExecutionRepository
     macros: MacroRepository
     mailboxes: MailboxRepository
+    notification_templates: NotificationTemplateRepository
     assignment: AssignmentRepository
 
     def __init__(self, database: Database, tenant_id: uuid.UUID | None = None) -> None:
@@ -152,6 +154,7 @@ class UnitOfWork:
         self.executions = ExecutionRepository(self.session)
         self.macros = MacroRepository(self.session)
         self.mailboxes = MailboxRepository(self.session)
+        self.notification_templates = NotificationTemplateRepository(self.session)
         self.assignment = AssignmentRepository(self.session)
         return self
 

@@ -16,6 +16,7 @@ from casedesk.web import (
     admin,
     admin_delivery,
     admin_mailboxes,
+    admin_notifications,
     admin_people,
     admin_rules,
     attachments,
@@ -65,6 +66,7 @@ def install(app: FastAPI) -> None:
     app.include_router(admin_people.router)
     app.include_router(admin_delivery.router)
     app.include_router(admin_mailboxes.router)
+    app.include_router(admin_notifications.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(SignInFirst)

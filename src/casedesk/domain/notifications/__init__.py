@@ -9,7 +9,9 @@ is rendered with autoescaping. Mail about a case always carries the case's ``[#N
 subject, so that a reply finds the case even when a mail client drops the threading headers;
 mail no agent wrote is marked ``Auto-Submitted`` (RFC 3834), so that auto-responders do not
 answer it. ``preview`` renders a kind with sample values, for the settings screen; ``check``
-says which field and line of a draft template is wrong.
+says which field and line of a draft template is wrong. A tenant may keep its own template of
+a kind in a language; one render of any template has a budget of work (``limits.py``), so a
+draft with nested loops is refused rather than keeping a preview or a send busy.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from typing import Any, Literal, get_args
 
 import jinja2
 import yaml
-from jinja2.sandbox import SandboxedEnvironment
 
 from casedesk.domain.channels import TOKEN, html_of
+from casedesk.domain.notifications.limits import BudgetedEnvironment, TooMuchWork, budgeted
 from casedesk.kit.errors import InvalidInput
 
 Kind = Literal[
@@ -126,8 +128,8 @@ class RenderedMail:
     auto_submitted: str | None
 
 
-_TEXT = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
-_HTML = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=True)
+_TEXT = BudgetedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+_HTML = BudgetedEnvironment(undefined=jinja2.StrictUndefined, autoescape=True)
 _LAYOUT = (
     '<!doctype html><html><body style="font-family: sans-serif; line-height: 1.5">'
     "{body}</body></html>"
@@ -158,8 +160,12 @@ def render(
     kind: Kind, values: Mapping[str, Any], template: MailTemplate | None = None, *, language: str
 ) -> RenderedMail:
     """The mail for ``values``; a template that fails is an ``InvalidInput`` naming its field."""
+    with budgeted():
+        return _render_mail(kind, values, template or builtin(kind, language))
+
+
+def _render_mail(kind: Kind, values: Mapping[str, Any], template: MailTemplate) -> RenderedMail:
     spec = SPECS[kind]
-    template = template or builtin(kind, language)
     subject = " ".join(_render(_TEXT, "subject", template.subject, values).split())
     case = values.get("case") or {}
     if spec.about_case and not TOKEN.search(subject):
@@ -184,9 +190,17 @@ def check(kind: Kind, template: MailTemplate) -> None:
     preview(kind, DEFAULT_LANGUAGE, template)
 
 
-def _render(env: SandboxedEnvironment, field: str, source: str, values: Mapping[str, Any]) -> str:
+def _render(env: BudgetedEnvironment, field: str, source: str, values: Mapping[str, Any]) -> str:
     try:
-        return env.from_string(source).render(values)
+        with budgeted() as budget:
+            return "".join(
+                budget.written(chunk) for chunk in env.from_string(source).generate(values)
+            )
+    except (TooMuchWork, RecursionError, MemoryError) as exc:
+        reason = str(exc) if isinstance(exc, TooMuchWork) else type(exc).__name__
+        raise InvalidInput(
+            f"{field}: the template does too much work: {reason}", field=field
+        ) from None
     except jinja2.TemplateSyntaxError as exc:
         raise InvalidInput(f"{field}, line {exc.lineno}: {exc.message}", field=field) from None
     except jinja2.UndefinedError as exc:
@@ -199,6 +213,11 @@ def _render(env: SandboxedEnvironment, field: str, source: str, values: Mapping[
         raise InvalidInput(
             f"{field}: the template fails when rendered: {type(exc).__name__}: {exc}", field=field
         ) from None
+
+
+def variables(kind: Kind) -> list[str]:
+    """The names a template of ``kind`` may use (``case.number``, ``link``)."""
+    return sorted(_known(SPECS[kind].sample))
 
 
 def _known(values: Mapping[str, Any]) -> list[str]:

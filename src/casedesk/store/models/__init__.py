@@ -23,6 +23,7 @@ from casedesk.store.models.identity import ApiKey, OneTimeLink, Tenant, User, We
 from casedesk.store.models.jobs import ScheduledJob
 from casedesk.store.models.macros import Macro
 from casedesk.store.models.mailboxes import Mailbox
+from casedesk.store.models.notifications import NotificationTemplate
 from casedesk.store.models.platform import (
     Authorization,
     Connection,
@@ -61,6 +62,7 @@ __all__ = [
     "InboxDelivery",
     "Macro",
     "Mailbox",
+    "NotificationTemplate",
     "OneTimeLink",
     "OutboxEvent",
     "PortalLink",
