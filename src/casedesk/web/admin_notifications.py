@@ -131,11 +131,11 @@ async def notification(request: Request, kind: str, language: str, viewer: Perso
     return await _form_page(request, viewer, chosen, chosen_language)
 
 
-@router.post(PATH + "/{kind}/{language}/preview", response_class=HTMLResponse)
-async def preview_notification(
-    request: Request, kind: str, language: str, viewer: PersonDep
-) -> Response:
-    """The form's draft rendered with sample values, on the same page, nothing saved."""
+async def _posted_draft(
+    request: Request, viewer: Viewer, kind: str, language: str
+) -> Response | tuple[Kind, str, dict[str, str]]:
+    """The admin's posted draft of ``kind`` in ``language``; the page to answer instead when
+    the kind is unknown or a field is missing."""
     _admin(viewer)
     await check_csrf(request, viewer)
     try:
@@ -148,6 +148,18 @@ async def preview_notification(
         return await _form_page(
             request, viewer, chosen, chosen_language, fields=fields, beside=beside
         )
+    return chosen, chosen_language, fields
+
+
+@router.post(PATH + "/{kind}/{language}/preview", response_class=HTMLResponse)
+async def preview_notification(
+    request: Request, kind: str, language: str, viewer: PersonDep
+) -> Response:
+    """The form's draft rendered with sample values, on the same page, nothing saved."""
+    posted = await _posted_draft(request, viewer, kind, language)
+    if isinstance(posted, Response):
+        return posted
+    chosen, chosen_language, fields = posted
     try:
         shown = notifications.preview(chosen, chosen_language, _draft(fields))
     except CasedeskError as refused:
@@ -162,19 +174,11 @@ async def preview_notification(
 async def save_notification(
     request: Request, kind: str, language: str, viewer: PersonDep
 ) -> Response:
-    _admin(viewer)
-    await check_csrf(request, viewer)
+    posted = await _posted_draft(request, viewer, kind, language)
+    if isinstance(posted, Response):
+        return posted
+    chosen, chosen_language, fields = posted
     assert viewer.principal is not None
-    try:
-        chosen, chosen_language = _chosen(kind, language)
-    except NotFound as gone:
-        return _gone(request, viewer, gone.detail)
-    fields = _posted(await request.form())
-    beside = _problems(fields)
-    if beside:
-        return await _form_page(
-            request, viewer, chosen, chosen_language, fields=fields, beside=beside
-        )
     try:
         async with tenant_work(request, viewer) as uow:
             await notification_templates.save_template(
