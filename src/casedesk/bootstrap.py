@@ -165,7 +165,10 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
         POLL: poller(container).run_job,
         MAILBOX_POLL: mailbox_poller(container).run_job,
         ACKNOWLEDGE: Acknowledger(
-            container.database, container.box, timeout=container.settings.imap_timeout_seconds
+            container.database,
+            container.box,
+            timeout=container.settings.imap_timeout_seconds,
+            recorder=container.traces,
         ).run_job,
         PROCESS: inbox.run_job,
         CREATE: lifecycle.create_job,
@@ -177,7 +180,15 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
             container.hub,
             container.box,
             domain=message_domain(container.settings.external_url),
-            mail=MailReplies(container.box, timeout=container.settings.imap_timeout_seconds),
+            mail=MailReplies(
+                container.box,
+                timeout=container.settings.imap_timeout_seconds,
+                blobs=container.blobs,
+                files_max_bytes=container.settings.attachment_max_bytes,
+                recorder=container.traces,
+            ),
+            blobs=container.blobs,
+            files_max_bytes=container.settings.attachment_max_bytes,
         ).run_job,
     }
 
