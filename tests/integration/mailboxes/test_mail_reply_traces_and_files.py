@@ -6,19 +6,24 @@ from __future__ import annotations
 import email
 import email.policy
 import hashlib
+import re
 import secrets
 import uuid
 from collections.abc import Iterator
+from html import unescape
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from casedesk.bootstrap import Container
+from casedesk.traces.documents import document
 from tests.support.connections import traces_of
 from tests.support.dovecot import message
 from tests.support.mailboxes import MailDesk
 from tests.support.smtp_server import PASSWORD, SmtpTestServer, smtp_server
+from tests.support.web import signed_in
 
 from .test_mail_replies import _acknowledge, _case_from_mail, _deliver, _outgoing
 
@@ -231,3 +236,28 @@ async def test_files_over_the_limit_together_fail_the_reply_naming_them(
     assert "big-one.bin" in error
     assert "big-two.bin" in error
     assert "CASEDESK_ATTACHMENT_MAX_BYTES" in error
+
+
+async def test_the_case_page_links_a_mail_reply_to_its_smtp_submission(
+    mail_desk: MailDesk, smtp: SmtpTestServer, container: Container, client: httpx.AsyncClient
+) -> None:
+    await mail_desk.create(**_outgoing(mail_desk, smtp))
+    case = await _case_from_mail(mail_desk, f"{uuid.uuid4().hex}@example.net")
+    comment = await _comment(mail_desk, case["id"], "On our way.")
+    await _deliver(container, mail_desk)
+    await container.hot.put_many([document(r) for r in container.traces.drain(1000)])
+    await signed_in(client, mail_desk.desk.tenant, mail_desk.desk.tenant.admin_id)
+
+    page = await client.get(f"/app/cases/{case['number']}")
+    assert page.status_code == 200
+    links = dict(
+        re.findall(
+            r'id="comment-([0-9a-f-]+)".*?class="calls-link" href="([^"]+)"', page.text, re.S
+        )
+    )
+    delivery = unescape(links[comment["id"]])
+    assert f"connection={mail_desk.mailbox['id']}" in delivery
+    calls = await client.get(delivery)
+    assert calls.status_code == 200
+    assert "SMTP" in calls.text
+    assert f"127.0.0.1:{smtp.port}" in calls.text
