@@ -142,9 +142,15 @@ class Deliverer:
         if spec is None or spec.action not in manifest.actions:
             raise StepFailed(f"connector {manifest.id!r} sends no replies", final=True)
         action = manifest.actions[spec.action]
-        reply = outgoing.reply.model_dump(mode="json")
+        # A reply without files keeps the shape it had before replies carried any, which a
+        # connector that takes the reply as its input as it is may check strictly.
+        reply = outgoing.reply.model_dump(
+            mode="json", exclude=None if outgoing.reply.attachments else {"attachments"}
+        )
         if manifest.channel is not None and manifest.channel.kind == "mail":
-            reply["files"] = await self._files(outgoing)
+            files = await self._files(outgoing)
+            if files:
+                reply["files"] = files
         given = hooks_of(manifest).outgoing(
             spec.action, reply, {"settings": dict(client.account.settings)}
         )
