@@ -30,6 +30,7 @@ from casedesk.platform.mailbox_idle import MailboxWatcher
 from casedesk.platform.mailboxes import MailboxPoller
 from casedesk.platform.polling import POLL, Poller
 from casedesk.platform.runner import Runner
+from casedesk.store.blob_sweep import BlobSweeper
 from casedesk.store.blobs import BlobStore, LocalBlobStore
 from casedesk.store.blobs_s3 import S3BlobStore
 from casedesk.store.database import Database
@@ -165,7 +166,10 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
         POLL: poller(container).run_job,
         MAILBOX_POLL: mailbox_poller(container).run_job,
         ACKNOWLEDGE: Acknowledger(
-            container.database, container.box, timeout=container.settings.imap_timeout_seconds
+            container.database,
+            container.box,
+            timeout=container.settings.imap_timeout_seconds,
+            recorder=container.traces,
         ).run_job,
         PROCESS: inbox.run_job,
         CREATE: lifecycle.create_job,
@@ -177,7 +181,15 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
             container.hub,
             container.box,
             domain=message_domain(container.settings.external_url),
-            mail=MailReplies(container.box, timeout=container.settings.imap_timeout_seconds),
+            mail=MailReplies(
+                container.box,
+                timeout=container.settings.imap_timeout_seconds,
+                blobs=container.blobs,
+                files_max_bytes=container.settings.attachment_max_bytes,
+                recorder=container.traces,
+            ),
+            blobs=container.blobs,
+            files_max_bytes=container.settings.attachment_max_bytes,
         ).run_job,
     }
 
@@ -245,6 +257,8 @@ def background(container: Container) -> Background:
         container.database,
         keep=timedelta(days=days) if days else None,
         idempotency=timedelta(hours=settings.idempotency_hours),
+        blobs=blob_sweeper(container) if settings.blob_sweep_interval_hours else None,
+        blob_every=timedelta(hours=settings.blob_sweep_interval_hours or 24),
     )
     return Background(
         container.database,
@@ -255,6 +269,15 @@ def background(container: Container) -> Background:
         job_lease=timedelta(seconds=settings.job_lease_seconds),
         job_concurrency=settings.job_concurrency,
         watcher=mailbox_watcher(container) if settings.imap_idle else None,
+    )
+
+
+def blob_sweeper(container: Container) -> BlobSweeper:
+    """Deletes the blobs no attachment refers to (``casedesk attachments sweep``)."""
+    return BlobSweeper(
+        container.database,
+        container.blobs,
+        grace=timedelta(hours=container.settings.blob_sweep_grace_hours),
     )
 
 

@@ -32,6 +32,7 @@ from casedesk.bootstrap import (
     Container,
     NotMigrated,
     background,
+    blob_sweeper,
     build,
     ensure_migrated,
     start_database,
@@ -46,6 +47,7 @@ from casedesk.kit.aio import run_on
 from casedesk.kit.errors import CasedeskError, NotFound
 from casedesk.kit.logging import configure_logging
 from casedesk.store import migrate
+from casedesk.store.blob_sweep import SweepResult
 from casedesk.store.bus.base import BusUnavailable
 from casedesk.store.models import Tenant
 from casedesk.store.unit_of_work import UnitOfWork
@@ -64,6 +66,7 @@ portal_app = typer.Typer(help="The customer portal.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Stored secrets and the keys that seal them.", no_args_is_help=True)
 connector_app = typer.Typer(help="Connector manifests.", no_args_is_help=True)
+attachments_app = typer.Typer(help="Attachments and their stored bytes.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
@@ -71,6 +74,7 @@ app.add_typer(portal_app, name="portal")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(connector_app, name="connector")
+app.add_typer(attachments_app, name="attachments")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -544,6 +548,55 @@ def secrets_rotate(
             + ", ".join(rotation.unreadable)
             + "; add the key they were sealed with to CASEDESK_PREVIOUS_SECRET_KEYS and run "
             "this again, or set those secrets anew"
+        )
+
+
+# --- attachments -------------------------------------------------------------------------
+
+
+def _bytes(size: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+@attachments_app.command("sweep")
+def attachments_sweep(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="count what would be deleted, delete nothing")
+    ] = False,
+) -> None:
+    """Delete the stored bytes no attachment refers to any more (after a case or tenant was
+    deleted, or a write whose transaction failed), in the folder or the S3 bucket.
+
+    Bytes written in the last CASEDESK_BLOB_SWEEP_GRACE_HOURS (24) are kept, so an upload
+    under way never loses its file. Safe to run at any time and again.
+    """
+
+    async def work(container: Container) -> SweepResult:
+        columns = (
+            TextColumn("checking blobs"),
+            BarColumn(),
+            TextColumn("{task.completed} examined"),
+        )
+        with Progress(*columns, console=out, transient=True) as progress:
+            task = progress.add_task("checking", total=None)
+            return await blob_sweeper(container).sweep(
+                dry_run=dry_run, on_examined=lambda done: progress.advance(task, done)
+            )
+
+    result = run(_migrated(work))
+    verb = "would delete" if result.dry_run else "deleted"
+    out.print(
+        f"[green]{verb} {result.deleted} unreferenced file(s), {_bytes(result.deleted_bytes)}[/]"
+        f" of {result.examined} examined; kept {result.referenced} in use and {result.recent} "
+        f"written in the grace period"
+    )
+    if result.leftovers:
+        out.print(
+            f"{verb} {result.leftovers} unfinished temporary file(s), "
+            f"{_bytes(result.leftover_bytes)}"
         )
 
 

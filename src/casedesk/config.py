@@ -137,6 +137,20 @@ class Settings(BaseSettings):
         ge=0,
         description="total bytes of attachments a tenant may keep; 0: no quota",
     )
+    blob_sweep_grace_hours: int = Field(
+        default=24,
+        ge=1,
+        le=8760,
+        description="the blob sweep never deletes bytes written in the last this many hours"
+        " (an upload whose row is not committed yet keeps its bytes)",
+    )
+    blob_sweep_interval_hours: int = Field(
+        default=24,
+        ge=0,
+        le=8760,
+        description="how often housekeeping sweeps blobs no attachment refers to; 0: only"
+        " `casedesk attachments sweep`",
+    )
     api_key_touch_seconds: int = Field(
         default=60, ge=0, description="how often an API key's last-used time is written"
     )

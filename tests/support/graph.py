@@ -45,6 +45,7 @@ recorded; ``renewals`` scripts the answers to the next PATCHes.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -603,6 +604,13 @@ class GraphMail(_Graph):
                 return _error(
                     400, "InvalidInternetMessageHeader", "Only custom x- headers are allowed."
                 )
+        for attachment in given.get("attachments") or []:
+            if attachment.get("@odata.type") != "#microsoft.graph.fileAttachment":
+                return _error(400, "ErrorInvalidRequest", "Only fileAttachment is supported.")
+            try:
+                base64.b64decode(str(attachment.get("contentBytes") or ""), validate=True)
+            except ValueError:
+                return _error(400, "ErrorInvalidRequest", "contentBytes is not base64.")
         internet_id = f"<{uuid.uuid4().hex}@contoso.example>"
         references = " ".join(filter(None, [answered.get("internetMessageId")]))
         headers = [
@@ -632,6 +640,8 @@ class GraphMail(_Graph):
                 "toRecipients": to,
                 "ccRecipients": [],
                 "replyTo": answered["id"],
+                "hasAttachments": bool(given.get("attachments")),
+                "attachments": list(given.get("attachments") or []),
             }
         )
         return Response(status_code=202)

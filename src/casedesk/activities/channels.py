@@ -33,7 +33,14 @@ from casedesk.domain.cases.inputs import (
     CustomerRef,
 )
 from casedesk.domain.cases.machines import machine_of_version
-from casedesk.domain.channels import ChannelMessage, Party, Reply, html_of, reply_subject
+from casedesk.domain.channels import (
+    ChannelMessage,
+    Party,
+    Reply,
+    ReplyFile,
+    html_of,
+    reply_subject,
+)
 from casedesk.kit.clock import utcnow
 from casedesk.kit.errors import Conflict, InvalidInput, NotFound
 from casedesk.store.models import Case, ChannelMessageRecord, Comment
@@ -333,6 +340,7 @@ async def reply_for(uow: UnitOfWork, comment_id: uuid.UUID, *, domain: str) -> O
     for row in rows:
         if row.message_key and row.message_key not in references:
             references.append(row.message_key)
+    files = (await uow.attachments.of_comments([comment.id])).get(comment.id, [])
     reply = Reply(
         text=comment.body,
         html=html_of(comment.body),
@@ -345,6 +353,16 @@ async def reply_for(uow: UnitOfWork, comment_id: uuid.UUID, *, domain: str) -> O
         reply=latest.reply,
         case={"id": str(case.id), "number": case.number, "title": case.title},
         comment={"id": str(comment.id), "author_name": comment.author_name},
+        attachments=[
+            ReplyFile(
+                id=str(file.id),
+                filename=file.filename,
+                content_type=file.content_type,
+                size=file.size,
+                sha256=file.sha256,
+            )
+            for file in files
+        ],
     )
     return Outgoing(reply, latest.channel, latest.connection_id, latest.thread_id)
 

@@ -145,6 +145,17 @@ def html_of(text: str) -> str:
     )
 
 
+class ReplyFile(_Part):
+    """A file of the comment a reply carries: the attachment row, not its bytes (the
+    delivery reads those from the blob store by ``sha256``)."""
+
+    id: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
 class Reply(_Part):
     """An agent's public comment on its way back into the case's thread."""
 
@@ -165,3 +176,5 @@ class Reply(_Part):
     """``id``, ``number``, ``title``."""
     comment: dict[str, Any]
     """``id``, ``author_name``."""
+    attachments: list[ReplyFile] = Field(default_factory=list)
+    """The comment's files, oldest first; mail channels send them as MIME parts."""

@@ -42,6 +42,15 @@ ROBOT_SENDERS = frozenset({"mailer-daemon", "postmaster"})
 
 
 @dataclass(frozen=True, slots=True)
+class OutgoingFile:
+    """A file a reply carries: its name, its (sniffed) media type and its bytes."""
+
+    filename: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class TextPart:
     """One text part of a message: its media type, declared charset and undecoded bytes."""
 
@@ -388,12 +397,17 @@ def compose_reply(
     sender: Mapping[str, Any] | None = None,
     automatic: bool = False,
     date: str | None = None,
+    files: Sequence[OutgoingFile] = (),
 ) -> bytes:
     """An agent's reply (a ``Reply`` as a dict) as an RFC 5322 message: ``multipart/
     alternative`` with the plain text and the HTML, its own ``Message-ID``, ``In-Reply-To``
     and ``References`` that keep it in the thread, and ``Auto-Submitted: auto-replied`` only
     when ``automatic`` (a message casedesk writes without an agent). ``sender``: the From
-    address and name (none: the provider fills in the account's own)."""
+    address and name (none: the provider fills in the account's own).
+
+    With ``files`` the message is ``multipart/mixed``: the text/HTML alternative first, then
+    each file as an attachment part (base64, its media type, its name as ``filename``, RFC
+    2231-encoded when it is not ASCII)."""
     message = EmailMessage(policy=email.policy.SMTP)
     if sender and sender.get("address"):
         message["From"] = _address(sender)
@@ -415,6 +429,12 @@ def compose_reply(
     message.set_content(str(reply.get("text") or ""))
     if reply.get("html"):
         message.add_alternative(str(reply["html"]), subtype="html")
+    for file in files:
+        maintype, _, subtype = file.content_type.split(";")[0].strip().lower().partition("/")
+        if not maintype or not subtype or maintype in ("multipart", "message"):
+            maintype, subtype = "application", "octet-stream"
+        # Bytes go out base64 as they are, text files too: never re-encoded or re-wrapped.
+        message.add_attachment(file.content, maintype, subtype, filename=file.filename)
     return message.as_bytes()
 
 

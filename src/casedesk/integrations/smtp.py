@@ -13,6 +13,11 @@ again can help: a 4xx reply, a refused connection or a timeout is ``transient``;
 (a refused recipient, a rejected message, failed authentication) is not, since the same
 message would be refused again. ``check`` is the "test the connection" of the mailbox
 settings: it connects, authenticates and reports what the server said, sending nothing.
+
+Given a ``SendTrace``, ``send`` leaves one trace record per submission in the action trace
+(``traces.smtp``): the server, the envelope, the message's headers, its size and SHA-256
+(never its text), the server's answer or the failure, and the time it took; the login is
+never part of it.
 """
 
 from __future__ import annotations
@@ -20,14 +25,21 @@ from __future__ import annotations
 import base64
 import ipaddress
 import ssl
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 import aiosmtplib
 import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from casedesk.kit.clock import utcnow
+from casedesk.kit.tracing import TraceContext, new_trace
+from casedesk.traces.records import CallOrigin, TraceRecorder
+from casedesk.traces.smtp import Outcome, Submission, smtp_record
 
 Security = Literal["tls", "starttls", "none"]
 SIGNED_HEADERS = (
@@ -93,6 +105,17 @@ class ServerAnswer:
     tls: bool
 
 
+@dataclass(frozen=True, slots=True)
+class SendTrace:
+    """Where a submission's trace record goes and whose call it is: the record is a span
+    under ``parent`` (the job's trace context), so it shows with the job's other calls."""
+
+    recorder: TraceRecorder
+    origin: CallOrigin
+    parent: TraceContext | None = None
+    attempt: int = 1
+
+
 class SmtpFailed(Exception):
     """The server refused, or could not be reached; ``answer`` is what it said."""
 
@@ -156,11 +179,34 @@ async def send(
     sender: str,
     recipients: Sequence[str],
     dkim_key: DkimKey | None = None,
+    trace: SendTrace | None = None,
 ) -> Accepted:
-    """Submit ``raw`` from ``sender`` (the envelope's MAIL FROM) to ``recipients``."""
+    """Submit ``raw`` from ``sender`` (the envelope's MAIL FROM) to ``recipients``; with
+    ``trace``, the submission leaves one record in the action trace, whatever its outcome."""
+    started_at, started = utcnow(), time.perf_counter()
+    message = raw
+    try:
+        if dkim_key is not None:
+            message = sign(raw, dkim_key)
+        accepted = await _submit(server, message, sender=sender, recipients=recipients)
+    except SmtpFailed as failed:
+        if trace is not None:
+            outcome = Outcome(
+                code=failed.code, answer=failed.answer, refused={}, failure=failed.answer
+            )
+            _record(trace, server, message, sender, recipients, outcome, started_at, started)
+        raise
+    if trace is not None:
+        outcome = Outcome(code=250, answer=accepted.answer, refused=accepted.refused, failure=None)
+        _record(trace, server, message, sender, recipients, outcome, started_at, started)
+    return accepted
+
+
+async def _submit(
+    server: SmtpServer, message: bytes, *, sender: str, recipients: Sequence[str]
+) -> Accepted:
     if not recipients:
         raise SmtpFailed("the message has no recipient", transient=False)
-    message = sign(raw, dkim_key) if dkim_key is not None else raw
     client = _client(server)
     try:
         async with _session(client, server):
@@ -168,7 +214,9 @@ async def send(
     except aiosmtplib.SMTPRecipientsRefused as exc:
         said = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
         raise SmtpFailed(
-            f"every recipient was refused: {said}", transient=_all_transient(exc)
+            f"every recipient was refused: {said}",
+            transient=_all_transient(exc),
+            code=max((r.code for r in exc.recipients), default=None),
         ) from None
     except aiosmtplib.SMTPResponseException as exc:
         raise _failed(exc) from None
@@ -178,6 +226,42 @@ async def send(
         recipients=[r for r in recipients if r not in refused],
         refused={r: f"{response.code} {response.message}" for r, response in refused.items()},
         answer=answer,
+    )
+
+
+def _record(
+    trace: SendTrace,
+    server: SmtpServer,
+    message: bytes,
+    sender: str,
+    recipients: Sequence[str],
+    outcome: Outcome,
+    started_at: datetime,
+    started: float,
+) -> None:
+    parent = trace.parent
+    span = (parent or new_trace()).child()
+    submission = Submission(
+        host=server.host,
+        port=server.port,
+        security=server.security,
+        auth=server.auth if server.username is not None else "none",
+        username=server.username,
+        sender=sender,
+        recipients=list(recipients),
+        message=message,
+    )
+    trace.recorder.append(
+        smtp_record(
+            origin=trace.origin,
+            span=span,
+            parent_span_id=None if parent is None else parent.span_id,
+            attempt=trace.attempt,
+            submission=submission,
+            outcome=outcome,
+            started_at=started_at,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
     )
 
 

@@ -14,9 +14,11 @@ sends it again, with the same Message-ID.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
 
@@ -32,6 +34,7 @@ from casedesk.kit.clock import utcnow
 from casedesk.kit.crypto import SecretBox
 from casedesk.kit.logging import get_logger
 from casedesk.kit.tracing import new_trace, parse_traceparent
+from casedesk.platform import reply_files
 from casedesk.platform.mail_replies import CHANNEL as MAIL_CHANNEL
 from casedesk.platform.mail_replies import MailReplies
 from casedesk.platform.runner import (
@@ -41,6 +44,7 @@ from casedesk.platform.runner import (
     check_input,
     failure_of,
 )
+from casedesk.store.blobs import BlobStore
 from casedesk.store.database import Database
 from casedesk.store.jobs import PLANNED_AGAIN
 from casedesk.store.models import ScheduledJob
@@ -77,11 +81,22 @@ class Deliverer:
     """Runs ``channel.deliver`` jobs."""
 
     def __init__(
-        self, database: Database, hub: Hub, box: SecretBox, *, domain: str, mail: MailReplies
+        self,
+        database: Database,
+        hub: Hub,
+        box: SecretBox,
+        *,
+        domain: str,
+        mail: MailReplies,
+        blobs: BlobStore | None = None,
+        files_max_bytes: int = 25 * 1024 * 1024,
     ) -> None:
         self.database, self.hub, self.box, self.domain = database, hub, box, domain
         self.mail = mail
         """Replies on cases that came by a mailbox (the ``email`` channel) go out by SMTP."""
+        self.blobs = blobs
+        """Where a mail channel's reply reads the comment's files from."""
+        self.files_max_bytes = files_max_bytes
 
     async def run_job(self, job: ScheduledJob) -> str | None:
         comment_id = uuid.UUID(str(job.payload["comment_id"]))
@@ -93,7 +108,10 @@ class Deliverer:
                 if outgoing is None:
                     return None
                 if outgoing.channel == MAIL_CHANNEL:
-                    by_mail = await self.mail.prepare(uow, outgoing)
+                    comment = await uow.comments.get(comment_id)
+                    by_mail = await self.mail.prepare(
+                        uow, outgoing, parent=trace, attempt=comment.delivery_attempts + 1
+                    )
                 else:
                     client = await open_client(
                         uow,
@@ -124,7 +142,15 @@ class Deliverer:
         if spec is None or spec.action not in manifest.actions:
             raise StepFailed(f"connector {manifest.id!r} sends no replies", final=True)
         action = manifest.actions[spec.action]
-        reply = outgoing.reply.model_dump(mode="json")
+        # A reply without files keeps the shape it had before replies carried any, which a
+        # connector that takes the reply as its input as it is may check strictly.
+        reply = outgoing.reply.model_dump(
+            mode="json", exclude=None if outgoing.reply.attachments else {"attachments"}
+        )
+        if manifest.channel is not None and manifest.channel.kind == "mail":
+            files = await self._files(outgoing)
+            if files:
+                reply["files"] = files
         given = hooks_of(manifest).outgoing(
             spec.action, reply, {"settings": dict(client.account.settings)}
         )
@@ -150,6 +176,26 @@ class Deliverer:
         else:
             found = output if isinstance(output, str) else None
         return _Sent(str(found)[:255] if isinstance(found, str | int) and found != "" else None)
+
+    async def _files(self, outgoing: Outgoing) -> list[dict[str, Any]]:
+        """A mail channel's reply carries the comment's files, for its hooks to send: each
+        as ``filename``, ``content_type``, ``size`` and base64 ``content``. A chat channel's
+        reply does not (Slack and Teams get the text only)."""
+        files = outgoing.reply.attachments
+        if not files:
+            return []
+        if self.blobs is None:
+            raise StepFailed("this process cannot read the reply's files", final=False)
+        loaded = await reply_files.load(self.blobs, files, limit=self.files_max_bytes)
+        return [
+            {
+                "filename": file.filename,
+                "content_type": file.content_type,
+                "size": len(file.content),
+                "content": base64.b64encode(file.content).decode("ascii"),
+            }
+            for file in loaded
+        ]
 
     async def _failed(self, job: ScheduledJob, comment_id: uuid.UUID, exc: Exception) -> str | None:
         failure = failure_of(exc)

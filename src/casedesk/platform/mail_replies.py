@@ -10,6 +10,11 @@ the customer's mail client threads it and the customer's answer finds the case a
 A mailbox without an outgoing server, one that was deleted, or a case without a customer
 address is a final failure that says so; an SMTP refusal is final or retried as
 ``integrations.smtp`` classifies it (5xx final, 4xx and the network retried).
+
+The comment's files go with the reply as attachment parts (``platform.reply_files``: read
+from the blob store, their total within the attachment limit or the delivery fails naming
+them). Every submission, the reply's and the acknowledgement's, is one record in the action
+trace (connector ``email``, the mailbox as the connection), under the job's trace context.
 """
 
 from __future__ import annotations
@@ -26,10 +31,14 @@ from casedesk.domain.channels import Reply
 from casedesk.integrations import mail, smtp
 from casedesk.kit.crypto import SecretBox
 from casedesk.kit.logging import get_logger
+from casedesk.kit.tracing import TraceContext, parse_traceparent
+from casedesk.platform import reply_files
 from casedesk.platform.runner import StepFailed
+from casedesk.store.blobs import BlobStore
 from casedesk.store.database import Database
-from casedesk.store.models import ChannelMessageRecord, ScheduledJob
+from casedesk.store.models import ChannelMessageRecord, Mailbox, ScheduledJob
 from casedesk.store.unit_of_work import UnitOfWork
+from casedesk.traces.records import CallOrigin, TraceRecorder
 
 CHANNEL = mailboxes.CHANNEL
 log = get_logger(__name__)
@@ -45,6 +54,8 @@ class MailSend:
     raw: bytes
     sender: str
     recipients: list[str]
+    trace: smtp.SendTrace | None = None
+    """Where the submission's trace record goes (none: it is not traced)."""
 
     async def submit(self) -> smtp.Accepted:
         return await smtp.send(
@@ -53,16 +64,60 @@ class MailSend:
             sender=self.sender,
             recipients=self.recipients,
             dkim_key=self.dkim_key,
+            trace=self.trace,
         )
 
 
+def send_trace(
+    recorder: TraceRecorder | None,
+    uow: UnitOfWork,
+    mailbox: Mailbox,
+    *,
+    action: str,
+    parent: TraceContext | None,
+    attempt: int,
+) -> smtp.SendTrace | None:
+    """How a submission through ``mailbox`` is traced: connector ``email``, the mailbox as
+    the connection, a span under the job's ``parent`` context."""
+    if recorder is None or uow.tenant_id is None:
+        return None
+    origin = CallOrigin(
+        tenant_id=uow.tenant_id,
+        connector=CHANNEL,
+        connection_id=mailbox.id,
+        action=action,
+        execution_id=None,
+    )
+    return smtp.SendTrace(recorder, origin, parent, attempt)
+
+
 class MailReplies:
-    def __init__(self, box: SecretBox, *, timeout: float) -> None:
+    def __init__(
+        self,
+        box: SecretBox,
+        *,
+        timeout: float,
+        blobs: BlobStore | None = None,
+        files_max_bytes: int = 25 * 1024 * 1024,
+        recorder: TraceRecorder | None = None,
+    ) -> None:
         self.box = box
         self.timeout = timeout
+        self.blobs = blobs
+        """Where the comments' files are read from (none: a reply with files fails)."""
+        self.files_max_bytes = files_max_bytes
+        self.recorder = recorder
 
-    async def prepare(self, uow: UnitOfWork, outgoing: Outgoing) -> MailSend:
-        """The message as it will go out; raises ``StepFailed`` when it cannot."""
+    async def prepare(
+        self,
+        uow: UnitOfWork,
+        outgoing: Outgoing,
+        *,
+        parent: TraceContext | None = None,
+        attempt: int = 1,
+    ) -> MailSend:
+        """The message as it will go out; raises ``StepFailed`` when it cannot. ``parent``:
+        the job's trace context; ``attempt``: the how-many-th try of this reply it is."""
         found = outgoing.reply.reply.get("mailbox_id")
         mailbox = None if found is None else await uow.mailboxes.find(uuid.UUID(str(found)))
         if mailbox is None:
@@ -86,7 +141,8 @@ class MailReplies:
         reply = outgoing.reply.model_copy(update={"message_id": message_id})
         outgoing = replace(outgoing, reply=reply)
         sender = {"address": mailbox.address, "name": mailbox.from_name}
-        raw = mail.compose_reply(reply.model_dump(mode="json"), sender=sender)
+        files = await self._files(reply)
+        raw = mail.compose_reply(reply.model_dump(mode="json"), sender=sender, files=files)
         return MailSend(
             outgoing,
             server,
@@ -94,7 +150,15 @@ class MailReplies:
             raw,
             mailbox.address,
             recipients,
+            send_trace(self.recorder, uow, mailbox, action="reply", parent=parent, attempt=attempt),
         )
+
+    async def _files(self, reply: Reply) -> list[mail.OutgoingFile]:
+        if not reply.attachments:
+            return []
+        if self.blobs is None:
+            raise StepFailed("this process cannot read the reply's files", final=False)
+        return await reply_files.load(self.blobs, reply.attachments, limit=self.files_max_bytes)
 
     async def send(self, prepared: MailSend) -> str:
         """Submit the message; what identifies it at the server (its Message-ID)."""
@@ -118,8 +182,16 @@ class Acknowledger:
     mailbox that can no longer send, is logged and given up.
     """
 
-    def __init__(self, database: Database, box: SecretBox, *, timeout: float) -> None:
+    def __init__(
+        self,
+        database: Database,
+        box: SecretBox,
+        *,
+        timeout: float,
+        recorder: TraceRecorder | None = None,
+    ) -> None:
         self.database, self.box, self.timeout = database, box, timeout
+        self.recorder = recorder
 
     async def run_job(self, job: ScheduledJob) -> str | None:
         case_id = uuid.UUID(str(job.payload["case_id"]))
@@ -192,6 +264,14 @@ class Acknowledger:
             raw,
             mailbox.address,
             [customer.email],
+            send_trace(
+                self.recorder,
+                uow,
+                mailbox,
+                action="acknowledge",
+                parent=parse_traceparent(job.traceparent),
+                attempt=max(job.attempts, 1),
+            ),
         )
 
 

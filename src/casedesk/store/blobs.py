@@ -3,6 +3,11 @@
 A blob's key is its digest laid out as ``ab/cd/abcdef…``: the same bytes stored twice are
 kept once, and rows of every tenant that carry that digest share the file. The stores are
 synchronous (file or socket I/O); callers run them in a worker thread.
+
+Storing bytes that are there already makes the blob new again (its modification time is
+now): the blob sweep (``store/blob_sweep.py``) never deletes a blob written within its grace
+period, so an upload whose row is not committed yet keeps its bytes, also when they were
+stored long before by someone else.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,6 +42,16 @@ class StoredBlob:
     size: int
     created: bool
     """True when these bytes were not in the store before."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    """A stored blob as a listing shows it."""
+
+    sha256: str
+    size: int
+    modified: datetime
+    """When it was last written (or stored again)."""
 
 
 def blob_key(sha256: str) -> str:
@@ -61,6 +77,24 @@ class BlobStore(ABC):
     @abstractmethod
     def delete(self, sha256: str) -> None:
         """Remove the blob; removing one that is not there is no error."""
+
+    @abstractmethod
+    def info(self, sha256: str) -> BlobInfo | None:
+        """The blob's size and last write, or None when it is not stored."""
+
+    @abstractmethod
+    def listing(self) -> Iterator[BlobInfo]:
+        """Every stored blob, in no particular order (what is added meanwhile may be
+        missing)."""
+
+    def leftovers(self, before: datetime) -> Iterator[BlobInfo]:
+        """Temporary files of writes that never finished, last touched before ``before``
+        (their ``sha256`` is their name); none in stores that write atomically."""
+        return iter(())
+
+    def delete_leftover(self, name: str) -> None:
+        """Remove a temporary file ``leftovers`` named."""
+        raise ValueError(f"{name!r} is not a temporary file of this store")
 
     def open_at(self, sha256: str, start: int) -> BinaryIO:
         """The blob for reading from byte ``start`` on (a download's ``Range``)."""
@@ -107,6 +141,7 @@ class LocalBlobStore(BlobStore):
             sha256 = digest.hexdigest()
             final = self.path_of(sha256)
             if final.exists():
+                os.utime(final)  # stored again: new for the sweep's grace period
                 return StoredBlob(sha256, size, created=False)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(temporary, final)
@@ -123,3 +158,57 @@ class LocalBlobStore(BlobStore):
 
     def delete(self, sha256: str) -> None:
         self.path_of(sha256).unlink(missing_ok=True)
+
+    def info(self, sha256: str) -> BlobInfo | None:
+        try:
+            stat = self.path_of(sha256).stat()
+        except FileNotFoundError:
+            return None
+        return BlobInfo(sha256, stat.st_size, _time(stat.st_mtime))
+
+    def listing(self) -> Iterator[BlobInfo]:
+        for first in _hex_folders(self.root):
+            for second in _hex_folders(first):
+                for path in second.iterdir():
+                    if not _DIGEST.match(path.name) or not path.name.startswith(
+                        first.name + second.name
+                    ):
+                        continue
+                    try:
+                        stat = path.stat()
+                    except FileNotFoundError:  # deleted meanwhile
+                        continue
+                    yield BlobInfo(path.name, stat.st_size, _time(stat.st_mtime))
+
+    def leftovers(self, before: datetime) -> Iterator[BlobInfo]:
+        incoming = self.root / "incoming"
+        if not incoming.is_dir():
+            return
+        for path in incoming.iterdir():
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            modified = _time(stat.st_mtime)
+            if path.name.startswith("blob-") and path.is_file() and modified < before:
+                yield BlobInfo(path.name, stat.st_size, modified)
+
+    def delete_leftover(self, name: str) -> None:
+        if not name.startswith("blob-") or "/" in name or "\\" in name:
+            raise ValueError(f"{name!r} is not a temporary file of this store")
+        (self.root / "incoming" / name).unlink(missing_ok=True)
+
+
+_HEX_PAIR = re.compile(r"^[0-9a-f]{2}$")
+
+
+def _hex_folders(parent: Path) -> Iterator[Path]:
+    if not parent.is_dir():
+        return
+    for child in sorted(parent.iterdir()):
+        if _HEX_PAIR.match(child.name) and child.is_dir():
+            yield child
+
+
+def _time(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)

@@ -9,13 +9,24 @@ S3 makes an object visible only once it is complete: a reader never sees half a 
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
+from collections.abc import Iterator
+from datetime import UTC
 from typing import Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
-from casedesk.store.blobs import CHUNK_BYTES, BlobStore, BlobTooLarge, StoredBlob, blob_key
+from casedesk.store.blobs import (
+    CHUNK_BYTES,
+    BlobInfo,
+    BlobStore,
+    BlobTooLarge,
+    StoredBlob,
+    blob_key,
+)
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+_KEY = re.compile(r"^([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})$")
 
 
 class S3BlobStore(BlobStore):
@@ -47,6 +58,7 @@ class S3BlobStore(BlobStore):
                 spooled.write(chunk)
             sha256 = digest.hexdigest()
             if self.exists(sha256):
+                self._touch(sha256)
                 return StoredBlob(sha256, size, created=False)
             spooled.seek(0)
             self.client.upload_fileobj(spooled, self.bucket, self.key_of(sha256))
@@ -76,6 +88,43 @@ class S3BlobStore(BlobStore):
 
     def delete(self, sha256: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key_of(sha256))
+
+    def info(self, sha256: str) -> BlobInfo | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key_of(sha256))
+        except Exception as exc:
+            if _error_code(exc) in _MISSING:
+                return None
+            raise
+        modified = head["LastModified"]
+        if modified.tzinfo is None:
+            modified = modified.replace(tzinfo=UTC)
+        return BlobInfo(sha256, int(head["ContentLength"]), modified)
+
+    def listing(self) -> Iterator[BlobInfo]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        for page in pages:
+            for item in page.get("Contents") or []:
+                match = _KEY.match(str(item["Key"])[len(self.prefix) :])
+                if match is None or not match.group(3).startswith(match.group(1) + match.group(2)):
+                    continue
+                modified = item["LastModified"]
+                if modified.tzinfo is None:
+                    modified = modified.replace(tzinfo=UTC)
+                yield BlobInfo(match.group(3), int(item["Size"]), modified)
+
+    def _touch(self, sha256: str) -> None:
+        """Make the object's ``LastModified`` now: a copy onto itself (within the bucket, no
+        bytes through casedesk), so the sweep's grace period counts from this write."""
+        key = self.key_of(sha256)
+        self.client.copy_object(
+            Bucket=self.bucket,
+            Key=key,
+            CopySource={"Bucket": self.bucket, "Key": key},
+            MetadataDirective="REPLACE",
+        )
 
 
 def _error_code(exc: Exception) -> str | None:

@@ -82,6 +82,7 @@ class TraceRecord:
 
 class TraceRecorder(Protocol):
     """Where the hub hands what it captured of each attempt; must return at once and never
-    fail the call. The record is made (redacted) later, off the call path."""
+    fail the call. The record is made (redacted) later, off the call path. A call that is
+    not HTTP (an SMTP submission) hands a record made already."""
 
-    def append(self, entry: CapturedAttempt) -> None: ...
+    def append(self, entry: CapturedAttempt | TraceRecord) -> None: ...

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, get_args
@@ -476,6 +476,13 @@ DESCRIPTION = "description"
 _MADE_BY_STEPS = ("receive_message", "add_comment", "create_case")
 
 
+def _mailbox_of(reply: Mapping[str, Any] | None) -> uuid.UUID | None:
+    """The mailbox a mail came in by (``reply.mailbox_id``), whose id its replies' SMTP
+    submissions are traced under."""
+    found = (reply or {}).get("mailbox_id")
+    return None if found is None else uuid.UUID(str(found))
+
+
 async def case_calls(
     uow: UnitOfWork, case_id: uuid.UUID, comments: Iterable[CommentView]
 ) -> dict[str, str]:
@@ -487,7 +494,8 @@ async def case_calls(
     sent out through the channel is delivered without an execution, through the connection
     its thread came in by: its link lists that connection's calls from when it was written
     to when it was sent (the channel message recorded on sending), or since it was written
-    while it is pending or failed.
+    while it is pending or failed. A reply by mail from a mailbox has no connection: its
+    SMTP submissions are recorded under the mailbox's id, which the link filters by instead.
     """
     links: dict[str, str] = {}
     steps = await uow.session.scalars(
@@ -516,7 +524,7 @@ async def case_calls(
         out = sent.get(comment.id)
         through = out.connection_id if out is not None else None
         if through is None and inbound:
-            through = inbound[-1].connection_id
+            through = inbound[-1].connection_id or _mailbox_of(inbound[-1].reply)
         if through is None:
             continue
         window = Filters(

@@ -17,7 +17,9 @@ the stored responses of ``Idempotency-Key`` requests; a key reused after its rec
 is a new request.
 
 On SQLite the same hourly round refreshes the planner's statistics (``ANALYZE``, sampled),
-as the tables grow.
+as the tables grow. With a ``BlobSweeper``, the round also sweeps the attachments' blobs no
+row refers to any more, once per ``blob_every`` (``CASEDESK_BLOB_SWEEP_INTERVAL_HOURS``) in
+each process that holds the lease.
 
 Pending work — undelivered events, deliveries still being tried, jobs pending or running,
 dead letters — is never touched. Trace records have their own retention
@@ -36,6 +38,7 @@ from prometheus_client import Counter
 from casedesk.kit.aio import pause
 from casedesk.kit.clock import utcnow
 from casedesk.kit.logging import get_logger
+from casedesk.store.blob_sweep import BlobSweeper
 from casedesk.store.database import Database
 from casedesk.store.housekeeping import purge_slice
 from casedesk.store.leases import Lease
@@ -106,6 +109,8 @@ class Housekeeping:
         idempotency: timedelta = timedelta(hours=24),
         every: timedelta = timedelta(hours=1),
         step: timedelta = timedelta(minutes=5),
+        blobs: BlobSweeper | None = None,
+        blob_every: timedelta = timedelta(days=1),
     ) -> None:
         self.database = database
         self.keep = keep
@@ -115,6 +120,21 @@ class Housekeeping:
         self.step = step
         """How much of a table's history one transaction deletes at most."""
         self.lease = Lease(database, "casedesk.housekeeping")
+        self.blobs = blobs
+        """Sweeps unreferenced blobs every ``blob_every``; None: never here."""
+        self.blob_every = blob_every
+        self._blobs_swept_at: datetime | None = None
+
+    async def sweep_blobs_when_due(self) -> bool:
+        """Sweep the blobs if the last sweep of this process is ``blob_every`` ago."""
+        now = utcnow()
+        if self.blobs is None:
+            return False
+        if self._blobs_swept_at is not None and now - self._blobs_swept_at < self.blob_every:
+            return False
+        self._blobs_swept_at = now
+        await self.blobs.sweep()
+        return True
 
     async def _sweeps(self) -> list[_Sweep]:
         now = utcnow()
@@ -161,6 +181,7 @@ class Housekeeping:
                     try:
                         await self.sweep_once()
                         await self.database.refresh_statistics()
+                        await self.sweep_blobs_when_due()
                     finally:
                         await self.lease.release()
             except Exception:  # a database hiccup must not end the worker

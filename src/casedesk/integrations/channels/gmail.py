@@ -11,7 +11,7 @@ Gmail id and its thread by Gmail's ``threadId``.
 A message labelled ``SENT`` was sent from the mailbox (casedesk's own replies come back
 through history.list that way): ``own``, never a comment. Drafts, spam and trash are
 ``ignored``. A reply goes out as a base64url RFC 5322 message (``mail.compose_reply``) in the
-thread it answers.
+thread it answers, with the comment's files as attachment parts (``multipart/mixed``).
 """
 
 from __future__ import annotations
@@ -136,5 +136,13 @@ class GmailHooks(ManifestHooks):
             sender = {"address": settings["email_address"], "name": settings.get("from_name")}
         where = reply.get("reply") or {}
         thread_id = where.get("thread_id") or reply.get("thread_id")
-        raw = mail.compose_reply(reply, sender=sender)
+        files = [
+            mail.OutgoingFile(
+                str(file["filename"]),
+                str(file["content_type"]),
+                base64.b64decode(str(file["content"])),
+            )
+            for file in reply.get("files") or []
+        ]
+        raw = mail.compose_reply(reply, sender=sender, files=files)
         return {"raw": b64url_encode(raw), "threadId": thread_id}

@@ -20,6 +20,10 @@ text) and becomes text for the case, the HTML kept. Messages of an application
 ignored, and so is a message deleted before it was read (the subscription is on new messages
 only: edits and deletions made later do not reach casedesk). A reply goes back with the
 channel message replies endpoint under the root.
+
+A mail reply carries the comment's files as ``fileAttachment``s (``contentBytes``), each at
+most 3 MB (a larger one fails the delivery, naming it; the whole request stays within Graph's
+4 MB); a Teams reply carries the text only.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 from casedesk.integrations.connector_hooks import ManifestHooks
 from casedesk.integrations.mail import html_text, is_automatic
+from casedesk.kit.errors import InvalidInput
 
 OWN_HEADER = "X-Casedesk-Message-Id"
 """The header casedesk writes into every reply it sends through Graph: the reply's Message-ID."""
@@ -36,6 +41,8 @@ CASE_HEADER = "X-Casedesk-Case"
 """The number of the case a reply answers, for people reading the headers."""
 MAX_HTML = 4_000_000
 """Graph refuses a message body beyond about 4 MB."""
+MAX_INLINE_ATTACHMENT = 3 * 1024 * 1024
+"""The largest file Graph takes inline (``contentBytes``) in a message it sends."""
 
 
 def _map(value: Any) -> Mapping[str, Any]:
@@ -154,13 +161,14 @@ _MESSAGES: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, 
 
 
 def _mail_reply(reply: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """``/messages/{id}/reply`` to the message answered, with casedesk's own headers."""
+    """``/messages/{id}/reply`` to the message answered, with casedesk's own headers and
+    the comment's files as ``fileAttachment``s."""
     to = [
         {"emailAddress": {"address": party["address"]} | _named(party)}
         for party in reply.get("to") or []
         if isinstance(party, Mapping) and party.get("address")
     ]
-    return {
+    given = {
         "message_id": str(_map(reply.get("reply")).get("message_id") or ""),
         "html": str(reply.get("html") or "")[:MAX_HTML],
         "to": to,
@@ -168,6 +176,29 @@ def _mail_reply(reply: Mapping[str, Any], context: Mapping[str, Any]) -> dict[st
             {"name": OWN_HEADER, "value": f"<{reply.get('message_id')}>"},
             {"name": CASE_HEADER, "value": str(_map(reply.get("case")).get("number") or "")},
         ],
+    }
+    files = [_map(file) for file in reply.get("files") or []]
+    if files:
+        given["attachments"] = [_file_attachment(file) for file in files]
+    return given
+
+
+def _file_attachment(file: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``fileAttachment`` with its bytes inline (``contentBytes``), which Graph takes for
+    files up to 3 MB; a larger one would need an upload session, which casedesk does not
+    make yet, so it is refused naming the file."""
+    size = int(file.get("size") or 0)
+    if size > MAX_INLINE_ATTACHMENT:
+        raise InvalidInput(
+            f"the file {file.get('filename')!r} ({size} bytes) is larger than the "
+            f"{MAX_INLINE_ATTACHMENT} bytes (3 MB) Outlook takes with a reply; share it "
+            "another way"
+        )
+    return {
+        "@odata.type": "#microsoft.graph.fileAttachment",
+        "name": str(file.get("filename") or "file"),
+        "contentType": str(file.get("content_type") or "application/octet-stream"),
+        "contentBytes": str(file.get("content") or ""),
     }
 
 
