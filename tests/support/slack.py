@@ -125,6 +125,9 @@ class SlackWorkspace:
     """Each file's bytes, by file id."""
     download_failures: list[int] = field(default_factory=list)
     """The statuses the next downloads answer, before they serve the file again."""
+    files_read: bool = True
+    """Whether the bot token may read files (``files:read``); if not, a private URL answers
+    the sign-in page as it does without a token."""
     downloads: list[Call] = field(default_factory=list)
     """Every request for a file's private URL or its one-time address, as it arrived."""
     _links: dict[str, str] = field(default_factory=dict)
@@ -458,7 +461,7 @@ class SlackWorkspace:
         the sign-in page."""
         self._seen(request)
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if token != self.token:
+        if token != self.token or not self.files_read:
             return Response(status_code=302, headers={"Location": "/signin?redir=files"})
         if self.download_failures:
             return Response(b"<html>Slack is having trouble</html>", self.download_failures.pop(0))
