@@ -62,14 +62,14 @@ async def test_a_mail_with_files_opens_a_case_with_them(
 ) -> None:
     mailbox = gmail.gmail
     invoice = pdf(40_000)
-    await mailbox.deliver(_mail("Invoice", ("invoice 2026.pdf", "application/pdf", invoice)))
+    await mailbox.deliver(_mail("Invoice", ("Rechnung März 2026.pdf", "application/pdf", invoice)))
     await gmail.work()
     assert await gmail.outcomes() == ["opened"]
     (case,) = await gmail.cases()
     assert (await gmail.case(case["id"]))["description"] == "See the files."
     files = await attachments(desk, case["id"])
-    assert set(files) == {"invoice 2026.pdf", "attachment"}
-    kept = files["invoice 2026.pdf"]
+    assert set(files) == {"Rechnung März 2026.pdf", "attachment"}
+    kept = files["Rechnung März 2026.pdf"]
     assert kept["content_type"] == "application/pdf"  # sniffed
     assert kept["comment_id"] is None
     await check_kept(desk, container, kept, invoice)

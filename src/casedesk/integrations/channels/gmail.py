@@ -115,12 +115,15 @@ def _file_of(message_id: str, part: Mapping[str, Any]) -> ChannelFile:
     headers = _part_message(_headers(part))
     found = part.get("body")
     body: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-    filename = part.get("filename") or headers.get_filename()
+    # Gmail gives ``filename`` decoded; the header's (a payload without one) may hold
+    # encoded words.
+    named = headers.get_filename()
+    filename = part.get("filename") or (mail.decode_header_value(named) if named else None)
     disposition = (headers.get("Content-Disposition") or "").split(";")[0].strip().lower()
     content_id = str(headers.get("Content-ID") or "").strip().strip("<>").strip()[:255]
     size = body.get("size")
     described = ChannelFile(
-        filename=mail.decode_header_value(str(filename)) if filename else None,
+        filename=str(filename) if filename else None,
         content_type=str(part.get("mimeType") or "") or None,
         size=size if isinstance(size, int) else None,
         content_id=content_id or None,
