@@ -172,3 +172,17 @@ def test_a_slack_file_shared_event_takes_the_file_files_info_gave() -> None:
     }
     (file,) = SlackHooks().files("events", body, {})
     assert file.url == "https://f/a.png"
+
+
+def test_a_gmail_part_whose_bytes_are_not_base64url_is_noted() -> None:
+    part = {
+        "partId": "1",
+        "mimeType": "application/pdf",
+        "filename": "a.pdf",
+        "headers": [],
+        "body": {"size": 3, "data": "AAAAA"},  # a length base64 never has
+    }
+    payload = {"mimeType": "multipart/mixed", "parts": [part]}
+    (file,) = GmailHooks().files("new_mail", {"id": "1", "payload": payload}, {})
+    assert file.data is None
+    assert file.note == "its bytes in the message are not base64url"

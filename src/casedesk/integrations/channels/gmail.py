@@ -134,7 +134,11 @@ def _file_of(message_id: str, part: Mapping[str, Any]) -> ChannelFile:
         path = f"/users/me/messages/{quote(message_id, safe='')}/attachments/"
         return replace(described, url=path + quote(attachment_id, safe=""), base64_field="data")
     data = body.get("data")
-    return replace(described, data=b64url_decode(data) if isinstance(data, str) else b"")
+    try:
+        content = b64url_decode(data) if isinstance(data, str) else b""
+    except (binascii.Error, ValueError):
+        return replace(described, note="its bytes in the message are not base64url")
+    return replace(described, data=content)
 
 
 def files_of(entity: Mapping[str, Any]) -> list[ChannelFile]:
@@ -201,10 +205,7 @@ class GmailHooks(ManifestHooks):
     def files(self, trigger: str, entity: Any, context: Mapping[str, Any]) -> list[ChannelFile]:
         if not isinstance(entity, Mapping):
             return []
-        try:
-            return files_of(entity)
-        except (binascii.Error, ValueError):
-            return []
+        return files_of(entity)
 
     def outgoing(
         self, action: str, reply: Mapping[str, Any], context: Mapping[str, Any]
