@@ -177,3 +177,22 @@ async def test_a_teams_message_keeps_its_pasted_image_and_names_a_shared_file(
     assert noted["filename"] == "Printer manual.pdf"
     assert "Printer manual.pdf" in await history(desk, case["id"])
     await check_other_tenant_cannot_read(desk, container, image)
+
+
+async def test_a_pasted_image_over_the_limit_or_gone_is_named_and_the_message_kept(
+    teams: TeamsDesk, desk: Desk, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_limit(monkeypatch, container, 1024)
+    graph = teams.teams
+    _, big = graph.host_image(PNG + bytes(4096))
+    gone_id, gone = graph.host_image(PNG)
+    del graph.hosted[gone_id]
+    await graph.post(teams.ann, f"<p>Two screenshots</p>{big}{gone}")
+    await teams.work()
+    assert await teams.outcomes() == ["opened"]
+    (case,) = await teams.cases()
+    assert (await teams.case(case["id"]))["description"] == "Two screenshots"
+    assert await attachments(desk, case["id"]) == {}
+    first, second = await received(teams)
+    assert "(1 KiB)" in first["refused"]  # cut at the limit: Graph does not say the size
+    assert second["not_fetched"] == "gone at the source (404)"
