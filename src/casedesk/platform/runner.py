@@ -778,7 +778,8 @@ class Runner:
             traceparent=span.traceparent,
         )
         files = None
-        if self.attacher is not None and message.kind == "message" and not message.own:
+        wanted = self.attacher is not None and message.kind == "message" and not message.own
+        if wanted and not await self._taken(run, manifest.id, message.id):
             described = hooks.files(trigger.trigger, entity, facts)
             files = await self._fetch_files(run, client, described, span.traceparent)
         intake = Intake(
@@ -818,6 +819,13 @@ class Runner:
             return outcome
 
         return await self._in_case_transaction(run, record, act)
+
+    async def _taken(self, run: _Run, channel: str, message_id: str) -> bool:
+        """The message was taken in before (Slack's ``message`` and ``app_mention`` of one
+        message, a notification repeated): it will be a duplicate, so its files are not
+        downloaded again."""
+        async with UnitOfWork(self.database, run.tenant_id) as uow:
+            return await uow.channel_messages.by_external_id(channel, message_id) is not None
 
     async def _fetch_files(
         self,

@@ -180,3 +180,20 @@ async def test_a_download_that_fails_for_now_is_tried_again_with_the_message(
     assert done["output"]["outcome"] == "opened"
     (case,) = await slack.cases()
     await check_kept(desk, container, (await attachments(desk, case["id"]))["report.pdf"], report)
+
+
+async def test_a_message_that_comes_again_does_not_download_its_files_again(
+    slack: SlackDesk, desk: Desk
+) -> None:
+    workspace = slack.slack
+    file = workspace.add_file(slack.ann, "report.pdf", pdf(2000), "application/pdf")
+    message = await workspace.post_files(slack.support, slack.ann, "<@U0CASEBOT> report", [file])
+    # Slack sends the app_mention of the same message too.
+    mention = message | {"type": "app_mention", "channel": slack.support}
+    mention.pop("subtype")
+    await workspace.send(mention)
+    await slack.work()
+    assert await slack.outcomes() == ["opened", "duplicate"]
+    assert len([d for d in workspace.downloads if d.method.startswith("/files-pri/")]) == 1
+    (case,) = await slack.cases()
+    assert set(await attachments(desk, case["id"])) == {"report.pdf"}
