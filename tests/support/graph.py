@@ -27,7 +27,8 @@ Outlook mail (``GraphMail``), the signed-in user's mailbox:
 - ``attach`` gives a message an attachment (``fileAttachment`` with its bytes, or an
   ``itemAttachment`` / ``referenceAttachment``); ``$expand=attachments`` (with an inner
   ``($select=…)`` honoured) lists them in the message; ``GET /v1.0/me/messages/{id}/attachments/
-  {aid}`` answers one with ``contentBytes`` (base64) and ``contentId``;
+  {aid}`` answers one with ``contentBytes`` (base64) and ``contentId``, ``…/{aid}/$value`` a
+  file's bytes;
   ``attachment_failures`` scripts the statuses of the next of these (a 503, say).
 - the delta answers 410 ``SyncStateNotFound`` for a delta token once ``expire_delta`` ran.
 
@@ -553,7 +554,21 @@ class GraphMail(_Graph):
             Route("/v1.0/me/messages/{id}/reply", self._reply, methods=["POST"]),
             Route("/v1.0/$batch", self._batch, methods=["POST"]),
             Route("/v1.0/me/messages/{id}/attachments/{aid}", self._attachment, methods=["GET"]),
+            Route(
+                "/v1.0/me/messages/{id}/attachments/{aid}/$value",
+                self._attachment_value,
+                methods=["GET"],
+            ),
         ]
+
+    async def _attachment_value(self, request: Request) -> Response:
+        """A file attachment's raw bytes, as ``$value`` gives them."""
+        answer = await self._attachment(request)
+        if answer.status_code != 200:
+            return answer
+        found = orjson.loads(bytes(answer.body))
+        content = base64.b64decode(found["contentBytes"])
+        return Response(content, 200, media_type=found["contentType"])
 
     async def _attachment(self, request: Request) -> Response:
         await self._record(request)

@@ -87,7 +87,9 @@ async def test_an_outlook_mail_with_files_opens_a_case_with_them(
     # The message was read with its attachments listed, without their bytes.
     (read,) = [r for r in graph.requests("GET", MESSAGES) if "/attachments" not in r.path]
     assert "attachments($select=" in unquote(read.query)
-    assert len(graph.requests("GET", f"{MESSAGES}{message['id']}/attachments/")) == 2
+    fetched = [r.path for r in graph.requests("GET", f"{MESSAGES}{message['id']}/attachments/")]
+    # The file's bytes as they are; the inline image as JSON, for its contentId.
+    assert sorted(path.endswith("/$value") for path in fetched) == [False, True]
     await check_other_tenant_cannot_read(desk, container, kept["invoice 2026.pdf"])
 
 

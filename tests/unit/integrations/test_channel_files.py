@@ -98,11 +98,20 @@ def test_outlook_files_are_fetched_one_by_one_and_items_and_links_are_noted() ->
             "size": 300,
             "isInline": True,
         },
+        {
+            "@odata.type": "#microsoft.graph.fileAttachment",
+            "id": "AAMk/4=",
+            "name": "invoice.pdf",
+            "size": 90_000,
+            "isInline": False,
+        },
         {"@odata.type": "#microsoft.graph.itemAttachment", "id": "2", "name": "Fwd: order"},
         {"@odata.type": "#microsoft.graph.referenceAttachment", "id": "3", "name": "Budget"},
     ]
     message = {"id": "AAMkAGI2=", "attachments": attachments}
-    logo, item, link = GraphHooks().files("new_mail", message, {})
+    logo, invoice, item, link = GraphHooks().files("new_mail", message, {})
+    assert invoice.url == "/me/messages/AAMkAGI2%3D/attachments/AAMk%2F4%3D/$value"
+    assert invoice.base64_field is None
     assert logo.url == "/me/messages/AAMkAGI2%3D/attachments/AAMk%2F1%3D"
     assert (logo.base64_field, logo.content_id_field, logo.inline) == (
         "contentBytes",

@@ -12,9 +12,10 @@ it comes back; a draft is ignored. A reply goes out through ``/messages/{id}/rep
 message answered, as HTML, to the case's requester.
 
 Its files: the message is read with ``$expand=attachments`` (their id, name, type, size and
-``isInline``, not their bytes); each ``fileAttachment`` is then fetched on its own
-(``GET /me/messages/{id}/attachments/{attachment id}``: ``contentBytes`` in base64 and the
-``contentId`` an inline image's ``cid:`` names). An attached Outlook item (``itemAttachment``:
+``isInline``, not their bytes); each ``fileAttachment`` is then fetched on its own: its bytes
+with ``GET /me/messages/{id}/attachments/{attachment id}/$value``, or for an inline one the
+attachment itself (``contentBytes`` in base64 and the ``contentId`` its ``cid:`` names, which
+the list cannot select). An attached Outlook item (``itemAttachment``:
 a mail, an event, a contact) and a link to a file in OneDrive or SharePoint
 (``referenceAttachment``) are not fetched: they are named as such in the case's history.
 
@@ -206,12 +207,18 @@ def _mail_files(message: Mapping[str, Any], context: Mapping[str, Any]) -> list[
                 f"/me/messages/{quote(message_id, safe='')}"
                 f"/attachments/{quote(str(attachment.get('id') or ''), safe='')}"
             )
-            found.append(
-                replace(
-                    described, url=path, base64_field="contentBytes", content_id_field="contentId"
-                )
-            )
+            found.append(_file_download(described, path))
     return found
+
+
+def _file_download(described: ChannelFile, path: str) -> ChannelFile:
+    """An inline file's JSON (its ``contentId`` is there only: Graph refuses to ``$select``
+    it in the list); any other file's bytes as they are (``$value``), read to the limit."""
+    if described.inline:
+        return replace(
+            described, url=path, base64_field="contentBytes", content_id_field="contentId"
+        )
+    return replace(described, url=path + "/$value")
 
 
 def _chat_files(message: Mapping[str, Any], context: Mapping[str, Any]) -> list[ChannelFile]:
