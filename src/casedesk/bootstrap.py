@@ -8,9 +8,10 @@ from datetime import timedelta
 
 from sqlalchemy.exc import OperationalError
 
+from casedesk.activities.add_attachments import Attacher
 from casedesk.activities.channel_delivery import DELIVER as DELIVER_REPLY
 from casedesk.activities.dead_letters import REPLAY
-from casedesk.activities.mailboxes import ACKNOWLEDGE, Attacher
+from casedesk.activities.mailboxes import ACKNOWLEDGE
 from casedesk.activities.mailboxes import POLL as MAILBOX_POLL
 from casedesk.config import Settings
 from casedesk.domain.attachments import AttachmentLimits
@@ -196,7 +197,13 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
 
 def runner(container: Container) -> Runner:
     """The workflow runner (``execution.run`` jobs)."""
-    return Runner(container.database, container.extensions, container.hub, container.box)
+    return Runner(
+        container.database,
+        container.extensions,
+        container.hub,
+        container.box,
+        attacher=Attacher(container.blobs, container.attachment_limits),
+    )
 
 
 def poller(container: Container) -> Poller:

@@ -20,6 +20,11 @@ The API, under ``/gmail/v1/users/me``, with Google's JSON error shape
 - ``GET /messages/{id}``: ``format=raw`` (base64url ``raw``), ``full`` (``payload``: the MIME
   tree with each part's ``headers`` and base64url ``body.data``), ``minimal``, ``metadata``;
   404 for an unknown id;
+- ``GET /messages/{id}/attachments/{attachmentId}``: a part's bytes, base64url ``data`` and
+  ``size``, as ``users.messages.attachments.get``; with ``format=full`` a file part (one with
+  a name, an ``attachment`` disposition, or not text) larger than ``ATTACHMENT_DATA_MAX`` has
+  a ``body.attachmentId`` and no ``data``, a smaller one its ``data``; ``fail_attachments``
+  scripts the statuses of the next of these calls (a 503, say);
 - ``POST /messages/send`` (``raw``, ``threadId``): the message is stored with the label
   ``SENT`` in that thread (a new one without), added to the history, and answered with its
   ``id``, ``threadId`` and ``labelIds``.
@@ -72,6 +77,8 @@ TOPIC = "projects/casedesk-test/topics/gmail"
 PUSH_SUBSCRIPTION = "projects/casedesk-test/subscriptions/gmail-push"
 WATCH_DAYS = 7
 PREFIX = "/gmail/v1/users/me"
+ATTACHMENT_DATA_MAX = 1024
+"""A file part larger than this is fetched with attachments.get; a smaller one is inline."""
 
 
 @dataclass
@@ -108,7 +115,7 @@ class Stored:
         }
         if form == "raw":
             return found | {"raw": base64.urlsafe_b64encode(self.raw).decode()}
-        payload = _part(parsed, "")
+        payload = _part(parsed, "", self.id)
         if form == "metadata":
             payload = {"mimeType": payload["mimeType"], "headers": payload["headers"]}
         return found | {"payload": payload}
@@ -148,6 +155,8 @@ class GmailMailbox:
     page_size: int | None = None
     """Fewer results a page than ``maxResults`` asks for (Gmail may answer fewer)."""
     port: int = 0
+    attachment_failures: list[int] = field(default_factory=list)
+    """The statuses the next attachments.get calls answer (a 503, say)."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(0x18C0A0000001))
     _push_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(9000001))
 
@@ -265,6 +274,10 @@ class GmailMailbox:
                 ),
                 Route(f"{PREFIX}/messages", self._route("messages.list", self._list)),
                 Route(f"{PREFIX}/messages/{{id}}", self._route("messages.get", self._get)),
+                Route(
+                    f"{PREFIX}/messages/{{id}}/attachments/{{attachment}}",
+                    self._route("attachments.get", self._attachment),
+                ),
             ]
         )
 
@@ -374,6 +387,22 @@ class GmailMailbox:
             return _error(400, "INVALID_ARGUMENT", f"Invalid format {form}")
         return _json(stored.resource(form))
 
+    async def _attachment(self, call: Call, params: dict[str, str]) -> Response:
+        if self.attachment_failures:
+            status = self.attachment_failures.pop(0)
+            return _error(status, "UNAVAILABLE", "The service is currently unavailable.")
+        stored = self.messages.get(params["id"])
+        owner, _, part_id = _attachment_key(params["attachment"]).partition(":")
+        if stored is None or owner != stored.id:
+            return _error(404, "NOT_FOUND", "Requested entity was not found.")
+        parsed = email.message_from_bytes(stored.raw, policy=email.policy.compat32)
+        part = _find_part(parsed, part_id)
+        content = None if part is None else part.get_payload(decode=True)
+        if not isinstance(content, bytes):
+            return _error(404, "NOT_FOUND", "Requested entity was not found.")
+        data = base64.urlsafe_b64encode(content).decode()
+        return _json({"size": len(content), "data": data})
+
     async def _send(self, call: Call, _: dict[str, str]) -> Response:
         body = call.body or {}
         raw = body.get("raw")
@@ -418,8 +447,40 @@ def _paged(
     return page, str(at + size) if more else None
 
 
-def _part(message: Message, part_id: str) -> dict[str, Any]:
-    """One MIME part as ``format=full`` shows it."""
+def _attachment_id(owner: str, part_id: str) -> str:
+    return base64.urlsafe_b64encode(f"ANGj{owner}:{part_id}".encode()).decode().rstrip("=")
+
+
+def _attachment_key(attachment_id: str) -> str:
+    try:
+        text = base64.urlsafe_b64decode(attachment_id + "=" * (-len(attachment_id) % 4))
+    except ValueError:
+        return ""
+    return text.decode(errors="replace").removeprefix("ANGj")
+
+
+def _find_part(message: Message, part_id: str) -> Message | None:
+    found = message
+    for step in [n for n in part_id.split(".") if n]:
+        children = found.get_payload()
+        if not isinstance(children, list) or not step.isdigit() or int(step) >= len(children):
+            return None
+        found = children[int(step)]
+    return found
+
+
+def _is_file(message: Message) -> bool:
+    disposition = (message.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    return (
+        disposition == "attachment"
+        or bool(message.get_filename())
+        or message.get_content_maintype() not in ("text", "multipart", "message")
+    )
+
+
+def _part(message: Message, part_id: str, owner: str = "") -> dict[str, Any]:
+    """One MIME part as ``format=full`` shows it (``owner``: the message's id, which a
+    large file part's ``attachmentId`` names)."""
     shown: dict[str, Any] = {
         "partId": part_id,
         "mimeType": message.get_content_type(),
@@ -431,12 +492,15 @@ def _part(message: Message, part_id: str) -> dict[str, Any]:
         assert isinstance(children, list)
         shown["body"] = {"size": 0}
         shown["parts"] = [
-            _part(child, f"{part_id}.{n}" if part_id else str(n))
+            _part(child, f"{part_id}.{n}" if part_id else str(n), owner)
             for n, child in enumerate(children)
         ]
         return shown
     content = message.get_payload(decode=True)
     data = content if isinstance(content, bytes) else b""
+    if owner and _is_file(message) and len(data) > ATTACHMENT_DATA_MAX:
+        shown["body"] = {"size": len(data), "attachmentId": _attachment_id(owner, part_id)}
+        return shown
     shown["body"] = {"size": len(data), "data": base64.urlsafe_b64encode(data).decode()}
     return shown
 

@@ -24,6 +24,12 @@ Outlook mail (``GraphMail``), the signed-in user's mailbox:
 - ``POST /v1.0/me/messages/{id}/reply`` answers 202 with no body, and the reply is in
   ``sent`` (with the ``internetMessageHeaders`` it was given, the conversation of the message
   answered, a Message-ID of Graph's own and ``In-Reply-To`` / ``References``).
+- ``attach`` gives a message an attachment (``fileAttachment`` with its bytes, or an
+  ``itemAttachment`` / ``referenceAttachment``); ``$expand=attachments`` (with an inner
+  ``($select=…)`` honoured) lists them in the message; ``GET /v1.0/me/messages/{id}/attachments/
+  {aid}`` answers one with ``contentBytes`` (base64) and ``contentId``, ``…/{aid}/$value`` a
+  file's bytes;
+  ``attachment_failures`` scripts the statuses of the next of these (a 503, say).
 - the delta answers 410 ``SyncStateNotFound`` for a delta token once ``expire_delta`` ran.
 
 Teams channel messages (``GraphTeams``), one team with one channel:
@@ -34,7 +40,10 @@ Teams channel messages (``GraphTeams``), one team with one channel:
 - ``POST …/messages/{id}/replies`` posts a reply as the signed-in user (201, the message) and
   notifies it, as Graph notifies an app of its own posts;
 - ``GET …/messages/delta`` pages the root messages like the mail delta;
-- ``GET /v1.0/users/{id}`` answers the user (``displayName``, ``mail``).
+- ``GET /v1.0/users/{id}`` answers the user (``displayName``, ``mail``);
+- ``host_image`` keeps an image a person pastes (a hosted content) and gives the ``<img>``
+  that points at it; ``GET …/messages/{id}/hostedContents/{hid}/$value`` (and under a reply)
+  answers its bytes; ``share_file`` adds a ``reference`` attachment (a SharePoint file).
 
 Both check ``Authorization: Bearer <token>`` when ``token`` is set (else 401
 ``InvalidAuthenticationToken``), answer 429 with ``Retry-After`` where ``throttle`` says,
@@ -47,6 +56,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -404,6 +414,42 @@ class GraphMail(_Graph):
     """The inbox, in the order mail arrived."""
     sent: list[dict[str, Any]] = field(default_factory=list)
     """What the mailbox sent (replies), in order."""
+    attachments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Each message's attachments, by message id, as Graph's attachment resources."""
+    attachment_failures: list[int] = field(default_factory=list)
+    """The statuses the next attachment reads answer, before they succeed again."""
+
+    def attach(
+        self,
+        message: dict[str, Any],
+        name: str,
+        content: bytes = b"",
+        content_type: str = "application/octet-stream",
+        *,
+        inline: bool = False,
+        content_id: str | None = None,
+        kind: str = "fileAttachment",
+    ) -> dict[str, Any]:
+        """An attachment of ``message``: a file with its bytes, or an ``itemAttachment`` (an
+        attached mail) or ``referenceAttachment`` (a OneDrive link) of that ``kind``."""
+        attachment: dict[str, Any] = {
+            "@odata.type": f"#microsoft.graph.{kind}",
+            "id": f"AAMkAGI2{uuid.uuid4().hex}BEgAQA=",
+            "lastModifiedDateTime": _iso(datetime.now(UTC)),
+            "name": name,
+            "contentType": content_type,
+            "size": len(content) + 180,  # Graph's size counts more than the bytes
+            "isInline": inline,
+        }
+        if kind == "fileAttachment":
+            attachment |= {
+                "contentId": content_id,
+                "contentLocation": None,
+                "contentBytes": base64.b64encode(content).decode(),
+            }
+        self.attachments.setdefault(message["id"], []).append(attachment)
+        message["hasAttachments"] = any(not a["isInline"] for a in self.attachments[message["id"]])
+        return attachment
 
     def find(self, message_id: str) -> dict[str, Any] | None:
         return next((m for m in self.messages + self.sent if m["id"] == message_id), None)
@@ -507,7 +553,39 @@ class GraphMail(_Graph):
             Route("/v1.0/me/messages/{id}", self._message, methods=["GET"]),
             Route("/v1.0/me/messages/{id}/reply", self._reply, methods=["POST"]),
             Route("/v1.0/$batch", self._batch, methods=["POST"]),
+            Route("/v1.0/me/messages/{id}/attachments/{aid}", self._attachment, methods=["GET"]),
+            Route(
+                "/v1.0/me/messages/{id}/attachments/{aid}/$value",
+                self._attachment_value,
+                methods=["GET"],
+            ),
         ]
+
+    async def _attachment_value(self, request: Request) -> Response:
+        """A file attachment's raw bytes, as ``$value`` gives them."""
+        answer = await self._attachment(request)
+        if answer.status_code != 200:
+            return answer
+        found = orjson.loads(bytes(answer.body))
+        content = base64.b64decode(found["contentBytes"])
+        return Response(content, 200, media_type=found["contentType"])
+
+    async def _attachment(self, request: Request) -> Response:
+        await self._record(request)
+        refused = self._refused(request, "attachment")
+        if refused is not None:
+            return refused
+        if self.attachment_failures:
+            status = self.attachment_failures.pop(0)
+            return _error(status, "ServiceNotAvailable", "The service is unavailable.")
+        params = request.path_params
+        found = [a for a in self.attachments.get(params["id"], []) if a["id"] == params["aid"]]
+        if not found:
+            return _error(
+                404, "ErrorItemNotFound", "The specified object was not found in the store."
+            )
+        context = f"{self.base_url}/$metadata#users('{USER}')/messages('{params['id']}')"
+        return _json(200, {"@odata.context": context + "/attachments/$entity"} | found[0])
 
     async def _delta(self, request: Request) -> Response:
         await self._record(request)
@@ -531,6 +609,14 @@ class GraphMail(_Graph):
             shown = {k: v for k, v in message.items() if k in wanted}
         if fields and "uniqueBody" in fields:
             shown["uniqueBody"] = message["body"]
+        expand = dict(parse_qsl(query)).get("$expand") or ""
+        if expand.startswith("attachments"):
+            inner = re.search(r"\(\$select=([^)]*)\)", expand)
+            listed = self.attachments.get(message_id, [])
+            if inner is not None:
+                keep = {"@odata.type", "id", *inner.group(1).split(",")}
+                listed = [{k: v for k, v in a.items() if k in keep} for a in listed]
+            shown["attachments"] = listed
         context = f"{self.base_url}/$metadata#users('{USER}')/messages/$entity"
         return 200, {"@odata.context": context} | shown
 
@@ -665,7 +751,32 @@ class GraphTeams(_Graph):
     replies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     echoes: list[dict[str, Any]] = field(default_factory=list)
     """The replies casedesk posted, waiting for ``deliver_echoes``."""
+    hosted: dict[str, bytes] = field(default_factory=dict)
+    """Pasted images (hosted contents), by their id."""
     _clock: int = 1_700_000_000_000
+
+    def host_image(self, content: bytes, root: str | None = None) -> tuple[str, str]:
+        """An image a person pastes into a message (a root's reply when ``root``): its
+        hosted content id and the ``<img>`` the message's HTML holds. The URL names the
+        message to come; the server serves the image under any message of the channel."""
+        hosted_id = "aWQ9eF8wLXd1cy1kMi0" + uuid.uuid4().hex
+        self.hosted[hosted_id] = content
+        where = f"{self.base_url}/teams/{TEAM}/channels/{CHANNEL}/messages/{root or 'new'}"
+        url = f"{where}/hostedContents/{hosted_id}/$value"
+        return hosted_id, f'<img src="{url}" width="120" height="80" alt="image">'
+
+    def share_file(self, message: dict[str, Any], name: str) -> dict[str, Any]:
+        """A SharePoint file shared in ``message``: a ``reference`` attachment."""
+        attachment = {
+            "id": uuid.uuid4().hex,
+            "contentType": "reference",
+            "contentUrl": f"https://contoso.sharepoint.com/sites/support/Shared%20Documents/{name}",
+            "content": None,
+            "name": name,
+            "thumbnailUrl": None,
+        }
+        message["attachments"].append(attachment)
+        return attachment
 
     @property
     def channel_path(self) -> str:
@@ -816,7 +927,22 @@ class GraphTeams(_Graph):
             Route(f"{channel}/messages/{{id}}/replies/{{reply}}", self._get, methods=["GET"]),
             Route(f"{channel}/messages/{{id}}/replies", self._post_reply, methods=["POST"]),
             Route("/v1.0/users/{id}", self._user, methods=["GET"]),
+            Route(f"{channel}/messages/{{id}}/hostedContents/{{hid}}/$value", self._hosted),
+            Route(
+                f"{channel}/messages/{{id}}/replies/{{reply}}/hostedContents/{{hid}}/$value",
+                self._hosted,
+            ),
         ]
+
+    async def _hosted(self, request: Request) -> Response:
+        await self._record(request)
+        refused = self._refused(request, "hosted") or self._where(request)
+        if refused is not None:
+            return refused
+        content = self.hosted.get(request.path_params["hid"])
+        if content is None:
+            return _error(404, "NotFound", "Hosted content not found.")
+        return Response(content, 200, media_type="image/png")
 
     def _where(self, request: Request) -> Response | None:
         params = request.path_params

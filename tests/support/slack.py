@@ -20,6 +20,15 @@ to ``request_url`` through ``caller``, signed as Slack signs (``v0=`` HMAC-SHA25
 delivery again with ``X-Slack-Retry-Num`` / ``X-Slack-Retry-Reason`` (signed anew, as Slack
 does); ``replay`` sends it again exactly as it was (a replayed signature); ``late`` signs it
 as of minutes ago; ``verify_url`` is the ``url_verification`` handshake.
+
+Files: ``add_file`` keeps a file's bytes and ``post_files`` posts a message with files (the
+whole file objects, or only ``{id, file_access: check_file_info}`` as Slack sends when the
+message leaves them out); ``share_file`` keeps bytes too. A file's ``url_private_download``
+(and ``url_private``) is ``/files-pri/{team}-{id}/download/{name}`` on this server: with the
+bot token it redirects (302) to a one-time ``/files-cdn/…`` address that serves the bytes;
+without the token, or with another, it redirects to ``/signin``, an HTML page, as Slack does.
+A deleted file (``delete_file``) is 404 there and ``file_not_found`` in ``files.info``;
+``fail_downloads`` scripts the statuses of the next downloads (a 503, say).
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from starlette.routing import Route
 
 from tests.support.http_server import serving
 
+PNG_HEAD = bytes.fromhex("89504e470d0a1a0a0000000d49484452")
 TEAM = "T0CASEDESK"
 APP = "A0CASEDESK"
 BOT_USER = "U0CASEBOT"
@@ -111,6 +121,16 @@ class SlackWorkspace:
     limits: dict[str, list[int]] = field(default_factory=dict)
     """Per Web API method: the Retry-After seconds of the next calls answered 429."""
     port: int = 0
+    contents: dict[str, bytes] = field(default_factory=dict)
+    """Each file's bytes, by file id."""
+    download_failures: list[int] = field(default_factory=list)
+    """The statuses the next downloads answer, before they serve the file again."""
+    files_read: bool = True
+    """Whether the bot token may read files (``files:read``); if not, a private URL answers
+    the sign-in page as it does without a token."""
+    downloads: list[Call] = field(default_factory=list)
+    """Every request for a file's private URL or its one-time address, as it arrived."""
+    _links: dict[str, str] = field(default_factory=dict)
     _clock: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -222,27 +242,19 @@ class SlackWorkspace:
     ) -> dict[str, Any]:
         """A person uploads a file: the ``file_share`` message is kept (not delivered) and
         the ``file_shared`` event, which names only the file, is delivered."""
-        file_id = f"F{next(self._ids):08d}"
         ts = self._ts()
         share: dict[str, Any] = {"ts": ts, "channel_name": self.channels[channel].name}
         if thread_ts is not None:
             share["thread_ts"] = thread_ts
-        file = {
-            "id": file_id,
-            "created": int(time.time()),
-            "timestamp": int(time.time()),
-            "name": title.lower().replace(" ", "_") + ".png",
+        name = title.lower().replace(" ", "_") + ".png"
+        file = self.add_file(user, name, PNG_HEAD + b"\0" * (5120 - len(PNG_HEAD)), "image/png")
+        file_id = file["id"]
+        file |= {
             "title": title,
-            "mimetype": "image/png",
-            "filetype": "png",
-            "user": user,
-            "size": 5120,
-            "url_private": f"https://files.slack.com/files-pri/{TEAM}-{file_id}/shot.png",
             "permalink": f"https://casedesk-test.slack.com/files/{user}/{file_id}/shot.png",
             "channels": [channel],
             "shares": {"public": {channel: [share]}},
         }
-        self.files[file_id] = file
         message = {
             "type": "message",
             "subtype": "file_share",
@@ -263,6 +275,71 @@ class SlackWorkspace:
             }
         )
         return file
+
+    def add_file(self, user: str, name: str, content: bytes, mimetype: str) -> dict[str, Any]:
+        """A file uploaded to the workspace, with its bytes; its file object."""
+        file_id = f"F{next(self._ids):08d}"
+        url = f"http://127.0.0.1:{self.port}/files-pri/{TEAM}-{file_id}"
+        file: dict[str, Any] = {
+            "id": file_id,
+            "created": int(time.time()),
+            "timestamp": int(time.time()),
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": name.rsplit(".", 1)[-1],
+            "user": user,
+            "size": len(content),
+            "mode": "hosted",
+            "is_external": False,
+            "url_private": f"{url}/{name}",
+            "url_private_download": f"{url}/download/{name}",
+            "permalink": f"https://casedesk-test.slack.com/files/{user}/{file_id}/{name}",
+        }
+        self.files[file_id] = file
+        self.contents[file_id] = content
+        return file
+
+    def delete_file(self, file_id: str) -> None:
+        del self.files[file_id]
+        del self.contents[file_id]
+
+    def fail_downloads(self, *statuses: int) -> None:
+        self.download_failures.extend(statuses)
+
+    async def post_files(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        files: list[dict[str, Any]],
+        *,
+        thread_ts: str | None = None,
+        check_file_info: bool = False,
+    ) -> dict[str, Any]:
+        """A person posts a message with files (``add_file``'s objects): the ``file_share``
+        message event, with the whole files or, with ``check_file_info``, only their ids."""
+        shown = (
+            [{"id": f["id"], "file_access": "check_file_info", "mode": "hosted"} for f in files]
+            if check_file_info
+            else files
+        )
+        message: dict[str, Any] = {
+            "type": "message",
+            "subtype": "file_share",
+            "text": text,
+            "user": user,
+            "ts": self._ts(),
+            "team": TEAM,
+            "files": shown,
+            "upload": True,
+        }
+        if thread_ts is not None:
+            message["thread_ts"] = thread_ts
+        self.channels[channel].messages.append(message)
+        event = message | {"channel": channel, "event_ts": message["ts"], "channel_type": "channel"}
+        await self.send(event)
+        return message
 
     async def bot_post(self, channel: str, text: str) -> Sent:
         """Another app's bot writes in the channel."""
@@ -365,7 +442,50 @@ class SlackWorkspace:
     # --- the Web API ------------------------------------------------------------------
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/api/{method}", self._call, methods=["GET", "POST"])])
+        return Starlette(
+            routes=[
+                Route("/api/{method}", self._call, methods=["GET", "POST"]),
+                Route("/files-pri/{key}/download/{name}", self._private_file),
+                Route("/files-pri/{key}/{name}", self._private_file),
+                Route("/files-cdn/{link}", self._cdn_file),
+                Route("/signin", self._signin),
+            ]
+        )
+
+    def _seen(self, request: Request) -> None:
+        query = dict(request.query_params)
+        self.downloads.append(Call(request.url.path, request.method, query, dict(request.headers)))
+
+    async def _private_file(self, request: Request) -> Response:
+        """The file's private URL: the bot token gets a redirect to the bytes, anyone else
+        the sign-in page."""
+        self._seen(request)
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if token != self.token or not self.files_read:
+            return Response(status_code=302, headers={"Location": "/signin?redir=files"})
+        if self.download_failures:
+            return Response(b"<html>Slack is having trouble</html>", self.download_failures.pop(0))
+        file_id = request.path_params["key"].removeprefix(f"{TEAM}-")
+        if file_id not in self.contents:
+            return Response(b"<html>File not found</html>", 404, media_type="text/html")
+        link = secrets.token_urlsafe(12)
+        self._links[link] = file_id
+        return Response(status_code=302, headers={"Location": f"/files-cdn/{link}"})
+
+    async def _cdn_file(self, request: Request) -> Response:
+        self._seen(request)
+        file_id = self._links.pop(request.path_params["link"], None)
+        if file_id is None or file_id not in self.contents:
+            return Response(b"<html>Gone</html>", 404, media_type="text/html")
+        mimetype = str(self.files[file_id].get("mimetype") or "application/octet-stream")
+        return Response(self.contents[file_id], 200, media_type=mimetype)
+
+    async def _signin(self, request: Request) -> Response:
+        return Response(
+            b"<!DOCTYPE html><html><body>Sign in to Slack</body></html>",
+            200,
+            media_type="text/html; charset=utf-8",
+        )
 
     async def _call(self, request: Request) -> Response:
         method = request.path_params["method"]

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import anyio.to_thread
 
@@ -28,6 +29,7 @@ from casedesk.domain.attachments import (
     sanitise_filename,
     sniff_content_type,
 )
+from casedesk.integrations.mail import AttachedPart
 from casedesk.kit.errors import NotFound, PayloadTooLarge
 from casedesk.kit.ids import uuid7
 from casedesk.store.blobs import BlobStore, BlobTooLarge
@@ -45,11 +47,17 @@ class IncomingFile:
     content: bytes | BinaryIO
     content_id: str | None = None
     inline: bool = False
+    stated_size: int | None = None
+    """The size of a file whose bytes were not fetched because it is over the limit (a
+    channel's file the service says is larger, or that proved larger as it arrived): it is
+    refused by that size, and ``content`` is empty."""
 
     def reader(self) -> BinaryIO:
         return io.BytesIO(self.content) if isinstance(self.content, bytes) else self.content
 
     def size(self) -> int:
+        if self.stated_size is not None:
+            return self.stated_size
         if isinstance(self.content, bytes):
             return len(self.content)
         source = self.content
@@ -84,6 +92,15 @@ class RefusedFile:
             size=self.size,
             limit=self.limit,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class MissingFile:
+    """A file a channel's message named but whose bytes could not be had, and why: it is
+    named in the case's history with the files kept."""
+
+    filename: str
+    note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +141,7 @@ class AttachParams:
     comment_id: uuid.UUID | None
     files: list[StoredFile]
     refused: list[RefusedFile] = field(default_factory=list)
+    missing: Sequence[MissingFile] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +188,14 @@ async def plan_attachments(
     return Plan(case_id, comment_id, accepted, refused, limits)
 
 
-async def store_planned(ctx: ActivityContext, blobs: BlobStore, plan: Plan) -> AttachOutcome:
-    """Put the accepted files' bytes in the blob store, then attach them to the case."""
+async def store_planned(
+    ctx: ActivityContext,
+    blobs: BlobStore,
+    plan: Plan,
+    missing: Sequence[MissingFile] = (),
+) -> AttachOutcome:
+    """Put the accepted files' bytes in the blob store, then attach them to the case;
+    ``missing``: files that could not be had, named in the history with them."""
     limits = plan.limits
     stored: list[StoredFile] = []
     refused = list(plan.refused)
@@ -181,7 +205,7 @@ async def store_planned(ctx: ActivityContext, blobs: BlobStore, plan: Plan) -> A
         except BlobTooLarge:  # the file grew since it was weighed
             refusal = Refusal.TOO_LARGE
             refused.append(RefusedFile.of(limits, refusal, planned.filename, planned.size, 0))
-    params = AttachParams(plan.case_id, plan.comment_id, stored, refused)
+    params = AttachParams(plan.case_id, plan.comment_id, stored, refused, missing)
     return await AddAttachmentsActivity(ctx, limits).run(params)
 
 
@@ -194,13 +218,73 @@ async def store_attachments(
     files: list[IncomingFile],
     *,
     in_transaction: bool = False,
+    missing: Sequence[MissingFile] = (),
 ) -> AttachOutcome:
     """Attach what fits, refuse the rest: a channel's message keeps its text and every
-    file within the limits."""
+    file within the limits. ``missing``: the files it named that could not be fetched."""
     plan = await plan_attachments(
         ctx, limits, case_id, comment_id, files, in_transaction=in_transaction
     )
-    return await store_planned(ctx, blobs, plan)
+    return await store_planned(ctx, blobs, plan, missing)
+
+
+@dataclass(frozen=True, slots=True)
+class Attacher:
+    """Where a channel message's files go: the blob store, within the attachment limits."""
+
+    blobs: BlobStore
+    limits: AttachmentLimits
+
+    async def attach(
+        self, context: ActivityContext, outcome: dict[str, Any], parts: list[AttachedPart]
+    ) -> list[dict[str, Any]]:
+        """A mail's files on its case (a new case) or on its comment, in the mail's
+        transaction; a file over a limit is refused and named, the rest kept."""
+        if not parts or outcome.get("case_id") is None:
+            return [part.metadata() for part in parts]
+        files = [
+            IncomingFile(
+                part.filename, part.content_type, part.content, part.content_id, part.inline
+            )
+            for part in parts
+        ]
+        return await self.attach_files(context, outcome, files)
+
+    async def attach_files(
+        self,
+        context: ActivityContext,
+        outcome: dict[str, Any],
+        files: list[IncomingFile],
+        missing: Sequence[MissingFile] = (),
+    ) -> list[dict[str, Any]]:
+        """The files on the case or comment ``outcome`` (of ``channels.receive``) names, in
+        its transaction: what fits is kept, the rest refused and named with the ``missing``
+        ones; what the outcome shows of each."""
+        comment_id = outcome.get("comment_id")
+        done = await store_attachments(
+            context,
+            self.blobs,
+            self.limits,
+            uuid.UUID(outcome["case_id"]),
+            None if comment_id is None else uuid.UUID(comment_id),
+            files,
+            in_transaction=True,
+            missing=missing,
+        )
+        kept = [
+            {
+                "id": str(a.id),
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+            }
+            for a in done.added
+        ]
+        refused = [
+            {"filename": r.filename, "size": r.size, "refused": r.detail} for r in done.refused
+        ]
+        noted = [{"filename": m.filename, "not_fetched": m.note} for m in missing]
+        return kept + refused + noted
 
 
 def _put(blobs: BlobStore, limits: AttachmentLimits, planned: PlannedFile) -> StoredFile:
@@ -274,7 +358,10 @@ class AddAttachmentsActivity(Activity[AttachParams, AttachOutcome]):
             await self.insert(*rows)
         if comment is not None:
             comment.attachment_count += len(rows)
-        self.record(case, "attachment.add", _memo(params.comment_id, rows, refused))
+        memo = _memo(params.comment_id, rows, refused)
+        if params.missing:
+            memo["not_fetched"] = [{"filename": m.filename, "note": m.note} for m in params.missing]
+        self.record(case, "attachment.add", memo)
         for row in rows:
             self.emit("attachment.added", case, _event_data(row))
         return AttachOutcome(rows, refused)

@@ -21,24 +21,23 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from casedesk.activities.add_attachments import IncomingFile, store_attachments
+from casedesk.activities.add_attachments import Attacher
 from casedesk.activities.base import ActivityContext, Operator
 from casedesk.activities.channels import Intake, receive
-from casedesk.domain.attachments import AttachmentLimits
 from casedesk.domain.channels import MESSAGE_ID_CHARS, ChannelMessage
 from casedesk.domain.identity.principal import Principal
 from casedesk.domain.identity.roles import Role
 from casedesk.domain.mailboxes import SMTP_PORTS, MailboxChanges, MailboxSpec, check_move
 from casedesk.integrations import smtp
 from casedesk.integrations.imap import DEFAULT_PORTS, FetchedMail, ImapAccount
-from casedesk.integrations.mail import AttachedPart, attached_parts, parse_message, parsed
+from casedesk.integrations.mail import AttachedPart, attached_parts, parse_message
+from casedesk.integrations.mail import parsed as parsed_message
 from casedesk.integrations.smtp import DkimKey
 from casedesk.kit.clock import utcnow
 from casedesk.kit.crypto import SecretBox
 from casedesk.kit.errors import InvalidInput, NotFound
 from casedesk.kit.logging import get_logger
 from casedesk.kit.tracing import trace_or_new
-from casedesk.store.blobs import BlobStore
 from casedesk.store.models import Mailbox
 from casedesk.store.unit_of_work import UnitOfWork
 
@@ -308,7 +307,7 @@ def _fitted(party: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_mail(mailbox: Mailbox, uidvalidity: int, mail: FetchedMail) -> Parsed:
-    message = parsed(mail.raw)
+    message = parsed_message(mail.raw)
     fields = parse_message(message)
     if fields.get("subject") and len(fields["subject"]) > SUBJECT_KEPT:
         fields["subject"] = fields["subject"][:SUBJECT_KEPT]
@@ -328,51 +327,6 @@ def parse_mail(mailbox: Mailbox, uidvalidity: int, mail: FetchedMail) -> Parsed:
         return Parsed(ChannelMessage.model_validate(fields), attachments)
     except ValidationError as error:
         return Parsed(None, attachments, f"the mail is no message casedesk can take: {error}")
-
-
-@dataclass(frozen=True, slots=True)
-class Attacher:
-    """Where a mail's files go: the blob store, within the attachment limits."""
-
-    blobs: BlobStore
-    limits: AttachmentLimits
-
-    async def attach(
-        self, context: ActivityContext, outcome: dict[str, Any], parts: list[AttachedPart]
-    ) -> list[dict[str, Any]]:
-        """The mail's files on its case (a new case) or on its comment, in the mail's
-        transaction; a file over a limit is refused and named, the rest kept."""
-        if not parts or outcome.get("case_id") is None:
-            return [part.metadata() for part in parts]
-        comment_id = outcome.get("comment_id")
-        files = [
-            IncomingFile(
-                part.filename, part.content_type, part.content, part.content_id, part.inline
-            )
-            for part in parts
-        ]
-        done = await store_attachments(
-            context,
-            self.blobs,
-            self.limits,
-            uuid.UUID(outcome["case_id"]),
-            None if comment_id is None else uuid.UUID(comment_id),
-            files,
-            in_transaction=True,
-        )
-        kept = [
-            {
-                "id": str(a.id),
-                "filename": a.filename,
-                "content_type": a.content_type,
-                "size": a.size,
-            }
-            for a in done.added
-        ]
-        refused = [
-            {"filename": r.filename, "size": r.size, "refused": r.detail} for r in done.refused
-        ]
-        return kept + refused
 
 
 async def take_in(

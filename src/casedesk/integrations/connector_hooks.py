@@ -22,6 +22,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
+from casedesk.integrations.channel_files import ChannelFile
 from casedesk.integrations.manifests import ConnectorManifest, Problem
 
 ENTRY_POINT_GROUP = "casedesk.connectors"
@@ -61,6 +62,12 @@ class ConnectorHooks(Protocol):
         mapping. ``context`` holds ``trigger_id`` and the connection's ``settings``."""
         ...
 
+    def files(self, trigger: str, entity: Any, context: Mapping[str, Any]) -> list[ChannelFile]:
+        """The files a channel's entity carries (its attachments, inline images), to be
+        fetched and attached to the case or comment the message makes; none: a message
+        without files, or a connector that brings none. ``context`` as for ``message``."""
+        ...
+
     def outgoing(
         self, action: str, reply: Mapping[str, Any], context: Mapping[str, Any]
     ) -> dict[str, Any] | None:
@@ -84,6 +91,9 @@ class ManifestHooks:
         self, trigger: str, entity: Any, context: Mapping[str, Any]
     ) -> dict[str, Any] | None:
         return None
+
+    def files(self, trigger: str, entity: Any, context: Mapping[str, Any]) -> list[ChannelFile]:
+        return []
 
     def outgoing(
         self, action: str, reply: Mapping[str, Any], context: Mapping[str, Any]

@@ -240,8 +240,13 @@ class Connection:
         action: str | None = None,
         execution_id: str | None = None,
         traceparent: str | None = None,
+        max_response_bytes: int | None = None,
     ) -> httpx.Response:
         """Send a request, retrying as the policy allows; the response is fully read.
+
+        ``max_response_bytes`` bounds this call's body instead of the connection's (a
+        file's download, bounded by the attachment limit): at most that many bytes plus
+        one are held before the call fails.
 
         A response of any status is returned (the last one, when retries ran out). When
         every attempt failed without a response, raises ``UpstreamUnreachable`` (or
@@ -274,6 +279,7 @@ class Connection:
         # Attempts are sibling spans in the caller's trace, or in a new one.
         trace = parent or new_trace()
         attempts = 0
+        limit = max_response_bytes or self.max_response_bytes
 
         async def attempt() -> httpx.Response:
             nonlocal attempts
@@ -281,7 +287,7 @@ class Connection:
             attempts += 1
             current = _Attempt(origin, trace.child(), parent, attempts)
             request.headers["traceparent"] = current.span.traceparent
-            return await self._send(request, current)
+            return await self._send(request, current, limit)
 
         try:
             response: httpx.Response = await self.retry.retrying(request.method)(attempt)
@@ -289,9 +295,9 @@ class Connection:
             raise self._gave_up(request, error, attempts) from error
         return response
 
-    async def _send(self, request: httpx.Request, attempt: _Attempt) -> httpx.Response:
+    async def _send(self, request: httpx.Request, attempt: _Attempt, limit: int) -> httpx.Response:
         try:
-            response, ttfb = await self._exchange(request)
+            response, ttfb = await self._exchange(request, limit)
         except ResponseTooLarge as error:
             self._record(
                 attempt,
@@ -309,7 +315,7 @@ class Connection:
         self._record(attempt, request, response=response, body=response.content, ttfb=ttfb)
         return response
 
-    async def _exchange(self, request: httpx.Request) -> tuple[httpx.Response, float]:
+    async def _exchange(self, request: httpx.Request, limit: int) -> tuple[httpx.Response, float]:
         """The fully read response, and the seconds until its headers arrived."""
         started = time.perf_counter()
         try:
@@ -317,30 +323,29 @@ class Connection:
                 response = await self._client.send(request, auth=self._auth_flow, stream=True)
                 ttfb = time.perf_counter() - started
                 async with contextlib.aclosing(response):
-                    await self._read_bounded(request, response, ttfb)
+                    await self._read_bounded(request, response, ttfb, limit)
         except TimeoutError as exc:
             message = f"no complete response within {self.timeout.total:g} s"
             raise httpx.TimeoutException(message, request=request) from exc
         return response, ttfb
 
     async def _read_bounded(
-        self, request: httpx.Request, response: httpx.Response, ttfb: float
+        self, request: httpx.Request, response: httpx.Response, ttfb: float, limit: int
     ) -> None:
-        """Read the body, never holding more than ``max_response_bytes`` of it.
+        """Read the body, never holding more than ``limit`` bytes of it, plus one.
 
         A declared ``Content-Length`` over the limit fails before anything is read; a body
         without one (chunked) is counted as it arrives, decoded, so a compressed answer is
         bounded by what it would take in memory.
         """
-        limit = self.max_response_bytes
         declared = None if request.method == "HEAD" else _content_length(response)
         if declared is not None and declared > limit:
-            raise self._too_large(request, response, b"", 0, ttfb, declared=declared)
+            raise self._too_large(request, response, b"", 0, ttfb, limit, declared=declared)
         received = bytearray()
         async for chunk in response.aiter_bytes():
-            received += chunk
+            received += chunk[: limit + 1 - len(received)]
             if len(received) > limit:
-                raise self._too_large(request, response, received, len(received), ttfb)
+                raise self._too_large(request, response, received, len(received), ttfb, limit)
         # httpx has no public way to hand a streamed body to the response; this is what
         # ``aread()`` itself sets, so ``.content``, ``.text`` and ``.json()`` work as usual.
         response._content = bytes(received)
@@ -352,12 +357,13 @@ class Connection:
         received: bytes | bytearray,
         size: int,
         ttfb: float,
+        limit: int,
         *,
         declared: int | None = None,
     ) -> ResponseTooLarge:
         return ResponseTooLarge(
             f"{request.method} {self._capture.redactor.url(request.url)}",
-            self.max_response_bytes,
+            limit,
             declared=declared,
             response=response,
             prefix=bytes(received[: self._capture.body_limit + 1]),

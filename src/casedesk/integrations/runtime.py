@@ -31,6 +31,9 @@ from casedesk.integrations.manifests.auth import (
 from casedesk.integrations.manifests.common import RequestTemplate
 from casedesk.kit.errors import InvalidInput
 
+MAX_REDIRECTS = 5
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
 AccessToken = Callable[[], Awaitable[str]]
 """Gives a valid OAuth2 access token for the connection (refreshing it when it must)."""
 
@@ -158,17 +161,55 @@ class ConnectorClient:
             traceparent=traceparent,
         )
 
-    async def _connection(self, scope: Mapping[str, Any]) -> Connection:
+    async def download(
+        self,
+        url: str,
+        *,
+        max_bytes: int,
+        action: str,
+        execution_id: str | None = None,
+        traceparent: str | None = None,
+    ) -> httpx.Response:
+        """GET a file: a path under the connector's base URL, or an absolute URL. Reads at
+        most ``max_bytes`` (plus one: ``ResponseTooLarge``). Redirects are followed (at most
+        ``MAX_REDIRECTS``); the connection's credentials go only to the base URL's host and
+        the hosts under its domain (Slack's ``files.slack.com`` for ``slack.com/api``), never
+        to a host a redirect or a message names beyond them."""
+        scope = self.context
+        base = self._base_url(scope)
+        target = httpx.URL(url) if base is None else httpx.URL(base).join(_relative(base, url))
+        for _ in range(MAX_REDIRECTS + 1):
+            trusted = base is not None and _within(target.host, httpx.URL(base).host)
+            connection = await self._connection(scope, with_auth=trusted)
+            response = await connection.request(
+                "GET",
+                str(target),
+                action=action,
+                execution_id=execution_id,
+                traceparent=traceparent,
+                max_response_bytes=max_bytes,
+            )
+            location = response.headers.get("location")
+            if response.status_code not in REDIRECTS or not location:
+                return response
+            target = target.join(location)
+        return response
+
+    def _base_url(self, scope: Mapping[str, Any]) -> str | None:
+        template = self.manifest.base_url
+        return (None if template is None else str(render(template, scope))) or None
+
+    async def _connection(self, scope: Mapping[str, Any], *, with_auth: bool = True) -> Connection:
         manifest, account = self.manifest, self.account
-        base_url = None if manifest.base_url is None else str(render(manifest.base_url, scope))
-        auth = await self._auth()
+        base_url = self._base_url(scope)
+        auth = await self._auth() if with_auth else None
         if isinstance(auth, Mapping):
             _sendable_headers(auth)
         return self._hub.connection(
             tenant_id=account.tenant_id,
             connector=manifest.id,
             connection_id=account.connection_id,
-            base_url=base_url or None,
+            base_url=base_url,
             auth=auth,
             secret_fields=self._secret_fields(),
             secret_paths=manifest.secret_paths,
@@ -204,3 +245,17 @@ class ConnectorClient:
                 raise RuntimeError(f"connector {self.manifest.id} needs an OAuth2 token source")
             return {"Authorization": f"Bearer {await self._access_token()}"}
         return None
+
+
+def _within(host: str, base_host: str) -> bool:
+    """``host`` is the base URL's host or one under its domain."""
+    host, base_host = host.lower().rstrip("."), base_host.lower().rstrip(".")
+    return host == base_host or host.endswith("." + base_host)
+
+
+def _relative(base: str, url: str) -> str:
+    """A path under the base URL (``/users/me/…`` joins onto ``…/gmail/v1``), or ``url``
+    itself when it is absolute."""
+    if httpx.URL(url).is_absolute_url:
+        return url
+    return str(httpx.URL(base).raw_path.rstrip(b"/").decode() + "/" + url.lstrip("/"))

@@ -29,6 +29,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from casedesk.activities import mailboxes
+from casedesk.activities.add_attachments import Attacher
 from casedesk.activities.base import ActivityContext, Operator
 from casedesk.domain.extensions.registry import ExtensionRegistry
 from casedesk.integrations import imap, smtp
@@ -93,7 +94,7 @@ class MailboxPoller:
         database: Database,
         box: SecretBox,
         extensions: ExtensionRegistry,
-        attacher: mailboxes.Attacher,
+        attacher: Attacher,
         *,
         allow_plain: bool = False,
         timeout: float = 30.0,

@@ -34,6 +34,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from casedesk.activities.add_attachments import Attacher, IncomingFile, MissingFile
 from casedesk.activities.add_comment import AddCommentActivity, CommentParams
 from casedesk.activities.apply_action import ActionParams, ApplyActionActivity
 from casedesk.activities.base import ActivityContext, ConcurrentChange, Operator
@@ -70,6 +71,7 @@ from casedesk.domain.workflows import (
     WorkflowSpec,
     passes,
 )
+from casedesk.integrations.channel_files import ChannelFile, fetch_files
 from casedesk.integrations.connector_hooks import hooks_of
 from casedesk.integrations.errors import OutboundRateLimited, ResponseTooLarge, UpstreamUnreachable
 from casedesk.integrations.expressions import ExpressionError, render, render_tree, select
@@ -96,6 +98,8 @@ from casedesk.store.unit_of_work import UnitOfWork
 
 log = get_logger(__name__)
 
+ATTACHING = frozenset({"opened", "followed_up", "commented"})
+"""Outcomes of ``channels.receive`` that made a case or a comment the message's files go on."""
 RETRY_DELAYS: tuple[timedelta, ...] = (
     timedelta(seconds=15),
     timedelta(minutes=1),
@@ -324,8 +328,11 @@ class Runner:
         enrich: EnrichStage = enrich_entities,
         retry_delays: Sequence[timedelta] = RETRY_DELAYS,
         senders: Senders | None = None,
+        attacher: Attacher | None = None,
     ) -> None:
         self.database = database
+        self.attacher = attacher
+        """Where channel messages' files go; None: a message's files are not fetched."""
         self.senders = senders or Senders()
         self.extensions = extensions
         self.hub = hub
@@ -755,7 +762,8 @@ class Runner:
             raise StepFailed(f"connector {manifest.id!r} is no channel", final=True)
         entity = context["trigger"]
         facts = {"trigger_id": run.source_id, "settings": dict(client.account.settings)}
-        made = hooks_of(manifest).message(trigger.trigger, entity, facts)
+        hooks = hooks_of(manifest)
+        made = hooks.message(trigger.trigger, entity, facts)
         if made is None:
             made = render_tree(manifest.channel.message, {"entity": entity, **facts})
         if not isinstance(made, dict):
@@ -769,6 +777,11 @@ class Runner:
             execution_id=str(run.execution_id),
             traceparent=span.traceparent,
         )
+        files = None
+        wanted = self.attacher is not None and message.kind == "message" and not message.own
+        if wanted and not await self._taken(run, manifest.id, message.id):
+            described = hooks.files(trigger.trigger, entity, facts)
+            files = await self._fetch_files(run, client, described, span.traceparent)
         intake = Intake(
             channel=manifest.id,
             connection_id=trigger.connection_id,
@@ -797,9 +810,60 @@ class Runner:
         }
 
         async def act(activity: ActivityContext) -> dict[str, Any]:
-            return await receive(activity, message, intake)
+            outcome = await receive(activity, message, intake)
+            if files and self.attacher is not None and outcome["outcome"] in ATTACHING:
+                incoming, missing = files
+                outcome["attachments"] = await self.attacher.attach_files(
+                    activity, outcome, incoming, missing
+                )
+            return outcome
 
         return await self._in_case_transaction(run, record, act)
+
+    async def _taken(self, run: _Run, channel: str, message_id: str) -> bool:
+        """The message was taken in before (Slack's ``message`` and ``app_mention`` of one
+        message, a notification repeated): it will be a duplicate, so its files are not
+        downloaded again."""
+        async with UnitOfWork(self.database, run.tenant_id) as uow:
+            return await uow.channel_messages.by_external_id(channel, message_id) is not None
+
+    async def _fetch_files(
+        self,
+        run: _Run,
+        client: ConnectorClient,
+        described: list[ChannelFile],
+        traceparent: str | None,
+    ) -> tuple[list[IncomingFile], list[MissingFile]] | None:
+        """A message's files, fetched before its transaction. A download that may succeed
+        later (a 5xx, no answer) fails the step as transient, so the run is retried with the
+        message; on the last retry the message is taken without that file, which is named
+        as not fetched."""
+        if not described:
+            return None
+        assert self.attacher is not None
+        fetched = await fetch_files(
+            client,
+            described,
+            self.attacher.limits.max_bytes,
+            execution_id=str(run.execution_id),
+            traceparent=traceparent,
+        )
+        if fetched.unavailable and run.retry < len(self.retry_delays):
+            what = "; ".join(f"{u.filename}: {u.note}" for u in fetched.unavailable)
+            raise StepFailed(f"a file of the message could not be fetched ({what})", final=False)
+        incoming = [
+            IncomingFile(
+                got.file.filename,
+                got.file.content_type,
+                got.content,
+                got.content_id,
+                got.file.inline,
+                stated_size=got.over_limit_size,
+            )
+            for got in fetched.files
+        ]
+        missing = [MissingFile(m.filename, m.note) for m in fetched.missing + fetched.unavailable]
+        return incoming, missing
 
     async def _update_case(
         self, run: _Run, step: Step, context: dict[str, Any], record: _Record

@@ -1,6 +1,6 @@
 """Gmail as a channel, end to end: the built-in connector through Pub/Sub pushes at the hook,
 the inbox worker, the resync that reads users.history.list, the enricher (messages.get,
-format=raw), the threading rules and reply delivery with messages.send, against a local Gmail
+format=full), the threading rules and reply delivery with messages.send, against a local Gmail
 (``tests/support/gmail.py``) authorized through a local OAuth server.
 
 A new mail opens one case with its subject, body and sender; a reply in its thread is one
@@ -48,9 +48,9 @@ async def test_a_new_mail_opens_one_case_and_a_reply_in_its_thread_is_a_comment(
     assert found["customer"]["email"] == "ann@example.com"
     assert found["customer"]["name"] == "Ann Smith"
     assert found["channel"] == "gmail"
-    # Each message was fetched once, as raw mail; the old mail was never imported.
+    # Each message was fetched once, as its MIME tree; the old mail was never imported.
     assert [call.path.rsplit("/", 1)[-1] for call in mailbox.calls_to("messages.get")] == [first.id]
-    assert mailbox.calls_to("messages.get")[0].query["format"] == "raw"
+    assert mailbox.calls_to("messages.get")[0].query["format"] == "full"
 
     await mailbox.deliver(mail("Re: Printer on fire", "Still smoking"), thread_of=first.id)
     await gmail.work()

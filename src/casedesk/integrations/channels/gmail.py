@@ -8,6 +8,12 @@ Both are read by ``integrations.mail``, so charsets, encoded words, HTML-only ma
 automatic mail are read the same way as for every mail channel. A message is known by its
 Gmail id and its thread by Gmail's ``threadId``.
 
+Its files: with ``format=full`` each attachment part (a name, or ``Content-Disposition:
+attachment``, or a part that is not text) is a ``ChannelFile`` with its filename, type and
+``Content-ID``: a small part's bytes come in its ``body.data``, a larger one's ``body.attachmentId``
+is fetched with ``users.messages.attachments.get`` (base64url ``data``). A ``format=raw``
+message holds its files already (``mail.attached_parts``).
+
 A message labelled ``SENT`` was sent from the mailbox (casedesk's own replies come back
 through history.list that way): ``own``, never a comment. Drafts, spam and trash are
 ``ignored``. A reply goes out as a base64url RFC 5322 message (``mail.compose_reply``) in the
@@ -19,11 +25,14 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from email.message import Message
 from email.parser import HeaderParser
 from typing import Any
+from urllib.parse import quote
 
 from casedesk.integrations import mail
+from casedesk.integrations.channel_files import ChannelFile
 from casedesk.integrations.connector_hooks import ManifestHooks
 
 IGNORED_LABELS = {"DRAFT": "a draft", "SPAM": "spam", "TRASH": "mail in the trash"}
@@ -85,6 +94,74 @@ def _text_parts(part: Mapping[str, Any]) -> Iterator[mail.TextPart]:
     yield mail.TextPart(mime_type, headers.get_content_charset(), b64url_decode(data))
 
 
+def _file_parts(part: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """The parts of a ``format=full`` payload that are files, as ``mail.attached_parts``
+    takes them from raw mail: a name, an ``attachment`` disposition, or not text."""
+    children = part.get("parts")
+    mime_type = str(part.get("mimeType") or "").lower()
+    if mime_type.startswith("multipart/") or (isinstance(children, list) and children):
+        for child in children if isinstance(children, list) else []:
+            if isinstance(child, Mapping):
+                yield from _file_parts(child)
+        return
+    headers = _part_message(_headers(part))
+    disposition = (headers.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    attached = disposition == "attachment" or bool(part.get("filename") or headers.get_filename())
+    if attached or mime_type.split("/")[0] not in ("text", "multipart", "message", ""):
+        yield part
+
+
+def _file_of(message_id: str, part: Mapping[str, Any]) -> ChannelFile:
+    headers = _part_message(_headers(part))
+    found = part.get("body")
+    body: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    # Gmail gives ``filename`` decoded; the header's (a payload without one) may hold
+    # encoded words.
+    named = headers.get_filename()
+    filename = part.get("filename") or (mail.decode_header_value(named) if named else None)
+    disposition = (headers.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    content_id = str(headers.get("Content-ID") or "").strip().strip("<>").strip()[:255]
+    size = body.get("size")
+    described = ChannelFile(
+        filename=str(filename) if filename else None,
+        content_type=str(part.get("mimeType") or "") or None,
+        size=size if isinstance(size, int) else None,
+        content_id=content_id or None,
+        inline=disposition == "inline",
+    )
+    attachment_id = body.get("attachmentId")
+    if isinstance(attachment_id, str) and attachment_id:
+        path = f"/users/me/messages/{quote(message_id, safe='')}/attachments/"
+        return replace(described, url=path + quote(attachment_id, safe=""), base64_field="data")
+    data = body.get("data")
+    try:
+        content = b64url_decode(data) if isinstance(data, str) else b""
+    except (binascii.Error, ValueError):
+        return replace(described, note="its bytes in the message are not base64url")
+    return replace(described, data=content)
+
+
+def files_of(entity: Mapping[str, Any]) -> list[ChannelFile]:
+    """The files of a message resource: parts to fetch (full) or the raw mail's own."""
+    raw = entity.get("raw")
+    if isinstance(raw, str):
+        return [
+            ChannelFile(
+                filename=part.filename,
+                content_type=part.content_type,
+                size=part.size,
+                content_id=part.content_id,
+                inline=part.inline,
+                data=part.content,
+            )
+            for part in mail.attached_parts(b64url_decode(raw))
+        ]
+    payload = entity.get("payload")
+    message_id = str(entity.get("id") or "")
+    parts = _file_parts(payload) if isinstance(payload, Mapping) else iter(())
+    return [_file_of(message_id, part) for part in parts]
+
+
 def read_entity(entity: Mapping[str, Any]) -> dict[str, Any]:
     """The ``ChannelMessage`` fields of the mail in a message resource (raw or full)."""
     raw = entity.get("raw")
@@ -124,6 +201,11 @@ class GmailHooks(ManifestHooks):
             "own": "SENT" in labels,
             "reply": {"thread_id": thread_id},
         }
+
+    def files(self, trigger: str, entity: Any, context: Mapping[str, Any]) -> list[ChannelFile]:
+        if not isinstance(entity, Mapping):
+            return []
+        return files_of(entity)
 
     def outgoing(
         self, action: str, reply: Mapping[str, Any], context: Mapping[str, Any]

@@ -11,6 +11,14 @@ carries ``X-Casedesk-Message-Id`` (Graph keeps custom ``x-`` headers), so it is 
 it comes back; a draft is ignored. A reply goes out through ``/messages/{id}/reply`` to the
 message answered, as HTML, to the case's requester.
 
+Its files: the message is read with ``$expand=attachments`` (their id, name, type, size and
+``isInline``, not their bytes); each ``fileAttachment`` is then fetched on its own: its bytes
+with ``GET /me/messages/{id}/attachments/{attachment id}/$value``, or for an inline one the
+attachment itself (``contentBytes`` in base64 and the ``contentId`` its ``cid:`` names, which
+the list cannot select). An attached Outlook item (``itemAttachment``:
+a mail, an event, a contact) and a link to a file in OneDrive or SharePoint
+(``referenceAttachment``) are not fetched: they are named as such in the case's history.
+
 **Teams** (``teams``, trigger ``channel_messages``): the entity is a ``chatMessage``. A root
 message is its own thread; a reply (``replyToId``) is in its root's. The body is HTML (or
 text) and becomes text for the case, the HTML kept. Messages of an application
@@ -24,13 +32,24 @@ channel message replies endpoint under the root.
 A mail reply carries the comment's files as ``fileAttachment``s (``contentBytes``), each at
 most 3 MB (a larger one fails the delivery, naming it; the whole request stays within Graph's
 4 MB); a Teams reply carries the text only.
+
+Its files: an image pasted into the message is a hosted content the body's ``<img>`` points at
+(``…/messages/{id}/hostedContents/{hosted id}/$value`` under the connection's Graph address):
+it is fetched and kept inline, with the hosted content's id as its content id. A file shared in
+the message is a ``reference`` attachment to SharePoint or OneDrive, which the Teams
+permissions do not read: it is named as not fetched in the case's history (its link stays in
+the message's HTML).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 
+from casedesk.integrations.channel_files import ChannelFile, b64decode
 from casedesk.integrations.connector_hooks import ManifestHooks
 from casedesk.integrations.mail import html_text, is_automatic
 from casedesk.kit.errors import InvalidInput
@@ -154,6 +173,91 @@ def _chat(message: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, A
     }
 
 
+FILE_ATTACHMENT = "#microsoft.graph.fileAttachment"
+NOT_FETCHED = {
+    "#microsoft.graph.itemAttachment": (
+        "an attached Outlook item (a mail, an event or a contact) is not fetched"
+    ),
+    "#microsoft.graph.referenceAttachment": (
+        "a link to a file in OneDrive or SharePoint is not fetched"
+    ),
+}
+_HOSTED = re.compile(
+    r"""<img\b[^>]*\bsrc\s*=\s*["']([^"']*/hostedContents/([^/"']+)/\$value)["']""", re.I
+)
+"""An image pasted into a Teams message: its hosted content's ``$value`` URL and id."""
+
+
+def _mail_files(message: Mapping[str, Any], context: Mapping[str, Any]) -> list[ChannelFile]:
+    """An Outlook message's attachments, as ``$expand=attachments`` lists them."""
+    message_id = str(message.get("id") or "")
+    found = []
+    for attachment in message.get("attachments") or []:
+        if not isinstance(attachment, Mapping):
+            continue
+        kind = str(attachment.get("@odata.type") or "")
+        size = attachment.get("size")
+        described = ChannelFile(
+            filename=str(attachment.get("name") or "") or None,
+            content_type=str(attachment.get("contentType") or "") or None,
+            size=size if isinstance(size, int) else None,
+            inline=bool(attachment.get("isInline")),
+            content_id=str(attachment.get("contentId") or "").strip("<>") or None,
+        )
+        if kind != FILE_ATTACHMENT:
+            note = NOT_FETCHED.get(kind, f"an attachment of the kind {kind or 'unknown'}")
+            found.append(replace(described, note=note))
+        elif isinstance(attachment.get("contentBytes"), str):
+            found.append(replace(described, data=b64decode(str(attachment["contentBytes"]))))
+        else:
+            path = (
+                f"/me/messages/{quote(message_id, safe='')}"
+                f"/attachments/{quote(str(attachment.get('id') or ''), safe='')}"
+            )
+            found.append(_file_download(described, path))
+    return found
+
+
+def _file_download(described: ChannelFile, path: str) -> ChannelFile:
+    """An inline file's JSON (its ``contentId`` is there only: Graph refuses to ``$select``
+    it in the list); any other file's bytes as they are (``$value``), read to the limit."""
+    if described.inline:
+        return replace(
+            described, url=path, base64_field="contentBytes", content_id_field="contentId"
+        )
+    return replace(described, url=path + "/$value")
+
+
+def _chat_files(message: Mapping[str, Any], context: Mapping[str, Any]) -> list[ChannelFile]:
+    """A Teams message's pasted images (hosted contents) and its shared files (noted)."""
+    html = str(_map(message.get("body")).get("content") or "")
+    found = []
+    for number, (url, hosted_id) in enumerate(dict.fromkeys(_HOSTED.findall(html)), 1):
+        found.append(
+            ChannelFile(
+                filename=f"image-{number}",
+                url=url.replace("&amp;", "&"),
+                content_id=hosted_id,
+                inline=True,
+            )
+        )
+    for attachment in message.get("attachments") or []:
+        if isinstance(attachment, Mapping) and attachment.get("contentType") == "reference":
+            found.append(
+                ChannelFile(
+                    filename=str(attachment.get("name") or "") or None,
+                    note="a file shared from SharePoint or OneDrive is not fetched",
+                )
+            )
+    return found
+
+
+_FILES: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], list[ChannelFile]]] = {
+    "new_mail": _mail_files,
+    "channel_messages": _chat_files,
+}
+
+
 _MESSAGES: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]] = {
     "new_mail": _mail,
     "channel_messages": _chat,
@@ -232,6 +336,10 @@ class GraphHooks(ManifestHooks):
         if build is None:
             return None
         return build(_map(entity), context)
+
+    def files(self, trigger: str, entity: Any, context: Mapping[str, Any]) -> list[ChannelFile]:
+        found = _FILES.get(trigger)
+        return [] if found is None else found(_map(entity), context)
 
     def outgoing(
         self, action: str, reply: Mapping[str, Any], context: Mapping[str, Any]

@@ -10,6 +10,13 @@ message are one message. What is not a person writing (joins, topic changes, oth
 posts, a reply count changing) comes back as ``kind: ignored`` with a note; the bot's own
 posts as ``own``.
 
+Its files: each of a message's ``files`` (or the ``file`` of a ``file_shared`` event) is
+downloaded from its ``url_private_download`` with the bot token (Slack answers the file only
+to a token that may read it, and a sign-in page otherwise); a file the event names only by id
+(``file_access: check_file_info``) is looked up with ``files.info`` first. A deleted file
+(``mode: tombstone``), one that is gone (``file_not_found``, a 404) and a file kept outside
+Slack (``is_external``: Google Drive, Dropbox) are named in the case's history as not fetched.
+
 Slack writes text in mrkdwn: ``<@U123>`` mentions, ``<#C123|general>`` channels,
 ``<https://x|label>`` links, ``<!here>``, and ``&amp;``, ``&lt;``, ``&gt;`` for the three
 characters it escapes. The case reads them as plain text; a reply is escaped the same way.
@@ -22,6 +29,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from casedesk.integrations.channel_files import ChannelFile
 from casedesk.integrations.connector_hooks import ManifestHooks
 
 MAX_TEXT = 40_000
@@ -93,6 +101,42 @@ def _files_text(files: Any) -> list[str]:
         link = file.get("permalink") or file.get("url_private")
         lines.append(f"[file: {name}]" + (f" {link}" if link else ""))
     return lines
+
+
+INFO_FIELDS = {
+    "url": "file.url_private_download",
+    "filename": "file.name",
+    "content_type": "file.mimetype",
+    "size": "file.size",
+}
+"""Where ``files.info``'s answer tells what a message left out of a file."""
+
+
+def file_of(file: Mapping[str, Any]) -> ChannelFile:
+    """One of a message's files, as the download needs it."""
+    size = file.get("size")
+    described = ChannelFile(
+        filename=str(file.get("name") or file.get("title") or "") or None,
+        content_type=str(file.get("mimetype") or "") or None,
+        size=size if isinstance(size, int) else None,
+    )
+    name = described.name if described.filename else str(file.get("id") or "a file")
+    if file.get("mode") == "tombstone" or file.get("is_deleted"):
+        return ChannelFile(filename=name, note="deleted in Slack before it was fetched")
+    if file.get("is_external") or file.get("mode") == "external":
+        return ChannelFile(filename=name, note="a file kept outside Slack is not fetched")
+    url = file.get("url_private_download") or file.get("url_private")
+    if isinstance(url, str) and url and file.get("file_access") != "check_file_info":
+        return ChannelFile(described.filename, described.content_type, described.size, url=url)
+    if not file.get("id"):
+        return ChannelFile(filename=name, note="a file without an id or an address")
+    return ChannelFile(
+        described.filename,
+        described.content_type,
+        described.size,
+        info_url=f"/files.info?file={file['id']}",
+        info_fields=INFO_FIELDS,
+    )
 
 
 class _Delivery:
@@ -289,6 +333,15 @@ class SlackHooks(ManifestHooks):
         if build is None:
             return delivery.ignored(f"a {kind or 'nameless'} event is not a message")
         return build(delivery)
+
+    def files(self, trigger: str, entity: Any, context: Mapping[str, Any]) -> list[ChannelFile]:
+        body = entity if isinstance(entity, Mapping) else {}
+        event = body.get("event") if isinstance(body.get("event"), Mapping) else {}
+        assert isinstance(event, Mapping)
+        if event.get("type") == "file_shared":
+            shared = body.get("file")
+            return [file_of(shared)] if isinstance(shared, Mapping) else []
+        return [file_of(file) for file in _list(event.get("files"))]
 
     def outgoing(
         self, action: str, reply: Mapping[str, Any], context: Mapping[str, Any]
