@@ -12,6 +12,7 @@ from casedesk.activities.channel_delivery import DELIVER as DELIVER_REPLY
 from casedesk.activities.dead_letters import REPLAY
 from casedesk.activities.mailboxes import ACKNOWLEDGE, Attacher
 from casedesk.activities.mailboxes import POLL as MAILBOX_POLL
+from casedesk.activities.notify_mail import NOTIFY
 from casedesk.config import Settings
 from casedesk.domain.attachments import AttachmentLimits
 from casedesk.domain.extensions.registry import ExtensionRegistry
@@ -25,7 +26,7 @@ from casedesk.platform.channels import Deliverer, message_domain
 from casedesk.platform.inbox import HookResolutions, Inbox
 from casedesk.platform.instant import CREATE, DELETE, PROCESS, RENEW, RESYNC
 from casedesk.platform.lifecycle import SubscriptionLifecycle
-from casedesk.platform.mail_replies import Acknowledger, MailReplies
+from casedesk.platform.mail_replies import Acknowledger, MailReplies, Notifier
 from casedesk.platform.mailbox_idle import MailboxWatcher
 from casedesk.platform.mailboxes import MailboxPoller
 from casedesk.platform.polling import POLL, Poller
@@ -40,6 +41,7 @@ from casedesk.traces.buffer import TraceBuffer
 from casedesk.traces.hot import HotStore, hot_store
 from casedesk.traces.reader import TraceReader
 from casedesk.worker.automation import Automation
+from casedesk.worker.case_mail import CaseMail
 from casedesk.worker.consumers import ConsumerGroup, Consumers
 from casedesk.worker.dead_letters import DeadLetterReplay
 from casedesk.worker.housekeeping import Housekeeping
@@ -124,8 +126,12 @@ def consumer_groups(container: Container) -> dict[str, ConsumerGroup]:
     sla = Sla(container.database, container.extensions).group()
     timers = Timers(container.database, container.extensions).group()
     webhooks = _webhooks(container).group()
+    case_mail = CaseMail(
+        container.database, container.box, base_url=container.settings.external_url
+    ).group()
     return {
         automation.name: automation,
+        case_mail.name: case_mail,
         sla.name: sla,
         timers.name: timers,
         webhooks.name: webhooks,
@@ -167,6 +173,9 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
         ACKNOWLEDGE: Acknowledger(
             container.database, container.box, timeout=container.settings.imap_timeout_seconds
         ).run_job,
+        NOTIFY: Notifier(
+            container.database, container.box, timeout=container.settings.imap_timeout_seconds
+        ).run_job,
         PROCESS: inbox.run_job,
         CREATE: lifecycle.create_job,
         RENEW: lifecycle.renew_job,
@@ -177,7 +186,11 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
             container.hub,
             container.box,
             domain=message_domain(container.settings.external_url),
-            mail=MailReplies(container.box, timeout=container.settings.imap_timeout_seconds),
+            mail=MailReplies(
+                container.box,
+                timeout=container.settings.imap_timeout_seconds,
+                base_url=container.settings.external_url,
+            ),
         ).run_job,
     }
 

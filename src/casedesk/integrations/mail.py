@@ -380,13 +380,15 @@ def compose_reply(
     *,
     sender: Mapping[str, Any] | None = None,
     automatic: bool = False,
+    auto_submitted: str | None = None,
     date: str | None = None,
 ) -> bytes:
     """An agent's reply (a ``Reply`` as a dict) as an RFC 5322 message: ``multipart/
     alternative`` with the plain text and the HTML, its own ``Message-ID``, ``In-Reply-To``
     and ``References`` that keep it in the thread, and ``Auto-Submitted: auto-replied`` only
-    when ``automatic`` (a message casedesk writes without an agent). ``sender``: the From
-    address and name (none: the provider fills in the account's own)."""
+    when ``automatic`` (a message casedesk writes without an agent), or the
+    ``auto_submitted`` value given (``auto-generated`` for mail that answers nothing).
+    ``sender``: the From address and name (none: the provider fills in the account's own)."""
     message = EmailMessage(policy=email.policy.SMTP)
     if sender and sender.get("address"):
         message["From"] = _address(sender)
@@ -403,8 +405,8 @@ def compose_reply(
             references.append(str(answered).strip("<>"))
     if references:
         message["References"] = " ".join(f"<{key}>" for key in references)
-    if automatic:
-        message["Auto-Submitted"] = "auto-replied"
+    if auto_submitted or automatic:
+        message["Auto-Submitted"] = auto_submitted or "auto-replied"
     message.set_content(str(reply.get("text") or ""))
     if reply.get("html"):
         message.add_alternative(str(reply["html"]), subtype="html")

@@ -59,7 +59,7 @@ TEXTS = (
     "dkim_selector",
 )
 """The form's text inputs and choices, by the API's field names."""
-CHECKS = ("tls_verify", "enabled", "acknowledge")
+CHECKS = ("tls_verify", "enabled", "acknowledge", "notifications")
 BLANK_IS_NONE = (
     "port",
     "tls_ca",
@@ -147,6 +147,7 @@ def _as_form(mailbox: Mailbox) -> dict[str, Any]:
         "from_name": mailbox.from_name or "",
         "dkim_selector": mailbox.dkim_selector or "",
         "acknowledge": mailbox.acknowledge,
+        "notifications": mailbox.notifications,
     }
 
 
@@ -160,6 +161,7 @@ NEW = {
     "enabled": True,
     "smtp_security": "starttls",
     "acknowledge": True,
+    "notifications": False,
 }
 
 

@@ -174,6 +174,7 @@ def _sign_in_page(
     email: str = "",
     error: str | None = None,
     sent: bool = False,
+    mailed: bool = False,
     link: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
@@ -186,6 +187,7 @@ def _sign_in_page(
         email=email,
         error=error,
         sent=sent,
+        mailed=mailed,
         link=link,
         form_token=token,
     )
@@ -205,9 +207,12 @@ async def ask_for_link(request: Request, seen: VisitDep) -> Response:
     await check_form_token(request)
     email = str((await request.form()).get("email", ""))[:320]
     container = container_of(request)
+    base = container.settings.public_url or str(request.base_url)
     try:
         async with seen.work(request) as uow:
-            issued = await signing.issue_link(uow, None, email=email)
+            issued, mailed = await signing.ask_for_link(
+                uow, container.box, email=email, base_url=base, workspace=seen.workspace
+            )
     except InvalidInput:
         return _sign_in_page(request, seen, email=email, error="address", status=422)
     except signing.LinkTooSoon as soon:
@@ -215,10 +220,9 @@ async def ask_for_link(request: Request, seen: VisitDep) -> Response:
         page.headers["Retry-After"] = str(soon.extra.get("retry_after", 60))
         return page
     link = None
-    if container.settings.shows_portal_links:
-        base = container.settings.public_url or str(request.base_url)
+    if not mailed and container.settings.shows_portal_links:
         link = signing.link_url(base, seen.workspace, issued.token)
-    return _sign_in_page(request, seen, email=email, sent=True, link=link)
+    return _sign_in_page(request, seen, email=email, sent=True, mailed=mailed, link=link)
 
 
 @router.get("/portal/{workspace}/link/{token}", response_class=HTMLResponse)
