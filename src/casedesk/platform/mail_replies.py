@@ -265,7 +265,7 @@ class Notifier:
         if accepted.refused:
             log.warning("mail refused", kind=kind, job_id=str(job.id), refused=accepted.refused)
         case_id = job.payload.get("case_id")
-        if job.payload.get("mailbox_id") and case_id:
+        if case_id and prepared.outgoing.reply.in_reply_to:  # in the thread of a mail case
             async with UnitOfWork(self.database, job.tenant_id) as uow:
                 await uow.begin_write()
                 await _remember(uow, uuid.UUID(str(case_id)), prepared)
