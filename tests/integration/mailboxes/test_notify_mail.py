@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import select, update
 
 from casedesk.activities.notify_mail import NOTIFY
@@ -494,3 +496,26 @@ async def test_a_mail_case_is_told_solved_in_its_thread_through_its_mailbox(
     assert f"[#{case['number']}]" in sent["Subject"]
     assert sent["Auto-Submitted"] == "auto-generated"
     assert sent["Message-ID"].endswith(f"@{mail_desk.user.rpartition('@')[2]}>")
+
+
+async def test_a_user_s_language_is_the_mail_s_and_it_is_signed_with_the_dkim_key(
+    mail_desk: MailDesk, smtp: SmtpTestServer, container: Container
+) -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    await mail_desk.create(**_outgoing(mail_desk, smtp, dkim_selector="desk", dkim_private_key=pem))
+    user = await _new_user(mail_desk, "mei@example.net")
+    async with container.unit_of_work(mail_desk.desk.tenant.id) as uow:
+        await uow.begin_write()
+        (await uow.users.get(uuid.UUID(user["id"]))).locale = "zh-Hans"
+        await uow.commit()
+    assert (await _password_link(mail_desk, user["id"]))["sent"] is True
+    await _send(container, mail_desk)
+    (received,) = smtp.messages
+    assert received.content.startswith(b"DKIM-Signature:")
+    domain = mail_desk.user.rpartition("@")[2]
+    assert f"d={domain}".encode() in received.content.split(b"\r\n\r\n", 1)[0]
+    sent = _mail(smtp)
+    assert sent["Subject"] == f"admin 邀请您加入 {mail_desk.desk.tenant.slug}"
