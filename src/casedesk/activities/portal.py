@@ -14,6 +14,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
 from pydantic import TypeAdapter
 from sqlalchemy.exc import IntegrityError
@@ -73,9 +74,11 @@ class CustomerSession:
     csrf_token: str
 
 
-def link_url(base: str, workspace: str, token: str) -> str:
-    """Where a sign-in link points: the portal's page that spends it."""
-    return f"{base.rstrip('/')}/portal/{workspace}/link/{token}"
+def link_url(base: str, workspace: str, token: str, *, then: str | None = None) -> str:
+    """Where a sign-in link points: the portal's page that spends it (``then``: the portal
+    page it leads to afterwards, e.g. the case a rating link was for)."""
+    url = f"{base.rstrip('/')}/portal/{workspace}/link/{token}"
+    return url if then is None else f"{url}?next={quote(then, safe='/')}"
 
 
 def address_of(value: str) -> str:
@@ -114,7 +117,13 @@ async def issue_link(
 
 
 async def ask_for_link(
-    uow: UnitOfWork, box: SecretBox, *, email: str, base_url: str, workspace: str
+    uow: UnitOfWork,
+    box: SecretBox,
+    *,
+    email: str,
+    base_url: str,
+    workspace: str,
+    then: str | None = None,
 ) -> tuple[PortalLinkIssued, bool]:
     """The customer asking on the portal: ``issue_link``, and the link mailed to them
     (``portal_sign_in``) when the tenant can send mail, in the same transaction. The
@@ -133,7 +142,7 @@ async def ask_for_link(
                 "desk": notify_mail.desk_of(tenant.name),
                 "minutes": int(PORTAL_LINK_LIFETIME.total_seconds() // 60),
             },
-            link=link_url(base_url, workspace, issued.token),
+            link=link_url(base_url, workspace, issued.token, then=then),
         )
     await uow.commit()
     return issued, mailed

@@ -243,9 +243,10 @@ RESET_EVERY = timedelta(seconds=60)
 
 async def request_reset(uow: UnitOfWork, box: SecretBox, *, email: str, base_url: str) -> None:
     """The sign-in page's "forgot your password?": a reset link mailed to the active user
-    with this address, when the tenant (``uow``'s) can send mail. Nothing tells whether the address is known:
-    an unknown one, a deactivated user, a tenant without mail and a second request within
-    ``RESET_EVERY`` (the throttle) all return as a sent one does, and send nothing."""
+    with this address, when the tenant (``uow``'s) can send mail. Nothing tells whether the
+    address is known: an unknown one, a deactivated user, a tenant without mail and a second
+    request within ``RESET_EVERY`` (the throttle) all return as a sent one does, and send
+    nothing."""
     if "@" not in email:
         return
     await uow.begin_write()

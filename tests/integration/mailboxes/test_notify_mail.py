@@ -78,7 +78,8 @@ def _link(sent: EmailMessage, marker: str) -> str:
     found = re.search(rf"https?://\S*{re.escape(marker)}\S*", _text(sent))
     assert found is not None, _text(sent)
     parts = urlsplit(found.group(0))
-    return parts.path + (f"#{parts.fragment}" if parts.fragment else "")
+    query = f"?{parts.query}" if parts.query else ""
+    return parts.path + query + (f"#{parts.fragment}" if parts.fragment else "")
 
 
 async def _send(container: Container, mail_desk: MailDesk) -> None:
@@ -346,9 +347,13 @@ async def _ask_portal(client: httpx.AsyncClient, workspace: str, address: str) -
 
 
 async def _spend(client: httpx.AsyncClient, path: str) -> httpx.Response:
+    """The link page, and its one button pressed (the form as the browser posts it)."""
     page = await client.get(path)
     assert page.status_code == 200, page.text
-    return await client.post(path, data={"form_token": hidden(page.text, "form_token")})
+    form = {"form_token": hidden(page.text, "form_token")}
+    if 'name="next"' in page.text:
+        form["next"] = hidden(page.text, "next")
+    return await client.post(path.partition("?")[0], data=form)
 
 
 async def test_a_portal_sign_in_link_is_mailed_and_signs_in(
@@ -396,17 +401,6 @@ async def test_a_busy_server_is_tried_again_and_a_refusal_is_final(
     assert "/link/" not in str(busy.payload), "the link is sealed in the job"
 
 
-async def _portal_sign_in(
-    client: httpx.AsyncClient, container: Container, mail_desk: MailDesk, smtp: SmtpTestServer
-) -> None:
-    """The customer signs in to the portal by the link mailed to them."""
-    tenant = mail_desk.desk.tenant
-    await _ask_portal(client, tenant.slug, "lee@example.net")
-    await _send(container, mail_desk)
-    assert (await _spend(client, _link(_mail(smtp), "/link/"))).status_code == 303
-    smtp.messages.clear()
-
-
 async def test_a_solved_case_is_mailed_once_per_solve_with_its_rating_link(
     mail_desk: MailDesk, smtp: SmtpTestServer, container: Container, client: httpx.AsyncClient
 ) -> None:
@@ -442,9 +436,32 @@ async def test_a_solved_case_is_mailed_once_per_solve_with_its_rating_link(
         await _send(container, mail_desk)
         assert len(smtp.messages) == 2
 
+    # Followed by a customer not signed in: sign in by mail, then back at the rating form.
     smtp.messages.clear()
-    await _portal_sign_in(client, container, mail_desk, smtp)
-    page = await client.get(rating.partition("#")[0])
+    case_path = rating.partition("#")[0]
+    away = await client.get(case_path)
+    assert away.status_code == 303
+    assert away.headers["location"] == f"/portal/{desk.tenant.slug}?next={case_path}"
+    sign_in_page = await client.get(away.headers["location"])
+    assert hidden(sign_in_page.text, "next") == case_path
+    for elsewhere in ("//evil.example/x", "/app", f"/portal/{desk.tenant.slug}/sign-out"):
+        other = await client.get(f"/portal/{desk.tenant.slug}", params={"next": elsewhere})
+        assert 'name="next"' not in other.text, "only the portal's case pages"
+    asked = await client.post(
+        f"/portal/{desk.tenant.slug}/sign-in",
+        data={
+            "form_token": hidden(sign_in_page.text, "form_token"),
+            "email": "lee@example.net",
+            "next": case_path,
+        },
+    )
+    assert "Check your mail" in asked.text
+    await _send(container, mail_desk)
+    link = _link(_mail(smtp), "/link/")
+    spent = await _spend(client, link)
+    assert spent.status_code == 303
+    assert spent.headers["location"] == case_path
+    page = await client.get(case_path)
     assert page.status_code == 200
     assert 'id="rate"' in page.text
     assert 'name="score"' in page.text
