@@ -13,6 +13,7 @@ from casedesk.activities.channel_delivery import DELIVER as DELIVER_REPLY
 from casedesk.activities.dead_letters import REPLAY
 from casedesk.activities.mailboxes import ACKNOWLEDGE
 from casedesk.activities.mailboxes import POLL as MAILBOX_POLL
+from casedesk.activities.notify_mail import NOTIFY
 from casedesk.config import Settings
 from casedesk.domain.attachments import AttachmentLimits
 from casedesk.domain.extensions.registry import ExtensionRegistry
@@ -26,7 +27,7 @@ from casedesk.platform.channels import Deliverer, message_domain
 from casedesk.platform.inbox import HookResolutions, Inbox
 from casedesk.platform.instant import CREATE, DELETE, PROCESS, RENEW, RESYNC
 from casedesk.platform.lifecycle import SubscriptionLifecycle
-from casedesk.platform.mail_replies import Acknowledger, MailReplies
+from casedesk.platform.mail_replies import Acknowledger, MailReplies, Notifier
 from casedesk.platform.mailbox_idle import MailboxWatcher
 from casedesk.platform.mailboxes import MailboxPoller
 from casedesk.platform.polling import POLL, Poller
@@ -42,6 +43,7 @@ from casedesk.traces.buffer import TraceBuffer
 from casedesk.traces.hot import HotStore, hot_store
 from casedesk.traces.reader import TraceReader
 from casedesk.worker.automation import Automation
+from casedesk.worker.case_mail import CaseMail
 from casedesk.worker.consumers import ConsumerGroup, Consumers
 from casedesk.worker.dead_letters import DeadLetterReplay
 from casedesk.worker.housekeeping import Housekeeping
@@ -126,8 +128,12 @@ def consumer_groups(container: Container) -> dict[str, ConsumerGroup]:
     sla = Sla(container.database, container.extensions).group()
     timers = Timers(container.database, container.extensions).group()
     webhooks = _webhooks(container).group()
+    case_mail = CaseMail(
+        container.database, container.box, base_url=container.settings.external_url
+    ).group()
     return {
         automation.name: automation,
+        case_mail.name: case_mail,
         sla.name: sla,
         timers.name: timers,
         webhooks.name: webhooks,
@@ -172,6 +178,9 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
             timeout=container.settings.imap_timeout_seconds,
             recorder=container.traces,
         ).run_job,
+        NOTIFY: Notifier(
+            container.database, container.box, timeout=container.settings.imap_timeout_seconds
+        ).run_job,
         PROCESS: inbox.run_job,
         CREATE: lifecycle.create_job,
         RENEW: lifecycle.renew_job,
@@ -188,6 +197,7 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
                 blobs=container.blobs,
                 files_max_bytes=container.settings.attachment_max_bytes,
                 recorder=container.traces,
+                base_url=container.settings.external_url,
             ),
             blobs=container.blobs,
             files_max_bytes=container.settings.attachment_max_bytes,

@@ -164,10 +164,11 @@ class Settings(BaseSettings):
     )
     portal_links_on_screen: bool | None = Field(
         default=None,
-        description="show a customer's portal sign-in link on the screen instead of mailing "
-        "it (no mail is sent yet): unset means yes in the embedded mode (SQLite), where the "
-        "portal is tried on one machine, and no with a database server, where the link "
-        "reaches the customer through an agent (`casedesk portal link` or the API)",
+        description="show a customer's portal sign-in link on the screen when the tenant has "
+        "no mailbox that sends its mail (with one, the link is mailed): unset means yes in "
+        "the embedded mode (SQLite), where the portal is tried on one machine, and no with "
+        "a database server, where the link reaches the customer through an agent "
+        "(`casedesk portal link` or the API)",
     )
     outbound_allowed_networks: str = Field(
         default="",

@@ -127,6 +127,8 @@ async def create_mailbox(
         mailbox.smtp_port = SMTP_PORTS[spec.smtp_security]
     _seal_outgoing(mailbox, box, spec.smtp_password, spec.dkim_private_key)
     mailbox.last_count, mailbox.failures = 0, 0
+    if mailbox.notifications:
+        await _sole_sender(uow, mailbox)
     uow.mailboxes.add(mailbox)
     await uow.flush()
     if mailbox.enabled:
@@ -173,6 +175,8 @@ async def update_mailbox(
         raise InvalidInput("dkim_selector and dkim_private_key go together", field="dkim_selector")
     if {"host", "port", "username", "folder"} & set(given):
         mailbox.uidvalidity, mailbox.last_uid = None, 0  # another folder: a cursor of its own
+    if mailbox.notifications:
+        await _sole_sender(uow, mailbox)
     if mailbox.enabled:
         await plan_poll(uow, mailbox)
     else:
@@ -206,6 +210,19 @@ CLEARABLE = frozenset(
 """Fields a change may set to null (the others always have a value)."""
 WRITE_ONLY = frozenset({"smtp_password", "dkim_private_key"})
 """Fields sealed rather than stored as given, never answered."""
+
+
+async def _sole_sender(uow: UnitOfWork, mailbox: Mailbox) -> None:
+    """The mailbox becomes the one the tenant's own mail goes out through: it needs an
+    outgoing server, and every other mailbox of the tenant stops being it."""
+    if mailbox.smtp_host is None:
+        raise InvalidInput(
+            "a mailbox that sends the tenant's mail needs an outgoing (SMTP) server; set smtp_host",
+            field="notifications",
+        )
+    for other in await uow.mailboxes.lock_all():
+        if other.id != mailbox.id and other.notifications:
+            other.notifications = False
 
 
 def _seal_outgoing(

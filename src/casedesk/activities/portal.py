@@ -14,10 +14,12 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
 from pydantic import TypeAdapter
 from sqlalchemy.exc import IntegrityError
 
+from casedesk.activities import notify_mail
 from casedesk.domain.identity.principal import Principal
 from casedesk.domain.identity.roles import Role
 from casedesk.domain.identity.sessions import (
@@ -31,6 +33,7 @@ from casedesk.domain.identity.sessions import (
     session_ended,
 )
 from casedesk.kit.clock import utcnow
+from casedesk.kit.crypto import SecretBox
 from casedesk.kit.errors import CasedeskError, InvalidInput, NotFound, Unauthenticated
 from casedesk.kit.text import Email
 from casedesk.store.models import Customer, PortalLink, PortalSession, Tenant
@@ -71,9 +74,11 @@ class CustomerSession:
     csrf_token: str
 
 
-def link_url(base: str, workspace: str, token: str) -> str:
-    """Where a sign-in link points: the portal's page that spends it."""
-    return f"{base.rstrip('/')}/portal/{workspace}/link/{token}"
+def link_url(base: str, workspace: str, token: str, *, then: str | None = None) -> str:
+    """Where a sign-in link points: the portal's page that spends it (``then``: the portal
+    page it leads to afterwards, e.g. the case a rating link was for)."""
+    url = f"{base.rstrip('/')}/portal/{workspace}/link/{token}"
+    return url if then is None else f"{url}?next={quote(then, safe='/')}"
 
 
 def address_of(value: str) -> str:
@@ -106,6 +111,46 @@ async def issue_link(
     customer (through the API), or None: the customer asking on the portal, where one link
     a minute is the most an address gets, or an operator at the CLI (``throttled=False``).
     """
+    issued = await _issue(uow, actor, email=email, throttled=throttled)
+    await uow.commit()
+    return issued
+
+
+async def ask_for_link(
+    uow: UnitOfWork,
+    box: SecretBox,
+    *,
+    email: str,
+    base_url: str,
+    workspace: str,
+    then: str | None = None,
+) -> tuple[PortalLinkIssued, bool]:
+    """The customer asking on the portal: ``issue_link``, and the link mailed to them
+    (``portal_sign_in``) when the tenant can send mail, in the same transaction. The
+    second value says whether it was mailed."""
+    issued = await _issue(uow, None, email=email, throttled=True)
+    mailed = await notify_mail.can_send(uow)
+    if mailed:
+        tenant = await uow.tenants.get(issued.customer.tenant_id)
+        await notify_mail.plan_mail(
+            uow,
+            box,
+            kind="portal_sign_in",
+            to=notify_mail.Recipient(issued.customer.email, issued.customer.name),
+            language=None,
+            values={
+                "desk": notify_mail.desk_of(tenant.name),
+                "minutes": int(PORTAL_LINK_LIFETIME.total_seconds() // 60),
+            },
+            link=link_url(base_url, workspace, issued.token, then=then),
+        )
+    await uow.commit()
+    return issued, mailed
+
+
+async def _issue(
+    uow: UnitOfWork, actor: Principal | None, *, email: str, throttled: bool
+) -> PortalLinkIssued:
     if actor is not None:
         actor.require(Role.AGENT, "giving a customer a portal link")
     address = address_of(email)
@@ -130,7 +175,6 @@ async def issue_link(
             expires_at=now + PORTAL_LINK_LIFETIME,
         )
     )
-    await uow.commit()
     return PortalLinkIssued(customer, token.plaintext, now + PORTAL_LINK_LIFETIME)
 
 

@@ -11,7 +11,11 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
+from casedesk.activities import notify_mail
+from casedesk.domain import notifications
 from casedesk.domain.identity import passwords
 from casedesk.domain.identity.principal import Principal, principal_of
 from casedesk.domain.identity.roles import Role
@@ -26,6 +30,7 @@ from casedesk.domain.identity.sessions import (
 )
 from casedesk.domain.identity.users import normalise_email
 from casedesk.kit.clock import utcnow
+from casedesk.kit.crypto import SecretBox
 from casedesk.kit.errors import CasedeskError, InvalidInput, NotFound, Unauthenticated
 from casedesk.store.models import OneTimeLink, Tenant, User, WebSession
 from casedesk.store.unit_of_work import UnitOfWork
@@ -195,6 +200,111 @@ async def issue_link(
     """A one-time link for the user to set a password: an invitation for someone without
     one, a reset otherwise (unless ``purpose`` says). It replaces the user's earlier unused
     links."""
+    issued, _ = await _issue(uow, actor, user_id, purpose)
+    await uow.commit()
+    return issued
+
+
+@dataclass(frozen=True, slots=True)
+class HandedLink:
+    issued: IssuedLink
+    url: str
+    mailed_to: str | None
+    """The address the link was mailed to; none: the tenant cannot send mail, show it."""
+
+
+async def hand_out_link(
+    uow: UnitOfWork,
+    actor: Principal,
+    box: SecretBox,
+    *,
+    user_id: uuid.UUID,
+    base_url: str,
+    purpose: str | None = None,
+) -> HandedLink:
+    """``issue_link``, and the link mailed to the user (an ``invitation`` or a
+    ``password_reset``, in their language) when the tenant can send mail, in the same
+    transaction."""
+    issued, user = await _issue(uow, actor, user_id, purpose)
+    url = link_url(base_url, issued.token)
+    mailed = await _mail_link(uow, box, user, issued, url, inviter=actor.name)
+    await uow.commit()
+    return HandedLink(issued, url, user.email if mailed else None)
+
+
+def link_url(base_url: str, token: str) -> str:
+    """Where a password link points: the page that sets the password."""
+    return f"{base_url.rstrip('/')}/set-password/{token}"
+
+
+RESET_EVERY = timedelta(seconds=60)
+"""A self-service reset makes at most one link a minute for an account."""
+
+
+async def request_reset(uow: UnitOfWork, box: SecretBox, *, email: str, base_url: str) -> None:
+    """The sign-in page's "forgot your password?": a reset link mailed to the active user
+    with this address, when the tenant (``uow``'s) can send mail. Nothing tells whether the
+    address is known: an unknown one, a deactivated user, a tenant without mail and a second
+    request within ``RESET_EVERY`` (the throttle) all return as a sent one does, and send
+    nothing."""
+    if "@" not in email:
+        return
+    await uow.begin_write()
+    if not await notify_mail.can_send(uow):
+        return
+    user = await uow.users.by_email(normalise_email(email))
+    if user is None or not user.active:
+        return
+    newest = await uow.links.newest_of(user.id)
+    if newest is not None and utcnow() - newest < RESET_EVERY:
+        return
+    issued, user = await _issue(uow, None, user.id, "reset")
+    await _mail_link(uow, box, user, issued, link_url(base_url, issued.token), inviter=None)
+    await uow.commit()
+
+
+async def _mail_link(
+    uow: UnitOfWork,
+    box: SecretBox,
+    user: User,
+    issued: IssuedLink,
+    url: str,
+    *,
+    inviter: str | None,
+) -> bool:
+    """The link as mail to the user, planned in the transaction; False: none can be sent."""
+    if not await notify_mail.can_send(uow):
+        return False
+    tenant = await uow.tenants.get(user.tenant_id)
+    lifetime = link_lifetime(issued.link.purpose)
+    values: dict[str, Any] = {
+        "desk": notify_mail.desk_of(tenant.name),
+        "user": {"name": user.name, "email": user.email},
+    }
+    if issued.link.purpose == "invite":
+        kind: notifications.Kind = "invitation"
+        values |= {
+            "inviter": {"name": inviter or tenant.name},
+            "hours": int(lifetime.total_seconds() // 3600),
+        }
+    else:
+        kind = "password_reset"
+        values["minutes"] = int(lifetime.total_seconds() // 60)
+    await notify_mail.plan_mail(
+        uow,
+        box,
+        kind=kind,
+        to=notify_mail.Recipient(user.email, user.name),
+        language=user.locale,
+        values=values,
+        link=url,
+    )
+    return True
+
+
+async def _issue(
+    uow: UnitOfWork, actor: Principal | None, user_id: uuid.UUID, purpose: str | None
+) -> tuple[IssuedLink, User]:
     if actor is not None:
         actor.require(Role.ADMIN, "inviting a user or resetting a password")
     if purpose not in (None, "invite", "reset"):
@@ -217,8 +327,7 @@ async def issue_link(
             expires_at=now + link_lifetime(purpose),
         )
     )
-    await uow.commit()
-    return IssuedLink(link=link, token=token.plaintext)
+    return IssuedLink(link=link, token=token.plaintext), user
 
 
 async def open_link(uow: UnitOfWork, token: str) -> tuple[OneTimeLink, User, Tenant]:

@@ -79,6 +79,12 @@ class MailboxSpec(_Fields):
     acknowledge: bool = Field(
         default=True, description="answer a mail that opens a case with 'case received'"
     )
+    notifications: bool = Field(
+        default=False,
+        description="the tenant's own mail (invitations, password resets, portal sign-in "
+        "links, 'solved') goes out through this mailbox; setting it clears it on the others; "
+        "needs an outgoing server",
+    )
 
     @model_validator(mode="after")
     def _move_needs_a_folder(self) -> MailboxSpec:
@@ -123,6 +129,7 @@ class MailboxChanges(_Fields):
     dkim_selector: Selector | None = None
     dkim_private_key: PrivateKey | None = None
     acknowledge: bool | None = None
+    notifications: bool | None = None
 
 
 def check_move(after_fetch: str, move_to: str | None, folder: str) -> None:

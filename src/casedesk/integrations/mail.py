@@ -396,14 +396,16 @@ def compose_reply(
     *,
     sender: Mapping[str, Any] | None = None,
     automatic: bool = False,
+    auto_submitted: str | None = None,
     date: str | None = None,
     files: Sequence[OutgoingFile] = (),
 ) -> bytes:
     """An agent's reply (a ``Reply`` as a dict) as an RFC 5322 message: ``multipart/
     alternative`` with the plain text and the HTML, its own ``Message-ID``, ``In-Reply-To``
     and ``References`` that keep it in the thread, and ``Auto-Submitted: auto-replied`` only
-    when ``automatic`` (a message casedesk writes without an agent). ``sender``: the From
-    address and name (none: the provider fills in the account's own).
+    when ``automatic`` (a message casedesk writes without an agent), or the
+    ``auto_submitted`` value given (``auto-generated`` for mail that answers nothing).
+    ``sender``: the From address and name (none: the provider fills in the account's own).
 
     With ``files`` the message is ``multipart/mixed``: the text/HTML alternative first, then
     each file as an attachment part (base64, its media type, its name as ``filename``, RFC
@@ -424,8 +426,8 @@ def compose_reply(
             references.append(str(answered).strip("<>"))
     if references:
         message["References"] = " ".join(f"<{key}>" for key in references)
-    if automatic:
-        message["Auto-Submitted"] = "auto-replied"
+    if auto_submitted or automatic:
+        message["Auto-Submitted"] = auto_submitted or "auto-replied"
     message.set_content(str(reply.get("text") or ""))
     if reply.get("html"):
         message.add_alternative(str(reply["html"]), subtype="html")

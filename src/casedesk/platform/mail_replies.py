@@ -7,6 +7,9 @@ when it has one. Its Message-ID is on the mailbox's domain (``casedesk.<comment>
 the same on every attempt), and ``In-Reply-To`` / ``References`` come from the thread, so
 the customer's mail client threads it and the customer's answer finds the case again.
 
+The mail is the ``agent_reply`` template (the tenant's, or the built-in one) around the
+agent's text, with the agent's name and the case's page on the portal.
+
 A mailbox without an outgoing server, one that was deleted, or a case without a customer
 address is a final failure that says so; an SMTP refusal is final or retried as
 ``integrations.smtp`` classifies it (5xx final, 4xx and the network retried).
@@ -21,15 +24,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from casedesk.activities import mailboxes
+from casedesk.activities import mailboxes, notification_templates, notify_mail
 from casedesk.activities.channels import Outgoing
 from casedesk.domain import notifications
 from casedesk.domain.channels import Reply
 from casedesk.integrations import mail, smtp
 from casedesk.kit.crypto import SecretBox
+from casedesk.kit.errors import InvalidInput
 from casedesk.kit.logging import get_logger
 from casedesk.kit.tracing import TraceContext, parse_traceparent
 from casedesk.platform import reply_files
@@ -97,12 +102,15 @@ class MailReplies:
         box: SecretBox,
         *,
         timeout: float,
+        base_url: str,
         blobs: BlobStore | None = None,
         files_max_bytes: int = 25 * 1024 * 1024,
         recorder: TraceRecorder | None = None,
     ) -> None:
         self.box = box
         self.timeout = timeout
+        self.base_url = base_url
+        """Where the portal is: the reply links the customer's case on it."""
         self.blobs = blobs
         """Where the comments' files are read from (none: a reply with files fails)."""
         self.files_max_bytes = files_max_bytes
@@ -138,7 +146,8 @@ class MailReplies:
         # The comment's Message-ID, on the mailbox's domain rather than casedesk's host.
         local = str(outgoing.reply.message_id).rpartition("@")[0]
         message_id = f"{local}@{mailboxes.domain_of(mailbox.address)}"
-        reply = outgoing.reply.model_copy(update={"message_id": message_id})
+        reply = await self._through_template(uow, outgoing.reply)
+        reply = reply.model_copy(update={"message_id": message_id})
         outgoing = replace(outgoing, reply=reply)
         sender = {"address": mailbox.address, "name": mailbox.from_name}
         files = await self._files(reply)
@@ -159,6 +168,29 @@ class MailReplies:
         if self.blobs is None:
             raise StepFailed("this process cannot read the reply's files", final=False)
         return await reply_files.load(self.blobs, reply.attachments, limit=self.files_max_bytes)
+
+    async def _through_template(self, uow: UnitOfWork, reply: Reply) -> Reply:
+        """The agent's text as the ``agent_reply`` mail: its subject, text and HTML."""
+        assert uow.tenant_id is not None
+        tenant = await uow.tenants.get(uow.tenant_id)
+        customer = reply.to[0] if reply.to else None
+        number = int(reply.case["number"])
+        values = {
+            "desk": notify_mail.desk_of(tenant.name),
+            "case": {"number": number, "title": reply.case.get("title")},
+            "customer": {
+                "name": None if customer is None else customer.name,
+                "email": None if customer is None else customer.address,
+            },
+            "agent": {"name": reply.comment.get("author_name") or tenant.name},
+            "comment": {"text": reply.text},
+            "portal_url": notify_mail.portal_case_url(self.base_url, tenant.slug, number),
+        }
+        language = notify_mail.language_of_text(reply.text)
+        rendered = await _render(uow, "agent_reply", values, language=language)
+        return reply.model_copy(
+            update={"subject": rendered.subject, "text": rendered.text, "html": rendered.html}
+        )
 
     async def send(self, prepared: MailSend) -> str:
         """Submit the message; what identifies it at the server (its Message-ID)."""
@@ -236,7 +268,7 @@ class Acknowledger:
             "customer": {"name": customer.name, "email": customer.email},
             "portal_url": None,
         }
-        mail_text = notifications.render("case_received", values, language=language)
+        mail_text = await _render(uow, "case_received", values, language=language)
         first = inbound[0]
         domain = mailboxes.domain_of(mailbox.address)
         reply = {
@@ -272,6 +304,140 @@ class Acknowledger:
                 parent=parse_traceparent(job.traceparent),
                 attempt=max(job.attempts, 1),
             ),
+        )
+
+
+async def _render(
+    uow: UnitOfWork, kind: notifications.Kind, values: dict[str, Any], *, language: str
+) -> notifications.RenderedMail:
+    """``kind`` written with the tenant's own template in ``language``, else the built-in
+    one. An own template that fails with these values (it passed its check with the sample
+    values: a value it divides by is 0 here, a loop does too much) is logged and the
+    built-in one is sent instead: a password reset or an answer to a customer is never lost
+    to a template an admin got wrong."""
+    template = await notification_templates.template_for(uow, kind, language)
+    if template is not None:
+        try:
+            return notifications.render(kind, values, template, language=language)
+        except InvalidInput as failed:
+            log.warning(
+                "the tenant's notification template failed; sent the built-in one",
+                kind=kind,
+                language=language,
+                error=failed.detail,
+            )
+    return notifications.render(kind, values, language=language)
+
+
+class Notifier:
+    """Runs ``mail.notify`` jobs: one of the tenant's own mails (an invitation, a password
+    reset, a portal sign-in link, "solved"), see ``activities.notify_mail``.
+
+    It goes out through the mailbox the job names (the one a mail case came by, in the
+    customer's thread) or else the tenant's chosen mailbox, from its address, with a
+    Message-ID on its domain (the same on every attempt), ``Auto-Submitted`` as the kind's
+    spec says, and signed with its DKIM key when it has one. A transient SMTP failure raises
+    (the job is tried again with backoff); a final one, or a tenant that can no longer send,
+    is logged with the server's answer and given up.
+    """
+
+    def __init__(self, database: Database, box: SecretBox, *, timeout: float) -> None:
+        self.database, self.box, self.timeout = database, box, timeout
+
+    async def run_job(self, job: ScheduledJob) -> str | None:
+        kind: notifications.Kind = job.payload["kind"]
+        async with UnitOfWork(self.database, job.tenant_id) as uow:
+            prepared = await self._prepare(uow, job, kind)
+        if prepared is None:
+            log.warning("mail not sent: the tenant has no mailbox to send it", kind=kind)
+            return None
+        try:
+            accepted = await prepared.submit()
+        except smtp.SmtpFailed as failed:
+            if failed.transient:
+                raise
+            log.warning("mail refused", kind=kind, job_id=str(job.id), error=failed.answer)
+            return None
+        if accepted.refused:
+            log.warning("mail refused", kind=kind, job_id=str(job.id), refused=accepted.refused)
+        case_id = job.payload.get("case_id")
+        if case_id and prepared.outgoing.reply.in_reply_to:  # in the thread of a mail case
+            async with UnitOfWork(self.database, job.tenant_id) as uow:
+                await uow.begin_write()
+                await _remember(uow, uuid.UUID(str(case_id)), prepared)
+                await uow.commit()
+        return None
+
+    async def _mailbox(self, uow: UnitOfWork, job: ScheduledJob) -> Mailbox | None:
+        named = job.payload.get("mailbox_id")
+        if named is None:
+            return await notify_mail.sending_mailbox(uow)
+        mailbox = await uow.mailboxes.find(uuid.UUID(str(named)))
+        if mailbox is None or mailbox.smtp_host is None:
+            return await notify_mail.sending_mailbox(uow)  # the case's mailbox went meanwhile
+        return mailbox
+
+    async def _prepare(
+        self, uow: UnitOfWork, job: ScheduledJob, kind: notifications.Kind
+    ) -> MailSend | None:
+        mailbox = await self._mailbox(uow, job)
+        server = (
+            None
+            if mailbox is None
+            else mailboxes.smtp_server_of(mailbox, self.box, timeout=self.timeout)
+        )
+        if mailbox is None or server is None:
+            return None
+        language = str(job.payload.get("language") or notifications.DEFAULT_LANGUAGE)
+        values: dict[str, Any] = dict(job.payload.get("values") or {})
+        sealed = job.payload.get("link_sealed")
+        if sealed:
+            values["link"] = self.box.open(str(sealed))
+        mail_text = await _render(uow, kind, values, language=language)
+        to = job.payload["to"]
+        domain = mailboxes.domain_of(mailbox.address)
+        reply: dict[str, Any] = {
+            "to": [to],
+            "subject": mail_text.subject,
+            "text": mail_text.text,
+            "html": mail_text.html,
+            "message_id": f"casedesk.{kind.replace('_', '-')}.{job.id.hex}@{domain}",
+            "in_reply_to": None,
+            "references": [],
+            "reply": {},
+        }
+        thread_id = None
+        case_id = job.payload.get("case_id")
+        if job.payload.get("mailbox_id") == str(mailbox.id) and case_id:
+            inbound = [
+                r
+                for r in await uow.channel_messages.of_case(uuid.UUID(str(case_id)))
+                if r.direction == "in"
+            ]
+            if inbound:
+                first, last = inbound[0], inbound[-1]
+                thread_id = first.thread_id
+                keys = [r.message_key for r in (first, last) if r.message_key]
+                reply |= {
+                    "in_reply_to": last.message_key,
+                    "references": list(dict.fromkeys(keys)),
+                    "reply": dict(first.reply),
+                }
+        sender = {"address": mailbox.address, "name": mailbox.from_name}
+        raw = mail.compose_reply(reply, sender=sender, auto_submitted=mail_text.auto_submitted)
+        outgoing = Outgoing(
+            Reply.model_validate(reply | {"thread_id": thread_id, "case": {}, "comment": {}}),
+            CHANNEL,
+            None,
+            thread_id,
+        )
+        return MailSend(
+            outgoing,
+            server,
+            mailboxes.dkim_key_of(mailbox, self.box),
+            raw,
+            mailbox.address,
+            [str(to["address"])],
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -131,6 +132,13 @@ class OneTimeLinkRepository(Repository[OneTimeLink]):
 
     async def by_hash_any_tenant(self, token_hash: str) -> tuple[OneTimeLink, User, Tenant] | None:
         return await _found_by_hash(self.session, OneTimeLink, OneTimeLink.token_hash, token_hash)
+
+    async def newest_of(self, user_id: uuid.UUID) -> datetime | None:
+        """When the user's latest link was made (a self-service reset waits after it)."""
+        newest: datetime | None = await self.session.scalar(
+            select(func.max(OneTimeLink.created_at)).where(OneTimeLink.user_id == user_id)
+        )
+        return newest
 
     async def spend_others(self, user_id: uuid.UUID, kept: uuid.UUID | None = None) -> None:
         """Every other unused link of the user stops working (a new one replaces them)."""

@@ -51,3 +51,16 @@ class MailboxRepository(Repository[Mailbox]):
             .execution_options(**{ALL_TENANTS: True})
         )
         return list((await self.session.scalars(statement)).all())
+
+    async def notifying(self) -> Mailbox | None:
+        """The mailbox the tenant's own mail goes out through, if one is chosen."""
+        found: Mailbox | None = await self.session.scalar(
+            self.select().where(Mailbox.notifications.is_(True)).order_by(Mailbox.id).limit(1)
+        )
+        return found
+
+    async def lock_all(self) -> list[Mailbox]:
+        """Every mailbox of the tenant, locked until commit: choosing the one that sends
+        the tenant's mail is then one change at a time."""
+        statement = self.select().order_by(Mailbox.id).with_for_update()
+        return list((await self.session.scalars(statement)).all())

@@ -60,7 +60,7 @@ TEXTS = (
     "dkim_selector",
 )
 """The form's text inputs and choices, by the API's field names."""
-CHECKS = ("tls_verify", "enabled", "acknowledge")
+CHECKS = ("tls_verify", "enabled", "acknowledge", "notifications")
 BLANK_IS_NONE = (
     "port",
     "tls_ca",
@@ -150,6 +150,7 @@ def _as_form(mailbox: Mailbox) -> dict[str, Any]:
         "from_name": mailbox.from_name or "",
         "dkim_selector": mailbox.dkim_selector or "",
         "acknowledge": mailbox.acknowledge,
+        "notifications": mailbox.notifications,
     }
 
 
@@ -164,6 +165,7 @@ NEW = {
     "enabled": True,
     "smtp_security": "starttls",
     "acknowledge": True,
+    "notifications": False,
 }
 
 

@@ -4,7 +4,8 @@ deactivated, sent a reset link) and API keys (made with their key shown once, re
 Each form runs the API's activity (``activities/identity.py``, ``activities/sign_in.py``), so
 the rules are the API's: the last active admin cannot be demoted or deactivated, a link
 replaces the user's earlier ones. A link or a key is in the answer to the form that made it
-and nowhere else: casedesk keeps only its hash."""
+and nowhere else: casedesk keeps only its hash. When a mailbox sends the tenant's mail, a
+link is mailed to the user instead and the page says where it went."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from casedesk.activities import identity
+from casedesk.activities import identity, notify_mail
 from casedesk.activities import sign_in as signing
 from casedesk.domain.identity.roles import Role
 from casedesk.kit.errors import CasedeskError, NotFound
@@ -84,9 +85,8 @@ def _gone(request: Request, viewer: Viewer, gone: NotFound) -> HTMLResponse:
     return render(request, viewer, "message.html", status=404, message=gone.detail)
 
 
-def _link_url(request: Request, token: str) -> str:
-    base = container_of(request).settings.public_url or str(request.base_url).rstrip("/")
-    return f"{base}/set-password/{token}"
+def _base_url(request: Request) -> str:
+    return container_of(request).settings.public_url or str(request.base_url).rstrip("/")
 
 
 # --- users ---------------------------------------------------------------------------------
@@ -107,6 +107,7 @@ async def _users_page(
             page = await uow.users.list_page(limit=LISTED, cursor=cursor)
         except CasedeskError:
             page = await uow.users.list_page(limit=LISTED, cursor=None)
+        can_mail = await notify_mail.can_send(uow)
     notice = {"changed": "changed"}.get(request.query_params.get("done", ""))
     return await _page(
         request,
@@ -120,6 +121,7 @@ async def _users_page(
         form=form or {"role": Role.AGENT.value},
         link=link,
         notice=notice,
+        can_mail=can_mail,
     )
 
 
@@ -144,23 +146,31 @@ async def invite(request: Request, viewer: PersonDep) -> Response:
                 uow, viewer.principal, email=body.email, name=body.name, role=body.role
             )
         async with tenant_work(request, viewer) as uow:
-            issued = await signing.issue_link(
-                uow, viewer.principal, user_id=user.id, purpose="invite"
+            handed = await signing.hand_out_link(
+                uow,
+                viewer.principal,
+                container_of(request).box,
+                user_id=user.id,
+                base_url=_base_url(request),
+                purpose="invite",
             )
     except ValidationError as invalid:
         return await _users_page(request, viewer, errors=problems(invalid), form=typed)
     except CasedeskError as refused:
         return await _users_page(request, viewer, errors=[_refusal(refused)], form=typed)
-    link = _shown_link(request, user, issued)
+    link = _shown_link(user, handed)
     return await _users_page(request, viewer, link=link, status=201)
 
 
-def _shown_link(request: Request, user: User, issued: signing.IssuedLink) -> dict[str, Any]:
+def _shown_link(user: User, handed: signing.HandedLink) -> dict[str, Any]:
+    """What the page says of a new link: where it was mailed, or the link itself (shown
+    only when it was not mailed)."""
     return {
-        "purpose": issued.link.purpose,
-        "url": _link_url(request, issued.token),
+        "purpose": handed.issued.link.purpose,
+        "url": None if handed.mailed_to else handed.url,
+        "mailed_to": handed.mailed_to,
         "email": user.email,
-        "expires_at": issued.link.expires_at,
+        "expires_at": handed.issued.link.expires_at,
     }
 
 
@@ -198,14 +208,20 @@ async def password_link(request: Request, user_id: str, viewer: PersonDep) -> Re
     try:
         holder = _id(user_id)
         async with tenant_work(request, viewer) as uow:
-            issued = await signing.issue_link(uow, viewer.principal, user_id=holder)
+            handed = await signing.hand_out_link(
+                uow,
+                viewer.principal,
+                container_of(request).box,
+                user_id=holder,
+                base_url=_base_url(request),
+            )
         async with tenant_work(request, viewer) as uow:
             user = await uow.users.get(holder)
     except NotFound as gone:
         return _gone(request, viewer, gone)
     except CasedeskError as refused:
         return await _users_page(request, viewer, errors=[_refusal(refused)])
-    return await _users_page(request, viewer, link=_shown_link(request, user, issued), status=201)
+    return await _users_page(request, viewer, link=_shown_link(user, handed), status=201)
 
 
 # --- API keys ------------------------------------------------------------------------------

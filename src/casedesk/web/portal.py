@@ -10,9 +10,11 @@ checks that the case is the customer's, and another's is a 404 like an unknown o
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -140,7 +142,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(SignInToPortal)
     async def _sign_in_first(request: Request, exc: SignInToPortal) -> Response:
-        return RedirectResponse(f"/portal/{exc.workspace}", status_code=303)
+        back = _case_path(exc.workspace, request.url.path) if request.method == "GET" else None
+        query = f"?next={quote(back, safe='/')}" if back else ""
+        return RedirectResponse(f"/portal/{exc.workspace}{query}", status_code=303)
+
+
+def _case_path(workspace: str, value: str | None) -> str | None:
+    """Where a customer goes back to after signing in: one of the portal's case pages
+    (a mail's rating link), or none."""
+    if value and re.fullmatch(rf"/portal/{re.escape(workspace)}/cases/[0-9]{{1,19}}", value):
+        return value
+    return None
 
 
 def _page(
@@ -174,7 +186,9 @@ def _sign_in_page(
     email: str = "",
     error: str | None = None,
     sent: bool = False,
+    mailed: bool = False,
     link: str | None = None,
+    back: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     token = form_token(request)
@@ -186,6 +200,8 @@ def _sign_in_page(
         email=email,
         error=error,
         sent=sent,
+        mailed=mailed,
+        next=back or "",
         link=link,
         form_token=token,
     )
@@ -197,35 +213,48 @@ def _sign_in_page(
 async def portal_home(request: Request, seen: VisitDep) -> Response:
     if seen.customer is not None:
         return RedirectResponse(f"/portal/{seen.workspace}/cases", status_code=303)
-    return _sign_in_page(request, seen)
+    back = _case_path(seen.workspace, request.query_params.get("next"))
+    return _sign_in_page(request, seen, back=back)
 
 
 @router.post("/portal/{workspace}/sign-in", response_class=HTMLResponse)
 async def ask_for_link(request: Request, seen: VisitDep) -> Response:
     await check_form_token(request)
-    email = str((await request.form()).get("email", ""))[:320]
+    form = await request.form()
+    email = str(form.get("email", ""))[:320]
+    back = _case_path(seen.workspace, str(form.get("next", "")))
     container = container_of(request)
+    base = container.settings.public_url or str(request.base_url)
     try:
         async with seen.work(request) as uow:
-            issued = await signing.issue_link(uow, None, email=email)
+            issued, mailed = await signing.ask_for_link(
+                uow,
+                container.box,
+                email=email,
+                base_url=base,
+                workspace=seen.workspace,
+                then=back,
+            )
     except InvalidInput:
-        return _sign_in_page(request, seen, email=email, error="address", status=422)
+        return _sign_in_page(request, seen, email=email, error="address", status=422, back=back)
     except signing.LinkTooSoon as soon:
-        page = _sign_in_page(request, seen, email=email, error="soon", status=429)
+        page = _sign_in_page(request, seen, email=email, error="soon", status=429, back=back)
         page.headers["Retry-After"] = str(soon.extra.get("retry_after", 60))
         return page
     link = None
-    if container.settings.shows_portal_links:
-        base = container.settings.public_url or str(request.base_url)
-        link = signing.link_url(base, seen.workspace, issued.token)
-    return _sign_in_page(request, seen, email=email, sent=True, link=link)
+    if not mailed and container.settings.shows_portal_links:
+        link = signing.link_url(base, seen.workspace, issued.token, then=back)
+    return _sign_in_page(request, seen, email=email, sent=True, mailed=mailed, link=link)
 
 
 @router.get("/portal/{workspace}/link/{token}", response_class=HTMLResponse)
 async def link_page(request: Request, token: str, seen: VisitDep) -> Response:
     """The link asks for one click: a mail scanner that fetches it spends nothing."""
     token_field = form_token(request)
-    response = _page(request, seen, "portal_link.html", token=token, form_token=token_field)
+    back = _case_path(seen.workspace, request.query_params.get("next")) or ""
+    response = _page(
+        request, seen, "portal_link.html", token=token, form_token=token_field, next=back
+    )
     keep_form_token(request, response, token_field)
     return response
 
@@ -238,7 +267,9 @@ async def use_link(request: Request, token: str, seen: VisitDep) -> Response:
             session_token, _ = await signing.sign_in_by_link(uow, token)
     except NotFound as gone:
         raise NoSuchPortal(gone.detail) from None
-    response = RedirectResponse(f"/portal/{seen.workspace}/cases", status_code=303)
+    given = str((await request.form()).get("next", "")) or request.query_params.get("next")
+    back = _case_path(seen.workspace, given)
+    response = RedirectResponse(back or f"/portal/{seen.workspace}/cases", status_code=303)
     response.set_cookie(
         PORTAL_COOKIE,
         session_token,

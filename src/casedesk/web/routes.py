@@ -165,6 +165,47 @@ async def sign_in(request: Request, viewer: ViewerDep) -> Response:
     return response
 
 
+def _forgot_page(
+    request: Request, viewer: Viewer, *, workspace: str, email: str = "", asked: bool = False
+) -> HTMLResponse:
+    token = form_token(request)
+    response = render(
+        request,
+        viewer,
+        "forgot_password.html",
+        workspace=workspace,
+        email=email,
+        asked=asked,
+        form_token=token,
+    )
+    keep_form_token(request, response, token)
+    return response
+
+
+@router.get("/sign-in/forgot", response_class=HTMLResponse)
+async def forgot_form(request: Request, viewer: ViewerDep) -> Response:
+    workspace = request.query_params.get("workspace") or request.cookies.get(WORKSPACE_COOKIE, "")
+    return _forgot_page(request, viewer, workspace=workspace[:63])
+
+
+@router.post("/sign-in/forgot", response_class=HTMLResponse)
+async def forgot(request: Request, viewer: ViewerDep) -> Response:
+    """A reset link mailed to the address, when it is a user's of the workspace and the
+    workspace can send mail; the answer is the same page whatever the case."""
+    await check_form_token(request)
+    form = await request.form()
+    workspace = str(form.get("workspace", ""))[:63]
+    email = str(form.get("email", ""))[:320]
+    container = container_of(request)
+    async with container.unit_of_work() as uow:
+        tenant = await uow.tenants.by_slug(workspace.strip().lower()) if workspace.strip() else None
+    if tenant is not None and tenant.enabled:
+        base = container.settings.public_url or str(request.base_url).rstrip("/")
+        async with container.unit_of_work(tenant.id) as uow:
+            await signing.request_reset(uow, container.box, email=email, base_url=base)
+    return _forgot_page(request, viewer, workspace=workspace, email=email, asked=True)
+
+
 @router.post("/sign-out")
 async def sign_out(request: Request, viewer: PersonDep) -> Response:
     await check_csrf(request, viewer)

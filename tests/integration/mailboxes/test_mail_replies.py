@@ -87,7 +87,12 @@ async def test_a_reply_goes_out_in_the_thread_and_the_answer_finds_the_case(
     assert sent["From"] == f"Acme Support <{mail_desk.user}>"
     assert f"[#{case['number']}]" in sent["Subject"]
     assert "Auto-Submitted" not in sent
-    assert sent.get_body(("plain",)).get_content().strip() == "A technician is on the way."
+    # The agent_reply template around the agent's text: their name, the case on the portal.
+    text = sent.get_body(("plain",)).get_content()
+    assert text.splitlines()[0] == "A technician is on the way."
+    assert f"— {comment['author_name']}, " in text
+    assert f"/portal/{mail_desk.desk.tenant.slug}/cases/{case['number']}" in text
+    assert sent["Subject"] == f"Re: {case['title']} [#{case['number']}]"
     (shown,) = [c for c in await mail_desk.comments(case["id"]) if c["id"] == comment["id"]]
     assert shown["delivery"]["status"] == "sent"
 

@@ -375,3 +375,32 @@ async def test_the_form_chooses_whether_the_mail_already_in_the_folder_is_import
     assert mailbox["existing_mail"] == "skip"
     edit = await screens.get(f"/app/admin/mailboxes/{mailbox['id']}")
     assert re.search(r'<option value="skip" selected>', edit.text)
+
+
+async def test_the_mailbox_that_sends_the_desk_s_mail_is_ticked_on_the_page(
+    screens: Screens, tmp_path: Path
+) -> None:
+    without = await screens.post("/app/admin/mailboxes/new", **screens.form(notifications="on"))
+    assert without.status_code == 422
+    assert "needs an outgoing (SMTP) server" in _problem(without.text, "notifications")
+    assert await screens.api_list() == []
+    with smtp_server(tmp_path, mode="starttls") as smtp:
+        outgoing = {
+            "tls_ca": screens.mail.dovecot.ca_file.read_text() + "\n" + smtp.ca_pem,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": str(smtp.port),
+            "notifications": "on",
+        }
+        made = await screens.post("/app/admin/mailboxes/new", **screens.form(**outgoing))
+        assert made.status_code in (200, 303), made.text
+        (stored,) = await screens.api_list()
+        assert stored["notifications"] is True
+        page = await screens.get(f"/app/admin/mailboxes/{stored['id']}")
+        assert re.search(r'name="notifications"[^>]*checked', page.text)
+        unticked = {name: value for name, value in outgoing.items() if name != "notifications"}
+        saved = await screens.post(
+            f"/app/admin/mailboxes/{stored['id']}", **screens.form(**unticked)
+        )
+        assert saved.status_code in (200, 303)
+        (stored,) = await screens.api_list()
+        assert stored["notifications"] is False

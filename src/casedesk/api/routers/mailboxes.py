@@ -61,6 +61,8 @@ class MailboxOut(BaseModel):
     dkim_selector: str | None
     has_dkim_key: bool
     acknowledge: bool
+    notifications: bool
+    """The tenant's own mail goes out through this mailbox."""
     created_at: datetime
     updated_at: datetime
 
@@ -133,6 +135,7 @@ def _out(mailbox: Mailbox) -> MailboxOut:
         dkim_selector=mailbox.dkim_selector,
         has_dkim_key=mailbox.dkim_key_sealed is not None,
         acknowledge=mailbox.acknowledge,
+        notifications=mailbox.notifications,
         created_at=mailbox.created_at,
         updated_at=mailbox.updated_at,
     )

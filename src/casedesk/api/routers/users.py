@@ -71,10 +71,16 @@ async def password_link(
     uow: UnitOfWorkDep,
     container: ContainerDep,
 ) -> PasswordLinkOut:
-    issued = await signing.issue_link(uow, principal, user_id=user_id, purpose=body.purpose)
+    """Mailed to the user when a mailbox sends the tenant's mail (``sent: true``, no
+    ``url``); otherwise the link is in the answer."""
     base = container.settings.public_url or str(request.base_url).rstrip("/")
+    handed = await signing.hand_out_link(
+        uow, principal, container.box, user_id=user_id, base_url=base, purpose=body.purpose
+    )
+    sent = handed.mailed_to is not None
     return PasswordLinkOut(
-        purpose=issued.link.purpose,
-        url=f"{base}/set-password/{issued.token}",
-        expires_at=issued.link.expires_at,
+        purpose=handed.issued.link.purpose,
+        sent=sent,
+        url=None if sent else handed.url,
+        expires_at=handed.issued.link.expires_at,
     )

@@ -63,7 +63,14 @@ class PasswordLinkIn(Input):
 
 class PasswordLinkOut(BaseModel):
     purpose: Literal["invite", "reset"]
-    url: str = Field(description="the one-time link; give it to the user (it is shown once)")
+    sent: bool = Field(
+        description="true: the link was mailed to the user (a mailbox sends the tenant's "
+        "mail) and is not in this answer"
+    )
+    url: str | None = Field(
+        description="the one-time link when it was not mailed; give it to the user (it is "
+        "shown once)"
+    )
     expires_at: datetime
 
 

@@ -65,3 +65,6 @@ class Mailbox(IdMixin, TimestampMixin, TenantScoped, Base):
     """The DKIM private key (PEM), sealed; mail is signed for the address's domain."""
     acknowledge: Mapped[bool] = mapped_column(Boolean, default=True)
     """A mail that opens a case is answered with the "case received" notification."""
+    notifications: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The tenant's own mail (invitations, password resets, portal sign-in links, "solved")
+    goes out through this mailbox; at most one of a tenant's has it."""

@@ -1,7 +1,7 @@
 """tenants: their own attachment size limit and quota, in place of the deployment's
 
-Revision ID: 0035
-Revises: 0034
+Revision ID: 0033
+Revises: 0032
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0035"
-down_revision: str | None = "0034"
+revision: str = "0033"
+down_revision: str | None = "0032"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """mailboxes: whether the first poll imports the mail already in the folder or skips it
 
-Revision ID: 0034
-Revises: 0030
+Revision ID: 0032
+Revises: 0031
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0034"
-down_revision: str | None = "0030"
+revision: str = "0032"
+down_revision: str | None = "0031"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
