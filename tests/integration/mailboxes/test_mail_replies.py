@@ -275,3 +275,66 @@ async def test_no_acknowledgement_when_turned_off_or_for_automatic_mail(
     )
     assert null.status_code == 422
     assert "acknowledge" in null.text
+
+
+async def _own_template(mail_desk: MailDesk, kind: str, **fields: str) -> None:
+    saved = await mail_desk.http.put(
+        f"/api/v1/notifications/{kind}/en", json=fields, headers=mail_desk.headers
+    )
+    assert saved.status_code == 200, saved.text
+
+
+async def test_the_tenant_s_own_templates_write_the_acknowledgement_and_the_reply(
+    mail_desk: MailDesk, smtp: SmtpTestServer, container: Container
+) -> None:
+    await mail_desk.create(**_outgoing(mail_desk, smtp))
+    await _own_template(
+        mail_desk,
+        "case_received",
+        subject="Got it: {{ case.title }}",
+        text="Hi {{ customer.name }}, case {{ case.number }} is ours now.",
+    )
+    await _own_template(
+        mail_desk,
+        "agent_reply",
+        subject="Re: {{ case.title }}",
+        text="{{ comment.text }}\n\n-- {{ agent.name }} at {{ desk.name }}",
+    )
+    case = await _case_from_mail(mail_desk, f"{uuid.uuid4().hex}@example.net")
+    await _acknowledge(container, mail_desk)
+    await _reply(mail_desk, case["id"], "A technician is on the way.")
+    await _deliver(container, mail_desk)
+    ack, reply = (
+        email.message_from_bytes(m.content, policy=email.policy.default) for m in smtp.messages
+    )
+    assert ack["Subject"] == f"Got it: Printer on fire [#{case['number']}]"
+    assert (
+        ack.get_body(("plain",))
+        .get_content()
+        .startswith(f"Hi Carol Customer, case {case['number']} is ours now.")
+    )
+    assert reply["Subject"] == f"Re: Printer on fire [#{case['number']}]"
+    body = reply.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert body.startswith("A technician is on the way.\n\n-- ")
+    assert body.rstrip().endswith(f" at {mail_desk.desk.tenant.slug}")
+    assert reply["In-Reply-To"] is not None  # still in the thread
+
+
+async def test_an_own_template_that_fails_with_the_real_values_sends_the_built_in_one(
+    mail_desk: MailDesk, smtp: SmtpTestServer, container: Container
+) -> None:
+    """It passed its check with the sample values (case 1042); with this case's number it
+    divides by zero: the customer still gets the acknowledgement, casedesk's own."""
+    await mail_desk.create(**_outgoing(mail_desk, smtp))
+    case = await _case_from_mail(mail_desk, f"{uuid.uuid4().hex}@example.net")
+    assert case["number"] != 1042
+    await _own_template(
+        mail_desk,
+        "case_received",
+        subject="Got it",
+        text=f"{{{{ 100 // (case.number - {case['number']}) }}}}",
+    )
+    await _acknowledge(container, mail_desk)
+    (received,) = smtp.messages
+    ack = email.message_from_bytes(received.content, policy=email.policy.default)
+    assert ack["Subject"].startswith("We received your request")
