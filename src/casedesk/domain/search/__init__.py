@@ -1,0 +1,1 @@
+"""Search over cases and their conversations: the query language (``query``)."""
