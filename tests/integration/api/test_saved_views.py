@@ -85,3 +85,24 @@ async def test_a_bad_view_is_422_naming_the_field(
     assert refused.status_code == 422, refused.text
     assert field in refused.text
     assert (await desk.http.get(URL, headers=desk.headers)).json() == []
+
+
+async def test_views_answer_their_counts_when_asked(
+    desk: Desk, agents: tuple[Member, Member]
+) -> None:
+    ana, _ = agents
+    for priority in ("urgent", "urgent", "low"):
+        await desk.new_case(priority=priority)
+    urgent = {"name": "Urgent", "filters": {"priority": "urgent"}}
+    everything = {"name": "All", "filters": {"base": "recent"}}
+    for body in (urgent, everything):
+        assert (await desk.http.post(URL, json=body, headers=ana.headers)).status_code == 201
+    plain = (await desk.http.get(URL, headers=ana.headers)).json()
+    assert all(view["count"] is None for view in plain)
+    counted = await desk.http.get(URL, params={"counts": "true"}, headers=ana.headers)
+    assert counted.status_code == 200, counted.text
+    by_name = {view["name"]: (view["count"], view["count_capped"]) for view in counted.json()}
+    assert by_name == {"Urgent": (2, False), "All": (3, False)}
+    wrong = await desk.http.get(URL, params={"counts": "maybe"}, headers=ana.headers)
+    assert wrong.status_code == 422
+    assert "counts" in wrong.text

@@ -6,17 +6,20 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Response, status
-from pydantic import BaseModel
+from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel, ValidationError
 
 from casedesk.activities import saved_views
 from casedesk.api import API_V1
 from casedesk.api.deps import PrincipalDep, UnitOfWorkDep
 from casedesk.api.routing import ApiRoute
-from casedesk.domain.cases.lists import SavedViewIn
+from casedesk.domain.cases.lists import SavedViewIn, ViewFilters, count_cases
+from casedesk.kit.errors import CasedeskError
 from casedesk.store.models import SavedView
 
 router = APIRouter(prefix=f"{API_V1}/views", tags=["views"], route_class=ApiRoute)
+COUNT_CAP = 1000
+"""Views count their cases no further than this (``count_capped`` says there are more)."""
 
 
 class SavedViewOut(BaseModel):
@@ -29,6 +32,10 @@ class SavedViewOut(BaseModel):
     position: int
     created_at: datetime
     updated_at: datetime
+    count: int | None = None
+    """With ``counts=true``: how many cases the view lists now (at most ``COUNT_CAP``)."""
+    count_capped: bool | None = None
+    """With ``counts=true``: whether it lists more than ``count``."""
 
 
 def _out(view: SavedView) -> SavedViewOut:
@@ -46,8 +53,26 @@ def _out(view: SavedView) -> SavedViewOut:
 
 
 @router.get("", response_model=list[SavedViewOut], summary="The shared views, then your own")
-async def list_views(principal: PrincipalDep, uow: UnitOfWorkDep) -> list[SavedViewOut]:
-    return [_out(view) for view in await uow.saved_views.visible_to(principal.user_id)]
+async def list_views(
+    principal: PrincipalDep,
+    uow: UnitOfWorkDep,
+    counts: bool = Query(
+        False,
+        description=f"each view's count of the cases it lists now, up to {COUNT_CAP} "
+        "(`count_capped` when there are more), as the workbench's sidebar shows them",
+    ),
+) -> list[SavedViewOut]:
+    views = await uow.saved_views.visible_to(principal.user_id)
+    answered = [_out(view) for view in views]
+    if counts:
+        for view, out in zip(views, answered, strict=True):
+            try:
+                query = ViewFilters.model_validate(view.filters).query(principal.user_id)
+                found = await count_cases(uow, query, cap=COUNT_CAP)
+            except (CasedeskError, ValidationError):
+                found = 0  # it names a queue or a template deleted since: it lists nothing
+            out.count, out.count_capped = min(found, COUNT_CAP), found > COUNT_CAP
+    return answered
 
 
 @router.post("", response_model=SavedViewOut, status_code=status.HTTP_201_CREATED)
