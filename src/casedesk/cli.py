@@ -294,6 +294,8 @@ def tenant_list() -> None:
 
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
 _UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_MAX_SIZE = 2**62
+"""Beyond any store, and within the 64-bit columns that keep a tenant's limits."""
 
 
 def _size_of(text: str, option: str) -> int:
@@ -306,7 +308,10 @@ def _size_of(text: str, option: str) -> int:
             "for example 25MiB",
             param_hint=option,
         )
-    return int(float(found.group(1)) * _UNITS[unit])
+    size = int(float(found.group(1)) * _UNITS[unit])
+    if size > _MAX_SIZE:
+        raise typer.BadParameter(f"{text!r} is more than any store holds", param_hint=option)
+    return size
 
 
 @tenant_app.command("limits")

@@ -181,6 +181,9 @@ async def test_cli_sets_and_shows_a_tenant_s_attachment_limits(
     wrong = casedesk(url, "tenant", "limits", "acme", "--quota", "lots")
     assert wrong.returncode == 2
     assert "'lots' is no size" in wrong.stderr
+    huge = casedesk(url, "tenant", "limits", "acme", "--quota", "99999999999TiB")
+    assert huge.returncode == 2
+    assert "more than any store holds" in huge.stderr
     reset = casedesk(url, "tenant", "limits", "acme", "--reset")
     assert "(the deployment's)" in reset.stdout
     assert "no quota (the deployment's)" in reset.stdout or "quota of" in reset.stdout
