@@ -7,12 +7,16 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from casedesk.bootstrap import Container
+from casedesk.cli import app
+from casedesk.config import get_settings
 from casedesk.domain.cases.lists import CaseQuery, count_cases, find_cases
 from casedesk.domain.search import indexing
 from casedesk.domain.search.finding import Searcher
@@ -252,6 +256,8 @@ async def test_writes_go_on_while_the_indexer_is_stopped_and_it_catches_up(
     assert meta["items"] == []
     assert meta["meta"]["search_lag_events"] >= 10
     assert meta["meta"]["search_lag_seconds"] >= 0
+    before = _gauge(await desk.http.get("/metrics"), "casedesk_search_lag_events")
+    assert before >= 10, "the deployment's lag is in /metrics"
     # The indexer starts again: it gets the events that waited.
     bus = InProcessBus(retry_delay=0.001)
     await bus.start()
@@ -266,6 +272,14 @@ async def test_writes_go_on_while_the_indexer_is_stopped_and_it_catches_up(
     caught_up = (await _search(desk, "积压 indexer")).json()
     assert sorted(i["number"] for i in caught_up["items"]) == sorted(c["number"] for c in made)
     assert caught_up["meta"] == {"search_lag_seconds": 0.0, "search_lag_events": 0}
+    after = _gauge(await desk.http.get("/metrics"), "casedesk_search_lag_events")
+    assert after <= before - 10, "other tests' events may still wait; ours do not"
+
+
+def _gauge(response: httpx.Response, name: str) -> float:
+    assert response.status_code == 200
+    (line,) = [row for row in response.text.splitlines() if row.startswith(name + " ")]
+    return float(line.split()[1])
 
 
 async def test_the_same_event_twice_or_late_writes_nothing_older(
@@ -342,3 +356,23 @@ async def test_names_the_tenant_does_not_have_are_a_422(desk: Desk) -> None:
         refused = await _search(desk, q)
         assert refused.status_code == 422, refused.text
         assert named in refused.json()["detail"]
+
+
+def test_the_reindex_command_rebuilds_with_a_progress_bar_and_names_an_unknown_tenant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    monkeypatch.setenv("CASEDESK_DATABASE_URL", f"sqlite:///{tmp_path / 'desk.db'}")
+    get_settings.cache_clear()  # the command reads these settings, and later ones theirs
+    request.addfinalizer(get_settings.cache_clear)
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["tenant", "create", "acme", "--name", "Acme"]).exit_code == 0
+    every = runner.invoke(app, ["search", "reindex"])
+    assert every.exit_code == 0, every.output
+    assert "indexed 0 case(s) of every tenant" in every.output
+    one = runner.invoke(app, ["search", "reindex", "--tenant", "acme"])
+    assert one.exit_code == 0, one.output
+    assert "of tenant acme" in one.output
+    unknown = runner.invoke(app, ["search", "reindex", "--tenant", "nobody"])
+    assert unknown.exit_code != 0
+    assert "nobody" in unknown.output

@@ -526,30 +526,26 @@ async def texts_of(
 async def lag(
     session: AsyncSession, group: str, types: Sequence[str], *, now: datetime
 ) -> tuple[int, float]:
-    """How far the ``group`` consumer is behind in the session's tenant: of its newest
-    ``LAG_WINDOW`` events of ``types``, how many it has not handled, and the age in seconds
-    of the oldest of those (0 when it is up to date)."""
+    """How far the ``group`` consumer is behind in the session's tenant (every tenant's for
+    a session bound to none): of the newest ``LAG_WINDOW`` events of ``types``, how many it
+    has not handled, and the age in seconds of the oldest of those (0 when up to date)."""
     outbox, processed = OutboxEvent.__table__, ProcessedEvent.__table__
     tenant_id = bound_tenant(session.sync_session)
-    newest = (
-        select(outbox.c.event_id, outbox.c.time)
-        .where(outbox.c.tenant_id == tenant_id, outbox.c.type.in_(types))
-        .order_by(outbox.c.id.desc())
-        .limit(LAG_WINDOW)
-        .subquery()
-    )
+    newest = select(outbox.c.event_id, outbox.c.time).where(outbox.c.type.in_(types))
+    if tenant_id is not None:
+        newest = newest.where(outbox.c.tenant_id == tenant_id)
+    recent = newest.order_by(outbox.c.id.desc()).limit(LAG_WINDOW).subquery()
     handled = (
         select(processed.c.event_id)
         .where(
             processed.c.consumer_group == group,
-            processed.c.event_id == newest.c.event_id,
-            processed.c.tenant_id == tenant_id,
+            processed.c.event_id == recent.c.event_id,
         )
         .exists()
     )
     connection = await session.connection()
     row = (
-        await connection.execute(select(func.count(), func.min(newest.c.time)).where(~handled))
+        await connection.execute(select(func.count(), func.min(recent.c.time)).where(~handled))
     ).one()
     count, oldest = int(row[0] or 0), row[1]
     if not count or oldest is None:
