@@ -376,3 +376,26 @@ def test_the_reindex_command_rebuilds_with_a_progress_bar_and_names_an_unknown_t
     unknown = runner.invoke(app, ["search", "reindex", "--tenant", "nobody"])
     assert unknown.exit_code != 0
     assert "nobody" in unknown.output
+
+
+async def test_a_view_saved_with_a_search_counts_what_it_finds(desk: Desk, settle: Settle) -> None:
+    await desk.new_case(title="Invoice missing 发票", tags=["billing"])
+    await desk.new_case(title="Invoice late 发票")
+    await settle()
+    made = await desk.http.post(
+        "/api/v1/views",
+        json={"name": "Invoices", "filters": {"q": "发票 -tag:billing"}, "sort": "relevance"},
+        headers=desk.headers,
+    )
+    assert made.status_code == 201, made.text
+    listed = await desk.http.get("/api/v1/views", params={"counts": "true"}, headers=desk.headers)
+    (kept,) = [v for v in listed.json() if v["id"] == made.json()["id"]]
+    assert kept["filters"]["q"] == "发票 -tag:billing"
+    assert kept["count"] == 1
+    for body, named in (
+        ({"name": "Bad", "filters": {"q": "stat:open"}}, "stat"),
+        ({"name": "Bad", "filters": {"q": "tag:x"}, "sort": "relevance"}, "relevance"),
+    ):
+        refused = await desk.http.post("/api/v1/views", json=body, headers=desk.headers)
+        assert refused.status_code == 422, refused.text
+        assert named in refused.text
