@@ -21,6 +21,7 @@ from casedesk.domain.cases.lists import CaseQuery, count_cases, find_cases
 from casedesk.domain.search import indexing
 from casedesk.domain.search.finding import Searcher
 from casedesk.domain.search.tokens import MAX_TOKENS, PREFIX
+from casedesk.store import search as store_search
 from casedesk.store.bus.inprocess import InProcessBus
 from casedesk.worker.consumers import Consumers
 from casedesk.worker.relay import Relay
@@ -169,7 +170,11 @@ async def test_the_list_ranks_marks_the_fragment_and_pages_by_relevance(
     assert marked[once["number"]] == {"field": "title", "html": "A <mark>kettle</mark>"}
     assert marked[third["number"]]["field"] == "description"
     assert "&lt;b&gt;<mark>kettle</mark>&lt;/b&gt; &amp; a cup" in marked[third["number"]]["html"]
-    assert body["meta"] == {"search_lag_seconds": 0.0, "search_lag_events": 0}
+    assert body["meta"] == {
+        "search_lag_seconds": 0.0,
+        "search_lag_events": 0,
+        "search_order": "relevance",
+    }
 
     by_number = await _search(desk, "kettle", sort="-number")
     assert [i["number"] for i in by_number.json()["items"]] == sorted(numbers, reverse=True)
@@ -182,6 +187,23 @@ async def test_the_list_ranks_marks_the_fragment_and_pages_by_relevance(
     refused = await _search(desk, "state:new", sort="relevance")
     assert refused.status_code == 422
     assert "relevance" in refused.json()["detail"]
+
+
+async def test_words_in_too_many_cases_list_the_newest_first_and_all_of_them(
+    desk: Desk, settle: Settle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = [await desk.new_case(title=f"Common {'word ' * n}") for n in (3, 1, 2)]
+    await settle()
+    monkeypatch.setattr(store_search, "RANKED_AT_MOST", 2)
+    first = (await _search(desk, "word", limit=2)).json()
+    assert first["meta"]["search_order"] == "newest"
+    rest = (await _search(desk, "word", limit=2, cursor=first["next_cursor"])).json()
+    listed = [i["number"] for i in first["items"] + rest["items"]]
+    assert listed == sorted((c["number"] for c in made), reverse=True)
+    monkeypatch.setattr(store_search, "RANKED_AT_MOST", 3)
+    ranked = (await _search(desk, "word")).json()
+    assert ranked["meta"]["search_order"] == "relevance"
+    assert ranked["items"][0]["number"] == made[0]["number"]
 
 
 async def test_internal_notes_only_match_for_who_may_read_them(
@@ -271,7 +293,8 @@ async def test_writes_go_on_while_the_indexer_is_stopped_and_it_catches_up(
         await bus.close()
     caught_up = (await _search(desk, "积压 indexer")).json()
     assert sorted(i["number"] for i in caught_up["items"]) == sorted(c["number"] for c in made)
-    assert caught_up["meta"] == {"search_lag_seconds": 0.0, "search_lag_events": 0}
+    assert caught_up["meta"]["search_lag_seconds"] == 0.0
+    assert caught_up["meta"]["search_lag_events"] == 0
     after = _gauge(await desk.http.get("/metrics"), "casedesk_search_lag_events")
     assert after <= before - 10, "other tests' events may still wait; ours do not"
 

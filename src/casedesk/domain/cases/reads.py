@@ -205,7 +205,10 @@ async def case_page_json(
         found = await highlights(uow, [(row.id, row.title) for row in page.rows], query)
         for item, row in zip(items, page.rows, strict=True):
             item["highlight"] = found.get(row.id)
-    return {"items": items, "next_cursor": page.next_cursor, **meta_of(meta)}
+    shown = meta_of(meta)
+    if page.ordered_by is not None:
+        shown["meta"]["search_order"] = page.ordered_by
+    return {"items": items, "next_cursor": page.next_cursor, **shown}
 
 
 def meta_of(lag: Lag | None) -> dict[str, Any]:
