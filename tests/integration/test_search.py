@@ -422,3 +422,50 @@ async def test_a_view_saved_with_a_search_counts_what_it_finds(desk: Desk, settl
         refused = await desk.http.post("/api/v1/views", json=body, headers=desk.headers)
         assert refused.status_code == 422, refused.text
         assert named in refused.text
+
+
+async def test_any_text_is_a_search_or_a_422_on_every_database(desk: Desk, settle: Settle) -> None:
+    """A seeded, bounded fuzz through the engines: the characters each engine's own query
+    syntax gives meaning to (FTS5's, tsquery's, InnoDB's boolean mode), quotes, field names,
+    Chinese, emoji and controls, in any order."""
+    await desk.new_case(title="Fuzzed 模糊 o'clock", description="AND OR NOT NEAR * ^ + - ~ @")
+    await settle()
+    pieces = [
+        *"\"“”「」'`-+*^~@:：#()[]{}<>|&!\\/%_.,;=?",  # noqa: RUF001
+        " ",
+        "  ",
+        "AND",
+        "OR",
+        "NOT",
+        "NEAR",
+        "NEAR/2",
+        "state:",
+        "tag:",
+        "priority:>",
+        "created:",
+        "..",
+        "2026-01-01",
+        "#12",
+        "模糊",
+        "打印机",
+        "é",
+        "ß",
+        "ﬁ",
+        "İ",
+        "🙂",
+        "\u200b",
+        "\u0301",
+        "\t",
+        "o'clock",
+        "qz",
+        "x" * 70,
+        "fuzzed",
+    ]
+    chance = random.Random(20261204)
+    for _ in range(150):
+        q = "".join(chance.choice(pieces) for _ in range(chance.randint(1, 12)))
+        answer = await _search(desk, q)
+        assert answer.status_code in (200, 422), (q, answer.text)
+        if answer.status_code == 422:
+            assert "at character" in answer.json()["detail"], q
+    assert await _numbers(desk, "o'clock 模糊") != []
