@@ -295,8 +295,10 @@ async def test_writes_go_on_while_the_indexer_is_stopped_and_it_catches_up(
     assert sorted(i["number"] for i in caught_up["items"]) == sorted(c["number"] for c in made)
     assert caught_up["meta"]["search_lag_seconds"] == 0.0
     assert caught_up["meta"]["search_lag_events"] == 0
-    after = _gauge(await desk.http.get("/metrics"), "casedesk_search_lag_events")
+    metrics = await desk.http.get("/metrics")
+    after = _gauge(metrics, "casedesk_search_lag_events")
     assert after <= before - 10, "other tests' events may still wait; ours do not"
+    assert _gauge(metrics, "casedesk_search_index_delay_seconds") > 0, "they waited"
 
 
 def _gauge(response: httpx.Response, name: str) -> float:

@@ -54,6 +54,7 @@ async def test_the_header_s_box_finds_cases_and_shows_where_they_matched(
         '<script src="', ""
     )
     assert 'value="打印机"' in found.text, "the box keeps the query"
+    assert "Search results" in found.text
     assert "a few seconds behind" not in found.text
     nothing = await desk.http.get("/app/cases", params={"view": "recent", "q": "zyzzyva"})
     assert "No case matches this search." in nothing.text
