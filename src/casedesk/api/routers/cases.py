@@ -79,7 +79,7 @@ class SearchMeta(BaseModel):
     search_order: Literal["relevance", "newest"] | None = Field(
         default=None,
         description="sorted by relevance: by score, or the newest first when the words are "
-        "in more than 2,000 cases",
+        "in more than 1,000 cases",
     )
 
 
