@@ -122,6 +122,8 @@ async def test_words_phrases_exclusions_and_fields_find_exactly_the_expected_cas
     assert await found("发票") == {n["toner"]}
     # Field terms, with and without words.
     assert await found("tag:vip") == {n["refund"]}
+    assert await found("tag:VIP") == {n["refund"]}, "tags without regard to case"
+    assert await found("tag:vi") == set(), "a tag is matched whole"
     assert await found("printer -tag:vip") == {n["fire"], n["toner"]}
     assert await found("order tag:vip") == {n["refund"]}
     assert await found("customer:acme") == {n["login"]}

@@ -375,15 +375,18 @@ def _any_of(column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
 
 
 def _has_tag(dialect: str, tag: str) -> ColumnElement[bool]:
+    """The case has ``tag``, whatever the case of its Latin letters (the JSON text of its tags
+    lowered, which keeps it JSON)."""
     if dialect == "sqlite":
-        each = func.json_each(cases.c.tags).table_valued("value")
-        return select(each.c.value).where(each.c.value == tag).exists()
+        each = func.json_each(func.lower(cases.c.tags)).table_valued("value")
+        return select(each.c.value).where(each.c.value == func.lower(tag)).exists()
     if dialect == "postgresql":
-        held: ColumnElement[bool] = literal_column("CAST(cases.tags AS jsonb)").op("@>")(
-            func.jsonb_build_array(tag)
-        )
+        held: ColumnElement[bool] = literal_column(
+            "CAST(lower(CAST(cases.tags AS text)) AS jsonb)"
+        ).op("@>")(func.jsonb_build_array(func.lower(tag)))
         return held
-    return func.json_contains(cases.c.tags, func.json_quote(tag)) == 1
+    lowered = func.json_contains(func.lower(cases.c.tags), func.json_quote(func.lower(tag)))
+    return lowered == 1
 
 
 def _customer_like(pattern: str) -> ColumnElement[bool]:
