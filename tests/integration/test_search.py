@@ -473,3 +473,16 @@ async def test_any_text_is_a_search_or_a_422_on_every_database(desk: Desk, settl
         if answer.status_code == 422:
             assert "at character" in answer.json()["detail"], q
     assert await _numbers(desk, "o'clock 模糊") != []
+
+
+async def test_a_customer_term_takes_like_s_wildcards_as_plain_characters(
+    desk: Desk, settle: Settle
+) -> None:
+    jo = await desk.new_case(title="Hello", customer={"email": "jo_ann@x.example", "name": "Jo"})
+    other = await desk.new_case(title="Hello", customer={"email": "joXann@x.example", "name": "Jx"})
+    await settle()
+    assert await _numbers(desk, "customer:jo_ann") == [jo["number"]]
+    assert await _numbers(desk, "customer:JO_ANN@X") == [jo["number"]]
+    assert await _numbers(desk, "customer:jo%ann") == []
+    assert await _numbers(desk, "customer:o\\_a") == []
+    assert await _numbers(desk, "hello -customer:jo_ann") == [other["number"]]
