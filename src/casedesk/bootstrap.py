@@ -49,7 +49,7 @@ from casedesk.worker.dead_letters import DeadLetterReplay
 from casedesk.worker.housekeeping import Housekeeping
 from casedesk.worker.runner import Background, make_bus
 from casedesk.worker.scheduler import JobHandler
-from casedesk.worker.search_index import SearchIndexer
+from casedesk.worker.search_index import REINDEX, Reindexing, SearchIndexer
 from casedesk.worker.sla import BREACH, WARNING, Sla
 from casedesk.worker.timers import RUN, SCAN, Timers
 from casedesk.worker.trace_work import TraceWork
@@ -181,6 +181,7 @@ def job_handlers(container: Container) -> dict[str, JobHandler]:
             timeout=container.settings.imap_timeout_seconds,
             recorder=container.traces,
         ).run_job,
+        REINDEX: Reindexing(container.database).run_job,
         NOTIFY: Notifier(
             container.database, container.box, timeout=container.settings.imap_timeout_seconds
         ).run_job,

@@ -4,6 +4,7 @@ that case writes never wait for; the rebuild; a query that cannot be read is a 4
 
 from __future__ import annotations
 
+import importlib
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import delete
 from typer.testing import CliRunner
 
 from casedesk.bootstrap import Container
@@ -23,9 +25,11 @@ from casedesk.domain.search.finding import Searcher
 from casedesk.domain.search.tokens import MAX_TOKENS, PREFIX
 from casedesk.store import search as store_search
 from casedesk.store.bus.inprocess import InProcessBus
+from casedesk.store.models import ScheduledJob
+from casedesk.worker import search_index
 from casedesk.worker.consumers import Consumers
 from casedesk.worker.relay import Relay
-from casedesk.worker.search_index import SearchIndexer, reindex
+from casedesk.worker.search_index import SearchIndexer, reindex, reindex_key
 from tests.conftest import Tenants
 from tests.support.cases import Desk, make_desk
 from tests.support.delivery import Settle, delivering_to
@@ -486,3 +490,38 @@ async def test_a_customer_term_takes_like_s_wildcards_as_plain_characters(
     assert await _numbers(desk, "customer:jo%ann") == []
     assert await _numbers(desk, "customer:o\\_a") == []
     assert await _numbers(desk, "hello -customer:jo_ann") == [other["number"]]
+
+
+async def test_an_upgrade_has_the_workers_index_the_cases_made_before(
+    desk: Desk, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = [await desk.new_case(title=f"Made before search {n} 旧工单") for n in range(2)]
+    migration = importlib.import_module("casedesk.migrations.versions.0034_search_documents")
+    async with container.database.engine.begin() as connection:
+        assert await connection.run_sync(migration.plan_reindex) >= 1
+    async with container.unit_of_work(desk.tenant.id) as uow:
+        job = await uow.jobs.find(reindex_key(desk.tenant.id))
+    async with container.database.engine.begin() as connection:  # the other tests' tenants
+        await connection.execute(
+            delete(ScheduledJob.__table__).where(
+                ScheduledJob.kind == "search.reindex", ScheduledJob.tenant_id != desk.tenant.id
+            )
+        )
+    assert job is not None
+    assert job.status == "pending"
+    monkeypatch.setattr(search_index, "BATCH", 1)
+    monkeypatch.setattr(search_index, "JOB_BATCHES", 1)
+    work = search_index.Reindexing(container.database)
+    runs = 0
+    while True:
+        runs += 1
+        outcome = await work.run_job(job)
+        if outcome is None:
+            break
+        async with container.unit_of_work(desk.tenant.id) as uow:
+            job = await uow.jobs.find(reindex_key(desk.tenant.id))
+        assert job is not None
+        assert job.payload["after"]
+    assert runs == 3, "a case a run, then a run that finds none left"
+    found = sorted(await _numbers(desk, "旧工单"))
+    assert found == sorted(c["number"] for c in made)

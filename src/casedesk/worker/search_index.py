@@ -20,13 +20,18 @@ from prometheus_client import Gauge
 from sqlalchemy import func, select
 
 from casedesk.domain.search import indexing
+from casedesk.kit.clock import utcnow
 from casedesk.store.bus.base import Message
 from casedesk.store.database import Database
-from casedesk.store.models import Case
+from casedesk.store.jobs import PLANNED_AGAIN
+from casedesk.store.models import Case, ScheduledJob
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.worker.consumers import ConsumerGroup
 
 BATCH = 200
+JOB_BATCHES = 10
+"""Batches a ``search.reindex`` job rebuilds before it plans its next run."""
+REINDEX = "search.reindex"
 INDEX_DELAY = Gauge(
     "casedesk_search_index_delay_seconds",
     "How old the last event the search indexer handled was when it handled it",
@@ -74,18 +79,64 @@ async def reindex(
     for tenant in tenants:
         after: uuid.UUID | None = None
         while True:
-            async with UnitOfWork(database, tenant) as uow:
-                await uow.begin_write()
-                ids = select(Case.id).where(Case.tenant_id == tenant).order_by(Case.id)
-                if after is not None:
-                    ids = ids.where(Case.id > after)
-                batch = list((await uow.session.scalars(ids.limit(BATCH))).all())
-                if not batch:
-                    break
-                written += await indexing.rebuild(uow, batch)
-                await uow.commit()
-            after = batch[-1]
-            done += len(batch)
+            batch = await _rebuild_batch(database, tenant, after)
+            if batch is None:
+                break
+            after, count, kept = batch
+            done, written = done + count, written + kept
             if progress is not None:
                 progress(done, total)
     return written
+
+
+async def _rebuild_batch(
+    database: Database, tenant_id: uuid.UUID, after: uuid.UUID | None
+) -> tuple[uuid.UUID, int, int] | None:
+    """Rebuild the next ``BATCH`` cases of the tenant after ``after`` in one transaction: the
+    last case's id, how many cases and how many documents were written; None when none is
+    left."""
+    async with UnitOfWork(database, tenant_id) as uow:
+        await uow.begin_write()
+        ids = select(Case.id).where(Case.tenant_id == tenant_id).order_by(Case.id)
+        if after is not None:
+            ids = ids.where(Case.id > after)
+        batch = list((await uow.session.scalars(ids.limit(BATCH))).all())
+        if not batch:
+            return None
+        written = await indexing.rebuild(uow, batch)
+        await uow.commit()
+    return batch[-1], len(batch), written
+
+
+def reindex_key(tenant_id: uuid.UUID) -> str:
+    return f"{REINDEX}:{tenant_id}"
+
+
+class Reindexing:
+    """``search.reindex``: a tenant's documents rebuilt by the workers, a slice of cases per
+    run, each run planning the next from where it stopped (an upgrade to search plans one per
+    tenant that has cases, so the cases made before are found without anyone running
+    ``casedesk search reindex``)."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def run_job(self, job: ScheduledJob) -> str | None:
+        after_text = job.payload.get("after")
+        after = uuid.UUID(str(after_text)) if after_text else None
+        for _ in range(JOB_BATCHES):
+            batch = await _rebuild_batch(self.database, job.tenant_id, after)
+            if batch is None:
+                return None
+            after = batch[0]
+        async with UnitOfWork(self.database, job.tenant_id) as uow:
+            await uow.begin_write()
+            await uow.jobs.schedule_again(
+                kind=REINDEX,
+                key=job.key,
+                due_at=utcnow(),
+                payload={"after": str(after)},
+                traceparent=job.traceparent,
+            )
+            await uow.commit()
+        return PLANNED_AGAIN

@@ -5,7 +5,9 @@ Revision ID: 0034
 Revises: 0033
 """
 
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -87,9 +89,55 @@ def upgrade() -> None:
     statements = {"sqlite": SQLITE, "postgresql": POSTGRESQL, "mysql": MARIADB}
     for statement in statements.get("mysql" if dialect == "mariadb" else dialect, ()):
         op.execute(statement)
+    plan_reindex(op.get_bind())
+
+
+def plan_reindex(connection: sa.Connection) -> int:
+    """A ``search.reindex`` job for each tenant that has cases, due now: the workers index
+    the cases made before search existed (``worker/search_index.Reindexing``). How many."""
+    cases = sa.table("cases", sa.column("tenant_id", sa.Uuid()))
+    tenants = [row[0] for row in connection.execute(sa.select(cases.c.tenant_id).distinct())]
+    if not tenants:
+        return 0
+    jobs = sa.table(
+        "scheduled_jobs",
+        sa.column("id", sa.Uuid()),
+        sa.column("tenant_id", sa.Uuid()),
+        sa.column("kind", sa.String()),
+        sa.column("key", sa.String()),
+        sa.column("due_at", casedesk.store.types.UTCDateTime()),
+        sa.column("payload", sa.JSON()),
+        sa.column("traceparent", sa.String()),
+        sa.column("status", sa.String()),
+        sa.column("attempts", sa.Integer()),
+        sa.column("created_at", casedesk.store.types.UTCDateTime()),
+        sa.column("updated_at", casedesk.store.types.UTCDateTime()),
+    )
+    now = datetime.now(UTC)
+    connection.execute(
+        jobs.insert(),
+        [
+            {
+                "id": uuid.uuid4(),
+                "tenant_id": tenant_id,
+                "kind": "search.reindex",
+                "key": f"search.reindex:{tenant_id}",
+                "due_at": now,
+                "payload": {},
+                "traceparent": f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01",
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for tenant_id in tenants
+        ],
+    )
+    return len(tenants)
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM scheduled_jobs WHERE kind = 'search.reindex'")
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TABLE IF EXISTS search_fts")
     op.drop_table("search_documents")  # its indexes with it
