@@ -25,6 +25,7 @@ from casedesk.store.bus.base import Message
 from casedesk.store.database import Database
 from casedesk.store.jobs import PLANNED_AGAIN
 from casedesk.store.models import Case, ScheduledJob
+from casedesk.store.search import refresh_statistics
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.worker.consumers import ConsumerGroup
 
@@ -86,7 +87,15 @@ async def reindex(
             done, written = done + count, written + kept
             if progress is not None:
                 progress(done, total)
+    await _refreshed(database)
     return written
+
+
+async def _refreshed(database: Database) -> None:
+    async with UnitOfWork(database) as uow:
+        await uow.begin_write()
+        await refresh_statistics(uow.session)
+        await uow.commit()
 
 
 async def _rebuild_batch(
@@ -127,6 +136,7 @@ class Reindexing:
         for _ in range(JOB_BATCHES):
             batch = await _rebuild_batch(self.database, job.tenant_id, after)
             if batch is None:
+                await _refreshed(self.database)
                 return None
             after = batch[0]
         async with UnitOfWork(self.database, job.tenant_id) as uow:

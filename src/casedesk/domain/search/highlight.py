@@ -55,6 +55,15 @@ def _folded(text: str) -> tuple[str, list[int]]:
     return "".join(chars), origin
 
 
+def _quickly_folded(text: str) -> str:
+    """``text`` folded as ``_folded`` folds it, without the map back to the original: a
+    look whether a term can be in it at all, before the slower folding that maps back."""
+    if text.isascii():
+        return text.lower()
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text)).casefold()
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def _spans(folded: str, term: str) -> list[tuple[int, int]]:
     found, at = [], folded.find(term)
     whole_word = not any(is_cjk(c) for c in term)
@@ -71,6 +80,9 @@ def _spans(folded: str, term: str) -> list[tuple[int, int]]:
 def matches(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
     """Where ``terms`` match in ``text``: (start, end) offsets of the original text, in order;
     of overlapping matches the earlier, longer one is kept."""
+    quick = _quickly_folded(text)
+    if not any(_quickly_folded(term).strip() in quick for term in terms if term.strip()):
+        return []
     folded, origin = _folded(text)
     spans: list[tuple[int, int]] = []
     for term in {_folded(t)[0].strip() for t in terms} - {""}:
