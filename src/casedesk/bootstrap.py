@@ -49,6 +49,7 @@ from casedesk.worker.dead_letters import DeadLetterReplay
 from casedesk.worker.housekeeping import Housekeeping
 from casedesk.worker.runner import Background, make_bus
 from casedesk.worker.scheduler import JobHandler
+from casedesk.worker.search_index import SearchIndexer
 from casedesk.worker.sla import BREACH, WARNING, Sla
 from casedesk.worker.timers import RUN, SCAN, Timers
 from casedesk.worker.trace_work import TraceWork
@@ -131,9 +132,11 @@ def consumer_groups(container: Container) -> dict[str, ConsumerGroup]:
     case_mail = CaseMail(
         container.database, container.box, base_url=container.settings.external_url
     ).group()
+    search = SearchIndexer(container.database).group()
     return {
         automation.name: automation,
         case_mail.name: case_mail,
+        search.name: search,
         sla.name: sla,
         timers.name: timers,
         webhooks.name: webhooks,

@@ -28,10 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casedesk.kit.errors import InvalidInput
-from casedesk.store.cases import CURSORS, SORTS, CaseFilter
+from casedesk.store.cases import CURSORS, RELEVANCE_CURSORS, SORTS, CaseFilter
 from casedesk.store.models import Case as CaseModel
 from casedesk.store.models import CaseSla, Comment, Customer, Queue, Task, Template
 from casedesk.store.repository import id_cursors
+from casedesk.store.search import MAX_OFFSET, RELEVANCE, Narrowing, narrow
 from casedesk.store.tenancy import bound_tenant
 
 cases = CaseModel.__table__
@@ -212,13 +213,13 @@ class CaseReads:
         sort: str,
         limit: int,
         cursor: str | None,
+        narrowing: Narrowing | None = None,
     ) -> SummaryPage:
         """A page of the list in one statement: the queue and template are named by their
         codes and found inside it. An empty page for a code the tenant does not have is a
-        422 naming it (one more statement, only then)."""
-        if sort not in SORTS:
-            raise InvalidInput(f"sort must be one of {', '.join(SORTS)}", field="sort")
-        statement = select(*SUMMARY_COLUMNS).where(
+        422 naming it (one more statement, only then). A search narrows it (``narrowing``),
+        and may order it by relevance."""
+        statement: Select[Any] = select(*SUMMARY_COLUMNS).where(
             cases.c.tenant_id == _TENANT_ID, *_conditions(where)
         )
         parameters: dict[str, Any] = {}
@@ -230,6 +231,15 @@ class CaseReads:
                 cases.c.template_id == _code_of(_templates, "template_code")
             )
             parameters["template_code"] = template
+        if narrowing is not None:
+            connection = await self.session.connection()
+            statement, score = narrow(statement, connection.dialect.name, narrowing)
+            if sort == RELEVANCE:
+                return await self._by_relevance(
+                    statement, score, parameters, queue, template, limit=limit, cursor=cursor
+                )
+        if sort not in SORTS:
+            raise InvalidInput(f"sort must be one of {', '.join(SORTS)}", field="sort")
         column, descending = _SORT_COLUMNS[sort.lstrip("-")], sort.startswith("-")
         codec = CURSORS[sort]
         if cursor is not None:
@@ -250,6 +260,26 @@ class CaseReads:
             key = (last.id,) if column is cases.c.id else (getattr(last, column.key), last.id)
             next_cursor = codec.encode(key)
         return SummaryPage(items, next_cursor)
+
+    async def _by_relevance(
+        self,
+        statement: Select[Any],
+        score: Any,
+        parameters: dict[str, Any],
+        queue: str | None,
+        template: str | None,
+        *,
+        limit: int,
+        cursor: str | None,
+    ) -> SummaryPage:
+        offset = RELEVANCE_CURSORS.decode(cursor)[0] if cursor is not None else 0
+        ordered = statement.order_by(score.desc(), cases.c.id.desc()).offset(offset)
+        rows = await self._rows(ordered.limit(limit + 1), **parameters)
+        if not rows:
+            await self.check_codes(queue, template)
+        following = offset + limit
+        more = len(rows) > limit and following < MAX_OFFSET
+        return SummaryPage(rows[:limit], RELEVANCE_CURSORS.encode((following,)) if more else None)
 
     async def check_codes(self, queue: str | None, template: str | None) -> None:
         """A 422 naming the queue or template code the tenant does not have."""

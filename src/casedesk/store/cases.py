@@ -12,6 +12,7 @@ from pydantic import Field
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
+    Select,
     Table,
     and_,
     func,
@@ -43,6 +44,7 @@ from casedesk.store.models import (
     Template,
 )
 from casedesk.store.repository import Page, Repository
+from casedesk.store.search import MAX_OFFSET, RELEVANCE, Narrowing, narrow
 from casedesk.store.tenancy import bound_tenant
 from casedesk.store.writes import insert_rows, row_of
 
@@ -107,6 +109,10 @@ _SORT_KEYS: dict[str, Any] = {
     "priority": tuple[PriorityRank, uuid.UUID],
     "number": tuple[PositiveInt64, uuid.UUID],
 }
+RELEVANCE_CURSORS: CursorCodec[tuple[int]] = CursorCodec(
+    "cases:relevance", tuple[Annotated[int, Field(ge=0, le=MAX_OFFSET)]]
+)
+"""A list by relevance pages by its offset (scores are no key to resume from)."""
 CURSORS: dict[str, CursorCodec[tuple[Any, ...]]] = {
     sort: CursorCodec(f"cases:{sort}", _SORT_KEYS[sort.lstrip("-")]) for sort in SORTS
 }
@@ -263,11 +269,23 @@ class CaseRepository(Repository[Case]):
         return result
 
     async def list_page(
-        self, where: CaseFilter, *, sort: str, limit: int, cursor: str | None
+        self,
+        where: CaseFilter,
+        *,
+        sort: str,
+        limit: int,
+        cursor: str | None,
+        narrowing: Narrowing | None = None,
     ) -> Page[Case]:
+        statement: Select[Any] = select(Case).where(*self._conditions(where))
+        if narrowing is not None:
+            dialect = self.session.get_bind().dialect.name
+            statement, score = narrow(statement, dialect, narrowing)
+            statement = statement.params(tenant_id=bound_tenant(self.session.sync_session))
+            if sort == RELEVANCE:
+                return await self._by_relevance(statement, score, limit=limit, cursor=cursor)
         if sort not in SORTS:
             raise InvalidInput(f"sort must be one of {', '.join(SORTS)}", field="sort")
-        statement = select(Case).where(*self._conditions(where))
         column, descending = _sort_column(sort), sort.startswith("-")
         cursors = CURSORS[sort]
         if cursor is not None:
@@ -316,9 +334,27 @@ class CaseRepository(Repository[Case]):
             conditions.append(Case.id.in_(due))
         return conditions
 
-    async def count(self, where: CaseFilter, *, cap: int = 1000) -> int:
+    async def _by_relevance(
+        self, statement: Select[Any], score: Any, *, limit: int, cursor: str | None
+    ) -> Page[Case]:
+        offset = RELEVANCE_CURSORS.decode(cursor)[0] if cursor is not None else 0
+        ordered = statement.order_by(score.desc(), Case.id.desc()).offset(offset)
+        rows = list((await self.session.scalars(ordered.limit(limit + 1))).all())
+        following = offset + limit
+        more = len(rows) > limit and following < MAX_OFFSET
+        next_cursor = RELEVANCE_CURSORS.encode((following,)) if more else None
+        return Page(items=rows[:limit], next_cursor=next_cursor)
+
+    async def count(
+        self, where: CaseFilter, *, cap: int = 1000, narrowing: Narrowing | None = None
+    ) -> int:
         """How many cases match, counting no further than ``cap`` (a view shows "1000+")."""
-        matching = select(Case.id).where(*self._conditions(where)).limit(cap + 1).subquery()
+        statement = select(Case.id).where(*self._conditions(where))
+        if narrowing is not None:
+            dialect = self.session.get_bind().dialect.name
+            statement, _ = narrow(statement, dialect, narrowing)
+            statement = statement.params(tenant_id=bound_tenant(self.session.sync_session))
+        matching = statement.limit(cap + 1).subquery()
         return int(await self.session.scalar(select(func.count()).select_from(matching)) or 0)
 
     async def labels(self, case: Case) -> tuple[str, str, Customer | None]:

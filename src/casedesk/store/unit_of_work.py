@@ -58,6 +58,7 @@ from casedesk.store.platform import (
 )
 from casedesk.store.portal import PortalLinkRepository, PortalSessionRepository
 from casedesk.store.rules import RuleRepository, TimeRuleRepository
+from casedesk.store.search import SearchRepository
 from casedesk.store.sla import SlaRepository
 from casedesk.store.views import SavedViewRepository
 from casedesk.store.webhooks import DeliveryRepository, WebhookRepository
@@ -73,6 +74,7 @@ class UnitOfWork:
     portal_sessions: PortalSessionRepository
     portal_links: PortalLinkRepository
     saved_views: SavedViewRepository
+    search: SearchRepository
     queues: QueueRepository
     machines: StateMachineRepository
     templates: TemplateRepository
@@ -124,6 +126,7 @@ class UnitOfWork:
         self.portal_sessions = PortalSessionRepository(self.session)
         self.portal_links = PortalLinkRepository(self.session)
         self.saved_views = SavedViewRepository(self.session)
+        self.search = SearchRepository(self.session)
         self.queues = QueueRepository(self.session)
         self.machines = StateMachineRepository(self.session)
         self.templates = TemplateRepository(self.session)

@@ -156,7 +156,7 @@ def _fields(response: httpx.Response) -> set[str]:
 @pytest.mark.parametrize(
     ("path", "unknown"),
     [
-        ("/api/v1/cases?q=kettle", {"q"}),
+        ("/api/v1/cases?query=kettle", {"query"}),
         ("/api/v1/cases?tags=vip&state=new", {"tags"}),
         ("/api/v1/users?page=2", {"page"}),
         ("/api/v1/traces?since_id=1", {"since_id"}),

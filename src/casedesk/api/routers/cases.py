@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Query, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 from casedesk.activities.accept_task import AcceptTaskActivity
@@ -18,7 +18,7 @@ from casedesk.activities.rate_case import RateCaseActivity, RatingParams
 from casedesk.activities.transfer_case import TransferCaseActivity, TransferParams
 from casedesk.activities.update_case import UpdateCaseActivity, UpdateParams
 from casedesk.api import API_V1
-from casedesk.api.deps import ActivityContextDep, CursorParam, UnitOfWorkDep
+from casedesk.api.deps import ActivityContextDep, CursorParam, PrincipalDep, UnitOfWorkDep
 from casedesk.api.routing import ApiRoute
 from casedesk.domain.cases.inputs import (
     ActionInput,
@@ -40,6 +40,7 @@ from casedesk.domain.cases.views import (
     detail,
     history_entry,
 )
+from casedesk.domain.search.finding import Searcher
 from casedesk.domain.statemachine.definition import StateType
 from casedesk.kit.errors import NotFound
 from casedesk.kit.values import Instant
@@ -57,9 +58,30 @@ IdempotencyKey = Annotated[
 ]
 
 
+class Highlight(BaseModel):
+    field: Literal["title", "description", "comment", "internal_note"]
+    html: str = Field(description="the matched fragment, escaped, each match in <mark>")
+
+
+class FoundCase(CaseSummary):
+    highlight: Highlight | None = Field(
+        default=None, description="with q: where the words matched (none: in other fields)"
+    )
+
+
+class SearchMeta(BaseModel):
+    search_lag_seconds: float = Field(
+        description="age of the oldest case change not yet indexed (0: up to date)"
+    )
+    search_lag_events: int = Field(
+        description="case changes not yet indexed, counted among the newest 1,000"
+    )
+
+
 class CasePage(BaseModel):
-    items: list[CaseSummary]
+    items: list[FoundCase]
     next_cursor: str | None
+    meta: SearchMeta | None = Field(default=None, description="with q: how far search is behind")
 
 
 class HistoryPage(BaseModel):
@@ -125,6 +147,7 @@ async def create(
 @router.get("", response_model=CasePage, summary="List cases with filters, sort and a cursor")
 async def list_cases(
     uow: UnitOfWorkDep,
+    principal: PrincipalDep,
     state: str | None = None,
     closed: bool | None = None,
     queue: str | None = Query(default=None, description="queue code"),
@@ -141,11 +164,24 @@ async def list_cases(
     sla_due_before: Instant | None = Query(
         default=None, description="cases with a running SLA clock due before this moment"
     ),
-    sort: str = Query(default="-created", description=f"one of {', '.join(SORTS)}"),
+    q: str | None = Query(
+        default=None,
+        description=(
+            'search: words, "phrases", -excluded, state: priority: queue: assignee:me tag: '
+            "customer: channel: created: updated: and #number"
+        ),
+    ),
+    sort: str | None = Query(
+        default=None,
+        description=f"one of {', '.join(SORTS)}, or relevance (the default with words in q; "
+        "else -created)",
+    ),
     limit: Limit = 50,
     cursor: CursorParam = None,
 ) -> Response:
     query = CaseQuery(
+        q=q,
+        searcher=Searcher(principal.user_id, internal=True),
         state=state,
         closed=closed,
         queue=queue,

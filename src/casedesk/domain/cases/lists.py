@@ -11,12 +11,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from casedesk.domain.cases.priority import Priority
+from casedesk.domain.search.finding import Searcher, compile_search
+from casedesk.domain.search.query import parse
 from casedesk.domain.statemachine.definition import StateType
 from casedesk.kit.clock import utcnow
 from casedesk.kit.errors import InvalidInput
 from casedesk.store.cases import CaseFilter
 from casedesk.store.models import Case
 from casedesk.store.repository import Page
+from casedesk.store.search import RELEVANCE, Narrowing
 from casedesk.store.unit_of_work import UnitOfWork
 
 
@@ -37,6 +40,10 @@ class CaseQuery:
     sla_due_before: datetime | None = None
     in_queues_of: uuid.UUID | None = None
     """in the queues this user works: theirs, and those without members"""
+    q: str | None = None
+    """the search box's query (``domain.search.query``)"""
+    searcher: Searcher | None = None
+    """who searches (``assignee:me``, internal notes); None: no one in particular, notes count"""
 
 
 async def case_filter(uow: UnitOfWork, query: CaseQuery) -> CaseFilter | None:
@@ -83,18 +90,43 @@ async def case_filter(uow: UnitOfWork, query: CaseQuery) -> CaseFilter | None:
     )
 
 
+async def narrowing_of(uow: UnitOfWork, query: CaseQuery) -> Narrowing | None:
+    """The search of ``query.q`` as the store applies it; None without one. A query that
+    cannot be read, or names what the tenant does not have, is a 422 on ``q``."""
+    parsed = parse(query.q)
+    if parsed.empty:
+        return None
+    searcher = query.searcher or Searcher(user_id=None, internal=True)
+    search = await compile_search(uow, parsed, searcher)
+    return Narrowing(search.text, search.terms)
+
+
+def sort_for(query: CaseQuery, narrowing: Narrowing | None, sort: str | None, default: str) -> str:
+    """The sort asked for, or by relevance when words are searched and none was asked."""
+    if sort is None:
+        return RELEVANCE if narrowing is not None and narrowing.ranked else default
+    if sort == RELEVANCE and (narrowing is None or not narrowing.ranked):
+        raise InvalidInput("sort=relevance needs words to rank by in q", field="sort")
+    return sort
+
+
 async def find_cases(
-    uow: UnitOfWork, query: CaseQuery, *, sort: str, limit: int, cursor: str | None
+    uow: UnitOfWork, query: CaseQuery, *, sort: str | None, limit: int, cursor: str | None
 ) -> Page[Case]:
+    narrowing = await narrowing_of(uow, query)
+    chosen = sort_for(query, narrowing, sort, "-created")
     where = await case_filter(uow, query)
     if where is None:
         return Page(items=[], next_cursor=None)
-    return await uow.cases.list_page(where, sort=sort, limit=limit, cursor=cursor)
+    return await uow.cases.list_page(
+        where, sort=chosen, limit=limit, cursor=cursor, narrowing=narrowing
+    )
 
 
 async def count_cases(uow: UnitOfWork, query: CaseQuery, *, cap: int = 1000) -> int:
+    narrowing = await narrowing_of(uow, query)
     where = await case_filter(uow, query)
-    return 0 if where is None else await uow.cases.count(where, cap=cap)
+    return 0 if where is None else await uow.cases.count(where, cap=cap, narrowing=narrowing)
 
 
 # --- views: the workbench's built-in lists, and the lists people save -----------------------

@@ -9,20 +9,25 @@ actions) is built once per process: versions never change.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Row
 
-from casedesk.domain.cases.lists import CaseQuery, case_filter
+from casedesk.domain.cases.lists import CaseQuery, case_filter, narrowing_of, sort_for
 from casedesk.domain.cases.machines import PublishedMachine, published
 from casedesk.domain.cases.priority import Priority
 from casedesk.domain.cases.views import DETAIL_COMMENTS, attachment_ref_json
 from casedesk.domain.extensions.registry import DEFAULT_EDITION, ExtensionRegistry
 from casedesk.domain.extensions.scenes import CASE_DETAIL_EXTRA
+from casedesk.domain.search.highlight import best_fragment
+from casedesk.domain.search.indexing import Lag, lag_of
+from casedesk.domain.search.query import parse
 from casedesk.kit.errors import NotFound
 from casedesk.store.case_reads import DETAIL_COLUMNS, CaseReads
 from casedesk.store.models import Case
+from casedesk.store.search import texts_of
 from casedesk.store.unit_of_work import UnitOfWork
 
 _PRIORITIES = {rank: Priority.from_rank(rank).value for rank in range(4)}
@@ -172,16 +177,61 @@ async def case_detail_json(
 
 
 async def case_page_json(
-    uow: UnitOfWork, query: CaseQuery, *, sort: str, limit: int, cursor: str | None
+    uow: UnitOfWork, query: CaseQuery, *, sort: str | None, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     """The JSON of ``CasePage``: the queue and template codes are resolved in the page's
-    own statement; the other filters as ``lists.case_filter`` resolves them."""
+    own statement; the other filters as ``lists.case_filter`` resolves them. With a search
+    (``query.q``), each case has the fragment it matched in (``highlight``), and ``meta``
+    says how far the index is behind."""
     reads = CaseReads(uow.session)
+    narrowing = await narrowing_of(uow, query)
+    chosen = sort_for(query, narrowing, sort, "-created")
     where = await case_filter(uow, replace(query, queue=None, template=None))
+    meta = await _search_meta(uow) if narrowing is not None else None
     if where is None:
         await reads.check_codes(query.queue, query.template)
-        return {"items": [], "next_cursor": None}
+        return {"items": [], "next_cursor": None, **meta_of(meta)}
     page = await reads.page(
-        where, queue=query.queue, template=query.template, sort=sort, limit=limit, cursor=cursor
+        where,
+        queue=query.queue,
+        template=query.template,
+        sort=chosen,
+        limit=limit,
+        cursor=cursor,
+        narrowing=narrowing,
     )
-    return {"items": [summary_json(row) for row in page.rows], "next_cursor": page.next_cursor}
+    items = [summary_json(row) for row in page.rows]
+    if narrowing is not None:
+        parsed = parse(query.q)
+        marked = [t.value for t in parsed.texts if not t.negated]
+        internal = query.searcher.internal if query.searcher is not None else True
+        await _highlight(uow, items, page.rows, marked, internal=internal)
+    return {"items": items, "next_cursor": page.next_cursor, **meta_of(meta)}
+
+
+def meta_of(lag: Lag | None) -> dict[str, Any]:
+    if lag is None:
+        return {}
+    return {"meta": {"search_lag_seconds": lag.seconds, "search_lag_events": lag.events}}
+
+
+async def _search_meta(uow: UnitOfWork) -> Lag:
+    tenant_id = uow.tenant_id
+    assert tenant_id is not None
+    return await lag_of(uow, tenant_id)
+
+
+async def _highlight(
+    uow: UnitOfWork,
+    items: list[dict[str, Any]],
+    rows: Sequence[Any],
+    marked: Sequence[str],
+    *,
+    internal: bool,
+) -> None:
+    """Each item's ``highlight``: the fragment of its title, description or comments with the
+    most matches of ``marked`` (None when the match is in what is not shown, such as the
+    customer's address, or there are no words)."""
+    texts = await texts_of(uow.session, [row.id for row in rows], internal=internal)
+    for item, row in zip(items, rows, strict=True):
+        item["highlight"] = best_fragment([("title", row.title), *texts.get(row.id, [])], marked)

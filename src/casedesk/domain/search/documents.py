@@ -4,8 +4,9 @@ internal notes apart, each as the tokens the engines index (``tokens.indexed``).
 The public text is the case's number (as ``#N`` and as the bare number), title, description,
 its public comments, the customer's name and address, its tags and the text values of its form
 fields; the internal text is its internal notes, so a search by someone who may not read
-internal notes never matches them. Both are bounded (``MAX_TEXT`` characters each, the oldest
-comments kept first), so one case with a huge conversation cannot make its document huge.
+internal notes never matches them. Both are bounded (``MAX_TEXT`` characters, then
+``tokens.MAX_TOKENS`` tokens each, the oldest comments kept first), so one case with a huge
+conversation cannot make its document huge.
 """
 
 from __future__ import annotations

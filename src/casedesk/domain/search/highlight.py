@@ -106,3 +106,18 @@ def fragment(text: str, terms: Sequence[str], *, width: int = WIDTH) -> Fragment
         end = space if space > found[best][1] else end
     kept = tuple((s - start, e - start) for s, e in found if s >= start and e <= end)
     return Fragment(text[start:end], kept, start > 0, end < len(text))
+
+
+HIGHLIGHTED = 20_000
+"""Characters of each text looked at for its fragment (a long mail's start)."""
+
+
+def best_fragment(texts: Sequence[tuple[str, str]], terms: Sequence[str]) -> dict[str, str] | None:
+    """Of ``texts`` as (field, text), the fragment with the most matches (the first on a
+    tie), as ``{"field": …, "html": …}``; None when none matches."""
+    best: tuple[str, Fragment] | None = None
+    for field, text in texts:
+        found = fragment(text[:HIGHLIGHTED], terms)
+        if found is not None and (best is None or len(found.marks) > len(best[1].marks)):
+            best = (field, found)
+    return None if best is None else {"field": best[0], "html": best[1].as_html()}

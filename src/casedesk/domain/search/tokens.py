@@ -25,6 +25,10 @@ import unicodedata
 
 PREFIX = "qz"
 MAX_TOKEN = 60
+MAX_TOKENS = 16_000
+"""Tokens a column of a document holds at most: PostgreSQL counts a ``tsvector``'s positions
+to 16,383 (a phrase beyond is not found there) and refuses one over 1 MB; the first tokens are
+kept."""
 _CJK_RANGES = (
     (0x3040, 0x30FF),  # Hiragana, Katakana
     (0x3400, 0x4DBF),  # CJK Extension A
@@ -78,6 +82,6 @@ def tokens(text: str) -> list[str]:
     return found
 
 
-def indexed(text: str) -> str:
-    """What a document's text column holds: its tokens, separated by spaces."""
-    return " ".join(tokens(text))
+def indexed(text: str, limit: int = MAX_TOKENS) -> str:
+    """What a document's text column holds: its first ``limit`` tokens, separated by spaces."""
+    return " ".join(tokens(text)[:limit])

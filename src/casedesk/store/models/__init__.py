@@ -34,6 +34,7 @@ from casedesk.store.models.platform import (
     Subscription,
 )
 from casedesk.store.models.portal import PortalLink, PortalSession
+from casedesk.store.models.search import SearchDocument
 from casedesk.store.models.sla import CaseSla, SlaPolicy
 from casedesk.store.models.traces import TraceRow
 from casedesk.store.models.views import SavedView
@@ -73,6 +74,7 @@ __all__ = [
     "Rule",
     "SavedView",
     "ScheduledJob",
+    "SearchDocument",
     "SeenItem",
     "SlaPolicy",
     "StateMachine",

@@ -1,0 +1,344 @@
+"""Search over cases on every database: words, phrases, exclusions and field terms, in English
+and Chinese; internal notes only for those who may read them; the indexer as a consumer group
+that case writes never wait for; the rebuild; a query that cannot be read is a 422."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from casedesk.bootstrap import Container
+from casedesk.domain.cases.lists import CaseQuery, count_cases, find_cases
+from casedesk.domain.search import indexing
+from casedesk.domain.search.finding import Searcher
+from casedesk.domain.search.tokens import MAX_TOKENS, PREFIX
+from casedesk.store.bus.inprocess import InProcessBus
+from casedesk.worker.consumers import Consumers
+from casedesk.worker.relay import Relay
+from casedesk.worker.search_index import SearchIndexer, reindex
+from tests.conftest import Tenants
+from tests.support.cases import Desk, make_desk
+from tests.support.delivery import Settle, delivering_to
+
+
+@pytest.fixture
+async def settle(container: Container) -> AsyncIterator[Settle]:
+    """The search indexer receiving every event relayed by ``settle()``."""
+    indexing._lags.clear()
+    async with delivering_to(container, SearchIndexer(container.database).group()) as settle:
+        yield settle
+    indexing._lags.clear()
+
+
+async def _search(desk: Desk, q: str, **params: Any) -> httpx.Response:
+    indexing._lags.clear()  # the lag is measured once a second: each look here is fresh
+    return await desk.http.get("/api/v1/cases", params={"q": q, **params}, headers=desk.headers)
+
+
+async def _numbers(desk: Desk, q: str, **params: Any) -> list[int]:
+    found = await _search(desk, q, **params)
+    assert found.status_code == 200, found.text
+    return [item["number"] for item in found.json()["items"]]
+
+
+async def _comment(desk: Desk, case_id: str, body: str, *, public: bool = True) -> None:
+    made = await desk.http.post(
+        f"/api/v1/cases/{case_id}/comments",
+        json={"body": body, "public": public},
+        headers=desk.headers,
+    )
+    assert made.status_code == 201, made.text
+
+
+async def _cases(desk: Desk) -> dict[str, dict[str, Any]]:
+    made = {
+        "fire": await desk.new_case(
+            title="Printer on fire",
+            description="我的打印机着火了",
+            priority="urgent",
+        ),
+        "refund": await desk.new_case(
+            title="Refund for order 1042",
+            description="请给我退款，谢谢",  # noqa: RUF001
+            tags=["vip"],
+            priority="low",
+        ),
+        "login": await desk.new_case(
+            title="Cannot log in",
+            description="Login fails with 密码错误 since Tuesday",
+            customer={"email": "lee@acme.example", "name": "Lee Wong"},
+        ),
+        "toner": await desk.new_case(title="Printer toner low", description="Café order"),
+    }
+    await _comment(desk, made["fire"]["id"], "The paper tray jammed, then smoke")
+    await _comment(desk, made["toner"]["id"], "customer is angry about the 发票", public=False)
+    return made
+
+
+async def test_words_phrases_exclusions_and_fields_find_exactly_the_expected_cases(
+    desk: Desk, settle: Settle
+) -> None:
+    made = await _cases(desk)
+    await settle()
+    n = {name: case["number"] for name, case in made.items()}
+
+    async def found(q: str) -> set[int]:
+        return set(await _numbers(desk, q))
+
+    assert await found("printer") == {n["fire"], n["toner"]}
+    assert await found("PRINTER") == {n["fire"], n["toner"]}, "case folded"
+    assert await found("Ｐｒｉｎｔｅｒ") == {n["fire"], n["toner"]}, "full-width letters"  # noqa: RUF001
+    assert await found("cafe") == {n["toner"]}, "accents folded"
+    assert await found("print") == set(), "a Latin word is matched whole"
+    # Chinese: a word anywhere in running text, as a substring.
+    assert await found("打印机") == {n["fire"]}
+    assert await found("打印") == {n["fire"]}
+    assert await found("印机着") == {n["fire"]}
+    assert await found("退款") == {n["refund"]}
+    assert await found("打印机 退款") == set(), "every word must be found"
+    assert await found("机打") == set()
+    # Phrases, in straight and typographic quotes.
+    assert await found('"on fire"') == {n["fire"]}
+    assert await found("“on fire”") == {n["fire"]}
+    assert await found('"fire on"') == set()
+    assert await found('"cannot log in"') == {n["login"]}
+    # Exclusions.
+    assert await found("printer -toner") == {n["fire"]}
+    assert await found('printer -"on fire"') == {n["toner"]}
+    assert await found("-printer") >= {n["refund"], n["login"]}
+    assert not await found("-printer") & {n["fire"], n["toner"]}
+    # Comments, public and internal (an agent reads internal notes).
+    assert await found("jammed") == {n["fire"]}
+    assert await found("发票") == {n["toner"]}
+    # Field terms, with and without words.
+    assert await found("tag:vip") == {n["refund"]}
+    assert await found("printer -tag:vip") == {n["fire"], n["toner"]}
+    assert await found("order tag:vip") == {n["refund"]}
+    assert await found("customer:acme") == {n["login"]}
+    assert await found("customer:lee@acme.example") == {n["login"]}
+    assert await found("wong") == {n["login"]}, "the customer's name is searched"
+    assert await found("priority:urgent") == {n["fire"]}
+    assert await found("priority:<normal") == {n["refund"]}
+    assert await found("printer priority:>=high") == {n["fire"]}
+    assert await found("printer -priority:urgent") == {n["toner"]}
+    assert await found(f"#{n['refund']}") == {n["refund"]}
+    assert await found(f"#{n['refund']} #{n['fire']}") == {n["refund"], n["fire"]}
+    assert await found(f"printer -#{n['fire']}") == {n["toner"]}
+    assert await found("1042") == {n["refund"]}
+    assert await found("state:new printer") == {n["fire"], n["toner"]}
+    assert await found("state:solved printer") == set()
+    assert await found("queue:support 退款") == {n["refund"]}
+    assert await found("queue:billing") == set()
+    assert await found("channel:api 打印") == {n["fire"]}
+    assert await found("assignee:none 打印") == {n["fire"]}
+    assert await found("assignee:me") == set()
+    assert await found("created:>2000-01-01 退款") == {n["refund"]}
+    assert await found("created:<2000-01-01") == set()
+    assert await found("created:2000-01-01..2000-01-31") == set()
+    assert await found("-created:2000-01-01 退款") == {n["refund"]}
+
+
+async def test_the_list_ranks_marks_the_fragment_and_pages_by_relevance(
+    desk: Desk, settle: Settle
+) -> None:
+    once = await desk.new_case(title="A kettle", description="nothing else here")
+    often = await desk.new_case(
+        title="Kettle kettle", description="the kettle again, kettle and kettle"
+    )
+    third = await desk.new_case(title="Other", description="a <b>kettle</b> & a cup")
+    await settle()
+    first = await _search(desk, "kettle", limit=2)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["items"][0]["number"] == often["number"], "the most matches rank first"
+    assert body["next_cursor"] is not None
+    rest = await _search(desk, "kettle", limit=2, cursor=body["next_cursor"])
+    numbers = [i["number"] for i in body["items"]] + [i["number"] for i in rest.json()["items"]]
+    assert sorted(numbers) == sorted([once["number"], often["number"], third["number"]])
+    assert rest.json()["next_cursor"] is None
+    marked = {item["number"]: item["highlight"] for item in body["items"] + rest.json()["items"]}
+    assert marked[once["number"]] == {"field": "title", "html": "A <mark>kettle</mark>"}
+    assert marked[third["number"]]["field"] == "description"
+    assert "&lt;b&gt;<mark>kettle</mark>&lt;/b&gt; &amp; a cup" in marked[third["number"]]["html"]
+    assert body["meta"] == {"search_lag_seconds": 0.0, "search_lag_events": 0}
+
+    by_number = await _search(desk, "kettle", sort="-number")
+    assert [i["number"] for i in by_number.json()["items"]] == sorted(numbers, reverse=True)
+    cursor_of_another_sort = await _search(
+        desk, "kettle", cursor=by_number.json()["items"][0]["id"]
+    )
+    assert cursor_of_another_sort.status_code == 422
+    plain = await desk.http.get("/api/v1/cases", headers=desk.headers)
+    assert "meta" not in plain.json(), "a list without q says nothing of search"
+    refused = await _search(desk, "state:new", sort="relevance")
+    assert refused.status_code == 422
+    assert "relevance" in refused.json()["detail"]
+
+
+async def test_internal_notes_only_match_for_who_may_read_them(
+    desk: Desk, settle: Settle, container: Container
+) -> None:
+    case = await desk.new_case(title="Quiet case", description="public words only")
+    await _comment(desk, case["id"], "secret 机密 remark", public=False)
+    await settle()
+    async with container.unit_of_work(desk.tenant.id) as uow:
+        for q in ("secret", "机密", '"secret 机密 remark"'):
+            reader = CaseQuery(q=q, searcher=Searcher(None, internal=True))
+            outsider = CaseQuery(q=q, searcher=Searcher(None, internal=False))
+            assert [
+                c.number
+                for c in (await find_cases(uow, reader, sort=None, limit=10, cursor=None)).items
+            ] == [case["number"]]
+            assert (await find_cases(uow, outsider, sort=None, limit=10, cursor=None)).items == []
+            assert await count_cases(uow, outsider) == 0
+        # An exclusion tells the outsider nothing of the notes either.
+        outsider = CaseQuery(q="public -secret", searcher=Searcher(None, internal=False))
+        kept = await find_cases(uow, outsider, sort=None, limit=10, cursor=None)
+        assert [c.number for c in kept.items] == [case["number"]]
+        reader = CaseQuery(q="public -secret", searcher=Searcher(None, internal=True))
+        assert (await find_cases(uow, reader, sort=None, limit=10, cursor=None)).items == []
+
+
+async def test_another_tenant_s_cases_never_appear(
+    desk: Desk, settle: Settle, client: httpx.AsyncClient, tenants: Tenants
+) -> None:
+    other = await make_desk(client, await tenants.create(), desk.container)
+    mine = await desk.new_case(title="Printer jam 卡纸", tags=["shared-tag"])
+    theirs = await other.new_case(title="Printer jam 卡纸", tags=["shared-tag"])
+    await settle()
+    for q in ("printer", "卡纸", '"printer jam"', "tag:shared-tag", f"#{theirs['number']} printer"):
+        found = await _search(desk, q)
+        ids = [item["id"] for item in found.json()["items"]]
+        assert theirs["id"] not in ids, q
+    assert [i["id"] for i in (await _search(desk, "卡纸")).json()["items"]] == [mine["id"]]
+    assert [i["id"] for i in (await _search(other, "卡纸")).json()["items"]] == [theirs["id"]]
+
+
+async def test_a_comment_added_after_indexing_is_found_once_the_indexer_ran(
+    desk: Desk, settle: Settle
+) -> None:
+    case = await desk.new_case(title="Slow laptop")
+    await settle()
+    assert await _numbers(desk, "zanzibar") == []
+    await _comment(desk, case["id"], "it came back from Zanzibar 桑给巴尔")
+    assert await _numbers(desk, "zanzibar") == [], "not indexed yet"
+    behind = (await _search(desk, "laptop")).json()["meta"]
+    assert behind["search_lag_events"] >= 1
+    await settle()
+    assert await _numbers(desk, "zanzibar") == [case["number"]]
+    assert await _numbers(desk, "桑给巴尔") == [case["number"]]
+    changed = await desk.http.patch(
+        f"/api/v1/cases/{case['id']}", json={"title": "Fast laptop"}, headers=desk.headers
+    )
+    assert changed.status_code == 200, changed.text
+    await settle()
+    assert await _numbers(desk, "slow") == []
+    assert await _numbers(desk, "fast zanzibar") == [case["number"]]
+
+
+async def test_writes_go_on_while_the_indexer_is_stopped_and_it_catches_up(
+    desk: Desk, container: Container
+) -> None:
+    # No relay and no indexer: the events wait in the outbox; the writes do not wait.
+    made = [await desk.new_case(title=f"Backlog {n} 积压") for n in range(5)]
+    for case in made:
+        await _comment(desk, case["id"], "waiting for the indexer")
+    meta = (await _search(desk, "积压")).json()
+    assert meta["items"] == []
+    assert meta["meta"]["search_lag_events"] >= 10
+    assert meta["meta"]["search_lag_seconds"] >= 0
+    # The indexer starts again: it gets the events that waited.
+    bus = InProcessBus(retry_delay=0.001)
+    await bus.start()
+    try:
+        group = SearchIndexer(container.database).group()
+        await Consumers(container.database, {group.name: group}).subscribe_all(bus)
+        relay = Relay(container.database, bus)
+        while await relay.relay_once():
+            pass
+    finally:
+        await bus.close()
+    caught_up = (await _search(desk, "积压 indexer")).json()
+    assert sorted(i["number"] for i in caught_up["items"]) == sorted(c["number"] for c in made)
+    assert caught_up["meta"] == {"search_lag_seconds": 0.0, "search_lag_events": 0}
+
+
+async def test_the_same_event_twice_or_late_writes_nothing_older(
+    desk: Desk, settle: Settle, container: Container
+) -> None:
+    case = await desk.new_case(title="Ordered 有序")
+    await settle()
+    case_id = uuid.UUID(case["id"])
+    async with container.unit_of_work(desk.tenant.id) as uow:
+        await uow.begin_write()
+        (kept,) = (await uow.search.positions([case_id])).values()
+        assert not await uow.search.write(case_id, f"{PREFIX}stale", "", position=kept - 1)
+        assert await uow.search.write(case_id, f"{PREFIX}ordered", "", position=kept)
+        await uow.commit()
+    assert await _numbers(desk, "ordered") == [case["number"]]
+    assert await _numbers(desk, "stale") == []
+
+
+async def test_reindex_rebuilds_every_document_beside_the_indexer(
+    desk: Desk, container: Container
+) -> None:
+    made = [await desk.new_case(title=f"Rebuilt {n} 重建") for n in range(3)]
+    seen: list[tuple[int, int]] = []
+    written = await reindex(
+        container.database, tenant_id=desk.tenant.id, progress=lambda d, t: seen.append((d, t))
+    )
+    assert written == 3
+    assert seen[-1] == (3, 3)
+    assert sorted(await _numbers(desk, "重建")) == sorted(c["number"] for c in made)
+    # A rebuild over kept documents writes them again (the rows as they are now).
+    assert await reindex(container.database, tenant_id=desk.tenant.id) == 3
+
+
+async def test_the_largest_document_is_indexed_on_every_database(
+    desk: Desk, container: Container
+) -> None:
+    case = await desk.new_case(title="Huge")
+    rng = random.Random(7)
+    distinct = " ".join(
+        PREFIX + chr(rng.randint(0x4E00, 0x9FFF)) + chr(rng.randint(0x4E00, 0x9FFF))
+        for _ in range(MAX_TOKENS)
+    )
+    async with container.unit_of_work(desk.tenant.id) as uow:
+        await uow.begin_write()
+        assert await uow.search.write(uuid.UUID(case["id"]), distinct, distinct, position=1)
+        await uow.commit()
+    last = distinct.rsplit(" ", 1)[1][len(PREFIX) :]
+    assert await _numbers(desk, last) == [case["number"]]
+
+
+@pytest.mark.parametrize(
+    ("q", "where"),
+    [
+        ('"open', 1),
+        ("stat:open", 1),
+        ("printer -", 9),
+        ("priority:hot", 10),
+        ("created:yesterday", 9),
+        ("x" * 501, 501),
+    ],
+)
+async def test_a_query_that_cannot_be_read_is_a_422_saying_where(
+    desk: Desk, q: str, where: int
+) -> None:
+    refused = await _search(desk, q)
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem["errors"][0]["field"] == "q" if "errors" in problem else True
+    assert f"at character {where}" in problem["detail"]
+
+
+async def test_names_the_tenant_does_not_have_are_a_422(desk: Desk) -> None:
+    for q, named in (("queue:nowhere", "nowhere"), ("assignee:ghost@example.com", "ghost")):
+        refused = await _search(desk, q)
+        assert refused.status_code == 422, refused.text
+        assert named in refused.json()["detail"]
