@@ -47,6 +47,7 @@ Then it measures:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -55,6 +56,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +83,7 @@ from casedesk.bootstrap import build
 from casedesk.config import load_settings
 from casedesk.domain.search.tokens import is_cjk
 from casedesk.store.database import nullpool_engine
+from casedesk.worker.search_index import reindex
 
 ENGLISH = (  # noqa: SIM905 (a list literal would take a line a word)
     "account order refund invoice password delivery shipping screen error update payment "
@@ -125,6 +128,7 @@ WORDS = (
     Word("phrase", '"cannot log in"', "cannot log in", share=0.02),
 )
 BASELINE_PATH = "/api/v1/cases?state=open&limit=25"
+IN_FLIGHT = 64  # changes sent and not yet answered, at most
 # No word of the vocabulary holds a character of a planted Chinese word, nor a planted English
 # word, so a planted word is found only where it was planted.
 assert not {c for w in CHINESE for c in w} & {c for w in WORDS for c in w.text}
@@ -210,10 +214,13 @@ class Catchup:
     target_rate: int
     seconds: float
     sent: int
-    errors: int
+    skipped: int
+    errors: Counter[str]
     lag_seconds: float | None
     lag_events: int | None
     caught_up_after: float | None
+    worst_lag_seconds: float
+    worst_lag_events: int
 
 
 @dataclass
@@ -238,13 +245,19 @@ def _path(word: Word) -> str:
 
 
 async def _reindex(url: str) -> tuple[int, float]:
-    from casedesk.worker.search_index import reindex
-
+    """``casedesk search reindex``'s work over every seeded case: the documents written and the
+    seconds it took."""
     container = build(load_settings(database_url=url))
     try:
-        start = time.perf_counter()
-        count = await reindex(container.database)
-        return count, time.perf_counter() - start
+        with Progress(console=console) as progress:
+            job = progress.add_task("reindexing", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(job, completed=done, total=total)
+
+            start = time.perf_counter()
+            count = await reindex(container.database, progress=advance)
+            return count, time.perf_counter() - start
     finally:
         await container.close()
 
@@ -258,7 +271,7 @@ def _check(base: str, key: str, outcome: Outcome) -> None:
             items = answer.json()["items"]
             outcome.hits[word.label] = len(items)
             outcome.marked[word.label] = bool(items) and all(
-                "<mark>" in (item.get("highlight") or "") for item in items
+                "<mark>" in (item.get("highlight") or {}).get("html", "") for item in items
             )
 
 
@@ -276,16 +289,18 @@ def _one_at_a_time(base: str, key: str, path: str, count: int) -> Timing:
 async def _drive(
     base: str, key: str, ids: Sequence[str], rate: int, seconds: float, corpus: Corpus
 ) -> Catchup:
-    """Title changes and comments at ``rate`` a second, each with a word of its own; then the
-    lag at the end and the time until the last word is found with no events left behind."""
+    """Title changes and comments at ``rate`` a second (one skipped when ``IN_FLIGHT`` are
+    unanswered), each with a word of its own; then the lag at the end and the time until the
+    last word is found with no events left behind."""
     rng = random.Random(5)
     total = int(rate * seconds)
-    errors = 0
+    errors: Counter[str] = Counter()
+    skipped = 0
     last_word = ""
-    limit = asyncio.Semaphore(64)
+    limit = asyncio.Semaphore(IN_FLIGHT)
 
     async def change(http: httpx.AsyncClient, n: int) -> None:
-        nonlocal errors, last_word
+        nonlocal last_word
         word = f"lagprobe{n:06d}"
         case_id = rng.choice(ids)
         words = corpus(rng.randrange(corpus.total))
@@ -300,21 +315,39 @@ async def _drive(
                         f"/api/v1/cases/{case_id}/comments",
                         json={"body": f"{words.comments[0]} {word}"},
                     )
-                answer.raise_for_status()
+            except httpx.HTTPError as exc:
+                errors[type(exc).__name__] += 1
+                return
+            if answer.is_success:
                 last_word = word  # not exact under concurrency: any late word will do
-            except httpx.HTTPError:
-                errors += 1
+            else:
+                errors[str(answer.status_code)] += 1
 
+    async def watcher(http: httpx.AsyncClient) -> None:
+        """The most the index fell behind while the changes went on, read once a second."""
+        while True:
+            await asyncio.sleep(1)
+            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+                meta = (await http.get(_search("lagprobe"))).json()["meta"]
+                worst[0] = max(worst[0], meta["search_lag_seconds"] or 0.0)
+                worst[1] = max(worst[1], meta["search_lag_events"] or 0)
+
+    worst: list[float] = [0.0, 0.0]
     headers = {"Authorization": f"Bearer {key}"}
-    pool = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    pool = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
     async with httpx.AsyncClient(base_url=base, headers=headers, limits=pool, timeout=30) as http:
         start = time.monotonic()
         tasks = []
+        watch = asyncio.create_task(watcher(http))
         for n in range(total):
             await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
+            if limit.locked():  # as many in flight as connections: this one is not sent
+                skipped += 1
+                continue
             tasks.append(asyncio.create_task(change(http, n)))
         await asyncio.gather(*tasks)
         ended = time.monotonic()
+        watch.cancel()
         meta = (await http.get(_search(last_word))).json()["meta"]
         caught_up_after = None
         while time.monotonic() - ended < 600:
@@ -326,11 +359,14 @@ async def _drive(
     return Catchup(
         rate,
         ended - start,
-        total,
+        len(tasks),
+        skipped,
         errors,
         meta.get("search_lag_seconds"),
         meta.get("search_lag_events"),
         caught_up_after,
+        worst[0],
+        int(worst[1]),
     )
 
 
@@ -355,8 +391,7 @@ def _measure(
     database = f"casedesk_search_{os.getpid()}"  # beside other benchmarks' databases
     seeded = seed(backend, cases, workdir, database, tenants=0, texts=corpus)
     try:
-        with console.status(f"reindexing {cases:,} cases on {backend}"):
-            outcome.reindexed, outcome.reindex_seconds = asyncio.run(_reindex(seeded.url))
+        outcome.reindexed, outcome.reindex_seconds = asyncio.run(_reindex(seeded.url))
         with running(seeded.url, workers, workdir) as base:
             scenarios = [("baseline", BASELINE_PATH)] + [(w.label, _path(w)) for w in WORDS]
             _check(base, seeded.key, outcome)
@@ -515,12 +550,16 @@ def _measure_peer(
         for n in range(peer_cases):
             case = corpus(n)
             sink.write(json.dumps([case.title, case.description, case.comments]) + "\n")
-    with console.status(f"seeding django-helpdesk with {peer_cases:,} tickets on {database}"):
-        seeded = _peer_django(home, database, PEER_SEED.format(path=str(texts)))
-    outcome.peer_tickets = int(seeded.split("TICKETS")[-1].split()[0])
     words = json.dumps([w.text for w in WORDS])
-    with console.status(f"timing django-helpdesk's search on {database}"):
-        printed = _peer_django(home, database, PEER_SEARCH.format(words=words, repeat=repeat))
+    try:
+        with console.status(f"seeding django-helpdesk with {peer_cases:,} tickets on {database}"):
+            seeded = _peer_django(home, database, PEER_SEED.format(path=str(texts)))
+        outcome.peer_tickets = int(seeded.split("TICKETS")[-1].split()[0])
+        with console.status(f"timing django-helpdesk's search on {database}"):
+            printed = _peer_django(home, database, PEER_SEARCH.format(words=words, repeat=repeat))
+    finally:
+        if database == "postgres":
+            asyncio.run(drop_database("postgresql", PEER_DATABASE))
     found = {}
     for line in printed.splitlines():
         if line.startswith("SEARCH "):
@@ -534,7 +573,9 @@ def main(
     cases: int = typer.Option(100_000, help="cases seeded into casedesk"),
     peer_cases: int = typer.Option(100_000, help="tickets seeded into django-helpdesk"),
     workers: int = typer.Option(2, help="casedesk server processes"),
-    concurrency: int = typer.Option(16, help="connections kept busy by wrk"),
+    concurrency: int = typer.Option(
+        4, help="connections kept busy by wrk (a latency aim: a few searches at once)"
+    ),
     seconds: int = typer.Option(10, help="length of one wrk measurement"),
     repeat: int = typer.Option(3, help="wrk measurements per search; the median is reported"),
     peer_repeat: int = typer.Option(
@@ -583,16 +624,17 @@ def _ratio(value: float, baseline: float) -> str:
 def _report(outcome: Outcome, concurrency: int, seconds: int, repeat: int, one_by_one: int) -> None:
     table = Table(
         title=f"casedesk search on {outcome.backend}, {outcome.cases:,} cases, "
-        f"{outcome.workers} server processes + 1 worker; wrk -c{concurrency} {seconds}s, "
-        f"median of {repeat}; one at a time: {one_by_one} requests"
+        f"{outcome.workers} server processes + 1 worker; GET /api/v1/cases?q=…&limit=25 under "
+        f"wrk -c{concurrency} {seconds}s, median of {repeat}; 1-by-1: {one_by_one} requests one "
+        "at a time"
+        + (f"; peer: django-helpdesk, {outcome.peer_tickets:,} tickets" if outcome.peer else "")
     )
-    columns = ["GET /api/v1/cases?…", "found / planted", "req/s", "p50 ms", "p99 ms", "errors"]
-    columns += ["req/s vs baseline", "p99 vs baseline", "1-at-a-time p50", "p99"]
+    columns = ["q", "found", "req/s", "p50 ms", "p99 ms", "errors", "req/s vs base", "p99 vs base"]
+    columns += ["1-by-1 p50", "1-by-1 p99"]
     if outcome.peer:
-        columns += [f"peer ({outcome.peer_tickets:,} tickets) p50", "p99", "peer found"]
-        columns += ["peer/casedesk p50"]
+        columns += ["peer p50", "peer p99", "peer found", "peer/ours"]
     for column in columns:
-        table.add_column(column, justify="left" if column.startswith("GET") else "right")
+        table.add_column(column, justify="left" if column == "q" else "right", no_wrap=True)
     base = outcome.runs["baseline"]
     base_rps = statistics.median(r.rps for r in base)
     base_p99 = statistics.median(r.p99_ms for r in base)
@@ -603,10 +645,10 @@ def _report(outcome: Outcome, concurrency: int, seconds: int, repeat: int, one_b
         single = outcome.one_at_a_time[label]
         found = "-"
         if word is not None:
-            mark = "" if outcome.marked.get(label) else " (no <mark>)"
-            found = f"{outcome.hits[label]} / {word.cases_in(outcome.cases):,}{mark}"
+            mark = "" if outcome.marked.get(label) else " unmarked"
+            found = f"{outcome.hits[label]}/{word.cases_in(outcome.cases):,}{mark}"
         row = [
-            f"{label}: " + (f"q={word.query}" if word else "state=open"),
+            word.query if word else "(baseline: state=open)",
             found,
             f"{rps:,.0f}",
             f"{statistics.median(r.p50_ms for r in runs):.1f}",
@@ -634,15 +676,20 @@ def _report(outcome: Outcome, concurrency: int, seconds: int, repeat: int, one_b
     console.print(
         f"  reindex: {outcome.reindexed:,} cases in {outcome.reindex_seconds:.1f} s, "
         f"{outcome.reindexed / max(outcome.reindex_seconds, 1e-9):,.0f} cases/s. "
-        "found: items on the first page of 25 (of the cases the word was planted in)."
+        "found: items on the first page of 25 / cases the word was planted in ('unmarked': "
+        "an item without <mark> in its highlight)."
     )
     if outcome.catchup is not None:
         c = outcome.catchup
+        errors = ", ".join(f"{n} {kind}" for kind, n in c.errors.most_common()) or "none"
         caught = f"{c.caught_up_after:.1f} s" if c.caught_up_after is not None else "not in 600 s"
         console.print(
             f"  indexer: {c.sent:,} changes (title or comment) in {c.seconds:.1f} s "
-            f"({c.sent / c.seconds:,.0f}/s of {c.target_rate}/s asked, {c.errors} errors); "
-            f"behind when they stopped: {c.lag_seconds} s, {c.lag_events} events; "
+            f"({c.sent / c.seconds:,.0f}/s of {c.target_rate}/s asked; {c.skipped:,} not sent "
+            f"while {IN_FLIGHT} were unanswered; errors: {errors}); "
+            f"behind at most {c.worst_lag_seconds:.1f} s, {c.worst_lag_events:,} events while "
+            f"they went on (read once a second); behind when they stopped: {c.lag_seconds} s, "
+            f"{c.lag_events} events; "
             f"caught up (last word found, no events behind) after {caught}."
         )
     if outcome.peer:
@@ -653,7 +700,7 @@ def _report(outcome: Outcome, concurrency: int, seconds: int, repeat: int, one_b
             "ticket list's search runs: icontains over id, title, description, resolution, "
             "e-mails, custom fields and dates, not follow-ups; distinct, 2 counts, the first 25 "
             "serialized), no HTTP, one at a time; the phrase as the substring 'cannot log in'. "
-            "'peer found' is its recordsFiltered; 'peer/casedesk p50' is against casedesk's "
+            "'peer found' is its recordsFiltered; 'peer/ours' is its p50 over casedesk's "
             "one-at-a-time p50 (over HTTP)."
         )
     elif outcome.peer_note:
