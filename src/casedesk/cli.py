@@ -51,6 +51,7 @@ from casedesk.store.blob_sweep import SweepResult
 from casedesk.store.bus.base import BusUnavailable
 from casedesk.store.models import Tenant
 from casedesk.store.unit_of_work import UnitOfWork
+from casedesk.worker.search_index import reindex
 
 T = TypeVar("T")
 
@@ -67,6 +68,7 @@ apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Stored secrets and the keys that seal them.", no_args_is_help=True)
 connector_app = typer.Typer(help="Connector manifests.", no_args_is_help=True)
 attachments_app = typer.Typer(help="Attachments and their stored bytes.", no_args_is_help=True)
+search_app = typer.Typer(help="The search index of cases.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
@@ -75,6 +77,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(connector_app, name="connector")
 app.add_typer(attachments_app, name="attachments")
+app.add_typer(search_app, name="search")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -564,6 +567,33 @@ def _bytes(size: int) -> str:
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
     return f"{size} bytes"
+
+
+@search_app.command("reindex")
+def search_reindex(
+    tenant: Annotated[
+        str | None, typer.Option(help="the tenant's slug (default: every tenant)")
+    ] = None,
+) -> None:
+    """Rebuild the search documents of every case (of one tenant), in batches, while casedesk
+    runs: searches go on finding what was indexed, and the indexer goes on with new changes.
+    Needed after restoring a database without its index, or to index cases made before
+    search existed."""
+
+    async def work(container: Container) -> int:
+        tenant_id = None if tenant is None else (await _tenant(container, tenant)).id
+        columns = (TextColumn("indexing cases"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=out, transient=True) as progress:
+            task = progress.add_task("indexing", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            return await reindex(container.database, tenant_id=tenant_id, progress=advance)
+
+    written = run(_migrated(work))
+    scope = f"tenant {tenant}" if tenant else "every tenant"
+    out.print(f"[green]indexed {written} case(s) of {scope}[/]")
 
 
 @attachments_app.command("sweep")

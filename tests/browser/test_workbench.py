@@ -205,6 +205,46 @@ async def test_the_workbench_in_chinese_leaves_no_english(
         await context.close()
 
 
+async def test_an_agent_finds_a_case_from_the_header_s_search_box(
+    server: Server, desk: dict[str, str], browser: Browser
+) -> None:
+    """The server indexes in its own background work; the agent searches in Chinese, with
+    the list in Chinese too, and sees where the words matched."""
+    with server.api() as api:
+        made = api.post(
+            "/cases",
+            json={
+                "template": "question",
+                "title": "Office printer",
+                "description": "我的打印机着火了, the tray is smoking",
+            },
+        )
+        made.raise_for_status()
+    context = await browser.new_context(locale="zh-CN")
+    page = await context.new_page()
+    try:
+        await _sign_in_as_agent(page, server, desk)
+        for _ in range(40):  # the index follows the case a moment later
+            await page.goto(f"{server.url}/app/cases?view=mine")
+            await page.get_by_role("search").get_by_role("searchbox").fill("打印机 tray")
+            await page.keyboard.press("Enter")
+            if await page.locator("table.cases mark").count():
+                break
+            await page.wait_for_timeout(250)
+        row = page.locator("table.cases tbody tr", has_text="Office printer")
+        await expect(row).to_be_visible()
+        await expect(row.locator("mark").first).to_have_text("打印机")
+        await expect(page.get_by_role("heading", name=re.compile("搜索结果"))).to_be_visible()
+        left = english_in(await shown_text(page))
+        assert left == [], f"the search results still say {left}"
+        await screenshot(page, "case-search-zh")
+        await page.get_by_role("search").get_by_role("searchbox").fill('"on fire')
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("alert")).to_contain_text("character")
+    finally:
+        await context.close()
+
+
 async def test_the_case_list_is_walked_with_the_keyboard(
     server: Server, desk: dict[str, str], page: Page
 ) -> None:

@@ -7,16 +7,21 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from casedesk.bootstrap import Container
+from casedesk.cli import app
+from casedesk.config import get_settings
 from casedesk.domain.cases.lists import CaseQuery, count_cases, find_cases
 from casedesk.domain.search import indexing
 from casedesk.domain.search.finding import Searcher
 from casedesk.domain.search.tokens import MAX_TOKENS, PREFIX
+from casedesk.store import search as store_search
 from casedesk.store.bus.inprocess import InProcessBus
 from casedesk.worker.consumers import Consumers
 from casedesk.worker.relay import Relay
@@ -117,6 +122,8 @@ async def test_words_phrases_exclusions_and_fields_find_exactly_the_expected_cas
     assert await found("发票") == {n["toner"]}
     # Field terms, with and without words.
     assert await found("tag:vip") == {n["refund"]}
+    assert await found("tag:VIP") == {n["refund"]}, "tags without regard to case"
+    assert await found("tag:vi") == set(), "a tag is matched whole"
     assert await found("printer -tag:vip") == {n["fire"], n["toner"]}
     assert await found("order tag:vip") == {n["refund"]}
     assert await found("customer:acme") == {n["login"]}
@@ -165,7 +172,11 @@ async def test_the_list_ranks_marks_the_fragment_and_pages_by_relevance(
     assert marked[once["number"]] == {"field": "title", "html": "A <mark>kettle</mark>"}
     assert marked[third["number"]]["field"] == "description"
     assert "&lt;b&gt;<mark>kettle</mark>&lt;/b&gt; &amp; a cup" in marked[third["number"]]["html"]
-    assert body["meta"] == {"search_lag_seconds": 0.0, "search_lag_events": 0}
+    assert body["meta"] == {
+        "search_lag_seconds": 0.0,
+        "search_lag_events": 0,
+        "search_order": "relevance",
+    }
 
     by_number = await _search(desk, "kettle", sort="-number")
     assert [i["number"] for i in by_number.json()["items"]] == sorted(numbers, reverse=True)
@@ -178,6 +189,23 @@ async def test_the_list_ranks_marks_the_fragment_and_pages_by_relevance(
     refused = await _search(desk, "state:new", sort="relevance")
     assert refused.status_code == 422
     assert "relevance" in refused.json()["detail"]
+
+
+async def test_words_in_too_many_cases_list_the_newest_first_and_all_of_them(
+    desk: Desk, settle: Settle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = [await desk.new_case(title=f"Common {'word ' * n}") for n in (3, 1, 2)]
+    await settle()
+    monkeypatch.setattr(store_search, "RANKED_AT_MOST", 2)
+    first = (await _search(desk, "word", limit=2)).json()
+    assert first["meta"]["search_order"] == "newest"
+    rest = (await _search(desk, "word", limit=2, cursor=first["next_cursor"])).json()
+    listed = [i["number"] for i in first["items"] + rest["items"]]
+    assert listed == sorted((c["number"] for c in made), reverse=True)
+    monkeypatch.setattr(store_search, "RANKED_AT_MOST", 3)
+    ranked = (await _search(desk, "word")).json()
+    assert ranked["meta"]["search_order"] == "relevance"
+    assert ranked["items"][0]["number"] == made[0]["number"]
 
 
 async def test_internal_notes_only_match_for_who_may_read_them(
@@ -252,6 +280,8 @@ async def test_writes_go_on_while_the_indexer_is_stopped_and_it_catches_up(
     assert meta["items"] == []
     assert meta["meta"]["search_lag_events"] >= 10
     assert meta["meta"]["search_lag_seconds"] >= 0
+    before = _gauge(await desk.http.get("/metrics"), "casedesk_search_lag_events")
+    assert before >= 10, "the deployment's lag is in /metrics"
     # The indexer starts again: it gets the events that waited.
     bus = InProcessBus(retry_delay=0.001)
     await bus.start()
@@ -265,7 +295,18 @@ async def test_writes_go_on_while_the_indexer_is_stopped_and_it_catches_up(
         await bus.close()
     caught_up = (await _search(desk, "积压 indexer")).json()
     assert sorted(i["number"] for i in caught_up["items"]) == sorted(c["number"] for c in made)
-    assert caught_up["meta"] == {"search_lag_seconds": 0.0, "search_lag_events": 0}
+    assert caught_up["meta"]["search_lag_seconds"] == 0.0
+    assert caught_up["meta"]["search_lag_events"] == 0
+    metrics = await desk.http.get("/metrics")
+    after = _gauge(metrics, "casedesk_search_lag_events")
+    assert after <= before - 10, "other tests' events may still wait; ours do not"
+    assert _gauge(metrics, "casedesk_search_index_delay_seconds") > 0, "they waited"
+
+
+def _gauge(response: httpx.Response, name: str) -> float:
+    assert response.status_code == 200
+    (line,) = [row for row in response.text.splitlines() if row.startswith(name + " ")]
+    return float(line.split()[1])
 
 
 async def test_the_same_event_twice_or_late_writes_nothing_older(
@@ -342,3 +383,93 @@ async def test_names_the_tenant_does_not_have_are_a_422(desk: Desk) -> None:
         refused = await _search(desk, q)
         assert refused.status_code == 422, refused.text
         assert named in refused.json()["detail"]
+
+
+def test_the_reindex_command_rebuilds_with_a_progress_bar_and_names_an_unknown_tenant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    monkeypatch.setenv("CASEDESK_DATABASE_URL", f"sqlite:///{tmp_path / 'desk.db'}")
+    get_settings.cache_clear()  # the command reads these settings, and later ones theirs
+    request.addfinalizer(get_settings.cache_clear)
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["tenant", "create", "acme", "--name", "Acme"]).exit_code == 0
+    every = runner.invoke(app, ["search", "reindex"])
+    assert every.exit_code == 0, every.output
+    assert "indexed 0 case(s) of every tenant" in every.output
+    one = runner.invoke(app, ["search", "reindex", "--tenant", "acme"])
+    assert one.exit_code == 0, one.output
+    assert "of tenant acme" in one.output
+    unknown = runner.invoke(app, ["search", "reindex", "--tenant", "nobody"])
+    assert unknown.exit_code != 0
+    assert "nobody" in unknown.output
+
+
+async def test_a_view_saved_with_a_search_counts_what_it_finds(desk: Desk, settle: Settle) -> None:
+    await desk.new_case(title="Invoice missing 发票", tags=["billing"])
+    await desk.new_case(title="Invoice late 发票")
+    await settle()
+    made = await desk.http.post(
+        "/api/v1/views",
+        json={"name": "Invoices", "filters": {"q": "发票 -tag:billing"}, "sort": "relevance"},
+        headers=desk.headers,
+    )
+    assert made.status_code == 201, made.text
+    listed = await desk.http.get("/api/v1/views", params={"counts": "true"}, headers=desk.headers)
+    (kept,) = [v for v in listed.json() if v["id"] == made.json()["id"]]
+    assert kept["filters"]["q"] == "发票 -tag:billing"
+    assert kept["count"] == 1
+    for body, named in (
+        ({"name": "Bad", "filters": {"q": "stat:open"}}, "stat"),
+        ({"name": "Bad", "filters": {"q": "tag:x"}, "sort": "relevance"}, "relevance"),
+    ):
+        refused = await desk.http.post("/api/v1/views", json=body, headers=desk.headers)
+        assert refused.status_code == 422, refused.text
+        assert named in refused.text
+
+
+async def test_any_text_is_a_search_or_a_422_on_every_database(desk: Desk, settle: Settle) -> None:
+    """A seeded, bounded fuzz through the engines: the characters each engine's own query
+    syntax gives meaning to (FTS5's, tsquery's, InnoDB's boolean mode), quotes, field names,
+    Chinese, emoji and controls, in any order."""
+    await desk.new_case(title="Fuzzed 模糊 o'clock", description="AND OR NOT NEAR * ^ + - ~ @")
+    await settle()
+    pieces = [
+        *"\"“”「」'`-+*^~@:：#()[]{}<>|&!\\/%_.,;=?",  # noqa: RUF001
+        " ",
+        "  ",
+        "AND",
+        "OR",
+        "NOT",
+        "NEAR",
+        "NEAR/2",
+        "state:",
+        "tag:",
+        "priority:>",
+        "created:",
+        "..",
+        "2026-01-01",
+        "#12",
+        "模糊",
+        "打印机",
+        "é",
+        "ß",
+        "ﬁ",
+        "İ",
+        "🙂",
+        "\u200b",
+        "\u0301",
+        "\t",
+        "o'clock",
+        "qz",
+        "x" * 70,
+        "fuzzed",
+    ]
+    chance = random.Random(20261204)
+    for _ in range(150):
+        q = "".join(chance.choice(pieces) for _ in range(chance.randint(1, 12)))
+        answer = await _search(desk, q)
+        assert answer.status_code in (200, 422), (q, answer.text)
+        if answer.status_code == 422:
+            assert "at character" in answer.json()["detail"], q
+    assert await _numbers(desk, "o'clock 模糊") != []

@@ -292,6 +292,10 @@ class ChangeChannelMessageActivity(Activity[ChangeParams, Case]):
             if comment is not None:
                 comment.deleted_at = now
             self.record(case, "comment.deleted_at_source", memo)
+        if comment is not None:
+            self.emit(
+                "comment.changed", case, {"comment_id": str(comment.id), "change": message.kind}
+            )
         return case
 
 

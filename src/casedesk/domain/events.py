@@ -76,6 +76,11 @@ for _name, _summary, _fields in (
     ("task.accepted", "an agent took the case's task", ("task_id", "assignee_id")),
     ("comment.added", "a comment was added", ("comment_id", "public", "author_type")),
     (
+        "comment.changed",
+        "a comment was edited or deleted where it was written (a chat channel)",
+        ("comment_id", "change"),
+    ),
+    (
         "attachment.added",
         "a file was attached to the case or one of its comments",
         ("attachment_id", "comment_id", "filename", "content_type", "size"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -32,7 +32,14 @@ from casedesk.store.cases import CURSORS, RELEVANCE_CURSORS, SORTS, CaseFilter
 from casedesk.store.models import Case as CaseModel
 from casedesk.store.models import CaseSla, Comment, Customer, Queue, Task, Template
 from casedesk.store.repository import id_cursors
-from casedesk.store.search import MAX_OFFSET, RELEVANCE, Narrowing, narrow
+from casedesk.store.search import (
+    MAX_OFFSET,
+    RELEVANCE,
+    Narrowing,
+    counting_matches,
+    narrow,
+    relevance_order,
+)
 from casedesk.store.tenancy import bound_tenant
 
 cases = CaseModel.__table__
@@ -164,6 +171,8 @@ class DetailRows:
 class SummaryPage:
     rows: Sequence[Row[Any]]
     next_cursor: str | None
+    ordered_by: str | None = None
+    """By relevance: ``relevance``, or ``newest`` when the words match too many cases."""
 
 
 class CaseReads:
@@ -233,11 +242,15 @@ class CaseReads:
             parameters["template_code"] = template
         if narrowing is not None:
             connection = await self.session.connection()
-            statement, score = narrow(statement, connection.dialect.name, narrowing)
+            narrowed = narrow(statement, connection.dialect.name, narrowing)
+            statement = narrowed.statement
             if sort == RELEVANCE:
-                return await self._by_relevance(
-                    statement, score, parameters, queue, template, limit=limit, cursor=cursor
+                counted = await self._rows(counting_matches(narrowed))
+                ordered_by, ranking = relevance_order(narrowed, int(counted[0][0]))
+                page = await self._by_relevance(
+                    statement, ranking, parameters, queue, template, limit=limit, cursor=cursor
                 )
+                return replace(page, ordered_by=ordered_by)
         if sort not in SORTS:
             raise InvalidInput(f"sort must be one of {', '.join(SORTS)}", field="sort")
         column, descending = _SORT_COLUMNS[sort.lstrip("-")], sort.startswith("-")
@@ -264,7 +277,7 @@ class CaseReads:
     async def _by_relevance(
         self,
         statement: Select[Any],
-        score: Any,
+        order: list[Any],
         parameters: dict[str, Any],
         queue: str | None,
         template: str | None,
@@ -273,7 +286,7 @@ class CaseReads:
         cursor: str | None,
     ) -> SummaryPage:
         offset = RELEVANCE_CURSORS.decode(cursor)[0] if cursor is not None else 0
-        ordered = statement.order_by(score.desc(), cases.c.id.desc()).offset(offset)
+        ordered = statement.order_by(*order).offset(offset)
         rows = await self._rows(ordered.limit(limit + 1), **parameters)
         if not rows:
             await self.check_codes(queue, template)

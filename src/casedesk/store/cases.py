@@ -44,7 +44,14 @@ from casedesk.store.models import (
     Template,
 )
 from casedesk.store.repository import Page, Repository
-from casedesk.store.search import MAX_OFFSET, RELEVANCE, Narrowing, narrow
+from casedesk.store.search import (
+    MAX_OFFSET,
+    RELEVANCE,
+    Narrowing,
+    counting_matches,
+    narrow,
+    relevance_order,
+)
 from casedesk.store.tenancy import bound_tenant
 from casedesk.store.writes import insert_rows, row_of
 
@@ -280,10 +287,13 @@ class CaseRepository(Repository[Case]):
         statement: Select[Any] = select(Case).where(*self._conditions(where))
         if narrowing is not None:
             dialect = self.session.get_bind().dialect.name
-            statement, score = narrow(statement, dialect, narrowing)
-            statement = statement.params(tenant_id=bound_tenant(self.session.sync_session))
+            narrowed = narrow(statement, dialect, narrowing)
+            tenant = {"tenant_id": bound_tenant(self.session.sync_session)}
+            statement = narrowed.statement.params(tenant)
             if sort == RELEVANCE:
-                return await self._by_relevance(statement, score, limit=limit, cursor=cursor)
+                matches = int(await self.session.scalar(counting_matches(narrowed), tenant) or 0)
+                _, ranking = relevance_order(narrowed, matches)
+                return await self._by_relevance(statement, ranking, limit=limit, cursor=cursor)
         if sort not in SORTS:
             raise InvalidInput(f"sort must be one of {', '.join(SORTS)}", field="sort")
         column, descending = _sort_column(sort), sort.startswith("-")
@@ -335,10 +345,10 @@ class CaseRepository(Repository[Case]):
         return conditions
 
     async def _by_relevance(
-        self, statement: Select[Any], score: Any, *, limit: int, cursor: str | None
+        self, statement: Select[Any], order: list[Any], *, limit: int, cursor: str | None
     ) -> Page[Case]:
         offset = RELEVANCE_CURSORS.decode(cursor)[0] if cursor is not None else 0
-        ordered = statement.order_by(score.desc(), Case.id.desc()).offset(offset)
+        ordered = statement.order_by(*order).offset(offset)
         rows = list((await self.session.scalars(ordered.limit(limit + 1))).all())
         following = offset + limit
         more = len(rows) > limit and following < MAX_OFFSET
@@ -352,7 +362,7 @@ class CaseRepository(Repository[Case]):
         statement = select(Case.id).where(*self._conditions(where))
         if narrowing is not None:
             dialect = self.session.get_bind().dialect.name
-            statement, _ = narrow(statement, dialect, narrowing)
+            statement = narrow(statement, dialect, narrowing).statement
             statement = statement.params(tenant_id=bound_tenant(self.session.sync_session))
         matching = statement.limit(cap + 1).subquery()
         return int(await self.session.scalar(select(func.count()).select_from(matching)) or 0)

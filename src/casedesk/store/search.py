@@ -108,8 +108,9 @@ class TextMatch:
 class Hits:
     """The index's answer as parts of the case list's statement."""
 
-    matched: Any | None
-    """A subquery of ``case_id`` and ``score`` (higher is better), or None."""
+    matched: Select[Any] | None
+    """A select of ``case_id``, ``doc_id`` (newer documents have higher ones) and ``score``
+    (higher is better), or None."""
     excluded: Any | None
     """A subquery of the ``case_id`` of the cases to leave out, or None."""
 
@@ -149,8 +150,9 @@ class _Fts5:
 
     def _select(self, expression: str, *, scored: bool) -> Select[Any]:
         score = [(-func.bm25(literal_column("search_fts"))).label("score")] if scored else []
+        newest = [_fts.c.rowid.label("doc_id")] if scored else []
         return (
-            select(documents.c.case_id.label("case_id"), *score)
+            select(documents.c.case_id.label("case_id"), *newest, *score)
             .select_from(_fts)
             .join(documents, documents.c.id == _fts.c.rowid)
             .where(text("search_fts MATCH :fts_match").bindparams(fts_match=expression))
@@ -161,7 +163,7 @@ class _Fts5:
         expression = " AND ".join(self._phrase(p) for p in wanted)
         if unwanted:
             expression = f"({expression}) NOT ({' OR '.join(self._phrase(p) for p in unwanted)})"
-        return self._select(expression, scored=True).subquery("hits")
+        return self._select(expression, scored=True)
 
     def any_of(self, phrases: Sequence[Phrase]) -> Any:
         return self._select(" OR ".join(self._phrase(p) for p in phrases), scored=False)
@@ -193,11 +195,11 @@ class _Tsvector:
         score: Any = func.ts_rank_cd(self._public, query)
         if self.internal:
             score = score + func.ts_rank_cd(self._internal, query) / 2
-        return (
-            select(documents.c.case_id.label("case_id"), score.label("score"))
-            .where(documents.c.tenant_id == _TENANT, and_(*conditions))
-            .subquery("hits")
-        )
+        return select(
+            documents.c.case_id.label("case_id"),
+            documents.c.id.label("doc_id"),
+            score.label("score"),
+        ).where(documents.c.tenant_id == _TENANT, and_(*conditions))
 
     def any_of(self, phrases: Sequence[Phrase]) -> Any:
         return select(documents.c.case_id).where(
@@ -229,11 +231,11 @@ class _Fulltext:
             [self._phrase(p, "+") for p in wanted] + [self._phrase(p, "-") for p in unwanted]
         )
         score = self._against(expression)
-        return (
-            select(documents.c.case_id.label("case_id"), score.label("score"))
-            .where(documents.c.tenant_id == _TENANT, score)
-            .subquery("hits")
-        )
+        return select(
+            documents.c.case_id.label("case_id"),
+            documents.c.id.label("doc_id"),
+            score.label("score"),
+        ).where(documents.c.tenant_id == _TENANT, score)
 
     def any_of(self, phrases: Sequence[Phrase]) -> Any:
         expression = " ".join(self._phrase(p, "") for p in phrases)
@@ -373,15 +375,18 @@ def _any_of(column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
 
 
 def _has_tag(dialect: str, tag: str) -> ColumnElement[bool]:
+    """The case has ``tag``, whatever the case of its Latin letters (the JSON text of its tags
+    lowered, which keeps it JSON)."""
     if dialect == "sqlite":
-        each = func.json_each(cases.c.tags).table_valued("value")
-        return select(each.c.value).where(each.c.value == tag).exists()
+        each = func.json_each(func.lower(cases.c.tags)).table_valued("value")
+        return select(each.c.value).where(each.c.value == func.lower(tag)).exists()
     if dialect == "postgresql":
-        held: ColumnElement[bool] = literal_column("CAST(cases.tags AS jsonb)").op("@>")(
-            func.jsonb_build_array(tag)
-        )
+        held: ColumnElement[bool] = literal_column(
+            "CAST(lower(CAST(cases.tags AS text)) AS jsonb)"
+        ).op("@>")(func.jsonb_build_array(func.lower(tag)))
         return held
-    return func.json_contains(cases.c.tags, func.json_quote(tag)) == 1
+    lowered = func.json_contains(func.lower(cases.c.tags), func.json_quote(func.lower(tag)))
+    return lowered == 1
 
 
 def _customer_like(pattern: str) -> ColumnElement[bool]:
@@ -456,20 +461,59 @@ MAX_OFFSET = 10_000
 """How deep a list by relevance pages: past it, a narrower query finds more."""
 
 
-def narrow(statement: Select[Any], dialect: str, narrowing: Narrowing) -> tuple[Select[Any], Any]:
+RANKED_AT_MOST = 1_000
+"""Matches a list ranks by score: a search found in more cases lists the newest first.
+
+Scoring means reading every match (SQLite's ``bm25`` and PostgreSQL's ``ts_rank_cd`` are
+computed for each one: measured at 30,000 matches, 45 ms on SQLite and 100 to 200 ms on
+PostgreSQL, against 10 and 20 ms at 1,000 and 2,000), while the newest matches come
+straight from the index in its order; and among tens of thousands of cases with a common word
+the scores say little. The list is complete either way: only its order differs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Narrowed:
+    statement: Select[Any]
+    matched: Select[Any] | None
+    """The text's matches (see ``Hits.matched``), when there are words to find."""
+    score: Any | None
+    newest: Any | None
+
+
+def narrow(statement: Select[Any], dialect: str, narrowing: Narrowing) -> Narrowed:
     """``statement`` over ``cases`` with the search's conditions (its tenant bound as
-    ``tenant_id``), and the score to order by (None without text to rank by)."""
+    ``tenant_id``), and what to order it by relevance with."""
     statement = statement.where(*term_conditions(dialect, narrowing.terms))
     if narrowing.text is None:
-        return statement, None
+        return Narrowed(statement, None, None, None)
     found = hits(dialect, narrowing.text)
-    score = None
+    score = newest = None
     if found.matched is not None:
-        statement = statement.join(found.matched, found.matched.c.case_id == cases.c.id)
-        score = found.matched.c.score
+        matched = found.matched.subquery("hits")
+        statement = statement.join(matched, matched.c.case_id == cases.c.id)
+        score, newest = matched.c.score, matched.c.doc_id
     if found.excluded is not None:
         statement = statement.where(cases.c.id.not_in(found.excluded))
-    return statement, score
+    return Narrowed(statement, found.matched, score, newest)
+
+
+def relevance_order(narrowed: Narrowed, matches: int) -> tuple[str, list[Any]]:
+    """How a list by relevance is ordered when the words have ``matches`` matches (counted
+    to ``RANKED_AT_MOST + 1``): by score, or the newest first; and the order's columns."""
+    assert narrowed.newest is not None
+    assert narrowed.score is not None
+    if matches > RANKED_AT_MOST:
+        return "newest", [narrowed.newest.desc()]
+    return RELEVANCE, [narrowed.score.desc(), cases.c.id.desc()]
+
+
+def counting_matches(narrowed: Narrowed) -> Select[Any]:
+    """The statement counting the words' matches in the tenant, to ``RANKED_AT_MOST + 1``."""
+    assert narrowed.matched is not None
+    first: Select[Any] = narrowed.matched.with_only_columns(literal_column("1")).limit(
+        RANKED_AT_MOST + 1
+    )
+    return select(func.count()).select_from(first.subquery())
 
 
 # --- what the list shows of a match, and how far the index is behind -------------------------
@@ -526,30 +570,26 @@ async def texts_of(
 async def lag(
     session: AsyncSession, group: str, types: Sequence[str], *, now: datetime
 ) -> tuple[int, float]:
-    """How far the ``group`` consumer is behind in the session's tenant: of its newest
-    ``LAG_WINDOW`` events of ``types``, how many it has not handled, and the age in seconds
-    of the oldest of those (0 when it is up to date)."""
+    """How far the ``group`` consumer is behind in the session's tenant (every tenant's for
+    a session bound to none): of the newest ``LAG_WINDOW`` events of ``types``, how many it
+    has not handled, and the age in seconds of the oldest of those (0 when up to date)."""
     outbox, processed = OutboxEvent.__table__, ProcessedEvent.__table__
     tenant_id = bound_tenant(session.sync_session)
-    newest = (
-        select(outbox.c.event_id, outbox.c.time)
-        .where(outbox.c.tenant_id == tenant_id, outbox.c.type.in_(types))
-        .order_by(outbox.c.id.desc())
-        .limit(LAG_WINDOW)
-        .subquery()
-    )
+    newest = select(outbox.c.event_id, outbox.c.time).where(outbox.c.type.in_(types))
+    if tenant_id is not None:
+        newest = newest.where(outbox.c.tenant_id == tenant_id)
+    recent = newest.order_by(outbox.c.id.desc()).limit(LAG_WINDOW).subquery()
     handled = (
         select(processed.c.event_id)
         .where(
             processed.c.consumer_group == group,
-            processed.c.event_id == newest.c.event_id,
-            processed.c.tenant_id == tenant_id,
+            processed.c.event_id == recent.c.event_id,
         )
         .exists()
     )
     connection = await session.connection()
     row = (
-        await connection.execute(select(func.count(), func.min(newest.c.time)).where(~handled))
+        await connection.execute(select(func.count(), func.min(recent.c.time)).where(~handled))
     ).one()
     count, oldest = int(row[0] or 0), row[1]
     if not count or oldest is None:

@@ -37,9 +37,13 @@ from casedesk.domain.cases.lists import (
     find_cases,
 )
 from casedesk.domain.cases.priority import Priority
+from casedesk.domain.cases.reads import highlights
 from casedesk.domain.cases.views import detail
 from casedesk.domain.identity.principal import Principal
 from casedesk.domain.identity.roles import Role
+from casedesk.domain.search.finding import Searcher
+from casedesk.domain.search.indexing import lag_of
+from casedesk.domain.search.query import MAX_LENGTH, QueryError, parse
 from casedesk.kit.errors import (
     CasedeskError,
     Conflict,
@@ -51,6 +55,7 @@ from casedesk.kit.errors import (
 from casedesk.kit.values import INT64_MAX
 from casedesk.store.cases import SORTS
 from casedesk.store.models import Case
+from casedesk.store.search import RELEVANCE
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.web.forms import fields_of, values_of
 from casedesk.web.pages import Viewer, render
@@ -102,8 +107,16 @@ SORT_LABELS = {
     "priority": "Least urgent first",
     "-number": "Highest number first",
     "number": "Lowest number first",
+    "relevance": "Best match first",
 }
 """What each sort is called on screen (the templates translate these)."""
+FIELDS_MATCHED = {
+    "title": "Title",
+    "description": "Description",
+    "comment": "Comment",
+    "internal_note": "Internal note",
+}
+"""Where a search matched, as the list says it beside the fragment."""
 CHILDREN_SHOWN = 20
 HISTORY_SHOWN = 100
 HISTORY_LABELS = {
@@ -183,10 +196,22 @@ def _saved_params(kept: ViewFilters, sort: str, cursor: str | None) -> dict[str,
         "queue": kept.queue,
         "priority": kept.priority.value if kept.priority is not None else None,
         "template": kept.template,
+        "q": kept.q,
         "sort": sort,
         "cursor": cursor,
     }
     return {name: value for name, value in chosen.items() if value}
+
+
+def _default_sort(form: Any) -> str:
+    """The sort a view saved without one keeps: the best match first when it searches
+    words, else the most recently updated first."""
+    searched = str(form.get("q", "")).strip()
+    try:
+        words = [t for t in parse(searched).texts if not t.negated]
+    except QueryError:
+        words = []  # the view's own validation names the problem
+    return RELEVANCE if words else "-updated"
 
 
 @router.post("/app/views")
@@ -205,8 +230,9 @@ async def save_view(request: Request, viewer: PersonDep) -> Response:
                 queue=_chosen(str(form.get("queue", ""))),
                 priority=_chosen(str(form.get("priority", ""))),
                 template=_chosen(str(form.get("template", ""))),
+                q=_chosen(str(form.get("q", ""))),
             ),
-            sort=str(form.get("sort", "-updated")),
+            sort=str(form.get("sort") or _default_sort(form)),
             shared=form.get("shared") == "1",
         )
         async with tenant_work(request, viewer) as uow:
@@ -260,9 +286,10 @@ async def case_list(request: Request, viewer: PersonDep) -> Response:
         kept = ViewFilters.model_validate(saved.filters)
         view = VIEWS_BY_CODE[kept.base]
         params = _saved_params(kept, saved.sort, params.get("cursor"))
-    sort = params.get("sort") or view.sort
-    if sort not in SORTS:
-        sort = view.sort
+    searched = (params.get("q") or "").strip()[: MAX_LENGTH + 1] or None
+    sort: str | None = params.get("sort") or None
+    if sort not in (*SORTS, RELEVANCE):
+        sort = None  # the view's order, or the best match first when words are searched
     priority = Priority.__members__.get((params.get("priority") or "").upper())
     query = replace(
         view.query(viewer.principal),
@@ -270,15 +297,27 @@ async def case_list(request: Request, viewer: PersonDep) -> Response:
         queue=_chosen(params.get("queue")),
         priority=priority.rank if priority is not None else None,
         template=_chosen(params.get("template")),
+        q=searched,
+        searcher=Searcher(viewer.principal.user_id, internal=True),
     )
+    found: dict[uuid.UUID, dict[str, str] | None] = {}
+    lag = None
     async with tenant_work(request, viewer) as uow:
         sidebar = await _sidebar(uow, viewer.principal)
         queues, people = await _names(uow)
         problem = None
         try:
             page = await find_cases(
-                uow, query, sort=sort, limit=PAGE_SIZE, cursor=_chosen(params.get("cursor"))
+                uow,
+                query,
+                sort=sort,
+                limit=PAGE_SIZE,
+                cursor=_chosen(params.get("cursor")),
+                default=view.sort,
             )
+            if searched:
+                found = await highlights(uow, [(c.id, c.title) for c in page.items], query)
+                lag = await lag_of(uow, viewer.principal.tenant_id)
         except CasedeskError as refused:
             page, problem = None, refused.detail
     filters = {
@@ -287,7 +326,8 @@ async def case_list(request: Request, viewer: PersonDep) -> Response:
         "queue": query.queue or "",
         "priority": priority.value if priority is not None else "",
         "template": query.template or "",
-        "sort": sort,
+        "sort": sort or "",
+        "q": searched or "",
     }
     return render(
         request,
@@ -302,9 +342,12 @@ async def case_list(request: Request, viewer: PersonDep) -> Response:
         queues=queues,
         people=people,
         filters=filters,
-        sorts={sort: SORT_LABELS[sort] for sort in SORTS},
+        sorts={sort: SORT_LABELS[sort] for sort in (*SORTS, RELEVANCE)},
         priorities=PRIORITY_LABELS,
         problem=problem,
+        highlights=found,
+        fields_matched=FIELDS_MATCHED,
+        behind=lag is not None and lag.behind,
     )
 
 

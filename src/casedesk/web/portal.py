@@ -33,11 +33,16 @@ from casedesk.domain.cases.inputs import (
     CustomerRef,
     RatingInput,
 )
+from casedesk.domain.cases.lists import CaseQuery
+from casedesk.domain.cases.reads import highlights
+from casedesk.domain.search.finding import Searcher, compile_search
+from casedesk.domain.search.query import parse
 from casedesk.kit.errors import CasedeskError, InvalidInput, NotFound, Unauthenticated
 from casedesk.kit.tracing import trace_or_new
 from casedesk.kit.values import INT64_MAX
 from casedesk.store.cases import CaseFilter
 from casedesk.store.models import Case, Template
+from casedesk.store.search import RELEVANCE, Narrowing
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.web import i18n
 from casedesk.web.attachments import NO_SUCH_ATTACHMENT, attachment_response
@@ -294,21 +299,56 @@ async def sign_out(request: Request, seen: VisitDep) -> Response:
 # --- the customer's cases ----------------------------------------------------------------------
 
 
+FIELDS_ARE_FOR_AGENTS = "search by words, phrases and case numbers here"
+
+
+async def _customer_search(uow: UnitOfWork, q: str) -> Narrowing:
+    """A customer's search of their own cases: words, phrases, exclusions and case numbers
+    over what they can read (never the internal notes); the agents' fields are not theirs."""
+    parsed = parse(q)
+    if parsed.fields:
+        raise InvalidInput(FIELDS_ARE_FOR_AGENTS, field="q")
+    search = await compile_search(uow, parsed, Searcher(user_id=None, internal=False))
+    return Narrowing(search.text, search.terms)
+
+
 @router.get("/portal/{workspace}/cases", response_class=HTMLResponse)
 async def my_cases(request: Request, seen: VisitDep) -> Response:
     customer = seen.signed
     cursor = request.query_params.get("cursor") or None
+    q = (request.query_params.get("q") or "").strip() or None
+    found: dict[uuid.UUID, dict[str, str] | None] = {}
     async with seen.work(request) as uow:
+        public = await _public_templates(uow)
+        try:
+            narrowing = await _customer_search(uow, q) if q else None
+        except InvalidInput as refused:
+            return _page(
+                request,
+                seen,
+                "portal_cases.html",
+                status=422,
+                cases=[],
+                next_cursor=None,
+                can_open=bool(public),
+                q=q,
+                problem=refused.detail,
+                highlights={},
+            )
+        ranked = narrowing is not None and narrowing.ranked
         try:
             page = await uow.cases.list_page(
                 CaseFilter(customer_id=customer.customer_id),
-                sort="-updated",
+                sort=RELEVANCE if ranked else "-updated",
                 limit=PAGE_SIZE,
                 cursor=cursor,
+                narrowing=narrowing,
             )
         except CasedeskError:
             raise NoSuchPortal("this list's cursor is not one casedesk gave") from None
-        public = await _public_templates(uow)
+        if q:
+            asked = CaseQuery(q=q, searcher=Searcher(user_id=None, internal=False))
+            found = await highlights(uow, [(c.id, c.title) for c in page.items], asked)
     return _page(
         request,
         seen,
@@ -316,6 +356,9 @@ async def my_cases(request: Request, seen: VisitDep) -> Response:
         cases=page.items,
         next_cursor=page.next_cursor,
         can_open=bool(public),
+        q=q or "",
+        problem=None,
+        highlights=found,
     )
 
 

@@ -13,14 +13,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 
+import orjson
 from prometheus_client import Gauge
 from sqlalchemy import func, select
 
 from casedesk.domain.search import indexing
 from casedesk.store.bus.base import Message
 from casedesk.store.database import Database
-from casedesk.store.models import Case, OutboxEvent
+from casedesk.store.models import Case
 from casedesk.store.unit_of_work import UnitOfWork
 from casedesk.worker.consumers import ConsumerGroup
 
@@ -45,12 +47,18 @@ class SearchIndexer:
         if message.subject is None or message.subject_type != "case":
             return
         await indexing.index_case(uow, uuid.UUID(message.subject), message.sequence)
-        occurred = await uow.session.scalar(
-            select(OutboxEvent.time).where(OutboxEvent.id == message.sequence)
-        )
+        occurred = _time_of(message)
         if occurred is not None:
-            now = time.time()
-            INDEX_DELAY.set(max(0.0, now - occurred.timestamp()))
+            INDEX_DELAY.set(max(0.0, time.time() - occurred.timestamp()))
+
+
+def _time_of(message: Message) -> datetime | None:
+    """When the event happened, as its envelope says (None when it cannot be read)."""
+    try:
+        stamp = orjson.loads(message.body).get("time")
+        return datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+    except (orjson.JSONDecodeError, ValueError, AttributeError):
+        return None
 
 
 async def reindex(

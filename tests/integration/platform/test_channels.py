@@ -25,8 +25,10 @@ from casedesk.bootstrap import Container
 from casedesk.kit.clock import utcnow
 from casedesk.platform.intake import RUN, TriggerItem
 from casedesk.store.models import ChannelMessageRecord, ScheduledJob
+from casedesk.worker.search_index import SearchIndexer
 from tests.support.cases import Desk
 from tests.support.channels import DeskSide
+from tests.support.delivery import Settle, delivering_to
 from tests.support.http_server import LocalHTTPServer, Reply, local_http_server
 from tests.support.instant import run_due_now, run_jobs
 from tests.support.workflows import (
@@ -384,7 +386,23 @@ async def test_a_follow_up_case_is_linked_to_the_closed_one(
     assert later["case_id"] == output["case_id"]
 
 
+async def _found(channel: Channel, settle: Settle, q: str) -> list[str]:
+    """The cases a search finds once the indexer has run."""
+    await settle()
+    response = await channel.desk.http.get(
+        "/api/v1/cases", params={"q": q}, headers=channel.desk.headers
+    )
+    assert response.status_code == 200, response.text
+    return [item["id"] for item in response.json()["items"]]
+
+
 async def test_edits_and_deletions_at_the_source_are_recorded(channel: Channel) -> None:
+    indexer = SearchIndexer(channel.container.database).group()
+    async with delivering_to(channel.container, indexer) as settle:
+        await _edited_and_deleted(channel, settle)
+
+
+async def _edited_and_deleted(channel: Channel, settle: Settle) -> None:
     opened = await channel.deliver(_mail("m1"))
     await channel.deliver(_mail("m2", thread_id="T-m1", text="first words"))
     edit = {"kind": "edit", "id": "m2", "text": "second thoughts"}
@@ -392,7 +410,11 @@ async def test_edits_and_deletions_at_the_source_are_recorded(channel: Channel) 
     (comment,) = await channel.comments(opened["case_id"])
     assert comment["body"] == "second thoughts"
     assert comment["edited_at"] is not None
+    # The search finds the comment as it is now (comment.changed reindexes the case).
+    assert await _found(channel, settle, '"second thoughts"') == [opened["case_id"]]
+    assert await _found(channel, settle, '"first words"') == []
     assert (await channel.deliver({"kind": "delete", "id": "m2"}))["outcome"] == "deleted"
+    assert await _found(channel, settle, '"second thoughts"') == []
     (comment,) = await channel.comments(opened["case_id"])
     assert comment["deleted_at"] is not None
     assert comment["body"] == "second thoughts"

@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from casedesk.worker.search_index import SearchIndexer
 from tests.conftest import Tenants
 from tests.support.cases import Desk, make_desk
+from tests.support.delivery import Settle, delivering_to
 from tests.support.web import hidden
 
 # The activities under the pages are tested through the API on every database, and the
@@ -254,3 +256,42 @@ async def test_a_link_works_once_and_not_on_another_portal(
     )
     assert out.status_code == 303
     assert (await client.get(f"/portal/{workspace}/cases")).status_code == 303
+
+
+async def test_a_customer_searches_their_own_cases_and_never_the_internal_notes(
+    desk: Desk, client: httpx.AsyncClient, container: Any
+) -> None:
+    async with delivering_to(container, SearchIndexer(container.database).group()) as settle:
+        await _customer_searches(desk, client, settle)
+
+
+async def _customer_searches(desk: Desk, client: httpx.AsyncClient, settle: Settle) -> None:
+    workspace = desk.tenant.slug
+    mine = await desk.new_case(title="Scanner jams 扫描仪", customer={"email": "cy@example.com"})
+    await desk.new_case(title="Scanner too 扫描仪", customer={"email": "other@example.com"})
+    for body, public in (("try the blue tray", True), ("secret 机密 remark", False)):
+        made = await desk.http.post(
+            f"/api/v1/cases/{mine['id']}/comments",
+            json={"body": body, "public": public},
+            headers=desk.headers,
+        )
+        assert made.status_code == 201, made.text
+    await settle()
+    await sign_in_customer(client, workspace, "cy@example.com")
+
+    async def shown(q: str) -> httpx.Response:
+        return await client.get(f"/portal/{workspace}/cases", params={"q": q})
+
+    found = await shown("扫描仪")
+    assert found.status_code == 200
+    assert f'/cases/{mine["number"]}"' in found.text
+    listed = re.findall(rf'href="/portal/{workspace}/cases/(\d+)"', found.text)
+    assert listed == [str(mine["number"])], "only their own"
+    tray = await shown("tray")
+    assert "the blue <mark>tray</mark>" in tray.text
+    for secret in ("机密", "secret", '"secret 机密"'):
+        assert "None of your cases matches this search." in (await shown(secret)).text
+    assert f'/cases/{mine["number"]}"' in (await shown("scanner -secret")).text
+    refused = await shown("state:open")
+    assert refused.status_code == 422
+    assert "search by words, phrases and case numbers here" in refused.text

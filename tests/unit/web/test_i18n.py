@@ -37,12 +37,14 @@ def test_the_server_s_messages_shown_on_screens_are_translated_too() -> None:
     from casedesk.domain.identity import passwords
     from casedesk.web.cases import (
         CHANGED_FIELDS,
+        FIELDS_MATCHED,
         HISTORY_LABELS,
         PRIORITY_LABELS,
         SLA_LABELS,
         SORT_LABELS,
         VIEWS,
     )
+    from casedesk.web.portal import FIELDS_ARE_FOR_AGENTS
 
     chinese = i18n.translations("zh-Hans")
     said = [
@@ -69,6 +71,7 @@ def test_the_server_s_messages_shown_on_screens_are_translated_too() -> None:
     said += ["pending", "sent", "failed", "running", "paused", "met", "breached"]
     said += list(HISTORY_LABELS.values()) + list(CHANGED_FIELDS.values())
     said += ["processing", "done"]  # a task's status
+    said += [*FIELDS_MATCHED.values(), FIELDS_ARE_FOR_AGENTS]
     assert WRONG[0].upper() + WRONG[1:] + "." in _marked()  # the page says the same
     for text in said:
         assert text is not None

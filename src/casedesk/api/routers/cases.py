@@ -76,6 +76,11 @@ class SearchMeta(BaseModel):
     search_lag_events: int = Field(
         description="case changes not yet indexed, counted among the newest 1,000"
     )
+    search_order: Literal["relevance", "newest"] | None = Field(
+        default=None,
+        description="sorted by relevance: by score, or the newest first when the words are "
+        "in more than 1,000 cases",
+    )
 
 
 class CasePage(BaseModel):

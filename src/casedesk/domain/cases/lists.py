@@ -8,11 +8,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from casedesk.domain.cases.priority import Priority
 from casedesk.domain.search.finding import Searcher, compile_search
-from casedesk.domain.search.query import parse
+from casedesk.domain.search.query import MAX_LENGTH, QueryError, parse
 from casedesk.domain.statemachine.definition import StateType
 from casedesk.kit.clock import utcnow
 from casedesk.kit.errors import InvalidInput
@@ -111,10 +118,18 @@ def sort_for(query: CaseQuery, narrowing: Narrowing | None, sort: str | None, de
 
 
 async def find_cases(
-    uow: UnitOfWork, query: CaseQuery, *, sort: str | None, limit: int, cursor: str | None
+    uow: UnitOfWork,
+    query: CaseQuery,
+    *,
+    sort: str | None,
+    limit: int,
+    cursor: str | None,
+    default: str = "-created",
 ) -> Page[Case]:
+    """A page of the cases ``query`` finds, sorted by ``sort`` (None: by relevance when
+    words are searched, else by ``default``)."""
     narrowing = await narrowing_of(uow, query)
-    chosen = sort_for(query, narrowing, sort, "-created")
+    chosen = sort_for(query, narrowing, sort, default)
     where = await case_filter(uow, query)
     if where is None:
         return Page(items=[], next_cursor=None)
@@ -135,7 +150,15 @@ SLA_DUE_SOON = timedelta(hours=4)
 """How near an SLA target is "due soon": the view lists running clocks due within it."""
 Base = Literal["mine", "unassigned", "waiting", "sla_due", "open", "recent", "closed"]
 Sort = Literal[
-    "-created", "created", "-updated", "updated", "-priority", "priority", "-number", "number"
+    "-created",
+    "created",
+    "-updated",
+    "updated",
+    "-priority",
+    "priority",
+    "-number",
+    "number",
+    "relevance",
 ]
 ViewCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
 
@@ -163,6 +186,20 @@ class ViewFilters(BaseModel):
     queue: ViewCode | None = None
     priority: Priority | None = None
     template: ViewCode | None = None
+    q: str | None = Field(
+        default=None, max_length=MAX_LENGTH, description="a search (the search box's language)"
+    )
+
+    @field_validator("q")
+    @classmethod
+    def _readable(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            parse(value)
+        except QueryError as refused:
+            raise ValueError(refused.detail) from None
+        return value.strip()
 
     def query(self, user_id: uuid.UUID) -> CaseQuery:
         return replace(
@@ -171,6 +208,8 @@ class ViewFilters(BaseModel):
             queue=self.queue,
             priority=self.priority.rank if self.priority is not None else None,
             template=self.template,
+            q=self.q,
+            searcher=Searcher(user_id, internal=True),
         )
 
 
@@ -182,3 +221,10 @@ class SavedViewIn(BaseModel):
     sort: Sort = "-updated"
     shared: bool = Field(default=False, description="everyone's view (admins only); else yours")
     position: int = Field(default=0, ge=0, le=999, description="order in the sidebar")
+
+    @model_validator(mode="after")
+    def _rankable(self) -> SavedViewIn:
+        wanted = [t for t in parse(self.filters.q).texts if not t.negated]
+        if self.sort == RELEVANCE and not wanted:
+            raise ValueError("sort relevance needs words to rank by in filters.q")
+        return self

@@ -202,11 +202,13 @@ async def case_page_json(
     )
     items = [summary_json(row) for row in page.rows]
     if narrowing is not None:
-        parsed = parse(query.q)
-        marked = [t.value for t in parsed.texts if not t.negated]
-        internal = query.searcher.internal if query.searcher is not None else True
-        await _highlight(uow, items, page.rows, marked, internal=internal)
-    return {"items": items, "next_cursor": page.next_cursor, **meta_of(meta)}
+        found = await highlights(uow, [(row.id, row.title) for row in page.rows], query)
+        for item, row in zip(items, page.rows, strict=True):
+            item["highlight"] = found.get(row.id)
+    shown = meta_of(meta)
+    if page.ordered_by is not None:
+        shown["meta"]["search_order"] = page.ordered_by
+    return {"items": items, "next_cursor": page.next_cursor, **shown}
 
 
 def meta_of(lag: Lag | None) -> dict[str, Any]:
@@ -221,17 +223,18 @@ async def _search_meta(uow: UnitOfWork) -> Lag:
     return await lag_of(uow, tenant_id)
 
 
-async def _highlight(
-    uow: UnitOfWork,
-    items: list[dict[str, Any]],
-    rows: Sequence[Any],
-    marked: Sequence[str],
-    *,
-    internal: bool,
-) -> None:
-    """Each item's ``highlight``: the fragment of its title, description or comments with the
-    most matches of ``marked`` (None when the match is in what is not shown, such as the
-    customer's address, or there are no words)."""
-    texts = await texts_of(uow.session, [row.id for row in rows], internal=internal)
-    for item, row in zip(items, rows, strict=True):
-        item["highlight"] = best_fragment([("title", row.title), *texts.get(row.id, [])], marked)
+async def highlights(
+    uow: UnitOfWork, cases: Sequence[tuple[uuid.UUID, str]], query: CaseQuery
+) -> dict[uuid.UUID, dict[str, str] | None]:
+    """For each of ``cases`` (id, title) that ``query.q`` found, the fragment of its title,
+    description or comments with the most matches (None when the match is in what is not
+    shown, such as the customer's address, or the query has no words)."""
+    marked = [t.value for t in parse(query.q).texts if not t.negated]
+    if not marked or not cases:
+        return {}
+    internal = query.searcher.internal if query.searcher is not None else True
+    texts = await texts_of(uow.session, [case_id for case_id, _ in cases], internal=internal)
+    return {
+        case_id: best_fragment([("title", title), *texts.get(case_id, [])], marked)
+        for case_id, title in cases
+    }

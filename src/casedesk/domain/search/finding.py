@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from casedesk.domain.cases.priority import Priority
 from casedesk.domain.search.query import FieldTerm, Query
@@ -84,7 +85,7 @@ async def compile_search(uow: UnitOfWork, query: Query, searcher: Searcher) -> S
         phrases.append(Phrase(found, item.negated))
         if not item.negated:
             marked.append(item.value)
-    values: dict[str, list[object]] = {}
+    values: dict[str, list[Any]] = {}
     compared: list[Compared] = []
     for term in query.fields:
         key = ("-" if term.negated else "") + term.name
@@ -105,24 +106,24 @@ async def compile_search(uow: UnitOfWork, query: Query, searcher: Searcher) -> S
         else:
             values.setdefault(key, []).append(str(term.value))
 
-    def of(key: str) -> tuple[object, ...]:
+    def of(key: str) -> tuple[Any, ...]:
         return tuple(values.get(key, ()))
 
     terms = CaseTerms(
         numbers_any=query.numbers,
         numbers_none=query.excluded_numbers,
-        states_any=of("state"),  # type: ignore[arg-type]
-        states_none=of("-state"),  # type: ignore[arg-type]
-        queues_any=of("queue"),  # type: ignore[arg-type]
-        queues_none=of("-queue"),  # type: ignore[arg-type]
-        channels_any=of("channel"),  # type: ignore[arg-type]
-        channels_none=of("-channel"),  # type: ignore[arg-type]
-        assignees_any=of("assignee"),  # type: ignore[arg-type]
-        assignees_none=of("-assignee"),  # type: ignore[arg-type]
-        tags=of("tag"),  # type: ignore[arg-type]
-        untagged=of("-tag"),  # type: ignore[arg-type]
-        customers=of("customer"),  # type: ignore[arg-type]
-        not_customers=of("-customer"),  # type: ignore[arg-type]
+        states_any=of("state"),
+        states_none=of("-state"),
+        queues_any=of("queue"),
+        queues_none=of("-queue"),
+        channels_any=of("channel"),
+        channels_none=of("-channel"),
+        assignees_any=of("assignee"),
+        assignees_none=of("-assignee"),
+        tags=of("tag"),
+        untagged=of("-tag"),
+        customers=of("customer"),
+        not_customers=of("-customer"),
         compared=tuple(compared),
     )
     text = TextMatch(tuple(phrases), searcher.internal) if phrases else None

@@ -21,7 +21,7 @@ from casedesk.store.search import SourceRows, lag, source_rows
 from casedesk.store.unit_of_work import UnitOfWork
 
 GROUP = "search"
-TYPES = ("case.created", "case.updated", "comment.added")
+TYPES = ("case.created", "case.updated", "comment.added", "comment.changed")
 """The events after which a case's searched text may differ."""
 LAG_CACHE_SECONDS = 1.0
 BEHIND_SECONDS = 5.0
@@ -83,6 +83,12 @@ class Lag:
 
 
 _lags: dict[uuid.UUID, tuple[float, Lag]] = {}
+
+
+async def deployment_lag(uow: UnitOfWork) -> Lag:
+    """How far the index is behind every tenant's events (a unit of work of no tenant)."""
+    events, seconds = await lag(uow.session, GROUP, TYPES, now=utcnow())
+    return Lag(events, round(seconds, 3))
 
 
 async def lag_of(
