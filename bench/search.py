@@ -234,6 +234,8 @@ class Outcome:
     runs: dict[str, list[Result]] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
     marked: dict[str, bool] = field(default_factory=dict)
+    order: dict[str, str | None] = field(default_factory=dict)
+    """meta.search_order of each search: by relevance, or the newest first"""
     one_at_a_time: dict[str, Timing] = field(default_factory=dict)
     catchup: Catchup | None = None
     peer_tickets: int | None = None
@@ -271,6 +273,7 @@ def _check(base: str, key: str, outcome: Outcome) -> None:
             answer.raise_for_status()
             items = answer.json()["items"]
             outcome.hits[word.label] = len(items)
+            outcome.order[word.label] = (answer.json().get("meta") or {}).get("search_order")
             outcome.marked[word.label] = bool(items) and all(
                 "<mark>" in (item.get("highlight") or {}).get("html", "") for item in items
             )
@@ -657,8 +660,10 @@ def _report(outcome: Outcome, concurrency: int, seconds: int, repeat: int, one_b
         p99 = statistics.median(r.p99_ms for r in runs)
         found = "-"
         if word is not None:
-            mark = "" if outcome.marked.get(label) else " unmarked"
+            mark = "" if outcome.marked.get(label) else ", unmarked"
+            order = outcome.order.get(label)
             found = f"{outcome.hits[label]} of {word.cases_in(outcome.cases):,}{mark}"
+            found += f", {order}" if order else ""
         loaded.add_row(
             query,
             found,
@@ -683,7 +688,8 @@ def _report(outcome: Outcome, concurrency: int, seconds: int, repeat: int, one_b
         f"  reindex: {outcome.reindexed:,} cases in {outcome.reindex_seconds:.1f} s, "
         f"{outcome.reindexed / max(outcome.reindex_seconds, 1e-9):,.0f} cases/s. "
         "found: items on the first page of 25, of the cases the word was planted in "
-        "('unmarked': an item without <mark> in its highlight)."
+        "('unmarked': an item without <mark> in its highlight), and the order of the answer "
+        "(meta.search_order)."
     )
     if outcome.catchup is not None:
         c = outcome.catchup
