@@ -265,6 +265,18 @@ async def _reindex(url: str) -> tuple[int, float]:
         await container.close()
 
 
+async def _analyze(url: str) -> None:
+    """Statistics of the documents just written, as a database that has run for a while has
+    them (``bench.cases`` analyzes the seeded cases the same way)."""
+    engine = nullpool_engine(load_settings(database_url=url).database_url)
+    try:
+        async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(text("ANALYZE"))
+    finally:
+        await engine.dispose()
+
+
 def _check(base: str, key: str, outcome: Outcome) -> None:
     """What each search finds on its first page, and whether the items are highlighted."""
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as http:
@@ -396,6 +408,7 @@ def _measure(
     seeded = seed(backend, cases, workdir, database, tenants=0, texts=corpus)
     try:
         outcome.reindexed, outcome.reindex_seconds = asyncio.run(_reindex(seeded.url))
+        asyncio.run(_analyze(seeded.url))
         with running(seeded.url, workers, workdir) as base:
             scenarios = [("baseline", BASELINE_PATH)] + [(w.label, _path(w)) for w in WORDS]
             _check(base, seeded.key, outcome)
