@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit bench bench-cases bench-servers profile bench-automation bench-traces bench-platform bench-channels bench-mail bench-pages clean
+.PHONY: run test lint unit bench bench-cases bench-servers profile bench-automation bench-traces bench-platform bench-channels bench-mail bench-pages bench-search clean
 
 $(VENV)/.run-deps: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "casedesk needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -85,6 +85,11 @@ bench-mail: $(VENV)/.test-deps
 bench-pages: $(VENV)/.test-deps
 	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "install wrk (apt-get install wrk) and retry"; exit 1; }
 	$(BIN)/python -m bench.pages $(BENCH_ARGS)
+
+## bench-search: q on the case list against the same list without q, reindex and indexer lag, beside django-helpdesk's search (SQLite and PostgreSQL, 100,000 cases)
+bench-search: $(VENV)/.test-deps
+	@command -v wrk >/dev/null || apt-get install -y wrk || { echo "install wrk (apt-get install wrk) and retry"; exit 1; }
+	$(BIN)/python -m bench.search $(BENCH_ARGS)
 
 unit: $(VENV)/.test-deps
 	$(BIN)/pytest tests/unit

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,7 +47,7 @@ from casedesk.kit.ids import uuid7
 from casedesk.store import migrate
 from casedesk.store.cases import CaseFilter
 from casedesk.store.database import nullpool_engine
-from casedesk.store.models import Case, CaseCounter, Customer, Task
+from casedesk.store.models import Case, CaseCounter, Comment, Customer, Task
 
 console = Console(width=150)
 # Benchmarks run on database servers, where casedesk refuses its default key.
@@ -79,6 +79,15 @@ CREATE_BODY = (
     ' "form": {"product": "P-100", "quantity": 2}, "tags": ["hardware"]}'
 )
 LIST_PATH = "/api/v1/cases?queue=support&state=open&limit=50"
+
+
+@dataclass(frozen=True)
+class CaseText:
+    """The words of one seeded case: its title, description and comments (public)."""
+
+    title: str
+    description: str | None = None
+    comments: tuple[str, ...] = ()
 
 
 @dataclass
@@ -192,9 +201,14 @@ def _configure(base: str, headers: dict[str, str]) -> None:
 
 
 async def _seed_cases(
-    url: str, tenant_id: uuid.UUID, agents: list[uuid.UUID], count: int
+    url: str,
+    tenant_id: uuid.UUID,
+    agents: list[uuid.UUID],
+    count: int,
+    texts: Callable[[int], CaseText] | None = None,
 ) -> list[str]:
-    """Bulk-insert ``count`` cases with their tasks, spread over states, queues and people."""
+    """Bulk-insert ``count`` cases with their tasks, spread over states, queues and people;
+    ``texts`` gives the n-th case (from 0) its title, description and comments."""
     container = build(load_settings(database_url=url))
     rng = random.Random(7)
     ids: list[str] = []
@@ -226,8 +240,10 @@ async def _seed_cases(
             job = progress.add_task(f"seeding {count:,} cases", total=count)
             for offset in range(0, count, batch):
                 rows, tasks = [], []
+                comments: list[dict[str, object]] = []
                 for _ in range(min(batch, count - offset)):
                     number += 1
+                    words = texts(number - 2) if texts else CaseText(f"Seeded case {number}")
                     state, closed = rng.choice(states)
                     case_id = uuid7()
                     queue = rng.choice(queues)
@@ -242,8 +258,8 @@ async def _seed_cases(
                             "machine_version_id": machine_version_id,
                             "state": state,
                             "closed": closed,
-                            "title": f"Seeded case {number}",
-                            "description": None,
+                            "title": words.title,
+                            "description": words.description,
                             "priority": rng.choice([0, 1, 1, 1, 2, 3]),
                             "queue_id": queue.id,
                             "assignee_id": assignee,
@@ -277,10 +293,25 @@ async def _seed_cases(
                             "updated_at": created,
                         }
                     )
+                    comments.extend(
+                        {
+                            "id": uuid7(),
+                            "tenant_id": tenant_id,
+                            "case_id": case_id,
+                            "body": body,
+                            "public": True,
+                            "author_type": "user",
+                            "author_id": assignee,
+                            "created_at": created + timedelta(minutes=n + 1),
+                        }
+                        for n, body in enumerate(words.comments)
+                    )
                     ids.append(str(case_id))
                 async with session_factory.engine.begin() as connection:
                     await connection.execute(insert(Case), rows)
                     await connection.execute(insert(Task), tasks)
+                    if comments:
+                        await connection.execute(insert(Comment), comments)
                 progress.advance(job, len(rows))
         async with container.database.engine.begin() as connection:
             await connection.execute(
@@ -307,10 +338,16 @@ class Seeded:
 
 
 def seed(
-    backend: str, cases: int, workdir: Path, database: str = "casedesk_bench", tenants: int = 8
+    backend: str,
+    cases: int,
+    workdir: Path,
+    database: str = "casedesk_bench",
+    tenants: int = 8,
+    texts: Callable[[int], CaseText] | None = None,
 ) -> Seeded:
-    """A fresh database with the bench tenant, its ``cases`` and ``tenants`` further
-    tenants (configured through the API of a server started for it), and the wrk scripts."""
+    """A fresh database with the bench tenant, its ``cases`` (their words from ``texts``)
+    and ``tenants`` further tenants (configured through the API of a server started for
+    it), and the wrk scripts."""
     url = asyncio.run(_fresh_database(backend, workdir, database))
     tenant_id, key, agents = asyncio.run(_seed_identity(url))
     with running(url, 1, workdir) as base:
@@ -318,7 +355,7 @@ def seed(
         other_keys = [asyncio.run(_tenant_key(url, f"bench-{n}")) for n in range(tenants)]
         for other in other_keys:
             _configure(base, {"Authorization": f"Bearer {other}"})
-    ids = asyncio.run(_seed_cases(url, tenant_id, agents, cases))
+    ids = asyncio.run(_seed_cases(url, tenant_id, agents, cases, texts))
     return Seeded(url, key, ids, other_keys, _lua(workdir, key, ids, other_keys))
 
 
