@@ -57,17 +57,20 @@ import statistics
 import subprocess
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import orjson
 import typer
 from rich.progress import Progress
 from rich.table import Table
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from bench import peer as helpdesk
 from bench.cases import (
@@ -83,8 +86,11 @@ from bench.cases import (
 from casedesk.bootstrap import build
 from casedesk.config import load_settings
 from casedesk.domain.search.tokens import is_cjk
+from casedesk.store.bus.base import Message
 from casedesk.store.database import nullpool_engine
-from casedesk.worker.search_index import reindex
+from casedesk.store.models import Case
+from casedesk.worker.consumers import Consumers
+from casedesk.worker.search_index import SearchIndexer, reindex
 
 ENGLISH = (  # noqa: SIM905 (a list literal would take a line a word)
     "account order refund invoice password delivery shipping screen error update payment "
@@ -238,6 +244,8 @@ class Outcome:
     """meta.search_order of each search: by relevance, or the newest first"""
     one_at_a_time: dict[str, Timing] = field(default_factory=dict)
     catchup: Catchup | None = None
+    capacity: tuple[int, float] | None = None
+    """The indexer alone (``_indexer_capacity``): events handled, seconds."""
     peer_tickets: int | None = None
     peer: dict[str, Timing] = field(default_factory=dict)
     peer_note: str = ""
@@ -261,6 +269,54 @@ async def _reindex(url: str) -> tuple[int, float]:
             start = time.perf_counter()
             count = await reindex(container.database, progress=advance)
             return count, time.perf_counter() - start
+    finally:
+        await container.close()
+
+
+CAPACITY_EVENTS = 3_000
+CAPACITY_AT_ONCE = 8
+
+
+async def _indexer_capacity(url: str, ids: list[str], count: int) -> tuple[int, float]:
+    """The ``search`` consumer group's own pace, without a bus or a server: ``count``
+    ``case.updated`` deliveries of seeded cases handed to its handler, ``CAPACITY_AT_ONCE`` at
+    a time as a worker's prefetch would (each one a transaction: the processed-event record,
+    the case's rows read, its document made and written). The events handled and the seconds."""
+    container = build(load_settings(database_url=url))
+    try:
+        group = SearchIndexer(container.database).group()
+        handle = Consumers(container.database, {group.name: group}).handler_for(group.name)
+        assert handle is not None
+        async with container.unit_of_work() as uow:
+            tenant_id = await uow.session.scalar(
+                select(Case.tenant_id)
+                .where(Case.id == uuid.UUID(ids[0]))
+                .execution_options(all_tenants=True)
+            )
+        now = datetime.now(UTC).isoformat()
+        messages = [
+            Message(
+                id=str(uuid.uuid4()),
+                type="case.updated",
+                tenant_id=str(tenant_id),
+                subject=ids[n % len(ids)],
+                sequence=10**12 + n,
+                traceparent=f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01",
+                body=orjson.dumps({"time": now}),
+            )
+            for n in range(count)
+        ]
+        queue: asyncio.Queue[Message] = asyncio.Queue()
+        for message in messages:
+            queue.put_nowait(message)
+
+        async def work() -> None:
+            while not queue.empty():
+                await handle(queue.get_nowait())
+
+        start = time.perf_counter()
+        await asyncio.gather(*(work() for _ in range(CAPACITY_AT_ONCE)))
+        return count, time.perf_counter() - start
     finally:
         await container.close()
 
@@ -427,6 +483,10 @@ def _measure(
                 outcome.catchup = asyncio.run(
                     _drive(base, seeded.key, seeded.ids, rate, drive_seconds, corpus)
                 )
+        with console.status(f"the indexer alone, {CAPACITY_EVENTS:,} events"):
+            outcome.capacity = asyncio.run(
+                _indexer_capacity(seeded.url, seeded.ids, CAPACITY_EVENTS)
+            )
     finally:
         asyncio.run(drop_database(backend, database))
     return outcome
@@ -716,6 +776,13 @@ def _report(outcome: Outcome, concurrency: int, seconds: int, repeat: int, one_b
             f"they went on (read once a second); behind when they stopped: {c.lag_seconds} s, "
             f"{c.lag_events} events; "
             f"caught up (last word found, no events behind) after {caught}."
+        )
+    if outcome.capacity is not None:
+        events, took = outcome.capacity
+        console.print(
+            f"  indexer alone: {events:,} case.updated events handed to the search group's "
+            f"handler, {CAPACITY_AT_ONCE} at a time, no bus or server: {took:.1f} s, "
+            f"{events / max(took, 1e-9):,.0f} events/s."
         )
     console.print(alone)
     if outcome.peer:
