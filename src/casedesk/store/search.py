@@ -313,11 +313,12 @@ class SearchRepository:
     async def positions(self, case_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
         connection = await self.session.connection()
         result = await connection.execute(
-            select(documents.c.case_id, documents.c.position).where(
-                documents.c.tenant_id == self._tenant(), documents.c.case_id.in_(case_ids)
+            select(documents.c.case_id, documents.c.position, documents.c.tenant_id).where(
+                documents.c.case_id.in_(case_ids)  # by the case index (see ``texts_of``)
             )
         )
-        return {row.case_id: row.position for row in result}
+        tenant_id = self._tenant()
+        return {row.case_id: row.position for row in result if row.tenant_id == tenant_id}
 
     async def indexed_at(self, case_id: uuid.UUID) -> datetime | None:
         connection = await self.session.connection()
@@ -537,9 +538,13 @@ async def texts_of(
             cases.c.tenant_id == tenant_id, cases.c.id.in_(case_ids)
         )
     )
+    mine = []
     for row in described:
+        mine.append(row.id)
         if row.description:
             found[row.id].append(("description", row.description))
+    if not mine:
+        return found
     table_ = Comment.__table__
     ranked = (
         select(
@@ -551,8 +556,9 @@ async def texts_of(
             .label("place"),
         )
         .where(
-            table_.c.tenant_id == tenant_id,
-            table_.c.case_id.in_(case_ids),
+            # The tenant's cases (found above): no tenant condition, or a planner may read
+            # every comment of the tenant by its tenant index rather than these by their case.
+            table_.c.case_id.in_(mine),
             table_.c.deleted_at.is_(None),
             *(() if internal else (table_.c.public.is_(True),)),
         )
@@ -635,11 +641,13 @@ async def source_rows(
         .where(cases.c.tenant_id == tenant_id, cases.c.id.in_(case_ids))
     )
     rows = {row.id: SourceRows(row, []) for row in found}
+    if not rows:
+        return rows
     comments = Comment.__table__
     written = await connection.execute(
         select(comments.c.case_id, comments.c.public, comments.c.body)
         .where(
-            comments.c.tenant_id == tenant_id,
+            # The tenant's cases (found above), by their case index alone (see ``texts_of``).
             comments.c.case_id.in_(list(rows)),
             comments.c.deleted_at.is_(None),
         )

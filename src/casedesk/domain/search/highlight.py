@@ -9,6 +9,7 @@ spaces where it can, with an ellipsis where it was cut.
 
 from __future__ import annotations
 
+import functools
 import html
 import unicodedata
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ class Fragment:
         return "".join(parts)
 
 
+@functools.lru_cache(maxsize=65_536)
 def _fold_char(character: str) -> str:
     decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", character))
     return "".join(c for c in decomposed.casefold() if not unicodedata.combining(c))
@@ -46,9 +48,15 @@ def _fold_char(character: str) -> str:
 
 def _folded(text: str) -> tuple[str, list[int]]:
     """``text`` folded, and for each folded character the original one it came from."""
+    if text.isascii():
+        return text.lower(), list(range(len(text)))
     chars: list[str] = []
     origin: list[int] = []
     for index, character in enumerate(text):
+        if character.isascii():
+            chars.append(character.lower())
+            origin.append(index)
+            continue
         for piece in _fold_char(character):
             chars.append(piece)
             origin.append(index)
