@@ -466,8 +466,8 @@ RANKED_AT_MOST = 1_000
 """Matches a list ranks by score: a search found in more cases lists the newest first.
 
 Scoring means reading every match (SQLite's ``bm25`` and PostgreSQL's ``ts_rank_cd`` are
-computed for each one: measured at 30,000 matches, 45 ms on SQLite and 100 to 200 ms on
-PostgreSQL, against 10 and 20 ms at 1,000 and 2,000), while the newest matches come
+computed for each one: at 30,000 matches 45 ms on SQLite and 100 to 200 ms on PostgreSQL,
+and still 21 ms on PostgreSQL at 2,000), while the newest matches come
 straight from the index in its order; and among tens of thousands of cases with a common word
 the scores say little. The list is complete either way: only its order differs."""
 
