@@ -370,6 +370,9 @@ async def test_the_largest_document_is_indexed_on_every_database(
         ("priority:hot", 10),
         ("created:yesterday", 9),
         ("x" * 501, 501),
+        ("created:9999-12-31", 9),
+        ("updated:2026-01-01..9999-12-31", 21),
+        ("created:<0999-12-31", 10),
     ],
 )
 async def test_a_query_that_cannot_be_read_is_a_422_saying_where(
@@ -525,3 +528,9 @@ async def test_an_upgrade_has_the_workers_index_the_cases_made_before(
     assert runs == 3, "a case a run, then a run that finds none left"
     found = sorted(await _numbers(desk, "旧工单"))
     assert found == sorted(c["number"] for c in made)
+
+
+async def test_the_earliest_and_latest_days_are_searched_without_error(desk: Desk) -> None:
+    for q in ("created:>1000-01-01", "created:<9999-12-30", "updated:1000-01-01..9999-12-30"):
+        answer = await _search(desk, q)
+        assert answer.status_code == 200, (q, answer.text)

@@ -77,7 +77,7 @@ def test_dates_comparisons_and_ranges() -> None:
         FieldTerm("created", date(2026, 1, 1), ">"),
         FieldTerm("updated", date(2026, 2, 1), "<="),
         FieldTerm("created", date(2026, 3, 1), ">="),
-        FieldTerm("created", date(2026, 4, 1), "<"),
+        FieldTerm("created", date(2026, 3, 31), "<="),
     )
     assert parse("created:2026-05-04").fields == (FieldTerm("created", date(2026, 5, 4)),)
 

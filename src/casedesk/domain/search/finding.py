@@ -54,7 +54,8 @@ def _dated(term: FieldTerm) -> list[Compared]:
     """A day of ``created:``/``updated:`` as a comparison of the moment, days in UTC."""
     assert isinstance(term.value, date)
     column = f"{term.name}_at"
-    start, end = _day(term.value), _day(term.value + timedelta(days=1))
+    start = _day(term.value)
+    end = _day(term.value + timedelta(days=1))  # a day before date.max: the query says so
     if term.comparison == "=":
         return [Compared(column, "within", (start, end), term.negated)]
     moment = {">": end, ">=": start, "<": start, "<=": end}[term.comparison]

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Literal
 
 from casedesk.domain.cases.priority import Priority
@@ -221,7 +221,7 @@ def _compared(value: str) -> tuple[Comparison, str]:
 
 def _date_terms(text: str, token: _Token, value_at: int) -> tuple[FieldTerm, ...]:
     """``created:2026-01-01`` (that day), ``>``/``>=``/``<``/``<=`` a day, or ``a..b``
-    (from a to b, both days included: two terms, ``>=`` a and ``<`` the day after b)."""
+    (from a to b, both days included: two terms, ``>=`` a and ``<=`` b)."""
     name = token.name
     assert name is not None
     if ".." in token.raw:
@@ -232,15 +232,23 @@ def _date_terms(text: str, token: _Token, value_at: int) -> tuple[FieldTerm, ...
         high = _day(text, last, value_at + len(first) + 2)
         if high < low:
             raise QueryError(text, value_at, f"the range ends before it starts ({first}..{last})")
-        return (FieldTerm(name, low, ">="), FieldTerm(name, high + timedelta(days=1), "<"))
+        return (FieldTerm(name, low, ">="), FieldTerm(name, high, "<="))
     comparison, rest = _compared(token.raw)
     offset = len(token.raw) - len(rest)
     day = _day(text, rest, value_at + offset)
     return (FieldTerm(name, day, comparison, token.negated),)
 
 
+FIRST_DAY, LAST_DAY = date(1000, 1, 1), date(9999, 12, 30)
+"""The days a date term may name: every database can compare moments in them (MariaDB's
+DATETIME starts at the year 1000), and the day after the last is still a date."""
+
+
 def _day(text: str, value: str, at: int) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise QueryError(text, at, f"{value!r} is no date; write it as 2026-01-31") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise QueryError(text, at, f"{value} is not between {FIRST_DAY} and {LAST_DAY}")
+    return day
