@@ -320,13 +320,6 @@ class SearchRepository:
         tenant_id = self._tenant()
         return {row.case_id: row.position for row in result if row.tenant_id == tenant_id}
 
-    async def indexed_at(self, case_id: uuid.UUID) -> datetime | None:
-        connection = await self.session.connection()
-        found: datetime | None = await connection.scalar(
-            select(documents.c.indexed_at).where(documents.c.case_id == case_id)
-        )
-        return found
-
 
 # --- the field terms, on the cases themselves -----------------------------------------------
 

@@ -37,13 +37,6 @@ class Search:
     text: TextMatch | None
     """The phrases for the index; None when the query has no text."""
     terms: CaseTerms
-    marked: tuple[str, ...]
-    """The words and phrases to mark in the fragments shown (the ones not excluded)."""
-
-    @property
-    def ranked(self) -> bool:
-        """There is text to rank by."""
-        return self.text is not None and bool(self.text.wanted)
 
 
 def _day(value: date) -> datetime:
@@ -78,14 +71,11 @@ async def _user(uow: UnitOfWork, value: str, searcher: Searcher) -> uuid.UUID | 
 
 async def compile_search(uow: UnitOfWork, query: Query, searcher: Searcher) -> Search:
     phrases: list[Phrase] = []
-    marked: list[str] = []
     for item in query.texts:
         found = tuple(tokens(item.value))
         if not found:
             continue  # punctuation alone: nothing the index holds
         phrases.append(Phrase(found, item.negated))
-        if not item.negated:
-            marked.append(item.value)
     values: dict[str, list[Any]] = {}
     compared: list[Compared] = []
     for term in query.fields:
@@ -128,4 +118,4 @@ async def compile_search(uow: UnitOfWork, query: Query, searcher: Searcher) -> S
         compared=tuple(compared),
     )
     text = TextMatch(tuple(phrases), searcher.internal) if phrases else None
-    return Search(text, terms, tuple(marked))
+    return Search(text, terms)
