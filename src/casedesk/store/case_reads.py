@@ -28,12 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casedesk.kit.errors import InvalidInput
-from casedesk.store.cases import CURSORS, RELEVANCE_CURSORS, SORTS, CaseFilter
+from casedesk.store.cases import CURSORS, SORTS, CaseFilter, RelevancePage
 from casedesk.store.models import Case as CaseModel
 from casedesk.store.models import CaseSla, Comment, Customer, Queue, Task, Template
 from casedesk.store.repository import id_cursors
 from casedesk.store.search import (
-    MAX_OFFSET,
     RELEVANCE,
     Narrowing,
     counting_matches,
@@ -285,14 +284,11 @@ class CaseReads:
         limit: int,
         cursor: str | None,
     ) -> SummaryPage:
-        offset = RELEVANCE_CURSORS.decode(cursor)[0] if cursor is not None else 0
-        ordered = statement.order_by(*order).offset(offset)
-        rows = await self._rows(ordered.limit(limit + 1), **parameters)
+        page = RelevancePage.at(cursor, limit)
+        rows = await self._rows(page.ordered(statement, order), **parameters)
         if not rows:
             await self.check_codes(queue, template)
-        following = offset + limit
-        more = len(rows) > limit and following < MAX_OFFSET
-        return SummaryPage(rows[:limit], RELEVANCE_CURSORS.encode((following,)) if more else None)
+        return SummaryPage(rows[:limit], page.next_cursor(len(rows)))
 
     async def check_codes(self, queue: str | None, template: str | None) -> None:
         """A 422 naming the queue or template code the tenant does not have."""

@@ -120,6 +120,29 @@ RELEVANCE_CURSORS: CursorCodec[tuple[int]] = CursorCodec(
     "cases:relevance", tuple[Annotated[int, Field(ge=0, le=MAX_OFFSET)]]
 )
 """A list by relevance pages by its offset (scores are no key to resume from)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelevancePage:
+    """Where a page of a list by relevance starts, and the cursor of the one after it."""
+
+    offset: int
+    limit: int
+
+    @classmethod
+    def at(cls, cursor: str | None, limit: int) -> RelevancePage:
+        return cls(RELEVANCE_CURSORS.decode(cursor)[0] if cursor is not None else 0, limit)
+
+    def ordered(self, statement: Select[Any], ranking: list[Any]) -> Select[Any]:
+        """The statement of this page: ``limit + 1`` rows, to know whether more follow."""
+        return statement.order_by(*ranking).offset(self.offset).limit(self.limit + 1)
+
+    def next_cursor(self, fetched: int) -> str | None:
+        following = self.offset + self.limit
+        more = fetched > self.limit and following < MAX_OFFSET
+        return RELEVANCE_CURSORS.encode((following,)) if more else None
+
+
 CURSORS: dict[str, CursorCodec[tuple[Any, ...]]] = {
     sort: CursorCodec(f"cases:{sort}", _SORT_KEYS[sort.lstrip("-")]) for sort in SORTS
 }
@@ -347,13 +370,9 @@ class CaseRepository(Repository[Case]):
     async def _by_relevance(
         self, statement: Select[Any], order: list[Any], *, limit: int, cursor: str | None
     ) -> Page[Case]:
-        offset = RELEVANCE_CURSORS.decode(cursor)[0] if cursor is not None else 0
-        ordered = statement.order_by(*order).offset(offset)
-        rows = list((await self.session.scalars(ordered.limit(limit + 1))).all())
-        following = offset + limit
-        more = len(rows) > limit and following < MAX_OFFSET
-        next_cursor = RELEVANCE_CURSORS.encode((following,)) if more else None
-        return Page(items=rows[:limit], next_cursor=next_cursor)
+        page = RelevancePage.at(cursor, limit)
+        rows = list((await self.session.scalars(page.ordered(statement, order))).all())
+        return Page(items=rows[:limit], next_cursor=page.next_cursor(len(rows)))
 
     async def count(
         self, where: CaseFilter, *, cap: int = 1000, narrowing: Narrowing | None = None

@@ -308,8 +308,7 @@ async def _customer_search(uow: UnitOfWork, q: str) -> Narrowing:
     parsed = parse(q)
     if parsed.fields:
         raise InvalidInput(FIELDS_ARE_FOR_AGENTS, field="q")
-    search = await compile_search(uow, parsed, Searcher(user_id=None, internal=False))
-    return Narrowing(search.text, search.terms)
+    return await compile_search(uow, parsed, Searcher(user_id=None, internal=False))
 
 
 @router.get("/portal/{workspace}/cases", response_class=HTMLResponse)

@@ -104,8 +104,7 @@ async def narrowing_of(uow: UnitOfWork, query: CaseQuery) -> Narrowing | None:
     if parsed.empty:
         return None
     searcher = query.searcher or Searcher(user_id=None, internal=True)
-    search = await compile_search(uow, parsed, searcher)
-    return Narrowing(search.text, search.terms)
+    return await compile_search(uow, parsed, searcher)
 
 
 def sort_for(query: CaseQuery, narrowing: Narrowing | None, sort: str | None, default: str) -> str:

@@ -18,7 +18,7 @@ from casedesk.domain.cases.priority import Priority
 from casedesk.domain.search.query import FieldTerm, Query
 from casedesk.domain.search.tokens import tokens
 from casedesk.kit.errors import InvalidInput
-from casedesk.store.search import CaseTerms, Compared, Phrase, TextMatch
+from casedesk.store.search import CaseTerms, Compared, Narrowing, Phrase, TextMatch
 from casedesk.store.unit_of_work import UnitOfWork
 
 
@@ -28,15 +28,6 @@ class Searcher:
 
     user_id: uuid.UUID | None
     internal: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Search:
-    """What a query looks for, ready for the case list."""
-
-    text: TextMatch | None
-    """The phrases for the index; None when the query has no text."""
-    terms: CaseTerms
 
 
 def _day(value: date) -> datetime:
@@ -69,7 +60,8 @@ async def _user(uow: UnitOfWork, value: str, searcher: Searcher) -> uuid.UUID | 
     return user.id
 
 
-async def compile_search(uow: UnitOfWork, query: Query, searcher: Searcher) -> Search:
+async def compile_search(uow: UnitOfWork, query: Query, searcher: Searcher) -> Narrowing:
+    """``query`` as the case list applies it, the names in it found in the tenant."""
     phrases: list[Phrase] = []
     for item in query.texts:
         found = tuple(tokens(item.value))
@@ -118,4 +110,4 @@ async def compile_search(uow: UnitOfWork, query: Query, searcher: Searcher) -> S
         compared=tuple(compared),
     )
     text = TextMatch(tuple(phrases), searcher.internal) if phrases else None
-    return Search(text, terms)
+    return Narrowing(text, terms)
